@@ -1,0 +1,163 @@
+"""Chat templates: where they come from and how they render.
+
+Rendering follows Hugging Face ``apply_chat_template``: an immutable sandboxed Jinja
+environment with ``trim_blocks``/``lstrip_blocks``, loop controls, ``{% generation %}`` blocks
+rendered as their body, ``raise_exception``, ``strftime_now`` and a ``tojson`` filter that calls
+``json.dumps`` with ``ensure_ascii=False`` like transformers does. Each distinct source is
+compiled once. Every Jinja failure becomes a :class:`TemplateError` naming template and line.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from harness.errors import TemplateError
+
+LIBRARY_DIR = Path(__file__).resolve().parent.parent / "templates"
+GGUF = "gguf"
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """A template's source and where it came from (``gguf``, a library name, or a path)."""
+
+    name: str
+    source: str
+    origin: str
+
+    def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool,
+               variables: Mapping[str, Any] | None = None) -> str:
+        return render_source(self.source, self.name, messages,
+                             add_generation_prompt=add_generation_prompt, variables=variables)
+
+
+class _GenerationBlock(jinja2.ext.Extension):
+    """``{% generation %}...{% endgeneration %}`` renders its body unchanged (transformers uses
+    the block only to build an assistant-token mask)."""
+
+    tags = {"generation"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.Scope(body, lineno=lineno)
+
+
+class _RaisedByTemplate(Exception):
+    """What ``raise_exception`` raises inside a render; carries the template's own message."""
+
+
+def _raise_exception(message: str) -> None:
+    raise _RaisedByTemplate(str(message))
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
+            separators: Any = None, sort_keys: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
+                      sort_keys=sort_keys)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True,
+        extensions=[_GenerationBlock, jinja2.ext.loopcontrols],
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    return env
+
+
+@functools.lru_cache(maxsize=64)
+def _compile(source: str, name: str) -> jinja2.Template:
+    try:
+        return _environment().from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"syntax error: {exc.message}", where=f"{name}:{exc.lineno}",
+                            hint="fix the template") from None
+
+
+def _template_line(exc: BaseException, name: str) -> str:
+    """The template line a render error was raised from, read off the traceback."""
+    tb = exc.__traceback__
+    line = None
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return f"{name}:{line}" if line else name
+
+
+def render_source(source: str, name: str, messages: Sequence[Mapping[str, Any]], *,
+                  add_generation_prompt: bool, variables: Mapping[str, Any] | None = None) -> str:
+    """Render a template source as ``apply_chat_template(tokenize=False)`` would."""
+    template = _compile(source, name)
+    context: dict[str, Any] = {"bos_token": "", "eos_token": ""}
+    context.update(variables or {})
+    context["messages"] = [dict(m) for m in messages]
+    context["add_generation_prompt"] = add_generation_prompt
+    try:
+        return template.render(**context)
+    except _RaisedByTemplate as exc:
+        raise TemplateError(f"template refused the conversation: {exc}",
+                            where=_template_line(exc, name)) from None
+    except SecurityError as exc:
+        raise TemplateError(f"unsafe template operation blocked by the sandbox: {exc}",
+                            where=_template_line(exc, name),
+                            hint="this template tries to reach Python internals; do not use it") from None
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"render failed: {exc}", where=_template_line(exc, name),
+                            hint="check the template against these messages") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError,
+            OverflowError, RecursionError, MemoryError) as exc:
+        raise TemplateError(f"render failed: {type(exc).__name__}: {exc}",
+                            where=_template_line(exc, name)) from None
+
+
+def list_library() -> list[str]:
+    return sorted(p.stem for p in LIBRARY_DIR.glob("*.jinja"))
+
+
+def load_template(spec: str, *, embedded: str | None = None, model_name: str = "model",
+                  user_dir: Path | None = None) -> ChatTemplate:
+    """Resolve a template spec: ``gguf``, a library name, a user-directory name, or a path."""
+    if spec == GGUF:
+        if not embedded:
+            raise TemplateError(f"{model_name} has no embedded chat template",
+                                hint="pass --template NAME|PATH (e.g. raw or chatml)")
+        return ChatTemplate(f"{model_name}:gguf", embedded, GGUF)
+    path = Path(spec).expanduser()
+    if spec.endswith(".jinja") or "/" in spec or path.is_file():
+        if not path.is_file():
+            raise TemplateError("template file not found", where=str(path),
+                                hint="give a .jinja path, a library name, or gguf")
+        return ChatTemplate(path.name, _read(path), str(path))
+    for folder in (user_dir, LIBRARY_DIR):
+        if folder is not None and (folder / f"{spec}.jinja").is_file():
+            candidate = folder / f"{spec}.jinja"
+            return ChatTemplate(spec, _read(candidate), str(candidate))
+    known = ", ".join([GGUF, *list_library()])
+    raise TemplateError(f"unknown template '{spec}'", hint=f"known: {known}; or a .jinja path")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TemplateError(f"cannot read template: {exc}", where=str(path)) from None
