@@ -1,0 +1,101 @@
+"""A small deterministic backend for fast tests of the loop, the session and the REPL.
+
+Its vocabulary is 256 byte tokens plus a list of special tokens. Its "model" prefers to say a
+script: after a context ending with some prefix of the script it puts most probability on the
+script's next token (so tests can make it run past an end-of-turn and write a user turn);
+elsewhere its logits are a fixed pseudo-random function of the last token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from harness.backends.base import ModelInfo
+
+DEFAULT_SPECIALS = ("<s>", "</s>", "<|im_start|>", "<|im_end|>")
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+          "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+class FakeBackend:
+    def __init__(self, script: str = "", *, specials: Sequence[str] = DEFAULT_SPECIALS,
+                 eog: Sequence[str] = ("</s>", "<|im_end|>"), n_ctx: int = 4096,
+                 chat_template: str | None = CHATML, confidence: float = 12.0):
+        self.specials = list(specials)
+        self.n_vocab = 256 + len(self.specials)
+        eog_ids = frozenset(256 + self.specials.index(t) for t in eog)
+        self.info = ModelInfo("fake", "<fake>", "fake", self.n_vocab, n_ctx, n_ctx, eog_ids,
+                              256, 257, "<s>", "</s>", False, chat_template)
+        self.script = self.tokenize(script)
+        self.confidence = confidence
+        self._tokens: list[int] = []
+        rng = np.random.default_rng(1234)
+        self._table = rng.normal(0.0, 1.0, size=(self.n_vocab, self.n_vocab)).astype(np.float32)
+        self._out = np.zeros((0, self.n_vocab), dtype=np.float32)
+        self.decode_calls = 0
+
+    @property
+    def n_past(self) -> int:
+        return len(self._tokens)
+
+    @property
+    def max_logit_rows(self) -> int:
+        return 16
+
+    def tokenize(self, text: str) -> list[int]:
+        out: list[int] = []
+        i = 0
+        while i < len(text):
+            for j, special in enumerate(self.specials):
+                if text.startswith(special, i):
+                    out.append(256 + j)
+                    i += len(special)
+                    break
+            else:
+                out.extend(text[i].encode("utf-8"))
+                i += 1
+        return out
+
+    def piece(self, token: int) -> bytes:
+        return bytes([token]) if token < 256 else self.specials[token - 256].encode()
+
+    def token_id(self, text: str) -> int | None:
+        if text in self.specials:
+            return 256 + self.specials.index(text)
+        data = text.encode("utf-8")
+        return data[0] if len(data) == 1 else None
+
+    def truncate(self, n_keep: int) -> int:
+        del self._tokens[n_keep:]
+        return len(self._tokens)
+
+    def _row(self, context: list[int]) -> np.ndarray:
+        row = self._table[context[-1]].copy() if context else np.zeros(self.n_vocab, np.float32)
+        for k in range(min(len(self.script), len(context)), 0, -1):
+            if context[-k:] == self.script[:k] and k < len(self.script):
+                row[self.script[k]] += self.confidence
+                break
+        else:
+            if self.script and context and context[-1] != self.script[0]:
+                row[self.script[0]] += self.confidence / 2
+        return row
+
+    def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
+        if len(self._tokens) + len(tokens) > self.info.n_ctx:
+            raise RuntimeError("fake context full")
+        self.decode_calls += 1
+        rows = []
+        for token in tokens:
+            self._tokens.append(int(token))
+            if all_logits:
+                rows.append(self._row(self._tokens))
+        if not all_logits:
+            rows.append(self._row(self._tokens))
+        self._out = np.stack(rows)
+        return self._out if all_logits else self._out[-1]
+
+    def close(self) -> None:
+        self._tokens.clear()

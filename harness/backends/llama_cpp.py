@@ -1,0 +1,152 @@
+"""The in-process llama.cpp backend (the only module that imports llama_cpp).
+
+It loads a GGUF through llama-cpp-python's ``Llama`` (for parameters and the tokenizer) and then
+drives the context directly: its own batches, logits read as numpy views of llama.cpp's output
+buffer, the KV cache truncated in place for prefix reuse. No completion API is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from harness.backends.base import ModelInfo
+from harness.errors import ContextOverflowError, ModelError
+
+LOGIT_BUDGET_BYTES = 32 * 1024 * 1024  # most logits one prompt batch may produce
+
+
+def _quiet_llama_logs() -> None:
+    import llama_cpp._logger as llama_logger
+
+    llama_logger.logger.setLevel(logging.CRITICAL)
+
+
+class LlamaCppBackend:
+    def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
+                 n_threads: int | None = None, n_batch: int = 512):
+        import llama_cpp
+
+        _quiet_llama_logs()
+        self._lib = llama_cpp
+        path = str(path)
+        threads = n_threads or os.cpu_count() or 1
+        try:
+            with _stderr_silenced():
+                self._llm = llama_cpp.Llama(
+                    path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
+                    n_threads_batch=threads, logits_all=False, verbose=False, swa_full=True,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelError(f"llama.cpp could not load the model: {exc}", where=path,
+                             hint="check that the file is a complete GGUF llama.cpp supports") from None
+        model = self._llm._model
+        self._vocab = model.vocab
+        self._ctx = self._llm._ctx
+        self._batch = self._llm._batch
+        self._n_batch = n_batch
+        n_vocab = self._llm.n_vocab()
+        self._pieces: dict[int, bytes] = {}
+        self._piece_buf = ctypes.create_string_buffer(256)
+        is_eog = llama_cpp.llama_vocab_is_eog
+        eog = frozenset(i for i in range(n_vocab) if is_eog(self._vocab, i))
+        meta = self._llm.metadata
+        bos, eos = self._llm.token_bos(), self._llm.token_eos()
+        self.info = ModelInfo(
+            name=name or Path(path).stem, path=path,
+            architecture=meta.get("general.architecture", "?"), n_vocab=n_vocab,
+            n_ctx=self._llm.n_ctx(), n_ctx_train=model.n_ctx_train(), eog_ids=eog,
+            bos_id=bos if bos >= 0 else None, eos_id=eos if eos >= 0 else None,
+            bos_text=self.piece(bos).decode("utf-8", "replace") if bos >= 0 else "",
+            eos_text=self.piece(eos).decode("utf-8", "replace") if eos >= 0 else "",
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+            chat_template=meta.get("tokenizer.chat_template") or None,
+        )
+        self._n_past = 0
+        self._row_view: np.ndarray | None = None
+
+    @property
+    def n_past(self) -> int:
+        return self._n_past
+
+    @property
+    def max_logit_rows(self) -> int:
+        return max(1, min(self._n_batch, LOGIT_BUDGET_BYTES // (4 * self.info.n_vocab)))
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def piece(self, token: int) -> bytes:
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        buf = self._piece_buf
+        n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        if n < 0:
+            buf = ctypes.create_string_buffer(-n)
+            n = self._lib.llama_token_to_piece(self._vocab, token, buf, len(buf), 0, True)
+        data = buf.raw[:n]
+        self._pieces[token] = data
+        return data
+
+    def token_id(self, text: str) -> int | None:
+        ids = self.tokenize(text)
+        return ids[0] if len(ids) == 1 else None
+
+    def truncate(self, n_keep: int) -> int:
+        n_keep = max(0, min(n_keep, self._n_past))
+        if n_keep < self._n_past and not self._ctx.kv_cache_seq_rm(-1, n_keep, -1):
+            self._ctx.kv_cache_clear()
+            n_keep = 0
+        self._n_past = n_keep
+        return n_keep
+
+    def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
+        count = len(tokens)
+        limit = self.max_logit_rows if all_logits else self._n_batch
+        if count == 0 or count > limit:
+            raise ValueError(f"decode takes 1..{limit} tokens, got {count}")
+        if self._n_past + count > self.info.n_ctx:
+            raise ContextOverflowError(
+                f"{self._n_past + count} tokens do not fit the context of {self.info.n_ctx}",
+                hint="raise n_ctx (--n-ctx / /set n_ctx) or shorten the conversation")
+        self._batch.set_batch(tokens, self._n_past, all_logits)
+        try:
+            self._ctx.decode(self._batch)
+        except RuntimeError as exc:
+            raise ModelError(f"llama.cpp decode failed: {exc}", where=self.info.path) from None
+        self._n_past += count
+        if all_logits:
+            ptr = self._lib.llama_get_logits(self._ctx.ctx)
+            return np.ctypeslib.as_array(ptr, shape=(count, self.info.n_vocab))
+        ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._llm.close()
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    """llama.cpp prints load chatter straight to fd 2; hide it, keep Python's sys.stderr."""
+    try:
+        fd = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(fd, 2)
+    finally:
+        os.close(fd)

@@ -1,0 +1,119 @@
+"""Entropy math over next-token distributions (numpy; units in every name).
+
+All statistics describe the model's own distribution at temperature 1, before any sampling
+setting or bias: entropy of the full next-token distribution, surprisal of the token that came,
+total probability of the end-of-generation tokens, and the top alternatives. Logits are used
+through views; per token only O(vocab) float32 scratch is touched, reused between calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+LN2 = math.log(2.0)
+
+
+def entropy_bits(logits: np.ndarray) -> float:
+    """Shannon entropy, in bits, of softmax(logits) (1-D)."""
+    z = logits.astype(np.float64) - np.max(logits)
+    e = np.exp(z)
+    s = e.sum()
+    return float((math.log(s) - float(e @ z) / s) / LN2)
+
+
+def surprisal_bits(logits: np.ndarray, token: int) -> float:
+    """-log2 p(token) under softmax(logits) (1-D)."""
+    z = logits.astype(np.float64) - np.max(logits)
+    return float((math.log(np.exp(z).sum()) - z[token]) / LN2)
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """Statistics of one next-token distribution and the token that followed."""
+
+    entropy_bits: float
+    surprisal_bits: float
+    eot_prob: float
+    top_ids: tuple[int, ...]
+    top_probs: tuple[float, ...]
+
+
+class StatsWorkspace:
+    """Per-token statistics with preallocated scratch (one per vocabulary size)."""
+
+    def __init__(self, n_vocab: int, eog_ids: Iterable[int], top_k: int = 5):
+        self.n_vocab = n_vocab
+        self.eog = np.array(sorted(set(eog_ids)), dtype=np.intp)
+        self.top_k = top_k
+        self._z = np.empty(n_vocab, dtype=np.float32)
+        self._e = np.empty(n_vocab, dtype=np.float32)
+        self._log_total = 0.0
+
+    def step(self, logits: np.ndarray, token: int | None) -> StepStats:
+        """Stats of one row of logits; `token` is the one that followed (None: not yet known)."""
+        z, e = self._z, self._e
+        peak = logits.max()
+        np.subtract(logits, peak, out=z)
+        np.exp(z, out=e)
+        total = float(e.sum(dtype=np.float64))
+        log_total = math.log(total)
+        self._log_total = log_total
+        mean_z = float(np.dot(e, z)) / total
+        entropy = (log_total - mean_z) / LN2
+        surprisal = (log_total - float(z[token])) / LN2 if token is not None else math.nan
+        eot = float(e[self.eog].sum(dtype=np.float64)) / total if self.eog.size else 0.0
+        k = min(self.top_k, self.n_vocab)
+        top = np.argpartition(z, -k)[-k:]
+        top = top[np.argsort(-z[top], kind="stable")]
+        return StepStats(max(entropy, 0.0), surprisal, eot, tuple(int(i) for i in top),
+                         tuple(float(e[i]) / total for i in top))
+
+    def surprisal_after_step(self, token: int) -> float:
+        """Surprisal (bits) of `token` under the row most recently passed to :meth:`step`."""
+        return (self._log_total - float(self._z[token])) / LN2
+
+    def rows(self, logits: np.ndarray, following: Sequence[int]) -> list[StepStats]:
+        """Stats of each row of a (rows, vocab) matrix; row i is followed by following[i]."""
+        peak = logits.max(axis=1, keepdims=True)
+        z = logits - peak
+        e = np.exp(z)
+        total = e.sum(axis=1, dtype=np.float64)
+        log_total = np.log(total)
+        entropy = (log_total - np.einsum("ij,ij->i", e, z, dtype=np.float64) / total) / LN2
+        idx = np.asarray(following, dtype=np.intp)
+        rows = np.arange(len(idx))
+        surprisal = (log_total - z[rows, idx]) / LN2
+        eot = (e[:, self.eog].sum(axis=1, dtype=np.float64) / total) if self.eog.size else np.zeros(len(idx))
+        k = min(self.top_k, self.n_vocab)
+        top = np.argpartition(z, -k, axis=1)[:, -k:]
+        order = np.argsort(-np.take_along_axis(z, top, axis=1), axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_p = np.take_along_axis(e, top, axis=1) / total[:, None]
+        return [StepStats(max(float(entropy[i]), 0.0), float(surprisal[i]), float(eot[i]),
+                          tuple(int(t) for t in top[i]), tuple(float(p) for p in top_p[i]))
+                for i in range(len(idx))]
+
+
+@dataclass(frozen=True)
+class RoleSummary:
+    tokens: int
+    mean_entropy_bits: float | None
+    mean_surprisal_bits: float | None
+    perplexity: float | None
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"tokens": self.tokens, "mean_entropy_bits": self.mean_entropy_bits,
+                "mean_surprisal_bits": self.mean_surprisal_bits, "perplexity": self.perplexity}
+
+
+def summarize(entropies: Sequence[float | None], surprisals: Sequence[float | None]) -> RoleSummary:
+    """Means over the tokens that have statistics; perplexity = 2 ** mean surprisal (bits)."""
+    ent = [x for x in entropies if x is not None and not math.isnan(x)]
+    sur = [x for x in surprisals if x is not None and not math.isnan(x)]
+    mean_e = sum(ent) / len(ent) if ent else None
+    mean_s = sum(sur) / len(sur) if sur else None
+    return RoleSummary(len(entropies), mean_e, mean_s, 2.0 ** mean_s if mean_s is not None else None)

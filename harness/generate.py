@@ -1,0 +1,142 @@
+"""The token loop: evaluate the prompt, then sample token by token under an EOS policy.
+
+Per step: read the logits view, compute the model's statistics (temperature 1, full vocabulary),
+apply biases / EOS ban / repetition penalty, sample, decide whether to stop (end-of-generation
+under ``stop``, a stop string, max tokens, an interrupt), then evaluate the token. Roles of the
+generated tokens come from parsing the whole generated text with the template's turn markers.
+"""
+
+from __future__ import annotations
+
+import codecs
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from harness.attribution import char_offsets, roles_for_spans
+from harness.backends.base import Backend
+from harness.errors import CommandError
+from harness.evaluation import PromptEvaluator, encode_prompt
+from harness.markers import TurnMarkers
+from harness.modes import PromptPlan
+from harness.records import Generation, TokenRecord
+from harness.sampling import EOS_BAN, EOS_STOP, SamplingParams, adjustments, sample
+from harness.turns import TurnParser
+
+EOS = "eos"
+STOP_STRING = "stop_string"
+MAX_TOKENS = "max_tokens"
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One generated token as it arrives: its record and the text it adds."""
+
+    token: TokenRecord
+    text: str
+    role: str
+
+
+def resolve_bias(backend: Backend, bias: Mapping[str, float]) -> dict[int, float]:
+    """`token-or-id -> value` to `id -> value`; a text must be exactly one token."""
+    out: dict[int, float] = {}
+    for key, value in bias.items():
+        token = int(key) if str(key).lstrip("-").isdigit() else backend.token_id(str(key))
+        if token is None or not 0 <= token < backend.info.n_vocab:
+            raise CommandError(f"logit bias: '{key}' is not a single token id or token text",
+                               hint="use an id, or a text that tokenizes to exactly one token")
+        out[token] = float(value)
+    return out
+
+
+def _turn_parser(backend: Backend, markers: TurnMarkers) -> TurnParser:
+    eog_texts = [backend.piece(i).decode("utf-8", "replace") for i in backend.info.eog_ids]
+    return TurnParser(markers, extra_closes=eog_texts)
+
+
+def attribute_generated(backend: Backend, markers: TurnMarkers, plan: PromptPlan,
+                        tokens: list[TokenRecord]) -> list[TokenRecord]:
+    """Label generated tokens with roles by parsing the open turn plus what was generated."""
+    parser = _turn_parser(backend, markers)
+    pieces = [backend.piece(t.id) for t in tokens]
+    text = b"".join(pieces).decode("utf-8", "replace")
+    spans = parser.parse(plan.opened + text, plan.writer)
+    offset = len(plan.opened)
+    offsets = [(a + offset, b + offset) for a, b in char_offsets(pieces, text)]
+    roles = roles_for_spans(offsets, spans)
+    return [t.with_role(r) for t, r in zip(tokens, roles, strict=True)]
+
+
+def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, markers: TurnMarkers,
+             params: SamplingParams, *, on_token: Callable[[StreamEvent], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Generation:
+    params.validate()
+    result = Generation(plan.prompt, plan.mode, plan.writer)
+    t0 = time.perf_counter()
+    prompt_records = encode_prompt(backend, plan.prompt, plan.segments)
+    ids = [r.id for r in prompt_records]
+    evaluator.check_fits(len(ids), 1)
+    stats, logits = evaluator.evaluate(ids)
+    result.prompt_tokens = [TokenRecord(r.id, r.piece, r.role, s)
+                            for r, s in zip(prompt_records, stats, strict=True)]
+    t1 = time.perf_counter()
+    result.prompt_seconds = t1 - t0
+
+    bias = resolve_bias(backend, params.logit_bias)
+    eog = backend.info.eog_ids
+    banned = sorted(eog) if params.eos == EOS_BAN else []
+    rng = np.random.default_rng(params.seed)
+    ws = evaluator.workspace
+    parser = _turn_parser(backend, markers)
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    budget = min(params.max_tokens, backend.info.n_ctx - len(ids))
+    recent = list(ids[-params.repeat_last_n:]) if params.repeat_last_n > 0 else []
+    max_stop = max((len(s) for s in params.stop), default=0)
+    text = ""
+    stop_reason = MAX_TOKENS
+    pending: tuple[int, object] | None = None
+    for _ in range(budget):
+        if pending is not None:
+            token_id, token_stats = pending
+            logits = backend.decode([token_id], all_logits=False)
+            evaluator.accept(token_id, token_stats)  # type: ignore[arg-type]
+        step = ws.step(logits, None)
+        adjust = adjustments(logits, bias, banned, recent, params.repeat_penalty)
+        token = sample(logits, params, rng, adjust)
+        step = type(step)(step.entropy_bits, ws.surprisal_after_step(token), step.eot_prob,
+                          step.top_ids, step.top_probs)
+        raw = backend.piece(token)
+        record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step)
+        result.tokens.append(record)
+        if token in eog and params.eos == EOS_STOP:
+            stop_reason = EOS
+            break
+        added = decoder.decode(raw)
+        before = len(text)
+        text += added
+        if on_token is not None:
+            role = parser.role_at_end(plan.opened + text[: before], plan.writer)
+            on_token(StreamEvent(record, added, role))
+        if max_stop:
+            window = text[max(0, before - max_stop):]
+            hits = [window.find(s) for s in params.stop if s and s in window]
+            if hits:
+                text = text[: max(0, before - max_stop) + min(hits)]
+                stop_reason = STOP_STRING
+                break
+        if should_stop is not None and should_stop():
+            stop_reason = INTERRUPTED
+            break
+        if params.repeat_last_n > 0:
+            recent.append(token)
+            del recent[: -params.repeat_last_n]
+        pending = (token, step)
+    text += decoder.decode(b"", final=True) if stop_reason != STOP_STRING else ""
+    result.text = text
+    result.stop_reason = stop_reason
+    result.tokens = attribute_generated(backend, markers, plan, result.tokens)
+    result.seconds = time.perf_counter() - t1
+    return result

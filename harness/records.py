@@ -1,0 +1,67 @@
+"""Token records and results: the shapes `generate`, `score`, logs and the REPL share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from harness.conversation import ATTRIBUTION_ROLES
+from harness.entropy import StepStats, summarize
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    piece: str
+    role: str = "template"
+    stats: StepStats | None = None  # None for the first prompt token (nothing predicts it)
+
+    def with_role(self, role: str) -> TokenRecord:
+        return replace(self, role=role)
+
+    def to_dict(self, name_of: Callable[[int], str]) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "id": self.id, "piece": self.piece, "role": self.role,
+            "entropy_bits": _r(s.entropy_bits) if s else None,
+            "surprisal_bits": _r(s.surprisal_bits) if s else None,
+            "eot_prob": _r(s.eot_prob) if s else None,
+            "top": [[name_of(i), _r(p)] for i, p in zip(s.top_ids, s.top_probs, strict=True)] if s else [],
+        }
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def role_summaries(tokens: Sequence[TokenRecord]) -> dict[str, dict[str, Any]]:
+    """Per-role token counts, mean entropy / surprisal (bits) and perplexity."""
+    out = {}
+    for role in ATTRIBUTION_ROLES:
+        mine = [t for t in tokens if t.role == role]
+        if not mine:
+            continue
+        summary = summarize([t.stats.entropy_bits if t.stats else None for t in mine],
+                            [t.stats.surprisal_bits if t.stats else None for t in mine])
+        out[role] = summary.to_dict()
+    return out
+
+
+@dataclass
+class Generation:
+    """One generated turn: what was asked, what came, why it ended, every token's statistics."""
+
+    prompt: str
+    mode: str
+    writer: str | None
+    text: str = ""
+    stop_reason: str = ""
+    tokens: list[TokenRecord] = field(default_factory=list)
+    prompt_tokens: list[TokenRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    prompt_seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return len(self.tokens) / self.seconds if self.seconds > 0 else 0.0
