@@ -55,8 +55,24 @@ def _strip_suffix(text: str, suffix: str) -> str:
     return text[: -len(suffix)] if suffix and text.endswith(suffix) else text
 
 
+_BOS = "\ue002"  # stands in for bos_token while probing, so a BOS the template writes is seen
+
+
 def derive_markers(template: ChatTemplate, variables: Mapping[str, Any] | None = None) -> TurnMarkers:
     """Derive a template's turn markers; raises TemplateError if it cannot render a plain chat."""
+    bos = str((variables or {}).get("bos_token") or "")
+    probing = {**(variables or {}), "bos_token": _BOS}
+    markers = _derive(template, probing)
+
+    def real(text: str) -> str:
+        return text.replace(_BOS, bos)
+
+    return TurnMarkers({r: real(t) for r, t in markers.opens.items()},
+                       {r: real(t) for r, t in markers.closes.items()},
+                       real(markers.generation_prompt), markers.system_folded)
+
+
+def _derive(template: ChatTemplate, variables: Mapping[str, Any]) -> TurnMarkers:
     dialogue = _pieces(template, [USER, ASSISTANT, USER, ASSISTANT], False, variables)
     if dialogue is None:
         # Render once more without catching, so the user sees why the template fails.
@@ -77,13 +93,12 @@ def derive_markers(template: ChatTemplate, variables: Mapping[str, Any] | None =
     open_assistant = _strip_prefix(dialogue[1], close_user)
     open_user = _strip_prefix(dialogue[2], close_assistant)
 
-    bos = str((variables or {}).get("bos_token") or "")
     opens = {USER: open_user, ASSISTANT: open_assistant}
     closes = {USER: close_user, ASSISTANT: close_assistant}
     system = _pieces(template, [SYSTEM, USER, ASSISTANT], False, variables)
     folded = False
     if system is not None:
-        open_system = _strip_prefix(system[0], bos)
+        open_system = system[0].split(_BOS)[-1]
         folded = open_system == open_user or not system[1].endswith(open_user)
         if not folded:
             opens[SYSTEM] = open_system

@@ -65,3 +65,26 @@ class Generation:
     @property
     def tokens_per_second(self) -> float:
         return len(self.tokens) / self.seconds if self.seconds > 0 else 0.0
+
+
+def tokens_json(tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> list[dict[str, Any]]:
+    return [t.to_dict(name_of) for t in tokens]
+
+
+def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str, Any]:
+    """The `generate --json` contract, plus the prompt's own per-token statistics."""
+    return {
+        "prompt": gen.prompt, "text": gen.text, "stop_reason": gen.stop_reason,
+        "mode": gen.mode,
+        "tokens": tokens_json(gen.tokens, name_of),
+        "roles": role_summaries(gen.tokens),
+        "prompt_tokens": tokens_json(gen.prompt_tokens, name_of),
+        "prompt_roles": role_summaries(gen.prompt_tokens),
+        "timing": {"prompt_seconds": round(gen.prompt_seconds, 4), "seconds": round(gen.seconds, 4),
+                   "tokens_per_second": round(gen.tokens_per_second, 2)},
+    }
+
+
+def score_json(prompt: str, tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> dict[str, Any]:
+    """The `score --json` contract: the first token has no statistics and is left out of means."""
+    return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": role_summaries(tokens)}

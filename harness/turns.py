@@ -84,3 +84,13 @@ class TurnParser:
             marker = self._table[match.group(0)]
             role = marker.role if marker.kind == "open" else self._after_close(role)
         return role or TEMPLATE
+
+
+def writer_turn(spans: list[Segment], text: str, writer: str | None) -> tuple[str, bool]:
+    """The text of the turn the writer was in at the start, and whether the text went past it."""
+    out = []
+    for span in spans:
+        if span.role != writer:
+            return "".join(out), True
+        out.append(text[span.start:span.end])
+    return "".join(out), False

@@ -188,29 +188,36 @@ def test_every_truncation_is_a_model_error(tmp_path: Path) -> None:
         assert expected in message or "can hold" in message, (cut, message)
 
 
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (gguf([], magic=b"GGML"), "not a GGUF file"),
-        (b"\x00" * 64, "not a GGUF file"),
-        (gguf(tiny_kvs(), version=1), "version 1 is not supported"),
-        (gguf(tiny_kvs(), version=99), "version 99 is not supported"),
-        (gguf(tiny_kvs(), n_kv=2**40), "1099511627776 metadata entries"),
-        (gguf(tiny_kvs(), n_kv=2**63), "more than the remaining"),
-        (gguf(tiny_kvs(), n_tensors=2**50), "tensors, more than the remaining"),
-        (gguf([gstr("k", 2**62) + b"\0" * 16]), "needs 4611686018427387904 bytes"),
-        (gguf([gstr("k") + struct.pack("<I", STR) + gstr("v", 2**62)]), "the value of 'k'"),
-        (gguf([kv_array("a", STR, ["x"], count=2**40)]), "'a' claims 1099511627776 elements"),
-        (gguf([kv_array("a", U64, [1], count=2**61)]), "more than the remaining"),
-        (gguf([kv_array("a", STR, ["x", "y" * 20], count=3)]), "element 2 of 'a'"),
-        (gguf([kv("k", U32, 1)[:-8] + struct.pack("<I", 13) + b"\0" * 4]), "unknown value type 13"),
-        (
-            gguf([kv_array("a", U8, [1])[:-13] + struct.pack("<IQ", 77, 1) + b"\0"]),
-            "element type 77",
-        ),
-    ],
-    ids=lambda case: case if isinstance(case, str) else None,
-)
+UNKNOWN_TYPE = kv("k", U32, 1)[:-8] + struct.pack("<I", 13) + b"\0" * 4
+UNKNOWN_ELEMENT = kv_array("a", U8, [1])[:-13] + struct.pack("<IQ", 77, 1) + b"\0"
+CORRUPT = {
+    "wrong magic": (gguf([], magic=b"GGML"), "not a GGUF file"),
+    "zeros": (b"\x00" * 64, "not a GGUF file"),
+    "version 1": (gguf(tiny_kvs(), version=1), "version 1 is not supported"),
+    "version 99": (gguf(tiny_kvs(), version=99), "version 99 is not supported"),
+    "huge kv_count": (gguf(tiny_kvs(), n_kv=2**40), "1099511627776 metadata entries"),
+    "max kv_count": (gguf(tiny_kvs(), n_kv=2**63), "more than the remaining"),
+    "huge tensor_count": (gguf(tiny_kvs(), n_tensors=2**50), "tensors, more than the remaining"),
+    "huge key length": (gguf([gstr("k", 2**62) + b"\0" * 16]), "needs 4611686018427387904 bytes"),
+    "huge string value": (
+        gguf([gstr("k") + struct.pack("<I", STR) + gstr("v", 2**62)]),
+        "the value of 'k'",
+    ),
+    "huge string array": (
+        gguf([kv_array("a", STR, ["x"], count=2**40)]),
+        "'a' claims 1099511627776 elements",
+    ),
+    "huge number array": (gguf([kv_array("a", U64, [1], count=2**61)]), "more than the remaining"),
+    "short string array": (
+        gguf([kv_array("a", STR, ["x", "y" * 20], count=3)]),
+        "element 2 of 'a'",
+    ),
+    "unknown value type": (gguf([UNKNOWN_TYPE]), "unknown value type 13"),
+    "unknown element type": (gguf([UNKNOWN_ELEMENT]), "unknown element type 77"),
+}
+
+
+@pytest.mark.parametrize(("data", "expected"), CORRUPT.values(), ids=CORRUPT.keys())
 def test_corrupt_header_is_a_model_error(tmp_path: Path, data: bytes, expected: str) -> None:
     assert expected in error_of(write(tmp_path, data))
 

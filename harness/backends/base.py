@@ -48,6 +48,9 @@ class Backend(Protocol):
     def piece(self, token: int) -> bytes:
         """The bytes a token stands for, special tokens rendered as their text."""
 
+    def is_special(self, token: int) -> bool:
+        """Whether a token is a control token (shown distinctly; never plain text)."""
+
     def token_id(self, text: str) -> int | None:
         """The id of a token whose text is exactly `text`, if there is one."""
 

@@ -62,6 +62,9 @@ class FakeBackend:
     def piece(self, token: int) -> bytes:
         return bytes([token]) if token < 256 else self.specials[token - 256].encode()
 
+    def is_special(self, token: int) -> bool:
+        return token >= 256
+
     def token_id(self, text: str) -> int | None:
         if text in self.specials:
             return 256 + self.specials.index(text)

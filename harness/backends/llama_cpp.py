@@ -95,6 +95,9 @@ class LlamaCppBackend:
         self._pieces[token] = data
         return data
 
+    def is_special(self, token: int) -> bool:
+        return bool(self._lib.llama_vocab_is_control(self._vocab, token)) or token in self.info.eog_ids
+
     def token_id(self, text: str) -> int | None:
         ids = self.tokenize(text)
         return ids[0] if len(ids) == 1 else None

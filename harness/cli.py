@@ -1,0 +1,145 @@
+"""Command line: argv -> command. The one place errors become messages and exit codes.
+
+Exit codes: 0 ok, 1 a HarnessError (one line on stderr), 2 bad usage (argparse), 130 interrupted.
+Heavy modules (llama_cpp, prompt_toolkit, numpy) are imported inside the commands that need
+them, so ``harness --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import CommandError, HarnessError, MessagesError
+from harness.modes import MODES, REPLY
+
+
+def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
+    p.add_argument("--model", "-m", required=required,
+                   help="GGUF path, or smollm2 (default) / gemma3-270m")
+    p.add_argument("--template", "-t", help="gguf (embedded; default), a templates/ name, or a .jinja path")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
+                   help="set or override a template variable (repeatable)")
+    p.add_argument("--n-ctx", type=int, default=None, help="context window (default 4096)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+
+
+def _add_mode_args(p: argparse.ArgumentParser, default: str = REPLY) -> None:
+    p.add_argument("--messages", required=True, metavar="F", help="YAML/JSON messages file")
+    p.add_argument("--mode", choices=MODES, default=default)
+    p.add_argument("--prefill", default="", metavar="TEXT",
+                   help="start of the assistant turn (mode prefill) or of the user turn (impersonate)")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--eos", choices=("stop", "continue", "ban"), default=None)
+    p.add_argument("--max-tokens", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--min-p", type=float, default=None)
+    p.add_argument("--repeat-penalty", type=float, default=None)
+    p.add_argument("--stop", action="append", default=None, metavar="TEXT", help="stop string (repeatable)")
+    p.add_argument("--bias", action="append", default=[], metavar="TOKEN=VALUE",
+                   help="logit bias by token text or id (repeatable); -inf bans")
+    p.add_argument("--profile", "-p", help="profile name or YAML path (flags override it)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness", description="Raw text-completion chat harness: templates, EOS policies, "
+        "impersonation and per-role entropy on GGUF models.")
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("chat", help="interactive REPL")
+    _add_model_args(p)
+    p.add_argument("--profile", "-p", help="profile name or YAML path")
+    p.add_argument("--log", metavar="PATH", help="JSONL log file (default: in the data directory)")
+    p.add_argument("--system", default=None, help="system prompt")
+
+    p = sub.add_parser("render", help="print the exact prompt a template makes of a conversation")
+    _add_model_args(p)
+    _add_mode_args(p, default=REPLY)
+    p.add_argument("--json", action="store_true", help="print {prompt, segments}")
+
+    p = sub.add_parser("generate", help="generate once and print text or JSON")
+    _add_model_args(p)
+    _add_mode_args(p)
+    _add_sampling_args(p)
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("score", help="per-token statistics of the rendered conversation itself")
+    _add_model_args(p)
+    p.add_argument("--messages", required=True, metavar="F")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("models", help="list the known models")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("templates", help="list templates with their derived turn markers")
+    p.add_argument("--model", "-m", help="also show this model's embedded template")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def parse_vars(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CommandError(f"--var '{item}': expected KEY=JSON")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw  # a bare word is taken as a string
+    return out
+
+
+def parse_bias(items: Sequence[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in items:
+        key, sep, raw = item.rpartition("=")
+        try:
+            out[key] = float(raw)
+        except ValueError:
+            sep = ""
+        if not sep or not key:
+            raise CommandError(f"--bias '{item}': expected TOKEN=VALUE (VALUE a number or -inf)")
+    return out
+
+
+def read_messages(path: str):
+    from harness.conversation import parse_messages
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MessagesError(f"cannot read messages: {exc.__class__.__name__}", where=path) from None
+    return parse_messages(text, where=path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    from harness import commands
+
+    try:
+        return commands.run(args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("harness: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

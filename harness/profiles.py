@@ -1,0 +1,154 @@
+"""Profiles: YAML files binding model, template, sampling, EOS policy and system prompt.
+
+Loaded with ``yaml.safe_load`` semantics, then checked against a strict schema: an unknown key,
+a wrong type or a bad value fails with the file, the line and the field named, and nothing of
+the profile is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import HarnessError, ProfileError
+from harness.paths import data_dir
+from harness.sampling import SamplingParams
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
+
+_NUMBER = (int, float)
+_SAMPLING_FIELDS: dict[str, tuple[type, ...]] = {
+    "temperature": _NUMBER, "top_k": (int,), "top_p": _NUMBER, "min_p": _NUMBER,
+    "repeat_penalty": _NUMBER, "repeat_last_n": (int,), "seed": (int, type(None)),
+    "max_tokens": (int,), "stop": (list,),
+}
+_TOP_FIELDS: dict[str, tuple[type, ...]] = {
+    "description": (str,), "model": (str,), "template": (str,), "system": (str, type(None)),
+    "n_ctx": (int,), "eos": (str,), "sampling": (dict,), "logit_bias": (dict,), "vars": (dict,),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    model: str | None = None
+    template: str | None = None
+    system: str | None = None
+    n_ctx: int = 4096
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    vars: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def _lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
+    """Field path -> 1-based line of its key, for every key in nested mappings."""
+    out: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = f"{prefix}{key.value}"
+            out[path] = key.start_mark.line + 1
+            out.update(_lines(value, path + "."))
+    return out
+
+
+def _kind(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null", bool: "a boolean"}
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+def _check(value: Any, types: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def parse_profile(text: str, *, name: str, where: str) -> Profile:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{where}:{mark.line + 1}" if mark is not None else where
+        raise ProfileError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", where=at) from None
+    data = data or {}
+    lines = _lines(node) if node is not None else {}
+    if not isinstance(data, dict):
+        raise ProfileError("a profile must be a mapping of fields", where=f"{where}:1")
+
+    def fail(path: str, message: str) -> ProfileError:
+        line = lines.get(path)
+        return ProfileError(f"field '{path}': {message}", where=f"{where}:{line}" if line else where,
+                            hint="fix or remove the field")
+
+    for key, value in data.items():
+        if key not in _TOP_FIELDS:
+            raise fail(str(key), f"unknown field (known: {', '.join(_TOP_FIELDS)})")
+        if not _check(value, _TOP_FIELDS[key]):
+            raise fail(key, f"expected {_kind(_TOP_FIELDS[key])}, got {value!r}")
+    sampling = dict(data.get("sampling") or {})
+    for key, value in sampling.items():
+        if key not in _SAMPLING_FIELDS:
+            raise fail(f"sampling.{key}", f"unknown field (known: {', '.join(_SAMPLING_FIELDS)})")
+        if not _check(value, _SAMPLING_FIELDS[key]):
+            raise fail(f"sampling.{key}", f"expected {_kind(_SAMPLING_FIELDS[key])}, got {value!r}")
+    bias = data.get("logit_bias") or {}
+    for key, value in bias.items():
+        if not _check(value, _NUMBER):
+            raise fail(f"logit_bias.{key}", f"expected a number, got {value!r}")
+    stop = tuple(str(s) for s in sampling.pop("stop", []) or [])
+    try:
+        params = SamplingParams(**sampling, stop=stop, eos=data.get("eos", "stop"),
+                                logit_bias={str(k): float(v) for k, v in bias.items()})
+        params.validate()
+    except HarnessError as exc:
+        bad = "eos" if "eos" in exc.message else "sampling." + exc.message.split(" ")[0]
+        raise fail(bad, exc.message) from None
+    n_ctx = data.get("n_ctx", 4096)
+    if n_ctx < 64:
+        raise fail("n_ctx", "must be at least 64")
+    return Profile(name=name, model=data.get("model"), template=data.get("template"),
+                   system=data.get("system"), n_ctx=n_ctx, sampling=params,
+                   vars=dict(data.get("vars") or {}), description=data.get("description", ""))
+
+
+def find_profile(spec: str) -> Path:
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    for folder in (data_dir() / "profiles", PROFILES_DIR):
+        for suffix in (".yaml", ".yml"):
+            candidate = folder / f"{spec}{suffix}"
+            if candidate.is_file():
+                return candidate
+    known = ", ".join(list_profiles()) or "none"
+    raise ProfileError(f"no profile '{spec}'", hint=f"known: {known}; or give a .yaml path")
+
+
+def list_profiles() -> list[str]:
+    names = {p.stem for folder in (PROFILES_DIR, data_dir() / "profiles") if folder.is_dir()
+             for p in folder.glob("*.y*ml")}
+    return sorted(names)
+
+
+def load_profile(spec: str) -> Profile:
+    path = find_profile(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"cannot read profile: {exc}", where=str(path)) from None
+    return parse_profile(text, name=path.stem, where=str(path))
+
+
+def default_profile() -> Profile:
+    return Profile(name="default")
+
+
+def as_mapping(profile: Profile) -> Mapping[str, Any]:
+    return {"name": profile.name, "model": profile.model, "template": profile.template,
+            "system": profile.system, "n_ctx": profile.n_ctx, "sampling": profile.sampling.to_dict(),
+            "vars": dict(profile.vars)}

@@ -1,0 +1,1 @@
+"""The interactive REPL (the only package that imports prompt_toolkit)."""

@@ -1,0 +1,31 @@
+"""The bottom toolbar: model, template, next mode, EOS policy, per-role mean entropy."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.session import Session
+
+ROLE_STYLES = {
+    "system": "ansiyellow", "user": "ansigreen", "assistant": "ansicyan", "template": "ansibrightblack",
+}
+
+
+def toolbar_fragments(session: Session) -> list[tuple[str, str]]:
+    info = session.bench.backend.info
+    mode, text = session.last_request
+    parts: list[tuple[str, str]] = [
+        ("bold", f" {info.name} "), ("", f"| template {session.bench.template.name} "),
+        ("", f"| last mode {mode}{' ' + repr(text) if text else ''} "),
+        ("bold" if session.params.eos != "stop" else "", f"| eos {session.params.eos} "),
+        ("", f"| T {session.params.temperature:g} "),
+    ]
+    roles = session.session_roles()
+    if roles:
+        parts.append(("", "| H̄ bits:"))
+        for role, summary in roles.items():
+            mean = summary["mean_entropy_bits"]
+            if mean is not None:
+                parts.append((f"{ROLE_STYLES.get(role, '')} reverse", f" {role} {mean:.2f} "))
+    return parts

@@ -1,0 +1,69 @@
+"""Session logs: one JSON line per turn, flushed and fsynced as soon as the turn ends.
+
+A crash loses at most the turn in flight; a line cut short by a crash is skipped on reading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from harness.errors import StorageError
+from harness.paths import logs_dir
+
+
+def default_log_path() -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return logs_dir() / f"chat-{stamp}-{os.getpid()}.jsonl"
+
+
+class TurnLog:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        except OSError as exc:
+            raise StorageError(f"cannot open the log: {exc.strerror or exc}", where=str(self.path),
+                               hint="pass --log PATH somewhere writable") from None
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, default=str)
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write the log: {exc.strerror or exc}", where=str(self.path)) from None
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every complete turn of a log; a torn last line (crash mid-write) is skipped."""
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    continue
+    except OSError as exc:
+        raise StorageError(f"cannot read the log: {exc.strerror or exc}", where=str(path)) from None
+
+
+def save_json(path: str | Path, data: Mapping[str, Any]) -> None:
+    """Write a file atomically (temp file + rename) so a crash never leaves half a file."""
+    target = Path(path).expanduser()
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise StorageError(f"cannot save: {exc.strerror or exc}", where=str(target)) from None
