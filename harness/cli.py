@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import CommandError, HarnessError, MessagesError
-from harness.modes import MODES, REPLY
+from harness.mode_names import MODES, REPLY
 
 
 def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:

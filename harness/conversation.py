@@ -94,10 +94,11 @@ def parse_messages(text: str, *, where: str) -> Conversation:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            loc = f"{where}:{mark.line + 1}" if mark is not None else where
-            problem = getattr(exc, "problem", None) or "not valid YAML or JSON"
-            raise MessagesError(problem, where=loc, hint="fix the file's syntax") from None
+            from harness.yamlio import error_location
+
+            loc, problem = error_location(exc, where)
+            raise MessagesError(f"not valid YAML or JSON: {problem}", where=loc,
+                                hint="fix the file's syntax") from None
     if isinstance(data, Mapping):
         if "messages" not in data:
             raise MessagesError("a mapping needs a 'messages' list", where=where)

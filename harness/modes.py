@@ -16,15 +16,11 @@ from typing import Any
 
 from harness.conversation import ASSISTANT, USER, Conversation
 from harness.errors import ModeError
+from harness.mode_names import AS_IS, CONTINUE, IMPERSONATE, MODES, PREFILL, REPLY
 from harness.segments import CONTENT, Segment, clip, render_segmented, sentinel, tile
 from harness.templates import ChatTemplate
 
-AS_IS = "as-is"
-REPLY = "reply"
-PREFILL = "prefill"
-IMPERSONATE = "impersonate"
-CONTINUE = "continue"
-MODES = (AS_IS, REPLY, PREFILL, IMPERSONATE, CONTINUE)
+__all__ = ["AS_IS", "CONTINUE", "IMPERSONATE", "MODES", "PREFILL", "REPLY", "PromptPlan", "plan_prompt"]
 
 
 @dataclass(frozen=True)

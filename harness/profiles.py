@@ -17,6 +17,7 @@ import yaml
 from harness.errors import HarnessError, ProfileError
 from harness.paths import data_dir
 from harness.sampling import SamplingParams
+from harness.yamlio import error_location
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 
@@ -72,9 +73,8 @@ def parse_profile(text: str, *, name: str, where: str) -> Profile:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"{where}:{mark.line + 1}" if mark is not None else where
-        raise ProfileError(f"not valid YAML: {getattr(exc, 'problem', None) or exc}", where=at) from None
+        at, problem = error_location(exc, where)
+        raise ProfileError(f"not valid YAML: {problem}", where=at, hint="fix the file's syntax") from None
     data = data or {}
     lines = _lines(node) if node is not None else {}
     if not isinstance(data, dict):

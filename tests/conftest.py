@@ -1,0 +1,56 @@
+"""Shared fixtures: an isolated HARNESS_HOME per test, real models loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+# Gemma-3 is assembled (235 MB, sha256 checked) once into a cache that outlives test runs.
+os.environ.setdefault("HARNESS_CACHE", str(REPO / ".cache"))
+
+
+@pytest.fixture(autouse=True)
+def harness_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "harness-home"
+    monkeypatch.setenv("HARNESS_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def smollm2_backend():
+    from harness.models import open_backend
+
+    backend = open_backend("smollm2", n_ctx=2048, n_threads=2)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def smollm2(smollm2_backend):
+    """A workbench on the real SmolLM2 with its embedded template, KV cache reset."""
+    from harness.templates import load_template
+    from harness.workbench import Workbench
+
+    template = load_template("gguf", embedded=smollm2_backend.info.chat_template, model_name="smollm2")
+    bench = Workbench(smollm2_backend, template)
+    bench.evaluator.forget()
+    return bench
+
+
+@pytest.fixture(scope="session")
+def gemma_backend():
+    from harness.models import open_backend
+
+    backend = open_backend("gemma3-270m", n_ctx=2048, n_threads=2)
+    yield backend
+    backend.close()
+
+
+def write_messages(path: Path, messages: list[dict]) -> Path:
+    import json
+
+    path.write_text(json.dumps(messages), encoding="utf-8")
+    return path

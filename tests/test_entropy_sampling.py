@@ -1,0 +1,121 @@
+"""Entropy math and the sampler: the properties that catch real bugs."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from harness.entropy import StatsWorkspace, entropy_bits, summarize, surprisal_bits
+from harness.errors import CommandError
+from harness.sampling import SamplingParams, adjustments, sample
+
+
+def reference(logits: np.ndarray, token: int):
+    x = logits.astype(np.float64)
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    nz = p[p > 0]
+    return float(-(nz * np.log2(nz)).sum()), float(-np.log2(p[token])), p
+
+
+@pytest.mark.parametrize("n_vocab", [2, 1000, 262144])
+def test_uniform_is_log2_vocab_and_onehot_is_zero(n_vocab):
+    ws = StatsWorkspace(n_vocab, [0])
+    uniform = np.zeros(n_vocab, dtype=np.float32)
+    assert ws.step(uniform, 0).entropy_bits == pytest.approx(math.log2(n_vocab), abs=1e-4)
+    onehot = np.full(n_vocab, -1e4, dtype=np.float32)
+    onehot[1] = 0.0
+    st = ws.step(onehot, 1)
+    assert st.entropy_bits == pytest.approx(0.0, abs=1e-6)
+    assert st.surprisal_bits == pytest.approx(0.0, abs=1e-6)
+    assert st.top_ids[0] == 1 and st.top_probs[0] == pytest.approx(1.0)
+
+
+def test_constant_shift_changes_nothing_and_matches_reference():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 3, 5000).astype(np.float32)
+    ws = StatsWorkspace(5000, [7, 9], top_k=5)
+    a = ws.step(logits, 42)
+    b = ws.step(logits + 123.0, 42)
+    ent, sur, p = reference(logits, 42)
+    for st in (a, b):
+        assert st.entropy_bits == pytest.approx(ent, abs=1e-4)
+        assert st.surprisal_bits == pytest.approx(sur, abs=1e-4)
+        assert st.eot_prob == pytest.approx(p[7] + p[9], rel=1e-4)
+        assert list(st.top_ids) == list(np.argsort(-p)[:5])
+    assert entropy_bits(logits) == pytest.approx(ent, abs=1e-9)
+    assert surprisal_bits(logits, 42) == pytest.approx(sur, abs=1e-9)
+
+
+def test_batch_rows_equal_single_steps_and_surprisal_after_step():
+    rng = np.random.default_rng(1)
+    rows = rng.normal(0, 2, (6, 3000)).astype(np.float32)
+    following = [5, 17, 2999, 0, 42, 7]
+    ws = StatsWorkspace(3000, [1])
+    batch = ws.rows(rows, following)
+    for row, tok, st in zip(rows, following, batch, strict=True):
+        single = ws.step(row, None)
+        assert math.isnan(single.surprisal_bits)
+        assert ws.surprisal_after_step(tok) == pytest.approx(st.surprisal_bits, abs=1e-4)
+        assert single.entropy_bits == pytest.approx(st.entropy_bits, abs=1e-4)
+        assert single.top_ids == st.top_ids
+
+
+def test_summary_means_skip_missing_and_perplexity_is_two_to_the_mean():
+    s = summarize([None, 1.0, 3.0], [None, 2.0, 4.0])
+    assert s.tokens == 3 and s.mean_entropy_bits == 2.0 and s.mean_surprisal_bits == 3.0
+    assert s.perplexity == pytest.approx(8.0)
+    assert summarize([], []).perplexity is None
+
+
+def test_greedy_top_k_one_and_ban():
+    logits = np.array([0.0, 5.0, 1.0, 4.9], dtype=np.float32)
+    rng = np.random.default_rng(0)
+    assert sample(logits, SamplingParams(temperature=0), rng, {}) == 1
+    assert sample(logits, SamplingParams(temperature=1.5, top_k=1), rng, {}) == 1
+    banned = adjustments(logits, {}, [1], [], 1.0)
+    assert all(sample(logits, SamplingParams(temperature=2.0, top_k=0, top_p=1.0, min_p=0.0), rng, banned) != 1
+               for _ in range(200))
+    with pytest.raises(CommandError):
+        sample(logits, SamplingParams(), rng, adjustments(logits, {}, [0, 1, 2, 3], [], 1.0))
+
+
+def test_bias_can_promote_a_token_outside_top_k():
+    logits = np.linspace(0, 10, 1000).astype(np.float32)
+    rng = np.random.default_rng(0)
+    adjust = adjustments(logits, {3: 100.0}, [], [], 1.0)
+    assert sample(logits, SamplingParams(top_k=5), rng, adjust) == 3
+
+
+def test_sampling_frequencies_follow_temperature_and_seed_is_deterministic():
+    logits = np.log(np.array([0.5, 0.3, 0.2], dtype=np.float32))
+    params = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+    rng = np.random.default_rng(123)
+    counts = np.bincount([sample(logits, params, rng, {}) for _ in range(6000)], minlength=3) / 6000
+    assert counts == pytest.approx([0.5, 0.3, 0.2], abs=0.03)
+    draws = [sample(logits, params, np.random.default_rng(9), {}) for _ in range(3)]
+    assert len(set(draws)) == 1
+
+
+def test_top_p_and_min_p_cut_the_tail():
+    logits = np.log(np.array([0.6, 0.3, 0.09, 0.01], dtype=np.float32))
+    rng = np.random.default_rng(5)
+    top_p = SamplingParams(temperature=1.0, top_k=0, top_p=0.85, min_p=0.0)
+    assert {sample(logits, top_p, rng, {}) for _ in range(500)} == {0, 1}
+    min_p = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.2)
+    assert {sample(logits, min_p, rng, {}) for _ in range(500)} == {0, 1}
+
+
+def test_repeat_penalty_follows_llama_cpp_sign_rule():
+    logits = np.array([2.0, -2.0, 1.0], dtype=np.float32)
+    adjust = adjustments(logits, {}, [], [0, 1], 2.0)
+    assert adjust == {0: 1.0, 1: -4.0}
+
+
+def test_params_validation():
+    with pytest.raises(CommandError):
+        SamplingParams().updated(top_p=0)
+    with pytest.raises(CommandError):
+        SamplingParams().updated(eos="sometimes")
