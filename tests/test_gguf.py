@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import random
 import struct
 import subprocess
@@ -282,9 +281,9 @@ def test_smollm2_header() -> None:
 
 @pytest.mark.gemma
 def test_gemma3_base_header() -> None:
-    path = os.environ.get("HARNESS_TEST_GEMMA")
-    if not path or not Path(path).is_file():
-        pytest.skip("set HARNESS_TEST_GEMMA to the assembled Gemma-3-270m GGUF")
+    from harness.models import resolve_model
+
+    _, path = resolve_model("gemma3-270m")  # assembled into the cache, sha256 checked
     info = read_gguf_info(path)
     assert (info.architecture, info.n_vocab, info.context_length) == ("gemma3", 262144, 32768)
     assert (info.bos_token_id, info.bos_token) == (2, "<bos>")
