@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import resource
 import statistics
@@ -200,6 +201,7 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
 
 def bench_model(name: str, n: int, reps: int, threads: int) -> None:
     rig = open_rig(name, threads)
+    load_before = os.getloadavg()[0]
     h, b = interleave(reps, lambda s: run_harness(rig, n, s), lambda s: run_baseline(rig, n, s))
     check_counts("harness", h, n)
     check_counts("baseline", b, n)
@@ -218,6 +220,7 @@ def bench_model(name: str, n: int, reps: int, threads: int) -> None:
         (f"llm.eval tok/s ({n_score} tokens)", f"{n_score / med(bs):.0f}"),
         ("ratio score/eval (tok/s)", f"{median_ratio(bs, hs):.2f}"),
         ("peak RSS MB", f"{peak_rss_mb():.0f}"),
+        ("1-min load average, start / end", f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"),
     ])
     rig.bench.close()
 

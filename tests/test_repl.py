@@ -111,3 +111,35 @@ def test_ctrl_c_during_generation_stops_it_not_the_app(smollm2, tmp_path):
     assert gen.stop_reason == "interrupted" and 0 < len(gen.tokens) < 1500
     assert session.conversation.messages[-1].content  # the partial text was kept
     assert session.params.temperature == 0.3  # the REPL went on to the next line
+
+
+def test_model_switch_keeps_conversation_and_a_failed_switch_keeps_the_old_model():
+    from harness.errors import ModelError
+
+    session = fake_session()
+
+    def loader(model, template):
+        if model == "missing":
+            raise ModelError("no such model file", where=model)
+        backend = FakeBackend("Other!<|im_end|>")
+        return Workbench(backend, load_template(template or "chatml"))
+
+    session.loader = loader
+    drive(session, "Hello\n/model missing\n")
+    old = session.bench
+    assert session.conversation.messages[-1].content == "Hi!"
+    drive(session, "/model other\n/reply\n")
+    assert session.bench is not old
+    assert [m.content for m in session.conversation] == ["Hello", "Hi!", "Other!"]
+
+
+def test_a_broken_template_switch_keeps_the_working_one(tmp_path):
+    session = fake_session()
+    broken = tmp_path / "broken.jinja"
+    broken.write_text("{% for m in messages %}{{ m.content }")
+    seen = []
+    session.handle(f"/template {broken}", seen.append)
+    assert seen[-1].level == "error" and "broken.jinja:1" in seen[-1].text
+    assert session.bench.template.origin == "gguf"
+    session.handle("Hello", seen.append)
+    assert session.conversation.messages[-1].content == "Hi!"
