@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_mode_args(p, default=REPLY)
     p.add_argument("--json", action="store_true", help="print {prompt, segments}")
+    p.add_argument("--show", action="store_true", help="show token boundaries, roles and special tokens")
+    p.add_argument("--tokens", action="store_true", help="list id, piece and role per token (needs --model)")
+    p.add_argument("--no-color", action="store_true", help="plain text for --show")
 
     p = sub.add_parser("generate", help="generate once and print text or JSON")
     _add_model_args(p)
@@ -78,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", help="per-token statistics of the rendered conversation itself")
     _add_model_args(p)
     p.add_argument("--messages", required=True, metavar="F")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("lint", help="check a template against a battery of probe conversations")
+    p.add_argument("template", help="gguf, a library name or a .jinja path")
+    p.add_argument("--model", "-m", help="also check against this model's tokenizer")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("diff", help="character and token differences of two templates' renderings")
+    p.add_argument("template_a")
+    p.add_argument("template_b")
+    p.add_argument("--messages", required=True, metavar="F")
+    p.add_argument("--model", "-m", help="token-level diff with this model's tokenizer")
+    p.add_argument("--mode", choices=MODES, default=REPLY)
+    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("fit", help="rank templates by how at home the model is in each")
+    p.add_argument("--model", "-m", required=True)
+    p.add_argument("--messages", required=True, metavar="F")
+    p.add_argument("--templates", default="all", help="all, or a comma-separated list")
+    p.add_argument("--n-ctx", type=int, default=None)
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("models", help="list the known models")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from harness import lab_commands as lab
 from harness.cli import parse_bias, parse_vars, read_messages
 from harness.errors import CommandError
 from harness.profiles import Profile, default_profile, load_profile
@@ -22,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "render": cmd_render, "generate": cmd_generate, "score": cmd_score,
         "models": cmd_models, "templates": cmd_templates, "chat": cmd_chat,
+        "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit,
     }
     return handlers[args.command](args)
 
@@ -90,7 +92,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     variables.update(parse_vars(args.var))
     template = choose_template(args.template, embedded, model_name, user_templates_dir())
     plan = plan_prompt(conversation, template, args.mode, text=_mode_text(args), variables=variables)
-    if args.json:
+    if args.show or args.tokens:
+        sys.stdout.write(lab.render_view(args, plan))
+    elif args.json:
         json.dump({"prompt": plan.prompt, "segments": [s.to_dict() for s in plan.segments]},
                   sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")

@@ -76,11 +76,12 @@ def resolve_model(spec: str | None) -> tuple[str, Path]:
     return path.stem, path
 
 
-def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None = None):
-    """Validate the GGUF header, then load it in llama.cpp."""
+def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 vocab_only: bool = False):
+    """Validate the GGUF header, then load it in llama.cpp (`vocab_only`: tokenizer only)."""
     from harness.backends.llama_cpp import LlamaCppBackend
     from harness.gguf import read_gguf_info
 
     name, path = resolve_model(spec)
     read_gguf_info(path)  # refuses broken files before llama.cpp parses them
-    return LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads)
+    return LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads, vocab_only=vocab_only)

@@ -23,12 +23,12 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\
 class FakeBackend:
     def __init__(self, script: str = "", *, specials: Sequence[str] = DEFAULT_SPECIALS,
                  eog: Sequence[str] = ("</s>", "<|im_end|>"), n_ctx: int = 4096,
-                 chat_template: str | None = CHATML, confidence: float = 12.0):
+                 chat_template: str | None = CHATML, confidence: float = 12.0, add_bos: bool = False):
         self.specials = list(specials)
         self.n_vocab = 256 + len(self.specials)
         eog_ids = frozenset(256 + self.specials.index(t) for t in eog)
         self.info = ModelInfo("fake", "<fake>", "fake", self.n_vocab, n_ctx, n_ctx, eog_ids,
-                              256, 257, "<s>", "</s>", False, chat_template)
+                              256, 257, "<s>", "</s>", add_bos, chat_template)
         self.script = self.tokenize(script)
         self.confidence = confidence
         self._tokens: list[int] = []

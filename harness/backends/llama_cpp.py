@@ -30,7 +30,7 @@ def _quiet_llama_logs() -> None:
 
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
-                 n_threads: int | None = None, n_batch: int = 512):
+                 n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False):
         import llama_cpp
 
         _quiet_llama_logs()
@@ -42,6 +42,7 @@ class LlamaCppBackend:
                 self._llm = llama_cpp.Llama(
                     path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
                     n_threads_batch=threads, logits_all=False, verbose=False, swa_full=True,
+                    vocab_only=vocab_only,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelError(f"llama.cpp could not load the model: {exc}", where=path,
