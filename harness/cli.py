@@ -27,6 +27,10 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="set or override a template variable (repeatable)")
     p.add_argument("--n-ctx", type=int, default=None, help="context window (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    p.add_argument("--literal-content", action="store_true",
+                   help="tokenize message content as plain text (no control tokens from content)")
+    p.add_argument("--context-overflow", choices=("error", "truncate-oldest"), default=None,
+                   help="when the prompt does not fit n_ctx (default: error)")
 
 
 def _add_mode_args(p: argparse.ArgumentParser, default: str = REPLY) -> None:
@@ -63,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", "-p", help="profile name or YAML path")
     p.add_argument("--log", metavar="PATH", help="JSONL log file (default: in the data directory)")
     p.add_argument("--system", default=None, help="system prompt")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="LOG",
+                   help="continue the conversation of a log (default: the newest one)")
 
     p = sub.add_parser("render", help="print the exact prompt a template makes of a conversation")
     _add_model_args(p)

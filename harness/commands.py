@@ -59,7 +59,9 @@ def open_workbench(args: argparse.Namespace, profile: Profile):
     try:
         template = choose_template(args.template or profile.template, backend.info.chat_template,
                                    backend.info.name, user_templates_dir())
-        return Workbench(backend, template, {**profile.vars, **parse_vars(args.var)})
+        bench = Workbench(backend, template, {**profile.vars, **parse_vars(args.var)})
+        bench.literal_content = bool(getattr(args, "literal_content", False) or profile.literal_content)
+        return bench
     except BaseException:
         backend.close()
         raise
@@ -114,7 +116,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     text = _mode_text(args)
     bench = open_workbench(args, profile)
     try:
-        plan = bench.plan(conversation, args.mode, text)
+        plan, dropped = bench.fit_conversation(conversation, args.mode, text, overflow_policy(args, profile))
+        _warn(bench, plan, dropped)
         stream = None if args.json else _print_stream
         with sigint_flag() as interrupted:
             gen = bench.generate(plan, params, on_token=stream, should_stop=interrupted)
@@ -126,6 +129,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     finally:
         bench.close()
     return 0
+
+
+def overflow_policy(args: argparse.Namespace, profile: Profile) -> str:
+    return getattr(args, "context_overflow", None) or profile.context_overflow
+
+
+def _warn(bench, plan, dropped: int) -> None:
+    if dropped:
+        print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
+              f"of {bench.backend.info.n_ctx} tokens", file=sys.stderr)
+    for injection in bench.injections(plan):
+        print(f"harness: warning: {injection.describe()}", file=sys.stderr)
 
 
 def _print_stream(event) -> None:
@@ -140,10 +155,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     bench = open_workbench(args, default_profile())
     try:
         plan, tokens = bench.score(conversation)
+        warnings = [i.describe() for i in bench.injections(plan)]
         if args.json:
-            json.dump(score_json(plan.prompt, tokens, bench.piece_text), sys.stdout, ensure_ascii=False)
+            json.dump(score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings},
+                      sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
+            for warning in warnings:
+                print(f"harness: warning: {warning}", file=sys.stderr)
             for role, s in role_summaries(tokens).items():
                 ent = s["mean_entropy_bits"]
                 sur = s["mean_surprisal_bits"]

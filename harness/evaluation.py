@@ -11,6 +11,7 @@ only what changed.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -20,22 +21,61 @@ from harness.conversation import TEMPLATE
 from harness.entropy import StatsWorkspace, StepStats
 from harness.errors import ContextOverflowError
 from harness.records import TokenRecord
-from harness.segments import Segment
+from harness.segments import CONTENT, Segment
 
 
-def encode_prompt(backend: Backend, prompt: str, segments: Sequence[Segment]) -> list[TokenRecord]:
-    """Token records (no statistics yet) for `prompt`, each with its role."""
+def encode_prompt(backend: Backend, prompt: str, segments: Sequence[Segment], *,
+                  literal_content: bool = False) -> list[TokenRecord]:
+    """Token records (no statistics yet) for `prompt`, each with its role.
+
+    By default the prompt is tokenized whole with control-token strings parsed everywhere, as
+    llama.cpp's server and transformers do: `<|im_end|>` typed into a message becomes a real
+    control token. With `literal_content`, message content is tokenized as plain text and only
+    the template's scaffolding can yield control tokens.
+    """
     info = backend.info
-    ids = backend.tokenize(prompt)
+    if literal_content and segments:
+        ids = [i for seg in segments
+               for i in backend.tokenize(prompt[seg.start:seg.end], special=seg.kind != CONTENT)]
+    else:
+        ids = backend.tokenize(prompt)
     added_bos = (info.add_bos and info.bos_id is not None
                  and not (info.bos_text and prompt.startswith(info.bos_text)))
     pieces = [backend.piece(i) for i in ids]
     roles = roles_for_spans(char_offsets(pieces, prompt), segments) if segments else [TEMPLATE] * len(ids)
-    records = [TokenRecord(i, p.decode("utf-8", "replace"), r) for i, p, r in zip(ids, pieces, roles, strict=True)]
+    records = [TokenRecord(i, p.decode("utf-8", "replace"), r, raw=p)
+               for i, p, r in zip(ids, pieces, roles, strict=True)]
     if added_bos:
         assert info.bos_id is not None
-        records.insert(0, TokenRecord(info.bos_id, info.bos_text, TEMPLATE))
+        records.insert(0, TokenRecord(info.bos_id, info.bos_text, TEMPLATE, raw=info.bos_text.encode()))
     return records
+
+
+@dataclass(frozen=True)
+class Injection:
+    """Message content that the tokenizer turns into control tokens."""
+
+    role: str
+    start: int
+    end: int
+    tokens: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"{self.role} content at {self.start}-{self.end} contains control token(s) "
+                f"{', '.join(self.tokens)} (use literal content to keep it as text)")
+
+
+def find_injections(backend: Backend, prompt: str, segments: Sequence[Segment]) -> list[Injection]:
+    """Content segments whose text tokenizes to control tokens when special tokens are parsed."""
+    found = []
+    for seg in segments:
+        if seg.kind != CONTENT:
+            continue
+        special = [backend.piece(i).decode("utf-8", "replace")
+                   for i in backend.tokenize(prompt[seg.start:seg.end]) if backend.is_special(i)]
+        if special:
+            found.append(Injection(seg.role, seg.start, seg.end, tuple(dict.fromkeys(special))))
+    return found
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

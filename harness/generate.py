@@ -11,7 +11,7 @@ from __future__ import annotations
 import codecs
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -72,16 +72,15 @@ def attribute_generated(backend: Backend, markers: TurnMarkers, plan: PromptPlan
 
 def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, markers: TurnMarkers,
              params: SamplingParams, *, on_token: Callable[[StreamEvent], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> Generation:
+             should_stop: Callable[[], bool] | None = None, literal_content: bool = False) -> Generation:
     params.validate()
     result = Generation(plan.prompt, plan.mode, plan.writer)
     t0 = time.perf_counter()
-    prompt_records = encode_prompt(backend, plan.prompt, plan.segments)
+    prompt_records = encode_prompt(backend, plan.prompt, plan.segments, literal_content=literal_content)
     ids = [r.id for r in prompt_records]
     evaluator.check_fits(len(ids), 1)
     stats, logits = evaluator.evaluate(ids)
-    result.prompt_tokens = [TokenRecord(r.id, r.piece, r.role, s)
-                            for r, s in zip(prompt_records, stats, strict=True)]
+    result.prompt_tokens = [replace(r, stats=s) for r, s in zip(prompt_records, stats, strict=True)]
     t1 = time.perf_counter()
     result.prompt_seconds = t1 - t0
 
@@ -106,10 +105,9 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
         step = ws.step(logits, None)
         adjust = adjustments(logits, bias, banned, recent, params.repeat_penalty)
         token = sample(logits, params, rng, adjust)
-        step = type(step)(step.entropy_bits, ws.surprisal_after_step(token), step.eot_prob,
-                          step.top_ids, step.top_probs)
+        step = replace(step, surprisal_bits=ws.surprisal_after_step(token))
         raw = backend.piece(token)
-        record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step)
+        record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step, raw=raw)
         result.tokens.append(record)
         if token in eog and params.eos == EOS_STOP:
             stop_reason = EOS

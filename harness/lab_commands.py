@@ -126,15 +126,19 @@ def render_view(args: argparse.Namespace, plan) -> str:
         if args.tokens:
             raise CommandError("--tokens needs --model (token boundaries come from its tokenizer)")
         return show_segments(plan.prompt, [(s.start, s.end, s.role) for s in plan.segments], colour) + "\n"
-    from harness.evaluation import encode_prompt
+    from harness.evaluation import encode_prompt, find_injections
     from harness.models import open_backend
 
     backend = open_backend(args.model, vocab_only=True)
     try:
-        records = encode_prompt(backend, plan.prompt, plan.segments)
+        literal = bool(args.literal_content)
+        records = encode_prompt(backend, plan.prompt, plan.segments, literal_content=literal)
         rows = [(r.id, r.piece, r.role, backend.is_special(r.id)) for r in records]
+        injections = [] if literal else find_injections(backend, plan.prompt, plan.segments)
     finally:
         backend.close()
+    for injection in injections:
+        print(f"harness: warning: {injection.describe()}", file=sys.stderr)
     if args.tokens:
         return token_table(rows) + "\n"
     return show_tokens([(p, role, sp) for _, p, role, sp in rows], colour) + "\n"

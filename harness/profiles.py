@@ -30,7 +30,9 @@ _SAMPLING_FIELDS: dict[str, tuple[type, ...]] = {
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "description": (str,), "model": (str,), "template": (str,), "system": (str, type(None)),
     "n_ctx": (int,), "eos": (str,), "sampling": (dict,), "logit_bias": (dict,), "vars": (dict,),
+    "literal_content": (bool,), "context_overflow": (str,),
 }
+OVERFLOW_POLICIES = ("error", "truncate-oldest")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class Profile:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     vars: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    literal_content: bool = False
+    context_overflow: str = "error"
 
 
 def _lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
@@ -111,9 +115,13 @@ def parse_profile(text: str, *, name: str, where: str) -> Profile:
     n_ctx = data.get("n_ctx", 4096)
     if n_ctx < 64:
         raise fail("n_ctx", "must be at least 64")
+    overflow = data.get("context_overflow", "error")
+    if overflow not in OVERFLOW_POLICIES:
+        raise fail("context_overflow", f"must be one of {', '.join(OVERFLOW_POLICIES)}")
     return Profile(name=name, model=data.get("model"), template=data.get("template"),
                    system=data.get("system"), n_ctx=n_ctx, sampling=params,
-                   vars=dict(data.get("vars") or {}), description=data.get("description", ""))
+                   vars=dict(data.get("vars") or {}), description=data.get("description", ""),
+                   literal_content=data.get("literal_content", False), context_overflow=overflow)
 
 
 def find_profile(spec: str) -> Path:

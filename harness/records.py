@@ -16,19 +16,30 @@ class TokenRecord:
     piece: str
     role: str = "template"
     stats: StepStats | None = None  # None for the first prompt token (nothing predicts it)
+    raw: bytes = b""  # the token's bytes; logged as hex when they are not valid UTF-8 alone
 
     def with_role(self, role: str) -> TokenRecord:
         return replace(self, role=role)
 
     def to_dict(self, name_of: Callable[[int], str]) -> dict[str, Any]:
         s = self.stats
-        return {
-            "id": self.id, "piece": self.piece, "role": self.role,
+        out: dict[str, Any] = {"id": self.id, "piece": self.piece, "role": self.role}
+        if self.raw and not _is_utf8(self.raw):
+            out["bytes"] = self.raw.hex()
+        return out | {
             "entropy_bits": _r(s.entropy_bits) if s else None,
             "surprisal_bits": _r(s.surprisal_bits) if s else None,
             "eot_prob": _r(s.eot_prob) if s else None,
             "top": [[name_of(i), _r(p)] for i, p in zip(s.top_ids, s.top_probs, strict=True)] if s else [],
         }
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _r(x: float) -> float:

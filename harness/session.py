@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.conversation import ASSISTANT, USER, Conversation
-from harness.errors import CommandError, HarnessError
+from harness.errors import CommandError, HarnessError, StorageError
 from harness.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
 from harness.records import Generation, role_summaries
 from harness.sampling import EOS_POLICIES, SamplingParams
@@ -28,7 +28,7 @@ from harness.workbench import Workbench
 @dataclass(frozen=True)
 class Notice:
     text: str
-    level: str = "info"  # info | error
+    level: str = "info"  # info | warning | error
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,7 @@ class Session:
     model_spec: str | None = None
     history: list[Generation] = field(default_factory=list)
     last_request: tuple[str, str] = (REPLY, "")
+    context_overflow: str = "error"
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
@@ -96,7 +97,12 @@ class Session:
 
     # -- generation --------------------------------------------------------------------------
     def _generate(self, mode: str, text: str, emit: Emit, should_stop) -> Generation:
-        plan = self.bench.plan(self.conversation, mode, text)
+        plan, dropped = self.bench.fit_conversation(self.conversation, mode, text, self.context_overflow)
+        if dropped:
+            emit(Notice(f"context full: the {dropped} oldest message(s) are left out of this prompt "
+                        f"(n_ctx {self.bench.backend.info.n_ctx}); the conversation keeps them", "warning"))
+        for injection in self.bench.injections(plan):
+            emit(Notice(injection.describe(), "warning"))
         self.last_request = (mode, text)
         emit(TurnStarted(plan.writer, mode))
 
@@ -117,11 +123,11 @@ class Session:
         else:
             self.conversation = before.append(plan.writer or ASSISTANT, content)
         self.history.append(gen)
-        self._log(gen, before)
+        self._log(gen, before, emit)
         emit(TurnFinished(gen, plan.writer or ASSISTANT))
         return gen
 
-    def _log(self, gen: Generation, before: Conversation) -> None:
+    def _log(self, gen: Generation, before: Conversation, emit: Emit) -> None:
         if self.log is None:
             return
         from harness.records import generation_json
@@ -132,7 +138,10 @@ class Session:
                   **generation_json(gen, self.bench.piece_text)}
         record.pop("prompt_tokens")  # per-role prompt summary is kept; the prompt text is too
         record["interrupted"] = gen.stop_reason == "interrupted"
-        self.log.append(record)
+        try:
+            self.log.append(record)
+        except StorageError as exc:
+            emit(Notice(f"{exc}; the turn is kept in this session but not logged", "error"))
 
     # -- commands ----------------------------------------------------------------------------
     def cmd_help(self, arg: str, emit: Emit, should_stop) -> None:

@@ -67,3 +67,22 @@ def save_json(path: str | Path, data: Mapping[str, Any]) -> None:
         os.replace(tmp, target)
     except OSError as exc:
         raise StorageError(f"cannot save: {exc.strerror or exc}", where=str(target)) from None
+
+
+def latest_log() -> Path | None:
+    logs = sorted(logs_dir().glob("chat-*.jsonl"), key=lambda p: p.stat().st_mtime)
+    return logs[-1] if logs else None
+
+
+def resume_messages(path: str | None):
+    """(log path, conversation after its last complete turn) — for `harness chat --resume`."""
+    from harness.conversation import Conversation
+
+    target = Path(path).expanduser() if path else latest_log()
+    if target is None:
+        raise StorageError("no chat log to resume", where=str(logs_dir()),
+                           hint="pass --resume LOG, or start without --resume")
+    turns = list(read_log(target))
+    if not turns:
+        raise StorageError("the log holds no complete turn", where=str(target))
+    return target, Conversation.from_dicts(turns[-1].get("messages") or [], where=str(target))

@@ -8,19 +8,25 @@ evaluator whose KV cache is reused from one call to the next.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend
-from harness.conversation import Conversation
+from harness.conversation import SYSTEM, Conversation
 from harness.entropy import StatsWorkspace
-from harness.evaluation import PromptEvaluator, encode_prompt
+from harness.errors import ContextOverflowError
+from harness.evaluation import Injection, PromptEvaluator, encode_prompt, find_injections
 from harness.generate import StreamEvent, generate
 from harness.markers import TurnMarkers, derive_markers
 from harness.modes import AS_IS, REPLY, PromptPlan, plan_prompt
 from harness.records import Generation, TokenRecord
 from harness.sampling import SamplingParams
 from harness.templates import GGUF, ChatTemplate, load_template
+
+OVERFLOW_ERROR = "error"
+OVERFLOW_TRUNCATE = "truncate-oldest"
+OVERFLOW_POLICIES = (OVERFLOW_ERROR, OVERFLOW_TRUNCATE)
 
 
 def model_variables(backend: Backend) -> dict[str, Any]:
@@ -41,6 +47,7 @@ class Workbench:
         self.evaluator = PromptEvaluator(backend, StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids))
         self.template = template
         self.markers: TurnMarkers = derive_markers(template, self.variables)
+        self.literal_content = False  # tokenize message content as plain text
 
     @property
     def variables(self) -> dict[str, Any]:
@@ -53,18 +60,44 @@ class Workbench:
     def plan(self, conversation: Conversation, mode: str = REPLY, text: str = "") -> PromptPlan:
         return plan_prompt(conversation, self.template, mode, text=text, variables=self.variables)
 
+    def fit_conversation(self, conversation: Conversation, mode: str = REPLY, text: str = "",
+                         policy: str = OVERFLOW_ERROR) -> tuple[PromptPlan, int]:
+        """The prompt plan, after dropping the oldest non-system messages if `policy` is
+        truncate-oldest and the prompt does not fit the context; returns (plan, dropped)."""
+        dropped = 0
+        n_ctx = self.backend.info.n_ctx
+        while True:
+            plan = self.plan(conversation, mode, text)
+            n = len(encode_prompt(self.backend, plan.prompt, plan.segments, literal_content=self.literal_content))
+            if n + 1 <= n_ctx:
+                return plan, dropped
+            if policy != OVERFLOW_TRUNCATE:
+                raise ContextOverflowError(
+                    f"the prompt is {n} tokens and the context holds {n_ctx}",
+                    hint="raise n_ctx, shorten the conversation, or set context_overflow: truncate-oldest")
+            oldest = next((i for i, m in enumerate(conversation) if m.role != SYSTEM), None)
+            if oldest is None or oldest >= len(conversation) - 1:
+                raise ContextOverflowError(f"even the last message alone does not fit the context of {n_ctx}",
+                                           hint="raise n_ctx or shorten the message")
+            conversation = Conversation(conversation.messages[:oldest] + conversation.messages[oldest + 1:])
+            dropped += 1
+
     def generate(self, plan: PromptPlan, params: SamplingParams, *,
                  on_token: Callable[[StreamEvent], None] | None = None,
                  should_stop: Callable[[], bool] | None = None) -> Generation:
         return generate(self.backend, self.evaluator, plan, self.markers, params,
-                        on_token=on_token, should_stop=should_stop)
+                        on_token=on_token, should_stop=should_stop, literal_content=self.literal_content)
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         """Teacher-forced statistics of the conversation exactly as rendered (mode as-is)."""
         plan = self.plan(conversation, AS_IS)
-        records = encode_prompt(self.backend, plan.prompt, plan.segments)
+        records = encode_prompt(self.backend, plan.prompt, plan.segments, literal_content=self.literal_content)
         stats, _ = self.evaluator.evaluate([r.id for r in records])
-        return plan, [TokenRecord(r.id, r.piece, r.role, s) for r, s in zip(records, stats, strict=True)]
+        return plan, [replace(r, stats=s) for r, s in zip(records, stats, strict=True)]
+
+    def injections(self, plan: PromptPlan) -> list[Injection]:
+        """Message content that becomes control tokens (unless content is literal)."""
+        return [] if self.literal_content else find_injections(self.backend, plan.prompt, plan.segments)
 
     def piece_text(self, token: int) -> str:
         return self.backend.piece(token).decode("utf-8", "replace")

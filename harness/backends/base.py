@@ -42,8 +42,9 @@ class Backend(Protocol):
     def max_logit_rows(self) -> int:
         """Most tokens one `decode(..., all_logits=True)` call may take."""
 
-    def tokenize(self, text: str) -> list[int]:
-        """Token ids of `text`, special-token strings parsed, no BOS added."""
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Token ids of `text`, no BOS added; `special`: control-token strings become control
+        tokens (False: they are spelled out as plain text)."""
 
     def piece(self, token: int) -> bytes:
         """The bytes a token stands for, special tokens rendered as their text."""

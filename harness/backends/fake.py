@@ -45,14 +45,14 @@ class FakeBackend:
     def max_logit_rows(self) -> int:
         return 16
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
         out: list[int] = []
         i = 0
         while i < len(text):
-            for j, special in enumerate(self.specials):
-                if text.startswith(special, i):
+            for j, name in enumerate(self.specials if special else ()):
+                if text.startswith(name, i):
                     out.append(256 + j)
-                    i += len(special)
+                    i += len(name)
                     break
             else:
                 out.extend(text[i].encode("utf-8"))

@@ -80,8 +80,8 @@ class LlamaCppBackend:
     def max_logit_rows(self) -> int:
         return max(1, min(self._n_batch, LOGIT_BUDGET_BYTES // (4 * self.info.n_vocab)))
 
-    def tokenize(self, text: str) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)

@@ -36,8 +36,8 @@ class Display:
         handler(event)
 
     def _on_Notice(self, event: Notice) -> None:
-        style = "ansired" if event.level == "error" else "ansibrightblack"
-        prefix = "error: " if event.level == "error" else ""
+        style = {"error": "ansired", "warning": "ansiyellow"}.get(event.level, "ansibrightblack")
+        prefix = f"{event.level}: " if event.level != "info" else ""
         self._print([(style, prefix + event.text)], end="\n")
 
     def _on_TurnStarted(self, event: TurnStarted) -> None:
