@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-ctx", type=int, default=None)
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("import", help="convert a SillyTavern preset, text-generation-webui template "
+                                      "or tokenizer_config.json into a user template")
+    p.add_argument("file", metavar="FILE", help="SillyTavern instruct preset (.json), "
+                   "text-generation-webui instruction template (.yaml) or tokenizer_config.json")
+    p.add_argument("--name", help="template name (default: the preset's name, the file's, or "
+                   "the folder's for tokenizer_config.json)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing user template")
+
     p = sub.add_parser("models", help="list the known models")
     p.add_argument("--json", action="store_true")
 

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "render": cmd_render, "generate": cmd_generate, "score": cmd_score,
         "models": cmd_models, "templates": cmd_templates, "chat": cmd_chat,
-        "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit,
+        "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit, "import": cmd_import,
     }
     return handlers[args.command](args)
 
@@ -216,6 +216,12 @@ def cmd_templates(args: argparse.Namespace) -> int:
         print(f"    generation prompt {m['generation_prompt']!r}"
               + ("   (system folded into the first user turn)" if m["system_folded"] else ""))
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from harness.importers import cmd_import as import_templates
+
+    return import_templates(args)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

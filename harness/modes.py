@@ -77,25 +77,26 @@ def _impersonate(messages: list[dict[str, Any]], template: ChatTemplate, text: s
     return PromptPlan(prompt, tuple(kept), USER, IMPERSONATE, opened=text)
 
 
+CONTINUE_TAG = "CONTINUE_FINAL_MESSAGE_TAG "
+
+
 def _continue(conversation: Conversation, template: ChatTemplate,
               variables: Mapping[str, Any] | None) -> PromptPlan:
-    """transformers' ``continue_final_message``: cut right after the final message's content."""
+    """transformers' ``continue_final_message``: a tag is appended to the final message, the
+    conversation rendered without a generation prompt and cut where the tag begins (trailing
+    whitespace trimmed too when the template ate the tag's space)."""
     last = conversation.last
     if last is None:
         raise ModeError("nothing to continue: the conversation is empty")
-    rendered, segments = render_segmented(template, conversation.to_dicts(),
-                                          add_generation_prompt=False, variables=variables)
-    content = last.content
-    if not content.strip() or content.strip() not in rendered:
+    messages = conversation.to_dicts()
+    messages[-1]["content"] = last.content + CONTINUE_TAG
+    rendered, segments = render_segmented(template, messages, add_generation_prompt=False,
+                                          variables=variables)
+    if last.content.strip() not in rendered or CONTINUE_TAG.strip() not in rendered:
         raise ModeError("the final message does not appear in the rendered prompt; cannot continue it",
                         hint="the template rewrites or drops it")
-    at = rendered.rindex(content.strip())
-    if rendered[at: at + len(content.lstrip())] == content:
-        end = at + len(content.lstrip())
-    else:
-        end = at + len(content.strip())
+    at = rendered.rindex(CONTINUE_TAG.strip())
+    end = at if rendered[at: at + len(CONTINUE_TAG)] == CONTINUE_TAG else len(rendered[:at].rstrip())
     prompt = rendered[:end]
-    kept = clip(segments, end)
-    return PromptPlan(prompt, tuple(tile(len(prompt), [(s.start, s.end, s.role) for s in kept
-                                                         if s.kind == CONTENT])),
-                      last.role, CONTINUE, opened=content)
+    kept = [(s.start, s.end, s.role) for s in clip(segments, end) if s.kind == CONTENT]
+    return PromptPlan(prompt, tuple(tile(len(prompt), kept)), last.role, CONTINUE, opened=last.content)

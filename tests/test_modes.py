@@ -88,11 +88,22 @@ def test_impersonate_on_strictly_alternating_template_is_a_clear_error():
         plan_prompt(conv, load_template("mistral"), "impersonate", variables={"bos_token": "<s>", "eos_token": "</s>"})
 
 
-def test_continue_needs_visible_final_message():
+def test_continue_needs_a_final_message_and_opens_an_empty_one():
     with pytest.raises(ModeError):
         plan_prompt(Conversation(), load_template("chatml"), "continue")
-    with pytest.raises(ModeError):
-        plan_prompt(Conversation.of(("user", "  ")), load_template("chatml"), "continue")
+    plan = plan_prompt(Conversation.of(("user", "Hi"), ("assistant", "")), load_template("chatml"), "continue")
+    assert plan.prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    assert plan.writer == "assistant"
+
+
+def test_continue_cuts_at_the_final_message_not_a_later_copy_of_it():
+    source = ("{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
+              "[docs] Penguins are birds.")
+    conv = Conversation.of(("user", "Hi"), ("assistant", "Penguins are"))
+    from harness.templates import ChatTemplate
+
+    plan = plan_prompt(conv, ChatTemplate("t", source, "test"), "continue")
+    assert plan.prompt == "[user] Hi\n[assistant] Penguins are"
 
 
 def test_unknown_mode():
