@@ -83,8 +83,22 @@ class Conversation:
         return cls(tuple(messages))
 
 
+MAX_MESSAGES_CHARS = 64 * 1024 * 1024
+
+
 def parse_messages(text: str, *, where: str) -> Conversation:
     """Parse a messages file's text (JSON, or YAML when it is not JSON)."""
+    if len(text) > MAX_MESSAGES_CHARS:
+        raise MessagesError(f"the file is {len(text) // 2**20} MB; messages files are limited to "
+                            f"{MAX_MESSAGES_CHARS // 2**20} MB", where=where, hint="split or shorten it")
+    try:
+        return _parse(text, where)
+    except RecursionError:
+        raise MessagesError("nested too deeply to be a list of messages", where=where,
+                            hint="a messages file is a flat list of {role, content}") from None
+
+
+def _parse(text: str, where: str) -> Conversation:
     data: Any
     try:
         data = json.loads(text)

@@ -140,3 +140,29 @@ def test_read_only_data_dir_is_a_notice_not_a_crash(tmp_path):
     assert _open_log(argparse.Namespace(log=None, resume_path=None), display) is None
     assert shown and shown[0].level == "error"
     assert _history_path() is None
+
+
+@pytest.mark.parametrize("text", [
+    "[" * 100000 + "]" * 100000,
+    "- " * 5000 + "x",
+    json.dumps({"messages": [{"role": "user", "content": "x"}] * 3}) + " " * 10,
+])
+def test_deeply_nested_or_odd_messages_files_fail_cleanly(text):
+    from harness.conversation import parse_messages
+    from harness.errors import MessagesError
+
+    try:
+        conv = parse_messages(text, where="m.json")
+    except MessagesError as exc:
+        assert "m.json" in str(exc) and "\n" not in str(exc)
+    else:
+        assert len(conv) == 3
+
+
+def test_huge_messages_file_is_refused_before_parsing(monkeypatch):
+    from harness import conversation
+    from harness.errors import MessagesError
+
+    monkeypatch.setattr(conversation, "MAX_MESSAGES_CHARS", 1000)
+    with pytest.raises(MessagesError, match="limited to"):
+        conversation.parse_messages("[" + ",".join(['{"role":"user","content":"x"}'] * 100) + "]", where="big.json")

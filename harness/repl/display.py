@@ -57,12 +57,13 @@ class Display:
 
     def _on_RawPrompt(self, event: RawPrompt) -> None:
         fragments = []
-        for piece, role, special in event.pieces:
+        for i, (piece, role, special) in enumerate(event.pieces):
             style = ROLE_STYLES.get(role, "")
-            fragments.append((style + (" reverse" if special else " underline"), _visible(piece)))
+            boundary = " underline" if i % 2 else ""  # alternate tokens underlined: boundaries show
+            fragments.append((style + (" reverse" if special else boundary), _visible(piece)))
         self._print(fragments, end="\n")
         self._print([("ansibrightblack", f"{len(event.pieces)} tokens; special tokens reversed, "
-                      "others underlined per token; colour = role")], end="\n")
+                      "every other token underlined; colour = role")], end="\n")
 
     def _on_EntropyReport(self, event: EntropyReport) -> None:
         for scope, roles in event.rows.items():
