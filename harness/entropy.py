@@ -42,6 +42,25 @@ class StepStats:
     top_probs: tuple[float, ...]
 
 
+_NEAR_NATS = 30.0  # tokens this far below the best are ~1e-13 as likely: never in a top-k we need
+
+
+def top_indices(z: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest entries of `z` (max already subtracted), largest first.
+
+    Exact: first the entries within _NEAR_NATS of the maximum are taken (a fast comparison over
+    the vocabulary, usually a few hundred survive), and only if fewer than k survive does it fall
+    back to a partial sort of the whole vector.
+    """
+    k = min(k, z.shape[0])
+    near = np.flatnonzero(z > -_NEAR_NATS)
+    if near.size >= k:
+        part = near[np.argpartition(z[near], -k)[-k:]] if near.size > k else near
+    else:
+        part = np.argpartition(z, -k)[-k:]
+    return part[np.argsort(-z[part], kind="stable")]
+
+
 class StatsWorkspace:
     """Per-token statistics with preallocated scratch (one per vocabulary size)."""
 
@@ -66,11 +85,13 @@ class StatsWorkspace:
         entropy = (log_total - mean_z) / LN2
         surprisal = (log_total - float(z[token])) / LN2 if token is not None else math.nan
         eot = float(e[self.eog].sum(dtype=np.float64)) / total if self.eog.size else 0.0
-        k = min(self.top_k, self.n_vocab)
-        top = np.argpartition(z, -k)[-k:]
-        top = top[np.argsort(-z[top], kind="stable")]
+        top = top_indices(z, self.top_k)
         return StepStats(max(entropy, 0.0), surprisal, eot, tuple(int(i) for i in top),
                          tuple(float(e[i]) / total for i in top))
+
+    def raw_top(self, k: int) -> np.ndarray:
+        """The k most likely tokens of the row last passed to :meth:`step` (for the sampler)."""
+        return top_indices(self._z, k)
 
     def surprisal_after_step(self, token: int) -> float:
         """Surprisal (bits) of `token` under the row most recently passed to :meth:`step`."""
@@ -88,10 +109,7 @@ class StatsWorkspace:
         rows = np.arange(len(idx))
         surprisal = (log_total - z[rows, idx]) / LN2
         eot = (e[:, self.eog].sum(axis=1, dtype=np.float64) / total) if self.eog.size else np.zeros(len(idx))
-        k = min(self.top_k, self.n_vocab)
-        top = np.argpartition(z, -k, axis=1)[:, -k:]
-        order = np.argsort(-np.take_along_axis(z, top, axis=1), axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
+        top = np.stack([top_indices(row, self.top_k) for row in z])
         top_p = np.take_along_axis(e, top, axis=1) / total[:, None]
         return [StepStats(max(float(entropy[i]), 0.0), float(surprisal[i]), float(eot[i]),
                           tuple(int(t) for t in top[i]), tuple(float(p) for p in top_p[i]))

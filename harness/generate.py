@@ -104,7 +104,7 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
             evaluator.accept(token_id, token_stats)  # type: ignore[arg-type]
         step = ws.step(logits, None)
         adjust = adjustments(logits, bias, banned, recent, params.repeat_penalty)
-        token = sample(logits, params, rng, adjust)
+        token = sample(logits, params, rng, adjust, ws.raw_top)
         step = replace(step, surprisal_bits=ws.surprisal_after_step(token))
         raw = backend.piece(token)
         record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step, raw=raw)

@@ -8,7 +8,7 @@ set whenever top-k allows it, so a step costs one partial sort of the vocabulary
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -62,12 +62,14 @@ class SamplingParams:
                 raise CommandError(message)
 
 
-def candidate_logits(logits: np.ndarray, adjust: Mapping[int, float], top_k: int) -> tuple[np.ndarray, np.ndarray]:
+def candidate_logits(logits: np.ndarray, adjust: Mapping[int, float], top_k: int,
+                     raw_top: Callable[[int], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ids, adjusted logits) of the tokens that can survive top-k after `adjust` is applied.
 
     `adjust` maps token id -> new logit (bias, ban and penalty already applied). Tokens not in
     `adjust` keep their logit, so the top-k of the adjusted vector lies within the raw top
-    (k + len(adjust)) plus the adjusted ids.
+    (k + len(adjust)) plus the adjusted ids. `raw_top(n)`, when given, returns the n largest raw
+    logits' ids (the statistics pass already knows them cheaply).
     """
     n_vocab = logits.shape[0]
     if top_k <= 0 or top_k + len(adjust) >= n_vocab:
@@ -75,8 +77,8 @@ def candidate_logits(logits: np.ndarray, adjust: Mapping[int, float], top_k: int
         values = np.array(logits, dtype=np.float32)
     else:
         want = top_k + len(adjust)
-        raw_top = np.argpartition(logits, -want)[-want:]
-        ids = np.union1d(raw_top, np.fromiter(adjust.keys(), dtype=np.intp, count=len(adjust)))
+        best = raw_top(want) if raw_top is not None else np.argpartition(logits, -want)[-want:]
+        ids = np.union1d(best, np.fromiter(adjust.keys(), dtype=np.intp, count=len(adjust)))
         values = logits[ids].astype(np.float32)
     if adjust:
         keys = np.fromiter(adjust.keys(), dtype=np.intp, count=len(adjust))
@@ -101,9 +103,9 @@ def adjustments(logits: np.ndarray, bias: Mapping[int, float], banned: Sequence[
 
 
 def sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator,
-           adjust: Mapping[int, float]) -> int:
+           adjust: Mapping[int, float], raw_top: Callable[[int], np.ndarray] | None = None) -> int:
     """Draw the next token id from a 1-D logits view."""
-    ids, values = candidate_logits(logits, adjust, params.top_k)
+    ids, values = candidate_logits(logits, adjust, params.top_k, raw_top)
     if params.temperature <= 0:
         return int(ids[int(np.argmax(values))])
     if 0 < params.top_k < len(values):

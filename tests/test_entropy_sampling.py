@@ -119,3 +119,28 @@ def test_params_validation():
         SamplingParams().updated(top_p=0)
     with pytest.raises(CommandError):
         SamplingParams().updated(eos="sometimes")
+
+
+@pytest.mark.parametrize("spread", [0.5, 5.0, 100.0])
+def test_top_indices_is_exact_with_and_without_the_near_maximum_shortcut(spread):
+    from harness.entropy import top_indices
+
+    rng = np.random.default_rng(int(spread))
+    logits = rng.normal(0, spread, 262144).astype(np.float32)
+    z = logits - logits.max()
+    for k in (1, 5, 40, 104):
+        expected = np.argsort(-z, kind="stable")[:k]
+        assert list(top_indices(z, k)) == list(expected)
+
+
+def test_sampler_with_shared_top_candidates_draws_the_same_tokens():
+    rng_logits = np.random.default_rng(3)
+    ws = StatsWorkspace(50000, [0])
+    params = SamplingParams(temperature=0.9, top_k=40, repeat_penalty=1.2)
+    for _ in range(20):
+        logits = rng_logits.normal(0, 4, 50000).astype(np.float32)
+        ws.step(logits, None)
+        adjust = adjustments(logits, {7: 2.0}, [0], [1, 2, 3], params.repeat_penalty)
+        a = sample(logits, params, np.random.default_rng(11), adjust)
+        b = sample(logits, params, np.random.default_rng(11), adjust, ws.raw_top)
+        assert a == b
