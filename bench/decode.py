@@ -6,6 +6,10 @@ Runs are interleaved (harness, baseline, harness, baseline, ...) after one warm-
 the figures are medians; ratios are medians of the per-repetition ratios. Without ``--model``
 each known model runs in its own child process so its peak RSS is its own.
 
+Scoring is timed three ways on the same ids: ``Workbench.score`` (all logits plus per-token
+statistics), ``Llama.eval`` (last row's logits only) and a bare all-logits decode in harness's
+batch size, which separates what scoring must pay llama.cpp from what harness adds in Python.
+
     python bench/decode.py [--model smollm2|gemma3-270m] [--tokens 200] [--reps 5] [--threads 2]
 """
 
@@ -22,7 +26,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llama_cpp import Llama, StoppingCriteriaList
 
@@ -30,7 +34,7 @@ from harness.backends.llama_cpp import LlamaCppBackend
 from harness.conversation import Conversation
 from harness.evaluation import encode_prompt
 from harness.models import open_backend
-from harness.modes import PromptPlan
+from harness.modes import AS_IS, REPLY, PromptPlan
 from harness.sampling import EOS_BAN, SamplingParams
 from harness.templates import load_template
 from harness.workbench import Workbench
@@ -40,6 +44,8 @@ PROMPT = "Tell me a long story about a dragon."
 SCORE_TARGET_TOKENS = 1500
 N_CTX = 2048
 TEMPERATURE, TOP_K, TOP_P, MIN_P = 0.8, 40, 0.95, 0.05
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,7 @@ def open_rig(name: str, threads: int) -> Rig:
     assert isinstance(backend, LlamaCppBackend)
     template = load_template(TEMPLATES[name], embedded=backend.info.chat_template, model_name=name)
     bench = Workbench(backend, template)
-    plan = bench.plan(Conversation.of(("user", PROMPT)), "reply")
+    plan = bench.plan(Conversation.of(("user", PROMPT)), REPLY)
     ids = [r.id for r in encode_prompt(backend, plan.prompt, plan.segments)]
     ban = {i: float("-inf") for i in backend.info.eog_ids}
     return Rig(name, bench, backend._llm, plan, ids, ban)
@@ -118,33 +124,38 @@ def run_baseline(rig: Rig, n: int, seed: int) -> Run:
     return Run(end - t0, decode_s, tokens)
 
 
-def interleave(reps: int, first: Callable[[int], Run], second: Callable[[int], Run]
-               ) -> tuple[list[Run], list[Run]]:
-    """One unrecorded warm-up of each, then first, second, first, second, ..."""
-    first(0)
-    second(0)
-    a: list[Run] = []
-    b: list[Run] = []
+def interleave(reps: int, sides: Sequence[Callable[[int], T]]) -> list[list[T]]:
+    """One unrecorded warm-up of each side, then side 1, side 2, ..., side 1, side 2, ..."""
+    for side in sides:
+        side(0)
+    results: list[list[T]] = [[] for _ in sides]
     for rep in range(1, reps + 1):
-        a.append(first(rep))
-        b.append(second(rep))
-    return a, b
+        for runs, side in zip(results, sides, strict=True):
+            runs.append(side(rep))
+    return results
 
 
 def long_conversation(rig: Rig, target: int) -> Conversation:
     """Alternating user/assistant turns until the rendered prompt reaches `target` tokens."""
     conv = Conversation()
     i = 0
-    while True:
-        role = "user" if i % 2 == 0 else "assistant"
-        text = (f"Question {i}: what happened to the dragon on day {i}?" if role == "user" else
-                f"On day {i} the dragon flew over {i * 7} hills, counted {i * 3} sheep, and "
-                f"slept in a cave near the river, dreaming of gold and of the village of Ashford.")
-        conv = conv.append(role, text)
-        plan = rig.bench.plan(conv, "as-is")
-        if len(encode_prompt(rig.bench.backend, plan.prompt, plan.segments)) >= target:
-            return conv
+    while len(conversation_ids(rig, conv)) < target:
+        if i % 2 == 0:
+            conv = conv.append("user", f"Question {i}: what happened to the dragon on day {i}?")
+        else:
+            conv = conv.append("assistant", (
+                f"On day {i} the dragon flew over {i * 7} hills, counted {i * 3} sheep, and slept "
+                f"in a cave near the river, dreaming of gold and of the village of Ashford."))
         i += 1
+    return conv
+
+
+def conversation_ids(rig: Rig, conv: Conversation) -> list[int]:
+    """The token ids bench.score evaluates for `conv` (empty for an empty conversation)."""
+    if not len(conv):
+        return []
+    plan = rig.bench.plan(conv, AS_IS)
+    return [r.id for r in encode_prompt(rig.bench.backend, plan.prompt, plan.segments)]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -153,32 +164,36 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def score_bench(rig: Rig, reps: int) -> tuple[int, list[float], list[float]]:
-    """(tokens, harness score seconds, llm.eval seconds) for a ~1,500-token conversation."""
+def decode_all_logits(rig: Rig, ids: Sequence[int]) -> None:
+    """What scoring cannot avoid: every row's logits, in the batches harness uses, no stats."""
+    backend = rig.bench.backend
+    step = backend.max_logit_rows
+    for start in range(0, len(ids), step):
+        backend.decode(ids[start:start + step], all_logits=True)
+
+
+def score_bench(rig: Rig, reps: int) -> tuple[int, list[list[float]]]:
+    """(tokens, seconds per rep of: bench.score, llm.eval, all-logits decode) on ~1,500 tokens."""
     conv = long_conversation(rig, SCORE_TARGET_TOKENS)
-    plan = rig.bench.plan(conv, "as-is")
-    ids = [r.id for r in encode_prompt(rig.bench.backend, plan.prompt, plan.segments)]
+    ids = conversation_ids(rig, conv)
 
-    def harness(_: int) -> Run:
-        clear_kv(rig)
-        s = timed(lambda: rig.bench.score(conv))
-        return Run(s, s, len(ids))
+    def side(fn: Callable[[], object]) -> Callable[[int], float]:
+        def run(_: int) -> float:
+            clear_kv(rig)
+            return timed(fn)
+        return run
 
-    def baseline(_: int) -> Run:
-        clear_kv(rig)
-        s = timed(lambda: rig.llm.eval(ids))
-        return Run(s, s, len(ids))
-
-    h, b = interleave(reps, harness, baseline)
-    return len(ids), [r.wall_s for r in h], [r.wall_s for r in b]
+    sides = [side(lambda: rig.bench.score(conv)), side(lambda: rig.llm.eval(ids)),
+             side(lambda: decode_all_logits(rig, ids))]
+    return len(ids), interleave(reps, sides)
 
 
-def rates(runs: Sequence[Run], n: int, decode: bool) -> list[float]:
+def rates(runs: Sequence[Run], n: int, *, decode: bool) -> list[float]:
     return [n / (r.decode_s if decode else r.wall_s) for r in runs]
 
 
-def median_ratio(num: Sequence[float], den: Sequence[float]) -> float:
-    return statistics.median(a / b for a, b in zip(num, den, strict=True))
+def ratios(num: Sequence[float], den: Sequence[float]) -> list[float]:
+    return [a / b for a, b in zip(num, den, strict=True)]
 
 
 def check_counts(label: str, runs: Sequence[Run], n: int) -> None:
@@ -191,47 +206,81 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
-    width = max(len(k) for k, _ in rows)
+Row = tuple[str, str, str]
+
+
+def row(label: str, values: Sequence[float], fmt: str) -> Row:
+    """(label, median, min-max) of one measurement across repetitions."""
+    spread = f"{min(values):{fmt}}-{max(values):{fmt}}"
+    return label, f"{statistics.median(values):{fmt}}", spread
+
+
+def print_table(title: str, rows: Sequence[Row]) -> None:
+    width = max(len(r[0]) for r in rows)
     print(title)
-    for key, value in rows:
-        print(f"  {key:<{width}}  {value:>10}")
+    print(f"  {'':<{width}}  {'median':>10}  {'min-max':>13}")
+    for label, median, spread in rows:
+        print(f"  {label:<{width}}  {median:>10}  {spread:>13}")
     print()
+
+
+def decode_rows(rig: Rig, n: int, reps: int) -> list[Row]:
+    harness, baseline = interleave(reps, [lambda s: run_harness(rig, n, s),
+                                          lambda s: run_baseline(rig, n, s)])
+    check_counts("harness", harness, n)
+    check_counts("baseline", baseline, n)
+    he, hd = rates(harness, n, decode=False), rates(harness, n, decode=True)
+    be, bd = rates(baseline, n, decode=False), rates(baseline, n, decode=True)
+    return [
+        row("baseline create_completion tok/s, end to end", be, ".1f"),
+        row("baseline create_completion tok/s, decode only", bd, ".1f"),
+        row("harness generate tok/s, end to end", he, ".1f"),
+        row("harness generate tok/s, decode only", hd, ".1f"),
+        row("ratio harness/baseline, end to end", ratios(he, be), ".2f"),
+        row("ratio harness/baseline, decode only", ratios(hd, bd), ".2f"),
+    ]
+
+
+def score_rows(rig: Rig, reps: int) -> list[Row]:
+    n, (score_s, eval_s, logits_s) = score_bench(rig, reps)
+    return [
+        row(f"harness score tok/s ({n} tokens)", [n / s for s in score_s], ".0f"),
+        row(f"llm.eval tok/s ({n} tokens)", [n / s for s in eval_s], ".0f"),
+        row("all-logits decode tok/s (harness batches)", [n / s for s in logits_s], ".0f"),
+        row("ratio score/eval (tok/s)", ratios(eval_s, score_s), ".2f"),
+        row("ratio score/all-logits decode (tok/s)", ratios(logits_s, score_s), ".2f"),
+    ]
 
 
 def bench_model(name: str, n: int, reps: int, threads: int) -> None:
     rig = open_rig(name, threads)
-    load_before = os.getloadavg()[0]
-    h, b = interleave(reps, lambda s: run_harness(rig, n, s), lambda s: run_baseline(rig, n, s))
-    check_counts("harness", h, n)
-    check_counts("baseline", b, n)
-    he, hd, be, bd = rates(h, n, False), rates(h, n, True), rates(b, n, False), rates(b, n, True)
-    n_score, hs, bs = score_bench(rig, reps)
-    med = statistics.median
+    info = rig.bench.backend.info
+    load_start = os.getloadavg()[0]
+    rows = decode_rows(rig, n, reps) + score_rows(rig, reps)
+    rows.append(("peak RSS MB", f"{peak_rss_mb():.0f}", ""))
+    rows.append(("1-min load average, start / end", f"{load_start:.2f} / {os.getloadavg()[0]:.2f}", ""))
     print_table(f"{name}: {n} tokens x {reps} reps, {threads} threads, prompt {len(rig.ids)} tokens, "
-                f"vocab {rig.bench.backend.info.n_vocab}", [
-        ("baseline create_completion tok/s (end to end)", f"{med(be):.1f}"),
-        ("baseline create_completion tok/s (decode only)", f"{med(bd):.1f}"),
-        ("harness generate tok/s (end to end)", f"{med(he):.1f}"),
-        ("harness generate tok/s (decode only)", f"{med(hd):.1f}"),
-        ("ratio harness/baseline (end to end)", f"{median_ratio(he, be):.2f}"),
-        ("ratio harness/baseline (decode only)", f"{median_ratio(hd, bd):.2f}"),
-        (f"harness score tok/s ({n_score} tokens)", f"{n_score / med(hs):.0f}"),
-        (f"llm.eval tok/s ({n_score} tokens)", f"{n_score / med(bs):.0f}"),
-        ("ratio score/eval (tok/s)", f"{median_ratio(bs, hs):.2f}"),
-        ("peak RSS MB", f"{peak_rss_mb():.0f}"),
-        ("1-min load average, start / end", f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"),
-    ])
+                f"vocab {info.n_vocab}", rows)
     rig.bench.close()
 
 
+def print_profile(title: str, fn: Callable[[], object], lines: int) -> None:
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    print(f"===== {title}")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(lines)
+
+
 def profile_model(name: str, n: int, threads: int, lines: int = 25) -> None:
-    """cProfile of one harness generate (after a warm-up), top lines by cumulative time."""
+    """cProfile one harness generate and one score (each after a warm-up), by cumulative time."""
     rig = open_rig(name, threads)
     run_harness(rig, n, 0)
-    profiler = cProfile.Profile()
-    profiler.runcall(run_harness, rig, n, 1)
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(lines)
+    print_profile(f"{name}: harness generate, {n} tokens", lambda: run_harness(rig, n, 1), lines)
+    conv = long_conversation(rig, SCORE_TARGET_TOKENS)
+    clear_kv(rig)
+    rig.bench.score(conv)
+    clear_kv(rig)
+    print_profile(f"{name}: harness score", lambda: rig.bench.score(conv), lines)
     rig.bench.close()
 
 
@@ -242,7 +291,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=5, help="timed repetitions of each side")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true",
-                        help="instead: cProfile one harness generate, top 25 by cumtime")
+                        help="instead: cProfile one harness generate and one score, top 25 by cumtime")
     return parser.parse_args(argv)
 
 
