@@ -82,6 +82,9 @@ def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None =
     from harness.backends.llama_cpp import LlamaCppBackend
     from harness.gguf import read_gguf_info
 
+    from harness.model_probe import probe_model
+
     name, path = resolve_model(spec)
     read_gguf_info(path)  # refuses broken files before llama.cpp parses them
+    probe_model(path)  # a file that crashes llama.cpp crashes a child process, not harness
     return LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads, vocab_only=vocab_only)
