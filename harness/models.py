@@ -81,7 +81,6 @@ def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None =
     """Validate the GGUF header, then load it in llama.cpp (`vocab_only`: tokenizer only)."""
     from harness.backends.llama_cpp import LlamaCppBackend
     from harness.gguf import read_gguf_info
-
     from harness.model_probe import probe_model
 
     name, path = resolve_model(spec)
