@@ -90,23 +90,46 @@ def _spans_by_sentinel(template: ChatTemplate, messages: Sequence[Mapping[str, A
                                  variables=variables)
     except TemplateError:
         return None  # the template inspects content; fall back to searching
-    spans: list[tuple[int, int, str]] = []
-    rebuilt: list[str] = []
-    pos = 0
-    last = 0
-    for match in _SENTINEL_RE.finditer(marked):
-        index = int(match.group(1))
-        if index >= len(messages):
+    matches = list(_SENTINEL_RE.finditer(marked))
+    if any(int(m.group(1)) >= len(messages) for m in matches):
+        return None
+    scaffold = _scaffold_pieces(marked, matches)
+    roles = [str(messages[int(m.group(1))]["role"]) for m in matches]
+    contents = [str(messages[int(m.group(1))].get("content") or "") for m in matches]
+    exact = _stitch(scaffold, contents, roles, text)
+    return exact if exact is not None else _align(scaffold, roles, text)
+
+
+def _scaffold_pieces(marked: str, matches: list[re.Match[str]]) -> list[str]:
+    """The template's own text around the sentinels: len(matches) + 1 pieces."""
+    bounds = [0, *[x for m in matches for x in (m.start(), m.end())], len(marked)]
+    return [marked[bounds[i]:bounds[i + 1]] for i in range(0, len(bounds), 2)]
+
+
+def _stitch(scaffold: list[str], contents: list[str], roles: list[str],
+            text: str) -> list[tuple[int, int, str]] | None:
+    """Spans if the real rendering is exactly scaffold and contents interleaved."""
+    spans, pos = [], len(scaffold[0])
+    for content, role, after in zip(contents, roles, scaffold[1:], strict=True):
+        spans.append((pos, pos + len(content), role))
+        pos += len(content) + len(after)
+    rebuilt = scaffold[0] + "".join(c + a for c, a in zip(contents, scaffold[1:], strict=True))
+    return spans if rebuilt == text else None
+
+
+def _align(scaffold: list[str], roles: list[str], text: str) -> list[tuple[int, int, str]] | None:
+    """Spans when the template transforms content (``| trim``): each content is what lies
+    between its surrounding scaffold pieces in the real rendering."""
+    if not text.startswith(scaffold[0]) or any(not piece for piece in scaffold[1:-1]):
+        return None
+    spans, pos = [], len(scaffold[0])
+    for role, after in zip(roles, scaffold[1:], strict=True):
+        end = text.find(after, pos) if after else len(text)
+        if end < 0:
             return None
-        rebuilt.append(marked[last:match.start()])
-        pos += match.start() - last
-        content = str(messages[index].get("content") or "")
-        spans.append((pos, pos + len(content), str(messages[index]["role"])))
-        rebuilt.append(content)
-        pos += len(content)
-        last = match.end()
-    rebuilt.append(marked[last:])
-    return spans if "".join(rebuilt) == text else None
+        spans.append((pos, end, role))
+        pos = end + len(after)
+    return spans if pos == len(text) else None
 
 
 def _spans_by_search(messages: Sequence[Mapping[str, Any]], text: str) -> list[tuple[int, int, str]]:
