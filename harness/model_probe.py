@@ -31,7 +31,9 @@ def _key(path: Path) -> str:
 def _limit_memory() -> None:  # runs in the child before exec
     import resource
 
-    resource.setrlimit(resource.RLIMIT_AS, (PROBE_MEMORY_BYTES, PROBE_MEMORY_BYTES))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = PROBE_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(PROBE_MEMORY_BYTES, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
@@ -48,6 +50,9 @@ def probe_model(path: str | Path) -> None:
     except subprocess.TimeoutExpired:
         raise ModelError(f"llama.cpp did not finish loading the model within {PROBE_SECONDS} s",
                          where=str(path), hint="the file may be damaged") from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ModelError(f"cannot start the model probe: {exc}", where=str(path),
+                         hint="check free memory and process limits") from None
     if proc.returncode < 0:
         raise ModelError(f"llama.cpp crashed (signal {-proc.returncode}) loading this file",
                          where=str(path), hint="the file is damaged; download or assemble the model again")
@@ -69,6 +74,7 @@ def _child(path: str) -> None:
     try:
         backend = LlamaCppBackend(path, n_ctx=64, n_threads=1)
         first = backend.info.bos_id if backend.info.bos_id is not None else 0
+        backend.tokenize("probe <|im_start|> text")
         backend.decode([first, first], all_logits=True)
         backend.close()
     except Exception as exc:  # reported by the parent as one line

@@ -44,8 +44,9 @@ class LlamaCppBackend:
                     n_threads_batch=threads, logits_all=False, verbose=False, swa_full=True,
                     vocab_only=vocab_only,
                 )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelError(f"llama.cpp could not load the model: {exc}", where=path,
+        except Exception as exc:  # noqa: BLE001 - Llama() also compiles the embedded template
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ModelError(f"llama.cpp could not load the model: {first}", where=path,
                              hint="check that the file is a complete GGUF llama.cpp supports") from None
         model = self._llm._model
         self._vocab = model.vocab
@@ -81,7 +82,19 @@ class LlamaCppBackend:
         return max(1, min(self._n_batch, LOGIT_BUDGET_BYTES // (4 * self.info.n_vocab)))
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special)
+        # Sized by the text, not by the model's (possibly corrupt) training context length as
+        # llama-cpp-python's tokenize is: a token is at least one byte.
+        data = text.encode("utf-8")
+        size = len(data) + 8
+        buf = (self._lib.llama_token * size)()
+        n = self._lib.llama_tokenize(self._vocab, data, len(data), buf, size, False, special)
+        if n < 0:
+            size = -n
+            buf = (self._lib.llama_token * size)()
+            n = self._lib.llama_tokenize(self._vocab, data, len(data), buf, size, False, special)
+        if n < 0:
+            raise ModelError(f"llama.cpp could not tokenize {len(data)} bytes", where=self.info.path)
+        return list(buf[:n])
 
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)
