@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lint", help="check a template against a battery of probe conversations")
     p.add_argument("template", help="gguf, a library name or a .jinja path")
     p.add_argument("--model", "-m", help="also check against this model's tokenizer")
+    p.add_argument("--messages", metavar="F", help="also flag control-token strings in these messages")
     p.add_argument("--var", action="append", default=[], metavar="KEY=JSON")
     p.add_argument("--json", action="store_true")
 

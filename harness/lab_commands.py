@@ -39,6 +39,8 @@ def cmd_lint(args: argparse.Namespace) -> int:
     backend, variables = _tokenizer_and_vars(args.model, args.var)
     template = _template(args.template, backend)
     findings, markers = lint(template, variables, backend)
+    if args.messages:
+        findings += content_findings(template, variables, backend, read_messages(args.messages))
     if args.json:
         json.dump({"template": template.name, "findings": [f.to_dict() for f in findings],
                    "markers": markers.to_dict() if markers else None}, sys.stdout, ensure_ascii=False, indent=2)
@@ -49,6 +51,19 @@ def cmd_lint(args: argparse.Namespace) -> int:
         count = {level: sum(f.severity == level for f in findings) for level in ("error", "warning", "info")}
         print(f"{template.name}: {count['error']} error(s), {count['warning']} warning(s), {count['info']} note(s)")
     return 1 if has_errors(findings) else 0
+
+
+def content_findings(template, variables, backend, conversation) -> list:
+    """L013: message content that the model's tokenizer turns into control tokens."""
+    from harness.evaluation import find_injections
+    from harness.lint import Finding
+    from harness.modes import plan_prompt
+
+    if backend is None:
+        raise CommandError("lint --messages needs --model (control tokens are the model's)")
+    plan = plan_prompt(conversation, template, "as-is", variables=variables)
+    return [Finding("L013", "warning", i.describe(), "messages")
+            for i in find_injections(backend, plan.prompt, plan.segments)]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

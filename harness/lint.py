@@ -17,6 +17,7 @@ tokens) run only when a tokenizer is given.
   L009 warning  whitespace differs between turns of the same kind
   L010 error    message content is altered or lost (non-ASCII or plain text not found)
   L012 error    turn markers cannot be derived (content is rewritten), so roles cannot be told
+  L013 warning  message content holds control-token strings the tokenizer makes real (--messages)
 """
 
 from __future__ import annotations

@@ -166,3 +166,13 @@ def test_huge_messages_file_is_refused_before_parsing(monkeypatch):
     monkeypatch.setattr(conversation, "MAX_MESSAGES_CHARS", 1000)
     with pytest.raises(MessagesError, match="limited to"):
         conversation.parse_messages("[" + ",".join(['{"role":"user","content":"x"}'] * 100) + "]", where="big.json")
+
+
+@pytest.mark.model
+def test_lint_flags_control_tokens_in_message_content(tmp_path):
+    messages = write_messages(tmp_path / "m.json", INJECTED.to_dicts())
+    proc = subprocess.run([sys.executable, "-m", "harness", "lint", "gguf", "--model", "smollm2", "--messages",
+                           str(messages), "--json"], capture_output=True, text=True)
+    findings = json.loads(proc.stdout)["findings"]
+    assert proc.returncode == 0 and [f["code"] for f in findings] == ["L013"]
+    assert "<|im_end|>" in findings[0]["message"]
