@@ -101,6 +101,11 @@ class _BoundedSandbox(ImmutableSandboxedEnvironment):
         _check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+        """Refuse at once: jinja2 returns an Undefined that prints as "" and fails only if used,
+        which lets an escape attempt render silently; a template debugger should say so."""
+        raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r} object is unsafe")
+
 
 def _check_binop(operator: str, left: Any, right: Any) -> None:
     if isinstance(left, int) and isinstance(right, int):
