@@ -20,7 +20,7 @@ from harness.errors import ModelError
 from harness.paths import cache_dir
 
 PROBE_SECONDS = 180
-PROBE_MEMORY_BYTES = 8 * 1024**3
+PROBE_MEMORY_BYTES = 8 * 1024**3  # raised to file size + 4 GiB for larger models
 
 
 def _key(path: Path) -> str:
@@ -28,13 +28,18 @@ def _key(path: Path) -> str:
     return hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
 
 
-def _limit_memory() -> None:  # runs in the child before exec
-    import resource
+def _memory_limiter(file_size: int):
+    want = max(PROBE_MEMORY_BYTES, file_size + 4 * 1024**3)
 
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = PROBE_MEMORY_BYTES if hard == resource.RLIM_INFINITY else min(PROBE_MEMORY_BYTES, hard)
-    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    def limit_memory() -> None:  # runs in the child before exec
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return limit_memory
 
 
 def probe_model(path: str | Path) -> None:
@@ -46,7 +51,8 @@ def probe_model(path: str | Path) -> None:
     code = "import sys; from harness.model_probe import _child; _child(sys.argv[1])"
     try:
         proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
-                              timeout=PROBE_SECONDS, preexec_fn=_limit_memory, env=os.environ.copy())
+                              timeout=PROBE_SECONDS, preexec_fn=_memory_limiter(path.stat().st_size),
+                              env=os.environ.copy())
     except subprocess.TimeoutExpired:
         raise ModelError(f"llama.cpp did not finish loading the model within {PROBE_SECONDS} s",
                          where=str(path), hint="the file may be damaged") from None
