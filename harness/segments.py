@@ -119,17 +119,31 @@ def _stitch(scaffold: list[str], contents: list[str], roles: list[str],
 
 def _align(scaffold: list[str], roles: list[str], text: str) -> list[tuple[int, int, str]] | None:
     """Spans when the template transforms content (``| trim``): each content is what lies
-    between its surrounding scaffold pieces in the real rendering."""
-    if not text.startswith(scaffold[0]) or any(not piece for piece in scaffold[1:-1]):
+    between its surrounding scaffold pieces in the real rendering.
+
+    The pieces are anchored to the whole rendering, not found greedily from the left, so a
+    content holding the text of the piece after it (a user writing ``<|eot_id|>``) does not
+    cut its turn short. Latest feasible start of each piece from the right, then earliest
+    start from the left within it: shortest contents, linear in pieces, no backtracking."""
+    if any(not piece for piece in scaffold[1:-1]) or not text.startswith(scaffold[0]):
         return None
-    spans, pos = [], len(scaffold[0])
-    for role, after in zip(roles, scaffold[1:], strict=True):
-        end = text.find(after, pos) if after else len(text)
-        if end < 0:
+    last = len(text) - len(scaffold[-1])
+    if last < len(scaffold[0]) or not text.endswith(scaffold[-1]):
+        return None
+    latest = [0] * len(scaffold)
+    latest[-1] = last
+    for i in range(len(scaffold) - 2, 0, -1):
+        latest[i] = text.rfind(scaffold[i], 0, latest[i + 1])
+        if latest[i] < 0:
             return None
-        spans.append((pos, end, role))
-        pos = end + len(after)
-    return spans if pos == len(text) else None
+    spans, pos = [], len(scaffold[0])
+    for i, role in enumerate(roles, start=1):
+        start = latest[i] if i == len(scaffold) - 1 else text.find(scaffold[i], pos)
+        if start < pos or start > latest[i]:
+            return None
+        spans.append((pos, start, role))
+        pos = start + len(scaffold[i])
+    return spans
 
 
 def _spans_by_search(messages: Sequence[Mapping[str, Any]], text: str) -> list[tuple[int, int, str]]:

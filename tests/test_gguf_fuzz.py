@@ -87,7 +87,7 @@ def _generate(model: Path, messages: Path, limit=_soft_limit,
 
 def _known(name: str):
     if name not in fuzz.STILL_ESCAPING:
-        return name  # once a crash of llama.cpp in-process; harness's probe now contains it
+        return name  # contained by harness's probe, or fixed in harness, since it was found
     return pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=fuzz.KNOWN_CRASHES[name]))
 
 
