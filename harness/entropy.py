@@ -40,6 +40,10 @@ class StepStats:
     eot_prob: float
     top_ids: tuple[int, ...]
     top_probs: tuple[float, ...]
+    varentropy_bits2: float = 0.0  # variance of -log2 p over the distribution, bits squared
+    sampling_entropy_bits: float | None = None  # of the distribution actually drawn from
+    truncated: bool = False  # statistics from a top-k list only (remote backends)
+    tail_mass: float | None = None  # probability outside that list, when truncated
 
 
 _NEAR_NATS = (6.0, 12.0, 24.0)  # cuts tried in turn below the maximum, in nats
@@ -72,6 +76,7 @@ class StatsWorkspace:
         self.top_k = top_k
         self._z = np.empty(n_vocab, dtype=np.float32)
         self._e = np.empty(n_vocab, dtype=np.float32)
+        self._ez = np.empty(n_vocab, dtype=np.float32)
         self._log_total = 0.0
 
     def step(self, logits: np.ndarray, token: int | None) -> StepStats:
@@ -83,13 +88,15 @@ class StatsWorkspace:
         total = float(e.sum(dtype=np.float64))
         log_total = math.log(total)
         self._log_total = log_total
-        mean_z = float(np.dot(e, z)) / total
+        ez = np.multiply(e, z, out=self._ez)
+        mean_z = float(ez.sum(dtype=np.float64)) / total
+        var_z = max(float(np.dot(ez, z)) / total - mean_z * mean_z, 0.0)
         entropy = (log_total - mean_z) / LN2
         surprisal = (log_total - float(z[token])) / LN2 if token is not None else math.nan
         eot = float(e[self.eog].sum(dtype=np.float64)) / total if self.eog.size else 0.0
         top = top_indices(z, self.top_k)
         return StepStats(max(entropy, 0.0), surprisal, eot, tuple(int(i) for i in top),
-                         tuple(float(e[i]) / total for i in top))
+                         tuple(float(e[i]) / total for i in top), var_z / (LN2 * LN2))
 
     def raw_top(self, k: int) -> np.ndarray:
         """The k most likely tokens of the row last passed to :meth:`step` (for the sampler)."""
@@ -106,7 +113,10 @@ class StatsWorkspace:
         e = np.exp(z)
         total = e.sum(axis=1, dtype=np.float64)
         log_total = np.log(total)
-        entropy = (log_total - np.einsum("ij,ij->i", e, z, dtype=np.float64) / total) / LN2
+        ez = e * z
+        mean_z = ez.sum(axis=1, dtype=np.float64) / total
+        var_z = np.maximum(np.einsum("ij,ij->i", ez, z, dtype=np.float64) / total - mean_z * mean_z, 0.0)
+        entropy = (log_total - mean_z) / LN2
         idx = np.asarray(following, dtype=np.intp)
         rows = np.arange(len(idx))
         surprisal = (log_total - z[rows, idx]) / LN2
@@ -114,7 +124,8 @@ class StatsWorkspace:
         top = np.stack([top_indices(row, self.top_k) for row in z])
         top_p = np.take_along_axis(e, top, axis=1) / total[:, None]
         return [StepStats(max(float(entropy[i]), 0.0), float(surprisal[i]), float(eot[i]),
-                          tuple(int(t) for t in top[i]), tuple(float(p) for p in top_p[i]))
+                          tuple(int(t) for t in top[i]), tuple(float(p) for p in top_p[i]),
+                          float(var_z[i]) / (LN2 * LN2))
                 for i in range(len(idx))]
 
 

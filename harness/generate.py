@@ -22,7 +22,7 @@ from harness.evaluation import PromptEvaluator, encode_prompt
 from harness.markers import TurnMarkers
 from harness.modes import PromptPlan
 from harness.records import Generation, TokenRecord
-from harness.sampling import EOS_BAN, EOS_STOP, SamplingParams, adjustments, sample
+from harness.sampling import EOS_BAN, EOS_STOP, SamplingParams, adjustments, sample_with_entropy
 from harness.turns import TurnParser
 
 EOS = "eos"
@@ -104,8 +104,8 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
             evaluator.accept(token_id, token_stats)  # type: ignore[arg-type]
         step = ws.step(logits, None)
         adjust = adjustments(logits, bias, banned, recent, params.repeat_penalty)
-        token = sample(logits, params, rng, adjust, ws.raw_top)
-        step = replace(step, surprisal_bits=ws.surprisal_after_step(token))
+        token, drawn_bits = sample_with_entropy(logits, params, rng, adjust, ws.raw_top)
+        step = replace(step, surprisal_bits=ws.surprisal_after_step(token), sampling_entropy_bits=drawn_bits)
         raw = backend.piece(token)
         record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step, raw=raw)
         result.tokens.append(record)

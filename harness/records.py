@@ -30,8 +30,21 @@ class TokenRecord:
             "entropy_bits": _r(s.entropy_bits) if s else None,
             "surprisal_bits": _r(s.surprisal_bits) if s else None,
             "eot_prob": _r(s.eot_prob) if s else None,
+            "varentropy_bits2": _r(s.varentropy_bits2) if s else None,
             "top": [[name_of(i), _r(p)] for i, p in zip(s.top_ids, s.top_probs, strict=True)] if s else [],
-        }
+        } | _optional(s)
+
+
+def _optional(s: StepStats | None) -> dict[str, Any]:
+    """Fields only some tokens have: the sampled distribution's entropy (generated tokens) and
+    the truncation of statistics computed from a top-k list (remote backends)."""
+    out: dict[str, Any] = {}
+    if s is not None and s.sampling_entropy_bits is not None:
+        out["sampling_entropy_bits"] = _r(s.sampling_entropy_bits)
+    if s is not None and s.truncated:
+        out["truncated"] = True
+        out["tail_mass"] = _r(s.tail_mass) if s.tail_mass is not None else None
+    return out
 
 
 def _is_utf8(data: bytes) -> bool:

@@ -105,9 +105,17 @@ def adjustments(logits: np.ndarray, bias: Mapping[int, float], banned: Sequence[
 def sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator,
            adjust: Mapping[int, float], raw_top: Callable[[int], np.ndarray] | None = None) -> int:
     """Draw the next token id from a 1-D logits view."""
+    return sample_with_entropy(logits, params, rng, adjust, raw_top)[0]
+
+
+def sample_with_entropy(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator,
+                        adjust: Mapping[int, float],
+                        raw_top: Callable[[int], np.ndarray] | None = None) -> tuple[int, float]:
+    """(token id, entropy in bits of the distribution it was drawn from): after biases,
+    penalty, top-k / top-p / min-p and temperature. Greedy draws from a point mass: 0 bits."""
     ids, values = candidate_logits(logits, adjust, params.top_k, raw_top)
     if params.temperature <= 0:
-        return int(ids[int(np.argmax(values))])
+        return int(ids[int(np.argmax(values))]), 0.0
     if 0 < params.top_k < len(values):
         keep = np.argpartition(values, -params.top_k)[-params.top_k:]
         ids, values = ids[keep], values[keep]
@@ -128,4 +136,6 @@ def sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator,
     scaled = (values - values[0]) / params.temperature
     weights = np.exp(scaled)
     weights /= weights.sum()
-    return int(ids[int(rng.choice(len(ids), p=weights))])
+    nonzero = weights[weights > 0]
+    drawn_bits = max(float(-(nonzero * np.log2(nonzero)).sum()), 0.0)
+    return int(ids[int(rng.choice(len(ids), p=weights))]), drawn_bits

@@ -144,3 +144,45 @@ def test_sampler_with_shared_top_candidates_draws_the_same_tokens():
         a = sample(logits, params, np.random.default_rng(11), adjust)
         b = sample(logits, params, np.random.default_rng(11), adjust, ws.raw_top)
         assert a == b
+
+
+def _reference_varentropy_bits2(logits: np.ndarray) -> float:
+    x = logits.astype(np.float64)
+    p = np.exp(x - x.max())
+    p /= p.sum()
+    log2p = np.log2(np.where(p > 0, p, 1.0))
+    mean = float((p * log2p).sum())
+    return float((p * log2p ** 2).sum() - mean ** 2)
+
+
+def test_varentropy_is_zero_for_uniform_and_onehot_and_matches_reference():
+    ws = StatsWorkspace(1000, [0])
+    assert ws.step(np.zeros(1000, dtype=np.float32), 0).varentropy_bits2 == pytest.approx(0.0, abs=1e-6)
+    onehot = np.full(1000, -1e4, dtype=np.float32)
+    onehot[3] = 0.0
+    assert ws.step(onehot, 3).varentropy_bits2 == pytest.approx(0.0, abs=1e-6)
+    # two tokens at p = 0.5 and 100 at p = 0.005: -log2 p is 1 or ~7.64, so the variance is large
+    mixed = np.full(102, math.log(0.005), dtype=np.float32)
+    mixed[:2] = math.log(0.5 - 0.25)
+    rng = np.random.default_rng(3)
+    for logits in (mixed, rng.normal(0, 4, 262144).astype(np.float32)):
+        ws = StatsWorkspace(logits.shape[0], [0])
+        want = _reference_varentropy_bits2(logits)
+        assert want > 0.5
+        assert ws.step(logits, 0).varentropy_bits2 == pytest.approx(want, rel=1e-3)
+        assert ws.rows(logits[None, :], [0])[0].varentropy_bits2 == pytest.approx(want, rel=1e-3)
+
+
+def test_sampling_entropy_is_the_entropy_of_what_is_drawn_from():
+    from harness.sampling import sample_with_entropy
+
+    logits = np.log(np.array([0.5, 0.25, 0.125, 0.125], dtype=np.float32))
+    rng = np.random.default_rng(0)
+    full = SamplingParams(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0)
+    assert sample_with_entropy(logits, full, rng, {})[1] == pytest.approx(1.75, abs=1e-6)
+    assert sample_with_entropy(logits, full.updated(top_k=2), rng, {})[1] == pytest.approx(
+        -(2 / 3 * math.log2(2 / 3) + 1 / 3 * math.log2(1 / 3)), abs=1e-6)
+    assert sample_with_entropy(logits, full.updated(temperature=0), rng, {})[1] == 0.0
+    # a low temperature sharpens, a high one flattens, relative to the model's 1.75 bits
+    assert sample_with_entropy(logits, full.updated(temperature=0.3), rng, {})[1] < 1.75
+    assert sample_with_entropy(logits, full.updated(temperature=3.0), rng, {})[1] > 1.75
