@@ -3,7 +3,7 @@
 harness's header reader refuses broken GGUF structure, but a file can be well-formed and still
 crash llama.cpp (a tensor retyped to another type of the same size, an absurd hyper-parameter):
 llama.cpp then aborts or segfaults, which would take the REPL and its unsaved state with it.
-So a file is first loaded and run for two tokens in a child with a memory limit and a timeout;
+So a file is first checked structurally (harness.gguf_checks), then loaded and run for two tokens in a child with a memory limit and a timeout;
 a child killed by a signal becomes a ModelError. The verdict is remembered per (path, size,
 mtime), so each file pays this once (~0.5 s).
 """
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from harness.errors import ModelError
+from harness.gguf_checks import check_gguf
 from harness.paths import cache_dir
 
 PROBE_SECONDS = 180
@@ -48,6 +49,7 @@ def probe_model(path: str | Path) -> None:
     marker = cache_dir() / "probes" / f"{_key(path)}.ok"
     if marker.is_file():
         return
+    check_gguf(path)  # structural defects get a precise message before llama.cpp sees them
     code = "import sys; from harness.model_probe import _child; _child(sys.argv[1])"
     try:
         proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,

@@ -20,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.errors import ModelError
+from harness.gguf_checks import check_gguf
+
 REPO = Path(__file__).resolve().parent.parent
 RANDOM_CASES = range(18)  # seed 7: every mutation kind once, the first kind twice
 SEED = 7
@@ -116,6 +119,30 @@ def test_an_address_space_limit_below_the_probes_is_not_a_traceback(cases, tmp_p
 
 
 @pytest.mark.model
-def test_the_prototype_checks_accept_the_real_model() -> None:
+def test_the_structural_checks_accept_the_real_model() -> None:
     model = _smollm2_path()
     assert fuzz.prototype_verdicts(model) == dict.fromkeys(fuzz.PROTOTYPE_CHECKS, "ok")
+    check_gguf(model)
+
+
+# what harness.gguf_checks says of each mutation that once crashed llama.cpp, before any load
+STRUCTURAL_VERDICTS = {
+    "block_count_0": "llama.block_count is 0, not 1..512",
+    "block_count_huge": "llama.block_count is 4294967295, not 1..512",
+    "rms_epsilon_negative": "llama.attention.layer_norm_rms_epsilon is -1.0",
+    "norm_weight_i32": "tensor 'blk.0.attn_norm.weight' (1-D) has ggml type i32, which no model "
+                       "weight of that shape uses",
+    "context_length_2_31": "llama.context_length is 2147483648, more than 16777216",
+    "context_length_2_30": "llama.context_length is 1073741824, more than 16777216",
+}
+
+
+@pytest.mark.parametrize("case", sorted(STRUCTURAL_VERDICTS) + ["duplicate_token"])
+def test_structural_checks_refuse_what_once_crashed_llama_cpp(cases, case: str) -> None:
+    with cases["workspace"].holding(cases["mutations"][case]) as model, pytest.raises(ModelError) as caught:
+        check_gguf(model)
+    assert caught.value.where == str(model)
+    if case == "duplicate_token":
+        assert caught.value.message.startswith("tokens ") and " are both " in caught.value.message
+    else:
+        assert caught.value.message == STRUCTURAL_VERDICTS[case]

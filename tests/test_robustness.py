@@ -176,3 +176,24 @@ def test_lint_flags_control_tokens_in_message_content(tmp_path):
     findings = json.loads(proc.stdout)["findings"]
     assert proc.returncode == 0 and [f["code"] for f in findings] == ["L013"]
     assert "<|im_end|>" in findings[0]["message"]
+
+
+@pytest.mark.model
+def test_a_model_llama_cpp_refuses_is_named_with_what_llama_cpp_said(tmp_path):
+    """llama-cpp-python only says "Failed to load model"; harness reports llama.cpp's own line."""
+    from harness.models import resolve_model
+
+    data = bytearray(resolve_model("smollm2")[1].read_bytes())
+    at = data.index(b"llama", data.index(b"general.architecture") + 20)
+    data[at:at + 5] = b"llamb"  # same length: the header stays well-formed, the architecture is unknown
+    model = tmp_path / "unknown-arch.gguf"
+    model.write_bytes(bytes(data))
+    messages = write_messages(tmp_path / "m.json", [{"role": "user", "content": "Hi"}])
+    proc = subprocess.run([sys.executable, "-m", "harness", "generate", "--model", str(model),
+                           "--template", "chatml", "--messages", str(messages), "--max-tokens", "2"],
+                          capture_output=True, text=True, timeout=120,
+                          env=os.environ | {"HARNESS_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: error: "), proc.stderr
+    assert "unknown model architecture: 'llamb'" in lines[0] and str(model) in lines[0]

@@ -7,6 +7,7 @@ buffer, the KV cache truncated in place for prefix reuse. No completion API is u
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import logging
@@ -22,10 +23,43 @@ from harness.errors import ContextOverflowError, ModelError
 LOGIT_BUDGET_BYTES = 32 * 1024 * 1024  # most logits one prompt batch may produce
 
 
+GGML_LOG_ERROR = 4  # ggml_log_level in the libggml llama-cpp-python 0.3.36 builds
+_log_lines: collections.deque[tuple[int, str]] = collections.deque(maxlen=32)
+_log_callback = None  # the ctypes callback must outlive every call llama.cpp makes into it
+
+
 def _quiet_llama_logs() -> None:
+    """Replace llama-cpp-python's log callback with one that prints nothing and remembers the
+    last lines, so a failed load can say what llama.cpp said instead of "Failed to load"."""
+    global _log_callback
+    import llama_cpp
     import llama_cpp._logger as llama_logger
 
     llama_logger.logger.setLevel(logging.CRITICAL)
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def remember(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        line = text.decode("utf-8", "replace").strip()
+        if line:
+            _log_lines.append((level, line))
+
+    _log_callback = remember
+    llama_cpp.llama_log_set(remember, ctypes.c_void_p(0))
+
+
+def _last_llama_error() -> str | None:
+    """The most specific error llama.cpp logged: the last error line that is not its generic
+    "failed to load model", without the function-name prefix."""
+    errors = [line for level, line in _log_lines
+              if level == GGML_LOG_ERROR and not line.endswith("failed to load model")]
+    if not errors:
+        return None
+    said = errors[-1]
+    if said.split(":", 1)[0].isidentifier():
+        said = said.split(": ", 1)[-1]
+    return said.removeprefix("error loading model: ")
 
 
 class LlamaCppBackend:
@@ -37,6 +71,7 @@ class LlamaCppBackend:
         self._lib = llama_cpp
         path = str(path)
         threads = n_threads or os.cpu_count() or 1
+        _log_lines.clear()
         try:
             with _stderr_silenced():
                 self._llm = llama_cpp.Llama(
@@ -46,6 +81,9 @@ class LlamaCppBackend:
                 )
         except Exception as exc:  # noqa: BLE001 - Llama() also compiles the embedded template
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            said = _last_llama_error()
+            if said and first.lower().startswith("failed to load model"):
+                first = said
             raise ModelError(f"llama.cpp could not load the model: {first}", where=path,
                              hint="check that the file is a complete GGUF llama.cpp supports") from None
         model = self._llm._model
