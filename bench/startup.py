@@ -35,6 +35,7 @@ def wall(cmd: Sequence[str]) -> float:
 
 def repl_ready(home: str) -> float:
     os.environ["HARNESS_HOME"] = home
+    os.environ["HARNESS_CACHE"] = os.path.join(home, "cache")  # the probe's verdicts live here
     t0 = time.perf_counter()
     chat = Chat("--model", "smollm2")
     try:
