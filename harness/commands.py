@@ -54,6 +54,11 @@ def open_workbench(args: argparse.Namespace, profile: Profile):
     from harness.paths import user_templates_dir
     from harness.workbench import Workbench, choose_template
 
+    if getattr(args, "backend", None):
+        from harness.backends.servers import open_remote_workbench
+
+        return open_remote_workbench(args.backend, args.template or profile.template,
+                                     {**profile.vars, **parse_vars(args.var)})
     backend = open_backend(args.model or profile.model, n_ctx=args.n_ctx or profile.n_ctx,
                            n_threads=getattr(args, "threads", None))
     try:
