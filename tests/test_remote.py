@@ -284,3 +284,22 @@ def test_parse_backend(spec, expected):
 def test_parse_backend_refuses(spec):
     with pytest.raises(CommandError):
         parse_backend(spec)
+
+
+def test_chat_session_over_llama_server_streams_reply_impersonate_prefill():
+    from harness.session import Session, TokenStreamed, TurnFinished
+
+    with StubServer(SCRIPT) as stub:
+        session = Session(open_remote_workbench(stub.url, None),
+                          params=SamplingParams(temperature=0.0, max_tokens=30))
+        events: list = []
+        session.handle("hello", events.append)
+        session.handle("/impersonate", events.append)
+        session.handle("/prefill Hi", events.append)
+        session.handle("/raw", events.append)
+    finished = [e for e in events if isinstance(e, TurnFinished)]
+    assert [f.added for f in finished] == ["assistant", "user", "assistant"]
+    assert "".join(e.text for e in events if isinstance(e, TokenStreamed)).startswith("Hi there, friend.")
+    assert [m.role for m in session.conversation] == ["user", "assistant", "user", "assistant"]
+    assert session.conversation.messages[1].content == "Hi there, friend."
+    assert not [e for e in events if getattr(e, "level", "") == "error"]
