@@ -303,3 +303,23 @@ def test_chat_session_over_llama_server_streams_reply_impersonate_prefill():
     assert [m.role for m in session.conversation] == ["user", "assistant", "user", "assistant"]
     assert session.conversation.messages[1].content == "Hi there, friend."
     assert not [e for e in events if getattr(e, "level", "") == "error"]
+
+
+def test_harness_chat_backend_on_a_terminal(tmp_path):
+    from tests.ptychat import Chat
+
+    with StubServer(SCRIPT) as stub:
+        chat = Chat("--backend", stub.url, "--log", str(tmp_path / "log.jsonl"))
+        try:
+            chat.wait_for(b"user>", timeout=60)
+            chat.type("/set temperature 0")
+            chat.type("hello")
+            chat.wait_for(b"[eos, 18 tokens", timeout=60)  # streamed character by character
+            chat.type("/quit")
+            assert chat.finish() == 0
+        finally:
+            if chat.proc.poll() is None:
+                chat.proc.kill()
+    assert b"remote (llama-server)" in chat.output
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert record["text"].startswith("Hi there, friend.") and record["tokens"][0]["truncated"] is True
