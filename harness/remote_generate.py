@@ -76,6 +76,13 @@ class _Text:
         return added, False
 
 
+def final_ids(engine: RemoteEngine, step: RemoteStep) -> RemoteStep:
+    """`step` with the provisional ids of a stream replaced by the engine's final ones."""
+    fix = engine.canonical
+    return RemoteStep(fix(step.id), step.raw, step.prob,
+                      tuple(TopEntry(fix(e.id), e.text, e.prob) for e in step.top))
+
+
 def eos_step_from_probe(probe: RemoteStep, eog: Iterable[int], eos_id: int | None) -> RemoteStep:
     """The end-of-generation token of a distribution sampled with the EOS banned: the most likely
     end-of-generation id in its top-k; else its one empty-text entry (llama-cpp-python names
@@ -123,10 +130,7 @@ class RemoteGeneration:
 
     def settle(self) -> None:
         """Give every recorded step its final ids (after the streams have ended)."""
-        fix = self.engine.canonical
-        self.steps = [RemoteStep(fix(s.id), s.raw, s.prob,
-                                 tuple(TopEntry(fix(e.id), e.text, e.prob) for e in s.top))
-                      for s in self.steps]
+        self.steps = [final_ids(self.engine, s) for s in self.steps]
         self.ids = [s.id for s in self.steps]
 
     def accept(self, step: RemoteStep, on_token: Callable[[StreamEvent], None] | None) -> bool:
@@ -166,10 +170,7 @@ class RemoteGeneration:
         probe = next((s for s in items if isinstance(s, RemoteStep)), None)
         if probe is None:
             return RemoteStep(self.engine.info.eos_id or -1, b"", None, ())
-        fix = self.engine.canonical
-        probe = RemoteStep(fix(probe.id), probe.raw, probe.prob,
-                           tuple(TopEntry(fix(e.id), e.text, e.prob) for e in probe.top))
-        return eos_step_from_probe(probe, self.eog, self.engine.info.eos_id)
+        return eos_step_from_probe(final_ids(self.engine, probe), self.eog, self.engine.info.eos_id)
 
 
 def generate_remote(engine: RemoteEngine, plan: PromptPlan, markers: TurnMarkers,
