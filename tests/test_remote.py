@@ -323,3 +323,13 @@ def test_harness_chat_backend_on_a_terminal(tmp_path):
     assert b"remote (llama-server)" in chat.output
     record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
     assert record["text"].startswith("Hi there, friend.") and record["tokens"][0]["truncated"] is True
+
+
+def test_interrupt_closes_the_stream():
+    seen: list = []
+    with StubServer(SCRIPT) as stub:
+        remote = open_remote_workbench(stub.url, None)
+        gen = remote.generate(remote.plan(HELLO), GREEDY, on_token=seen.append,
+                              should_stop=lambda: len(seen) >= 3)
+    assert gen.stop_reason == "interrupted" and len(gen.tokens) == 3 and gen.text == "Hi "
+    assert [e.role for e in seen] == ["assistant"] * 3

@@ -151,6 +151,7 @@ class OpenAICompatEngine:
             "repeat_penalty": req.repeat_penalty, "repetition_penalty": req.repeat_penalty,
             "presence_penalty": 0.0, "frequency_penalty": 0.0,
             "logprobs": req.n_probs, "stream": True, "echo": False,
+            "skip_special_tokens": False,  # vLLM: control tokens stay in the text (others ignore it)
         }
         if bias:
             body["logit_bias"] = bias
