@@ -5,6 +5,9 @@
 # Prints the binary's path on success. Optional: tests/test_remote.py uses a stub for the
 # native API; with a binary, run it as  llama-server -m MODEL --port P -c 1024 -t 1  and point
 # `harness generate --backend llama-server+http://127.0.0.1:P` at it.
+# Measured on the 2-core dev machine (shared, -j1, nice 19): 600 s of CPU got through ~60% of the
+# steps (ggml, llama, part of mtmd; common and the server itself still to go), so a full build
+# needs roughly 15-20 CPU minutes. Re-running the script resumes where it stopped.
 set -euo pipefail
 sdist=${1:?sdist .tar.gz}; work=${2:?work dir}; budget=${3:-600}
 mkdir -p "$work"
