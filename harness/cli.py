@@ -33,6 +33,12 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
                    help="when the prompt does not fit n_ctx (default: error)")
 
 
+def _add_backend_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", metavar="URL",
+                   help="generate on a server instead of --model: llama-server+http://HOST:PORT, "
+                        "openai+http://HOST:PORT (/v1/completions), or http://HOST:PORT to detect")
+
+
 def _add_mode_args(p: argparse.ArgumentParser, default: str = REPLY) -> None:
     p.add_argument("--messages", required=True, metavar="F", help="YAML/JSON messages file")
     p.add_argument("--mode", choices=MODES, default=default)
@@ -64,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("chat", help="interactive REPL")
     _add_model_args(p)
+    _add_backend_arg(p)
     p.add_argument("--profile", "-p", help="profile name or YAML path")
     p.add_argument("--log", metavar="PATH", help="JSONL log file (default: in the data directory)")
     p.add_argument("--system", default=None, help="system prompt")
@@ -80,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="generate once and print text or JSON")
     _add_model_args(p)
+    _add_backend_arg(p)
     _add_mode_args(p)
     _add_sampling_args(p)
     p.add_argument("--json", action="store_true")

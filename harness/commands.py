@@ -54,6 +54,14 @@ def open_workbench(args: argparse.Namespace, profile: Profile):
     from harness.paths import user_templates_dir
     from harness.workbench import Workbench, choose_template
 
+    if getattr(args, "backend", None):
+        from harness.backends.servers import open_remote_workbench
+
+        if args.model or getattr(args, "literal_content", False):
+            raise CommandError("--backend generates on a server: it takes neither --model nor "
+                               "--literal-content (the server tokenizes the whole prompt)")
+        return open_remote_workbench(args.backend, args.template or profile.template,
+                                     {**profile.vars, **parse_vars(args.var)})
     backend = open_backend(args.model or profile.model, n_ctx=args.n_ctx or profile.n_ctx,
                            n_threads=getattr(args, "threads", None))
     try:

@@ -8,7 +8,8 @@
     ├── ModeError                a prompt mode cannot be applied to this conversation
     ├── ContextOverflowError     the prompt does not fit in the model's context window
     ├── CommandError             a REPL command or CLI argument is malformed
-    └── StorageError             a log or saved conversation could not be written or read
+    ├── StorageError             a log or saved conversation could not be written or read
+    └── RemoteError              an inference server could not be reached or answered badly
 """
 
 from __future__ import annotations
@@ -64,3 +65,8 @@ class CommandError(HarnessError):
 
 class StorageError(HarnessError):
     """A log or saved conversation could not be written or read."""
+
+
+class RemoteError(HarnessError):
+    """An inference server (llama-server, an OpenAI-compatible server) could not be reached,
+    answered with an HTTP error, or sent something that is not the documented format."""

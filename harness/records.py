@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -55,8 +56,9 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _r(x: float) -> float:
-    return float(f"{x:.6g}")
+def _r(x: float) -> float | None:
+    """Six significant digits; NaN (a probability a server did not report) becomes null."""
+    return None if math.isnan(x) else float(f"{x:.6g}")
 
 
 def role_summaries(tokens: Sequence[TokenRecord]) -> dict[str, dict[str, Any]]:

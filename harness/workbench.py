@@ -39,6 +39,29 @@ def choose_template(spec: str | None, embedded: str | None, model_name: str,
     return load_template(spec or GGUF, embedded=embedded, model_name=model_name, user_dir=user_dir)
 
 
+def fit_plan(conversation: Conversation, plan_of: Callable[[Conversation], PromptPlan],
+             tokens_of: Callable[[PromptPlan], int], n_ctx: int,
+             policy: str = OVERFLOW_ERROR) -> tuple[PromptPlan, int]:
+    """Plan `conversation`, dropping its oldest non-system messages while the prompt (plus one
+    generated token) does not fit `n_ctx` and `policy` allows; returns (plan, dropped)."""
+    dropped = 0
+    while True:
+        plan = plan_of(conversation)
+        n = tokens_of(plan)
+        if n + 1 <= n_ctx:
+            return plan, dropped
+        if policy != OVERFLOW_TRUNCATE:
+            raise ContextOverflowError(
+                f"the prompt is {n} tokens and the context holds {n_ctx}",
+                hint="raise n_ctx, shorten the conversation, or set context_overflow: truncate-oldest")
+        oldest = next((i for i, m in enumerate(conversation) if m.role != SYSTEM), None)
+        if oldest is None or oldest >= len(conversation) - 1:
+            raise ContextOverflowError(f"even the last message alone does not fit the context of {n_ctx}",
+                                       hint="raise n_ctx or shorten the message")
+        conversation = Conversation(conversation.messages[:oldest] + conversation.messages[oldest + 1:])
+        dropped += 1
+
+
 class Workbench:
     def __init__(self, backend: Backend, template: ChatTemplate,
                  variables: Mapping[str, Any] | None = None):
@@ -64,23 +87,11 @@ class Workbench:
                          policy: str = OVERFLOW_ERROR) -> tuple[PromptPlan, int]:
         """The prompt plan, after dropping the oldest non-system messages if `policy` is
         truncate-oldest and the prompt does not fit the context; returns (plan, dropped)."""
-        dropped = 0
-        n_ctx = self.backend.info.n_ctx
-        while True:
-            plan = self.plan(conversation, mode, text)
-            n = len(encode_prompt(self.backend, plan.prompt, plan.segments, literal_content=self.literal_content))
-            if n + 1 <= n_ctx:
-                return plan, dropped
-            if policy != OVERFLOW_TRUNCATE:
-                raise ContextOverflowError(
-                    f"the prompt is {n} tokens and the context holds {n_ctx}",
-                    hint="raise n_ctx, shorten the conversation, or set context_overflow: truncate-oldest")
-            oldest = next((i for i, m in enumerate(conversation) if m.role != SYSTEM), None)
-            if oldest is None or oldest >= len(conversation) - 1:
-                raise ContextOverflowError(f"even the last message alone does not fit the context of {n_ctx}",
-                                           hint="raise n_ctx or shorten the message")
-            conversation = Conversation(conversation.messages[:oldest] + conversation.messages[oldest + 1:])
-            dropped += 1
+        def tokens_of(plan: PromptPlan) -> int:
+            return len(encode_prompt(self.backend, plan.prompt, plan.segments, literal_content=self.literal_content))
+
+        return fit_plan(conversation, lambda c: self.plan(c, mode, text), tokens_of,
+                        self.backend.info.n_ctx, policy)
 
     def generate(self, plan: PromptPlan, params: SamplingParams, *,
                  on_token: Callable[[StreamEvent], None] | None = None,

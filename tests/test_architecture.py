@@ -8,7 +8,9 @@ import sys
 CORE = ["harness.conversation", "harness.templates", "harness.markers", "harness.segments",
         "harness.modes", "harness.turns", "harness.attribution", "harness.entropy", "harness.sampling",
         "harness.evaluation", "harness.generate", "harness.records", "harness.session",
-        "harness.workbench", "harness.profiles", "harness.gguf", "harness.cli", "harness.backends.fake"]
+        "harness.workbench", "harness.profiles", "harness.gguf", "harness.cli", "harness.backends.fake",
+        "harness.topk", "harness.remote", "harness.remote_generate", "harness.remote_workbench",
+        "harness.generated_roles", "harness.backends.servers"]
 
 
 def test_core_imports_no_engine_and_no_terminal_library():

@@ -1,0 +1,139 @@
+"""llama.cpp's ``llama-server`` through its native API: ``/props``, ``/tokenize``,
+``/detokenize`` and streamed ``/completion`` with ``n_probs``. Never the chat endpoint.
+
+What the native API gives: token ids with their bytes for every generated token and every
+top-k alternative, probabilities as a softmax of the raw logits (``post_sampling_probs`` left
+off, so they are the model's own distribution), the chat template and BOS/EOS texts in
+``/props``, and prompts as text or token ids (a leading string gets the BOS the model wants,
+then the ids follow exactly — how a ``continue`` resumes after an EOS).
+EOS policies: ``ignore_eos`` in llama-server *bans* the end-of-generation tokens, so ``ban``
+sends it plus a ``false`` logit bias on the ids harness knows; ``continue`` is emulated by the
+loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from harness.backends.base import ModelInfo
+from harness.backends.http import HttpClient
+from harness.errors import RemoteError
+from harness.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
+
+
+class LlamaServerEngine:
+    kind = "llama-server"
+
+    def __init__(self, base_url: str, *, client: HttpClient | None = None):
+        self.url = base_url.rstrip("/")
+        self.http = client or HttpClient(self.url)
+        props = self.http.get("/props")
+        if not isinstance(props, dict):
+            raise RemoteError("/props is not an object", where=self.url + "/props",
+                              hint="is this a llama-server?")
+        self._pieces: dict[int, bytes] = {}
+        settings = props.get("default_generation_settings") or {}
+        n_ctx = int(settings.get("n_ctx") or props.get("n_ctx") or 0)
+        bos_text, eos_text = str(props.get("bos_token") or ""), str(props.get("eos_token") or "")
+        bos_id = self.token_id(bos_text) if bos_text else None
+        eos_id = self.token_id(eos_text) if eos_text else None
+        path = str(props.get("model_path") or props.get("model_alias") or self.url)
+        self.info = ModelInfo(
+            name=path.rsplit("/", 1)[-1].removesuffix(".gguf"), path=self.url,
+            architecture="remote (llama-server)", n_vocab=0, n_ctx=n_ctx, n_ctx_train=n_ctx,
+            eog_ids=frozenset({eos_id} if eos_id is not None else ()), bos_id=bos_id, eos_id=eos_id,
+            bos_text=bos_text, eos_text=eos_text, add_bos=False,  # the server adds it to text prompts
+            chat_template=props.get("chat_template") or None)
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        answer = self.http.post("/tokenize", {"content": text, "add_special": False,
+                                              "parse_special": special, "with_pieces": True})
+        tokens = answer.get("tokens") if isinstance(answer, dict) else None
+        if not isinstance(tokens, list):
+            raise RemoteError("/tokenize answered without tokens", where=self.url + "/tokenize")
+        ids = []
+        for token in tokens:
+            if isinstance(token, dict):
+                ids.append(int(token["id"]))
+                self._pieces.setdefault(int(token["id"]), _piece_bytes(token.get("piece")))
+            else:
+                ids.append(int(token))
+        return ids
+
+    def token_id(self, text: str) -> int | None:
+        ids = self.tokenize(text)
+        return ids[0] if len(ids) == 1 else None
+
+    def is_special(self, token: int) -> bool:
+        return token in self.info.eog_ids or token == self.info.bos_id
+
+    def canonical(self, token: int) -> int:
+        return token  # the native API reports ids
+
+    def piece(self, token: int) -> bytes:
+        cached = self._pieces.get(token)
+        if cached is None:
+            answer = self.http.post("/detokenize", {"tokens": [token]})
+            text = answer.get("content") if isinstance(answer, dict) else None
+            cached = text.encode("utf-8") if isinstance(text, str) else b""
+            self._pieces[token] = cached
+        return cached
+
+    def request_body(self, req: CompletionRequest) -> dict[str, Any]:
+        bias: list[list[Any]] = [[i, v] for i, v in req.bias.items()]
+        bias += [[i, False] for i in req.ban]
+        prompt: Any = [req.prompt, *req.generated_ids] if req.generated_ids else req.prompt
+        return {
+            "prompt": prompt, "n_predict": req.max_tokens, "temperature": req.temperature,
+            "top_k": req.top_k, "top_p": req.top_p, "min_p": req.min_p,
+            "repeat_penalty": req.repeat_penalty, "repeat_last_n": req.repeat_last_n,
+            "seed": req.seed if req.seed is not None else -1, "n_probs": req.n_probs,
+            "logit_bias": bias, "ignore_eos": bool(req.ban), "stream": True, "cache_prompt": True,
+            "return_tokens": True, "post_sampling_probs": False,
+        }
+
+    def complete(self, request: CompletionRequest) -> Iterator[RemoteStep | RemoteFinish]:
+        for chunk in self.http.stream("/completion", self.request_body(request)):
+            if not isinstance(chunk, dict):
+                raise RemoteError("a completion chunk is not an object", where=self.url + "/completion")
+            steps = [self._step(p) for p in chunk.get("completion_probabilities") or []]
+            if chunk.get("stop"):
+                reason = {"eos": "eos", "word": "stop"}.get(str(chunk.get("stop_type")), "length")
+                emitted = chunk.get("tokens") or chunk.get("content")
+                yield from steps if emitted else ()
+                eos_step = steps[-1] if steps and not emitted and reason == "eos" else None
+                yield RemoteFinish(reason, eos_step)
+                return
+            yield from steps
+        yield RemoteFinish("length")
+
+    def _step(self, entry: Any) -> RemoteStep:
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise RemoteError("a token probability entry without an id", where=self.url + "/completion",
+                              hint="llama-server builds before the 2025 probability format are not supported")
+        raw = self._remember(entry)
+        top = tuple(TopEntry(int(t["id"]), self._remember(t).decode("utf-8", "replace"), _prob(t))
+                    for t in entry.get("top_logprobs") or entry.get("top_probs") or [])
+        return RemoteStep(int(entry["id"]), raw, _prob(entry), top)
+
+    def _remember(self, entry: dict[str, Any]) -> bytes:
+        raw = bytes(entry["bytes"]) if isinstance(entry.get("bytes"), list) else str(entry.get("token", "")).encode()
+        self._pieces.setdefault(int(entry["id"]), raw)
+        return raw
+
+    def close(self) -> None:
+        pass
+
+
+def _prob(entry: dict[str, Any]) -> float:
+    if "logprob" in entry:
+        return math.exp(float(entry["logprob"]))
+    return float(entry.get("prob", 0.0))
+
+
+def _piece_bytes(piece: Any) -> bytes:
+    if isinstance(piece, list):
+        return bytes(piece)
+    return str(piece or "").encode("utf-8")

@@ -1,0 +1,199 @@
+"""An OpenAI-compatible text-completion server (`/v1/completions` with `logprobs`): vLLM,
+llama-cpp-python's server. Raw prompts only; the chat endpoint is never used.
+
+What the API gives and what it does not:
+- tokens come back as *text* (`logprobs.tokens`, `top_logprobs` keyed by text), not ids. Ids are
+  recovered by tokenizing each distinct text through the server (vLLM ``/tokenize``,
+  llama-cpp-python ``/extras/tokenize``); a text that is not exactly one token gets a negative
+  id of its own (llama-cpp-python renders control tokens, ``<|im_end|>`` included, as "").
+- the prompt is sent as text: the server tokenizes it (control-token strings parsed).
+- there is no "ignore EOS": a sampled end-of-generation token ends the completion
+  (finish_reason "stop"; harness sends no stop strings, so "stop" means EOS). ``continue`` is
+  emulated by the loop (resume with the end-of-turn text appended); ``ban`` is a logit bias of
+  -100 on the end-of-generation ids (the OpenAI range is [-100, 100]).
+- the chat template is not exposed: pass ``--template``.
+- the context length is known only when ``/v1/models`` reports ``max_model_len`` (vLLM).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+from harness.backends.base import ModelInfo
+from harness.backends.http import HttpClient
+from harness.errors import RemoteError
+from harness.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
+
+BAN_BIAS = -100.0
+PROVISIONAL_BASE = -1_000_000  # ids below this are texts seen while streaming, resolved later
+_TOKENIZE_ROUTES = (("/tokenize", "prompt", "tokens"), ("/extras/tokenize", "input", "tokens"))
+_DETOKENIZE_ROUTES = (("/detokenize", "prompt"), ("/extras/detokenize", "text"))
+
+
+class OpenAICompatEngine:
+    kind = "openai"
+
+    def __init__(self, base_url: str, *, client: HttpClient | None = None):
+        self.url = base_url.rstrip("/")
+        self.http = client or HttpClient(self.url)
+        models = self.http.get("/v1/models")
+        data = models.get("data") if isinstance(models, dict) else None
+        if not data or not isinstance(data, list) or not isinstance(data[0], dict):
+            raise RemoteError("/v1/models lists no model", where=self.url + "/v1/models",
+                              hint="is this an OpenAI-compatible completion server?")
+        self.model = str(data[0].get("id", ""))
+        self._route: tuple[str, str, str] | None = None
+        self._texts: dict[str, int] = {}  # token text -> id (negative: not one token)
+        self._provisional: dict[str, int] = {}  # texts seen while streaming, not resolved yet
+        self._provisional_text: dict[int, str] = {}
+        self._pieces: dict[int, bytes] = {}
+        self._bos_prefix = self._tokenize_raw("")  # llama-cpp-python adds BOS when the model does
+        name = self.model.rsplit("/", 1)[-1] or self.url
+        n_ctx = int(data[0].get("max_model_len") or 0)
+        self.info = ModelInfo(name=name, path=self.url, architecture="remote (openai)", n_vocab=0,
+                              n_ctx=n_ctx, n_ctx_train=n_ctx, eog_ids=frozenset(), bos_id=None,
+                              eos_id=None, bos_text="", eos_text="", add_bos=False, chat_template=None)
+
+    # -- vocabulary --------------------------------------------------------------------------
+    def _tokenize_raw(self, text: str) -> list[int]:
+        routes = [self._route] if self._route else list(_TOKENIZE_ROUTES)
+        last: RemoteError | None = None
+        for path, field, key in routes:
+            body: dict[str, Any] = {"model": self.model, field: text}
+            if path == "/tokenize":
+                body["add_special_tokens"] = False
+            try:
+                answer = self.http.post(path, body)
+            except RemoteError as exc:  # not this dialect: try the next route
+                last = exc
+                continue
+            tokens = answer.get(key) if isinstance(answer, dict) else None
+            if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+                raise RemoteError(f"{path} answered without a token list", where=self.url + path)
+            self._route = (path, field, key)
+            return tokens
+        assert last is not None
+        raise RemoteError(f"the server has no tokenize endpoint ({last.message})", where=self.url,
+                          hint="harness needs vLLM's /tokenize or llama-cpp-python's /extras/tokenize")
+
+    def tokenize(self, text: str, special: bool = True) -> list[int]:  # noqa: ARG002 - always parsed
+        ids = self._tokenize_raw(text)
+        prefix = self._bos_prefix
+        return ids[len(prefix):] if prefix and ids[: len(prefix)] == prefix else ids
+
+    def resolve(self, text: str) -> int:
+        """The id of a token named by its text; a negative id of its own if it is not one token."""
+        found = self._texts.get(text)
+        if found is None:
+            ids = self.tokenize(text) if text else []
+            found = ids[0] if len(ids) == 1 else -(sum(1 for i in self._texts.values() if i < 0) + 1)
+            self._texts[text] = found
+            self._pieces.setdefault(found, text.encode("utf-8"))
+        return found
+
+    def stream_id(self, text: str) -> int:
+        """An id usable while a stream is open: the known one, or a provisional one."""
+        known = self._texts.get(text)
+        if known is not None:
+            return known
+        if text not in self._provisional:
+            token = PROVISIONAL_BASE - len(self._provisional)
+            self._provisional[text] = token
+            self._provisional_text[token] = text
+            self._pieces[token] = text.encode("utf-8")
+        return self._provisional[text]
+
+    def canonical(self, token: int) -> int:
+        text = self._provisional_text.get(token)
+        return token if text is None else self.resolve(text)
+
+    def token_id(self, text: str) -> int | None:
+        found = self.resolve(text)
+        if found >= 0:
+            self._pieces[found] = text.encode("utf-8")
+        return found if found >= 0 else None
+
+    def is_special(self, token: int) -> bool:
+        return token in self.info.eog_ids
+
+    def piece(self, token: int) -> bytes:
+        cached = self._pieces.get(token)
+        if cached is not None:
+            return cached
+        if token < 0:
+            return b""
+        data = self._detokenize(token)
+        self._pieces[token] = data
+        return data
+
+    def _detokenize(self, token: int) -> bytes:
+        """Through the route of the tokenizer's dialect; b"" if the server cannot say (e.g.
+        llama-cpp-python answers HTTP 500 for a piece that is not valid UTF-8 alone)."""
+        extras = self._route is not None and self._route[0].startswith("/extras")
+        path, key = _DETOKENIZE_ROUTES[1 if extras else 0]
+        try:
+            answer = self.http.post(path, {"model": self.model, "tokens": [token]})
+        except RemoteError:
+            return b""
+        text = answer.get(key) if isinstance(answer, dict) else None
+        return text.encode("utf-8") if isinstance(text, str) else b""
+
+    # -- completion --------------------------------------------------------------------------
+    def request_body(self, req: CompletionRequest) -> dict[str, Any]:
+        bias = {str(i): max(-100.0, min(100.0, v)) for i, v in req.bias.items()}
+        bias.update({str(i): BAN_BIAS for i in req.ban})
+        body: dict[str, Any] = {
+            "model": self.model, "prompt": req.prompt + req.generated_text,
+            "max_tokens": req.max_tokens, "temperature": req.temperature, "top_p": req.top_p,
+            "top_k": req.top_k if req.top_k > 0 else -1, "min_p": req.min_p,
+            "repeat_penalty": req.repeat_penalty, "repetition_penalty": req.repeat_penalty,
+            "presence_penalty": 0.0, "frequency_penalty": 0.0,
+            "logprobs": req.n_probs, "stream": True, "echo": False,
+            "skip_special_tokens": False,  # vLLM: control tokens stay in the text (others ignore it)
+        }
+        if bias:
+            body["logit_bias"] = bias
+        if req.seed is not None:
+            body["seed"] = req.seed
+        return body
+
+    def complete(self, request: CompletionRequest) -> Iterator[RemoteStep | RemoteFinish]:
+        finish = "length"
+        for chunk in self.http.stream("/v1/completions", self.request_body(request)):
+            choice = _first_choice(chunk, self.url)
+            yield from self._steps(choice.get("logprobs"))
+            if choice.get("finish_reason"):
+                finish = "eos" if choice["finish_reason"] == "stop" else "length"
+        yield RemoteFinish(finish)
+
+    def _steps(self, logprobs: Any) -> Iterator[RemoteStep]:
+        if not isinstance(logprobs, dict):
+            return
+        tokens = logprobs.get("tokens") or []
+        chosen = logprobs.get("token_logprobs") or [None] * len(tokens)
+        tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+        for text, lp, top in zip(tokens, chosen, tops, strict=False):
+            entries = sorted(((t, _prob(v)) for t, v in (top or {}).items()), key=lambda e: -e[1])
+            yield RemoteStep(self.stream_id(text), text.encode("utf-8"), _prob(lp) if lp is not None else None,
+                             tuple(TopEntry(self.stream_id(t), t, p) for t, p in entries))
+
+    def close(self) -> None:
+        pass
+
+
+def _prob(logprob: Any) -> float:
+    try:
+        return math.exp(float(logprob))
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+
+
+def _first_choice(chunk: Any, url: str) -> dict[str, Any]:
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not choices or not isinstance(choices[0], dict):
+        message = chunk.get("error") if isinstance(chunk, dict) else None
+        raise RemoteError(f"a completion chunk without choices{f': {message}' if message else ''}",
+                          where=url + "/v1/completions")
+    return choices[0]

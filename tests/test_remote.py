@@ -1,0 +1,335 @@
+"""Remote backends against real servers on loopback.
+
+- OpenAI-compatible: llama-cpp-python's own server (``python -m llama_cpp.server``) on the
+  bundled SmolLM2, started once per session. Greedy generation of the same conversation through
+  harness's local token loop and through the server must give the same tokens, with the server's
+  top-k probabilities equal to the local full-softmax ones within float tolerance.
+- llama-server (native API): llama-server itself is not installed here, so these tests use a
+  *stub* (tests/llama_server_stub.py) that speaks the documented formats and answers from the
+  FakeBackend; the same comparison is made against the local loop on that fake model.
+- Errors: a server that is down, answers HTTP 500, or answers something that is not JSON gives
+  one line naming the URL.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness.backends.fake import FakeBackend
+from harness.backends.servers import ServerPool, open_engine, open_remote_workbench, parse_backend
+from harness.cli import main
+from harness.conversation import Conversation
+from harness.errors import CommandError, RemoteError
+from harness.remote_workbench import RemoteWorkbench
+from harness.sampling import SamplingParams
+from harness.templates import load_template
+from harness.workbench import Workbench
+from tests.llama_server_stub import StubServer
+
+SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
+HELLO = Conversation.of(("user", "Say hi."))
+GREEDY = SamplingParams(temperature=0.0, max_tokens=48, eos="stop")
+PROB_TOLERANCE = 1e-4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def openai_server(tmp_path_factory):
+    """llama-cpp-python's server on SmolLM2 (n_ctx 1024, one thread), shut down at the end."""
+    missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"llama-cpp-python's server extras are not installed ({', '.join(missing)}): "
+                    "pip install -e '.[dev]'")
+    from harness.models import resolve_model
+
+    _, path = resolve_model("smollm2")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"  # a file: llama.cpp's load chatter
+    err = log.open("wb")                                    # would fill a pipe and block it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1"],
+        stdout=subprocess.DEVNULL, stderr=err)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited: {log.read_text(errors='replace')[-2000:]}")
+            try:
+                urllib.request.urlopen(url + "/v1/models", timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the server did not answer within 120 s")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        err.close()
+
+
+def _compare(local, remote) -> float:
+    """Same tokens; the local top-k probabilities match the server's within tolerance.
+    Returns the largest difference seen."""
+    assert [t.id for t in remote.tokens] == [t.id for t in local.tokens]
+    assert remote.text == local.text and remote.stop_reason == local.stop_reason
+    worst = 0.0
+    for here, there in zip(local.tokens, remote.tokens, strict=True):
+        served = dict(zip(there.stats.top_ids, there.stats.top_probs, strict=True))
+        for token, prob in zip(here.stats.top_ids, here.stats.top_probs, strict=True):
+            if prob < 1e-3:
+                continue  # ties far down the list may be ordered differently
+            if token not in served:  # named by a text that is not one token (control tokens
+                # are "" in llama-cpp-python): the same probability under a negative id
+                unnamed = [p for i, p in served.items() if i < 0]
+                assert unnamed, (here.piece, token)
+                served[token] = min(unnamed, key=lambda p: abs(p - prob))
+            worst = max(worst, abs(served[token] - prob))
+        assert there.stats.truncated and 0.0 <= there.stats.tail_mass <= 1.0
+        assert abs(there.stats.surprisal_bits - here.stats.surprisal_bits) < 1e-3
+        assert there.stats.entropy_bits <= here.stats.entropy_bits + 1e-3  # a lower bound
+        assert there.role == here.role
+    return worst
+
+
+@pytest.mark.model
+def test_openai_greedy_matches_local_loop(openai_server, smollm2):
+    remote = RemoteWorkbench(open_engine(openai_server), smollm2.template)
+    plan = smollm2.plan(HELLO)
+    local = smollm2.generate(plan, GREEDY)
+    served = remote.generate(remote.plan(HELLO), GREEDY)
+    assert served.prompt == local.prompt
+    assert local.stop_reason == "eos" and local.tokens[-1].id in remote.engine.info.eog_ids
+    worst = _compare(local, served)
+    print(f"\n{len(local.tokens)} tokens identical; max top-k probability difference {worst:.2e}")
+    assert worst < PROB_TOLERANCE
+
+
+@pytest.mark.model
+def test_openai_ban_never_ends(openai_server, smollm2):
+    remote = RemoteWorkbench(open_engine(openai_server), smollm2.template)
+    gen = remote.generate(remote.plan(HELLO), SamplingParams(temperature=0.0, max_tokens=30, eos="ban"))
+    assert gen.stop_reason == "max_tokens" and len(gen.tokens) == 30
+    assert not any(t.id in remote.engine.info.eog_ids for t in gen.tokens)
+
+
+@pytest.mark.model
+def test_generate_json_marks_truncation(openai_server, tmp_path, capsys):
+    messages = tmp_path / "m.yaml"
+    messages.write_text("- role: user\n  content: Say hi.\n")
+    code = main(["generate", "--backend", f"openai+{openai_server}/v1", "--template", "chatml",
+                 "--messages", str(messages), "--temperature", "0", "--max-tokens", "6", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {"prompt", "text", "stop_reason", "tokens", "roles", "prompt_tokens", "timing"} <= out.keys()
+    assert out["prompt_tokens"] == []  # the server does not score the prompt
+    assert len(out["tokens"]) == 6 and out["roles"]["assistant"]["tokens"] == 6
+    for token in out["tokens"]:
+        assert token["truncated"] is True and 0.0 <= token["tail_mass"] <= 1.0
+        assert len(token["top"]) == 10 and token["role"] == "assistant"
+
+
+@pytest.mark.model
+def test_openai_template_must_be_named(openai_server):
+    with pytest.raises(Exception, match="--template"):
+        open_remote_workbench(openai_server, None)
+
+
+# -- llama-server (stub) ---------------------------------------------------------------------
+SCRIPT = "Hi there, friend.<|im_end|>"
+
+
+def _fake_bench(script: str) -> Workbench:
+    backend = FakeBackend(script)
+    return Workbench(backend, load_template("gguf", embedded=backend.info.chat_template, model_name="fake"))
+
+
+@pytest.mark.parametrize("eos_in_final", [True, False], ids=["eos-probs-in-final", "eos-probe"])
+def test_llama_server_greedy_matches_local_loop(eos_in_final):
+    local_bench = _fake_bench(SCRIPT)
+    local = local_bench.generate(local_bench.plan(HELLO), GREEDY)
+    with StubServer(SCRIPT, eos_probs_in_final=eos_in_final) as stub:
+        remote = open_remote_workbench(stub.url, None)  # detected; template from /props
+        assert remote.engine.kind == "llama-server"
+        assert remote.engine.info.eog_ids == local_bench.backend.info.eog_ids
+        served = remote.generate(remote.plan(HELLO), GREEDY)
+    assert local.stop_reason == "eos"
+    assert _compare(local, served) < 1e-6
+
+
+def test_llama_server_continue_resumes_with_token_ids():
+    script = "Hi.<|im_end|>\n<|im_start|>user\nMore please"
+    params = SamplingParams(temperature=0.0, max_tokens=30, eos="continue")
+    local_bench = _fake_bench(script)
+    local = local_bench.generate(local_bench.plan(HELLO), params)
+    with StubServer(script) as stub:
+        remote = open_remote_workbench(f"llama-server+{stub.url}", None)
+        served = remote.generate(remote.plan(HELLO), params)
+        resumed = stub.model.requests[1]["prompt"]
+    assert isinstance(resumed[0], str) and resumed[-1] == 259  # the text, then ..., <|im_end|>
+    _compare(local, served)
+    assert "user" in {t.role for t in served.tokens}
+
+
+def test_llama_server_ban_sends_false_bias():
+    with StubServer(SCRIPT) as stub:
+        remote = open_remote_workbench(stub.url, None)
+        gen = remote.generate(remote.plan(HELLO), SamplingParams(temperature=0.0, max_tokens=25, eos="ban"))
+        body = stub.model.requests[0]
+    assert body["ignore_eos"] is True and sorted(i for i, v in body["logit_bias"] if v is False) == [257, 259]
+    assert gen.stop_reason == "max_tokens" and not any(t.id in (257, 259) for t in gen.tokens)
+
+
+def test_stop_string_ends_the_stream():
+    with StubServer(SCRIPT) as stub:
+        remote = open_remote_workbench(stub.url, None)
+        gen = remote.generate(remote.plan(HELLO), SamplingParams(temperature=0.0, stop=(",",)))
+    assert gen.text == "Hi there" and gen.stop_reason == "stop_string"
+
+
+def test_pool_spreads_items_over_servers():
+    with StubServer(SCRIPT) as a, StubServer(SCRIPT) as b:
+        pool = ServerPool.open(f"{a.url},{b.url}")
+        texts = pool.map(range(6), lambda bench, i: bench.generate(bench.plan(HELLO), GREEDY).text,
+                         make=lambda engine: RemoteWorkbench(engine, _fake_bench("").template))
+        pool.close()
+        served = len(a.model.requests), len(b.model.requests)
+    assert texts == ["Hi there, friend."] * 6
+    assert sum(served) >= 6
+
+
+# -- errors ----------------------------------------------------------------------------------
+class _Broken(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/props"):
+            self.send_error(404)
+        elif "bad-json" in self.server.mode:  # type: ignore[attr-defined]
+            self._send(200, b"<html>hello</html>")
+        else:
+            self._send(500, b'{"error": {"message": "model exploded\\nsecond line", "code": 500}}')
+
+    def _send(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture(params=["http-500", "bad-json"])
+def broken_server(request):
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Broken)
+    httpd.mode = request.param  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield request.param, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_broken_server_gives_one_line(broken_server, tmp_path, capsys):
+    mode, url = broken_server
+    with pytest.raises(RemoteError) as caught:
+        open_engine(url)
+    message = str(caught.value)
+    assert "\n" not in message and url in message
+    assert ("HTTP 500" in message and "model exploded" in message) if mode == "http-500" else "not JSON" in message
+    messages = tmp_path / "m.yaml"
+    messages.write_text("- role: user\n  content: hi\n")
+    assert main(["generate", "--backend", url, "--template", "chatml", "--messages", str(messages)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error: ") and "\n" not in err and url in err
+
+
+def test_server_down_gives_one_line():
+    url = f"http://127.0.0.1:{_free_port()}"
+    with pytest.raises(RemoteError, match="cannot reach the server") as caught:
+        open_engine(url)
+    assert url in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("spec,expected", [
+    ("http://h:1", (None, "http://h:1")),
+    ("openai+https://h/v1/", ("openai", "https://h")),
+    ("llama-server+http://h:8080", ("llama-server", "http://h:8080")),
+])
+def test_parse_backend(spec, expected):
+    assert parse_backend(spec) == expected
+
+
+@pytest.mark.parametrize("spec", ["h:1", "vllm+http://h", "ftp://h"])
+def test_parse_backend_refuses(spec):
+    with pytest.raises(CommandError):
+        parse_backend(spec)
+
+
+def test_chat_session_over_llama_server_streams_reply_impersonate_prefill():
+    from harness.session import Session, TokenStreamed, TurnFinished
+
+    with StubServer(SCRIPT) as stub:
+        session = Session(open_remote_workbench(stub.url, None),
+                          params=SamplingParams(temperature=0.0, max_tokens=30))
+        events: list = []
+        session.handle("hello", events.append)
+        session.handle("/impersonate", events.append)
+        session.handle("/prefill Hi", events.append)
+        session.handle("/raw", events.append)
+    finished = [e for e in events if isinstance(e, TurnFinished)]
+    assert [f.added for f in finished] == ["assistant", "user", "assistant"]
+    assert "".join(e.text for e in events if isinstance(e, TokenStreamed)).startswith("Hi there, friend.")
+    assert [m.role for m in session.conversation] == ["user", "assistant", "user", "assistant"]
+    assert session.conversation.messages[1].content == "Hi there, friend."
+    assert not [e for e in events if getattr(e, "level", "") == "error"]
+
+
+def test_harness_chat_backend_on_a_terminal(tmp_path):
+    from tests.ptychat import Chat
+
+    with StubServer(SCRIPT) as stub:
+        chat = Chat("--backend", stub.url, "--log", str(tmp_path / "log.jsonl"))
+        try:
+            chat.wait_for(b"user>", timeout=60)
+            chat.type("/set temperature 0")
+            chat.type("hello")
+            chat.wait_for(b"[eos, 18 tokens", timeout=60)  # streamed character by character
+            chat.type("/quit")
+            assert chat.finish() == 0
+        finally:
+            if chat.proc.poll() is None:
+                chat.proc.kill()
+    assert b"remote (llama-server)" in chat.output
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])
+    assert record["text"].startswith("Hi there, friend.") and record["tokens"][0]["truncated"] is True
+
+
+def test_interrupt_closes_the_stream():
+    seen: list = []
+    with StubServer(SCRIPT) as stub:
+        remote = open_remote_workbench(stub.url, None)
+        gen = remote.generate(remote.plan(HELLO), GREEDY, on_token=seen.append,
+                              should_stop=lambda: len(seen) >= 3)
+    assert gen.stop_reason == "interrupted" and len(gen.tokens) == 3 and gen.text == "Hi "
+    assert [e.role for e in seen] == ["assistant"] * 3
