@@ -43,7 +43,7 @@ _SAMPLING: dict[str, tuple[type, ...]] = {
     "temperature": _NUM, "top_k": (int,), "top_p": _NUM, "min_p": _NUM, "repeat_penalty": _NUM,
     "repeat_last_n": (int,), "max_tokens": (int,), "stop": (list,), "logit_bias": (dict,),
 }
-_CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,)}
+_CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,), "modes": (list,)}
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class ModeSpec:
 class ConversationSpec:
     name: str
     conversation: Conversation
+    modes: tuple[str, ...] | None = None  # mode labels it is run in (None: every mode)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Experiment:
             "modes": [m.label for m in self.modes], "eos": list(self.eos),
             "sampling": {name: p.to_dict() for name, p in self.sampling},
             "seeds": list(self.seeds), "literal_content": self.literal_content,
-            "conversations": [[c.name, c.conversation.to_dicts()] for c in self.conversations],
+            "conversations": [[c.name, c.conversation.to_dicts(), c.modes] for c in self.conversations],
         }
 
     def digest(self) -> str:
@@ -147,6 +148,8 @@ def expand(exp: Experiment) -> list[Cell]:
         for template in model.templates:
             for conv in exp.conversations:
                 for mode in exp.modes:
+                    if conv.modes is not None and mode.label not in conv.modes:
+                        continue
                     policies = (mode.forced_eos,) if mode.forced_eos else exp.eos
                     for eos in policies:
                         for name, params in exp.sampling:
@@ -221,6 +224,7 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
     if not isinstance(data, dict):
         raise ExperimentError("an experiment must be a mapping of fields", where=f"{where}:1")
     schema.fields(data, "", _TOP)
+    modes = _modes(schema, data.get("modes", [REPLY]))
     for required in ("models", "conversations"):
         if required not in data:
             raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
@@ -238,9 +242,9 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
     return Experiment(
         name=data.get("name", default_name), path=where, description=data.get("description", ""),
         models=_models(schema, data["models"], tuple(templates), n_ctx),
-        modes=_modes(schema, data.get("modes", [REPLY])), eos=tuple(eos),
+        modes=modes, eos=tuple(eos),
         sampling=_sampling(schema, data.get("sampling", {"default": {}}), max_tokens),
-        seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base),
+        seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base, modes),
         threads=data.get("threads"), literal_content=data.get("literal_content", False))
 
 
@@ -307,7 +311,8 @@ def _sampling(schema: _Schema, sets: dict[str, Any], max_tokens: int) -> tuple[t
     return tuple(out)
 
 
-def _conversations(schema: _Schema, items: list[Any], base: Path) -> tuple[ConversationSpec, ...]:
+def _conversations(schema: _Schema, items: list[Any], base: Path,
+                   modes: tuple[ModeSpec, ...]) -> tuple[ConversationSpec, ...]:
     if not items:
         raise schema.fail("conversations", "must not be empty")
     out = []
@@ -332,7 +337,18 @@ def _conversations(schema: _Schema, items: list[Any], base: Path) -> tuple[Conve
             name = entry.get("name") or f"c{i + 1}"
         if not len(conversation):
             raise schema.fail(path, "the conversation has no messages")
-        out.append(ConversationSpec(name, conversation))
+        out.append(ConversationSpec(name, conversation, _only_modes(schema, entry, path, modes)))
     if len({c.name for c in out}) != len(out):
         raise schema.fail("conversations", "two conversations share a name (set 'name')")
     return tuple(out)
+
+
+def _only_modes(schema: _Schema, entry: dict[str, Any], path: str, modes: tuple[ModeSpec, ...]) -> tuple[str, ...] | None:
+    """A conversation's own `modes:` list (e.g. impersonate only after an assistant turn)."""
+    if "modes" not in entry:
+        return None
+    labels = [m.label for m in modes]
+    for i, label in enumerate(entry["modes"]):
+        if label not in labels:
+            raise schema.fail(f"{path}.modes[{i}]", f"not one of the experiment's modes ({', '.join(labels)})")
+    return tuple(entry["modes"])

@@ -45,16 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             else f"run {run_id}: {len(cells)} cells"
         print(f"harness: {exp.name}: {verb} -> {db}", file=sys.stderr)
         progress = Progress(len(cells), finished, sys.stderr)
-        seen: set[str] = set()
-
-        def on_error(cell, message: str) -> None:
-            if message not in seen:
-                seen.add(message)
-                print(f"\nharness: warning: cell {cell.key}: {message}", file=sys.stderr)
-
         with sigint_flag() as interrupted:
             outcome = run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
-                                on_error=on_error)
+                                on_error=_warn_once())
         if outcome.interrupted:
             done = outcome.already + outcome.ran + outcome.errors
             print(f"harness: interrupted after {done} of {outcome.total} cells; resume with: "
@@ -67,6 +60,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 1 if run_info(conn, run_id)["cells"].get("error") else 0
     finally:
         conn.close()
+
+
+def _warn_once():
+    """A cell-error callback printing each distinct message once (many cells share a cause)."""
+    seen: set[str] = set()
+
+    def on_error(cell, message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            print(f"\nharness: warning: cell {cell.key}: {message}", file=sys.stderr)
+
+    return on_error
 
 
 def cmd_summary(args: argparse.Namespace) -> int:

@@ -65,6 +65,16 @@ def test_expand_orders_by_model_template_conversation_and_fixes_past_eos(exp_dir
     assert {c.seed for c in cells} == {1, 2} and all(c.params.seed == c.seed for c in cells)
 
 
+def test_a_conversation_can_be_limited_to_some_modes(tmp_path):
+    text = ("models: [smollm2]\nmodes: [reply, impersonate]\nconversations:\n"
+            "  - {name: q, modes: [reply], messages: [{role: user, content: Hi}]}\n"
+            "  - {name: qa, modes: [impersonate], messages: [{role: user, content: Hi}, {role: assistant, content: Yo}]}\n")
+    cells = expand(parse_experiment(text, where="x.yaml", base=tmp_path))
+    assert [(c.conversation, c.mode.label) for c in cells] == [("q", "reply"), ("qa", "impersonate")]
+    with pytest.raises(ExperimentError, match=r"x\.yaml:4: field 'conversations\[0\]\.modes\[0\]'"):
+        parse_experiment(text.replace("modes: [reply]", "modes: [prefill]"), where="x.yaml", base=tmp_path)
+
+
 def test_digest_follows_content_not_name(exp_dir):
     a = load_experiment(exp_dir / "exp.yaml")
     renamed = parse_experiment(GOOD.replace("name: small", "name: other"), where="x.yaml", base=exp_dir)
@@ -291,3 +301,14 @@ def test_report_loaders_give_the_contract_on_the_fake(tmp_path):
     assert rows and all(required <= set(r) for r in rows)
     assert {r["scope"] for r in rows} == {"prompt", "generated"}
     json.dumps(rows)
+
+
+def test_lab_core_stays_pure():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport harness.experiment, harness.bootstrap, harness.experiment_summary, "
+            "harness.experiment_db, harness.experiment_run, harness.experiment_commands, harness.text_score\n"
+            "print(sorted(m for m in ('llama_cpp', 'prompt_toolkit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
