@@ -312,3 +312,25 @@ def test_lab_core_stays_pure():
             "print(sorted(m for m in ('llama_cpp', 'prompt_toolkit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_cells_that_cannot_run_are_stored_as_errors_and_not_retried(tmp_path, capsys):
+    text = FAKE.replace("templates: [chatml]", "templates: [chatml, no-such-template]")
+    exp = parse_experiment(text, where="fake.yaml", base=tmp_path)
+    cells = expand(exp)
+    conn = connect(tmp_path / "e.sqlite")
+    run_id, _ = open_run(conn, exp, cells)
+    errors: list[str] = []
+    outcome = run_cells(exp, conn, run_id, cells, on_error=lambda c, m: errors.append(c.key),
+                        open_backend=lambda model, threads: FakeBackend("Hello!"))
+    assert outcome.errors == len(cells) // 2 == len(errors) and outcome.ran == len(cells) // 2
+    assert all("no-such-template" in k for k in errors)
+    again = run_cells(exp, conn, run_id, cells, open_backend=lambda model, threads: FakeBackend("Hello!"))
+    assert again.ran == again.errors == 0 and again.already == len(cells)
+    conn.close()
+    assert main(["summary", str(tmp_path / "e.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "fake · chatml · reply · eos=stop · default" in out and "error: fake|no-such-template|" in out
+    assert main(["summary", str(tmp_path / "e.sqlite"), "--run", "7"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no run 7" in err
