@@ -94,7 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="per-token statistics of the rendered conversation itself")
     _add_model_args(p)
-    p.add_argument("--messages", required=True, metavar="F")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--messages", metavar="F")
+    source.add_argument("--text", metavar="F", help="score a raw text file (no template; llama.cpp perplexity)")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("run", help="run an experiment matrix into a SQLite database (resumable)")
+    p.add_argument("experiment", metavar="EXPERIMENT.yaml")
+    p.add_argument("--db", metavar="PATH", help="SQLite database (default: in the data directory)")
+    p.add_argument("--force-new", action="store_true", help="start a new run even if this one exists")
+    p.add_argument("--json", action="store_true", help="print the run and its summary as JSON")
+
+    p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")
+    p.add_argument("db", metavar="DB")
+    p.add_argument("--run", type=int, default=None, metavar="ID", help="run id (default: the newest)")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("lint", help="check a template against a battery of probe conversations")

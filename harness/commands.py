@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
         "render": cmd_render, "generate": cmd_generate, "score": cmd_score,
         "models": cmd_models, "templates": cmd_templates, "chat": cmd_chat,
         "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit, "import": cmd_import,
+        "run": cmd_run, "summary": cmd_summary,
     }
     return handlers[args.command](args)
 
@@ -159,6 +160,10 @@ def _print_stream(event) -> None:
 def cmd_score(args: argparse.Namespace) -> int:
     from harness.records import role_summaries, score_json
 
+    if args.text:
+        from harness.experiment_commands import cmd_score_text
+
+        return cmd_score_text(args)
     conversation = read_messages(args.messages)
     bench = open_workbench(args, default_profile())
     try:
@@ -230,6 +235,18 @@ def cmd_import(args: argparse.Namespace) -> int:
     from harness.importers import cmd_import as import_templates
 
     return import_templates(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.experiment_commands import cmd_run as run_experiment
+
+    return run_experiment(args)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from harness.experiment_commands import cmd_summary as print_summary
+
+    return print_summary(args)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@
     ├── ModelError               a model could not be found, assembled or loaded
     ├── ProfileError             a profile / settings file is malformed or has a bad field
     ├── MessagesError            a messages file is malformed
+    ├── ExperimentError          an experiment file is malformed or names a bad field or value
     ├── ModeError                a prompt mode cannot be applied to this conversation
     ├── ContextOverflowError     the prompt does not fit in the model's context window
     ├── CommandError             a REPL command or CLI argument is malformed
@@ -49,6 +50,10 @@ class ProfileError(HarnessError):
 
 class MessagesError(HarnessError):
     """A messages file is malformed."""
+
+
+class ExperimentError(HarnessError):
+    """An experiment file is malformed or names a bad field or value."""
 
 
 class ModeError(HarnessError):

@@ -64,7 +64,8 @@ def _r(x: float) -> float | None:
 def role_summaries(tokens: Sequence[TokenRecord]) -> dict[str, dict[str, Any]]:
     """Per-role token counts, mean entropy / surprisal (bits) and perplexity."""
     out = {}
-    for role in ATTRIBUTION_ROLES:
+    others = sorted({t.role for t in tokens} - set(ATTRIBUTION_ROLES))  # e.g. 'text' of score --text
+    for role in (*ATTRIBUTION_ROLES, *others):
         mine = [t for t in tokens if t.role == role]
         if not mine:
             continue

@@ -13,3 +13,24 @@ def error_location(exc: Exception, where: str) -> tuple[str, str]:
         mark = context
         problem = f"{getattr(exc, 'context', None) or 'unclosed construct'}: {problem}"
     return (f"{where}:{mark.line + 1}" if mark is not None else where), problem
+
+
+def field_lines(node, prefix: str = "") -> dict[str, int]:
+    """Field path -> 1-based line, for every key and list item of a composed YAML node.
+
+    Paths read like the schema errors name them: ``models[1].templates[0]``, ``sampling.hot.top_k``.
+    """
+    import yaml
+
+    out: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = f"{prefix}.{key.value}" if prefix else str(key.value)
+            out[path] = key.start_mark.line + 1
+            out.update(field_lines(value, path))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            path = f"{prefix}[{i}]"
+            out[path] = item.start_mark.line + 1
+            out.update(field_lines(item, path))
+    return out

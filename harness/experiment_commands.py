@@ -1,0 +1,151 @@
+"""`harness run EXPERIMENT.yaml` and `harness summary DB`: the entropy lab's commands.
+
+Progress and notices go to stderr, the summary table (or ``--json``) to stdout. Ctrl-C stops
+after dropping the cell in flight and prints how to resume (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.paths import data_dir
+
+EXIT_INTERRUPTED = 130
+
+
+def default_db(experiment: Path) -> Path:
+    return data_dir() / "experiments" / f"{experiment.stem}.sqlite"
+
+
+def _resume_command(args: argparse.Namespace, db: Path) -> str:
+    return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.experiment import expand, load_experiment
+    from harness.experiment_db import connect, open_run, run_info
+    from harness.experiment_run import run_cells
+    from harness.interrupt import sigint_flag
+    from harness.progress import Progress, format_duration
+
+    exp = load_experiment(args.experiment)
+    cells = expand(exp)
+    db = Path(args.db).expanduser() if args.db else default_db(Path(args.experiment))
+    conn = connect(db)
+    try:
+        run_id, resumed = open_run(conn, exp, cells, force_new=args.force_new)
+        info = run_info(conn, run_id)
+        finished = info["cells"].get("done", 0) + info["cells"].get("error", 0)
+        verb = f"resuming run {run_id} ({finished} of {len(cells)} cells finished)" if resumed \
+            else f"run {run_id}: {len(cells)} cells"
+        print(f"harness: {exp.name}: {verb} -> {db}", file=sys.stderr)
+        progress = Progress(len(cells), finished, sys.stderr)
+        with sigint_flag() as interrupted:
+            outcome = run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
+                                on_error=_warn_once())
+        if outcome.interrupted:
+            done = outcome.already + outcome.ran + outcome.errors
+            print(f"harness: interrupted after {done} of {outcome.total} cells; resume with: "
+                  f"{_resume_command(args, db)}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"harness: {outcome.ran + outcome.errors} cells in {format_duration(outcome.seconds)} "
+              f"({outcome.cells_per_minute:.1f} cells/min); {outcome.already} already finished"
+              + (f"; {outcome.errors} failed" if outcome.errors else ""), file=sys.stderr)
+        _print_summary(conn, run_id, db, args.json, outcome.to_dict())
+        return 1 if run_info(conn, run_id)["cells"].get("error") else 0
+    finally:
+        conn.close()
+
+
+def _warn_once():
+    """A cell-error callback printing each distinct message once (many cells share a cause)."""
+    seen: set[str] = set()
+
+    def on_error(cell, message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            print(f"\nharness: warning: cell {cell.key}: {message}", file=sys.stderr)
+
+    return on_error
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from harness.errors import StorageError
+    from harness.experiment_db import connect, resolve_run
+
+    db = Path(args.db).expanduser()
+    if not db.is_file():
+        raise StorageError("no such experiment database", where=str(db), hint="give the --db of a run")
+    conn = connect(db)
+    try:
+        run_id = resolve_run(conn, args.run, str(db))
+        _print_summary(conn, run_id, db, args.json, None)
+    finally:
+        conn.close()
+    return 0
+
+
+def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
+    from harness.experiment_db import run_info, summary
+    from harness.experiment_summary import format_table
+
+    info = run_info(conn, run_id)
+    rows = summary(conn, run_id)
+    if as_json:
+        out = {"db": str(db), "run": info, "summary": [r.to_dict() for r in rows]}
+        if outcome is not None:
+            out["outcome"] = outcome
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return
+    cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
+    print(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}")
+    print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
+          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over turns")
+    print(format_table(rows))
+    for err in info["errors"]:
+        print(f"error: {err['cell']}: {err['error']}")
+
+
+def cmd_score_text(args: argparse.Namespace) -> int:
+    """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
+    from harness.errors import CommandError
+    from harness.models import open_backend
+    from harness.records import role_summaries, score_json
+    from harness.text_score import perplexity, score_text
+
+    if args.template or args.var or args.literal_content:
+        raise CommandError("score --text takes raw text: --template, --var and --literal-content do not apply")
+    try:
+        text = Path(args.text).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read the text: {exc.__class__.__name__}", where=args.text) from None
+    backend = open_backend(args.model, n_ctx=args.n_ctx or 4096, n_threads=args.threads)
+    try:
+        tokens = score_text(backend, text)
+
+        def name_of(token: int) -> str:
+            return backend.piece(token).decode("utf-8", "replace")
+
+        ppl = perplexity(tokens)
+        if args.json:
+            json.dump(score_json(text, tokens, name_of) | ppl, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+            return 0
+        for role, s in role_summaries(tokens).items():
+            print(f"{role:10} {s['tokens']:6d} tokens  entropy {_f(s['mean_entropy_bits'])} bits  "
+                  f"surprisal {_f(s['mean_surprisal_bits'])} bits  perplexity {_f(s['perplexity'])}")
+        print(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
+              f"(exp of the mean NLL, {ppl['mean_nll_nats']:.4f} nats)")
+    finally:
+        backend.close()
+    return 0
+
+
+def _f(x: float | None) -> str:
+    return "   -  " if x is None else f"{x:6.3f}"
