@@ -1,14 +1,14 @@
 """The token loop: evaluate the prompt, then sample token by token under an EOS policy.
 
 Per step: read the logits view, compute the model's statistics (temperature 1, full vocabulary),
-apply biases / EOS ban / repetition penalty, sample, decide whether to stop (end-of-generation
-under ``stop``, a stop string, max tokens, an interrupt), then evaluate the token. Roles of the
+apply biases / EOS ban / repetition penalty, sample, decide whether to stop (under ``stop``:
+an end-of-generation token, or the writer's close marker written as text; a stop string, max
+tokens, an interrupt), then evaluate the token. Roles of the
 generated tokens come from parsing the whole generated text with the template's turn markers.
 """
 
 from __future__ import annotations
 
-import codecs
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -23,10 +23,12 @@ from harness.markers import TurnMarkers
 from harness.modes import PromptPlan
 from harness.records import Generation, TokenRecord
 from harness.sampling import EOS_BAN, EOS_STOP, SamplingParams, adjustments, sample_with_entropy
+from harness.stop_text import GrowingText, turn_end_marker
 from harness.turns import TurnParser
 
 EOS = "eos"
 STOP_STRING = "stop_string"
+END_OF_TURN = "end_of_turn"  # the writer's close marker appeared as text (eos stop)
 MAX_TOKENS = "max_tokens"
 INTERRUPTED = "interrupted"
 
@@ -83,11 +85,10 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
     rng = np.random.default_rng(params.seed)
     ws = evaluator.workspace
     parser = _turn_parser(backend, markers)
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    turn_end = turn_end_marker(markers, plan.writer) if params.eos == EOS_STOP else None
+    text = GrowingText((*params.stop, *([turn_end] if turn_end else [])))
     budget = min(params.max_tokens, backend.info.n_ctx - len(ids))
     recent = list(ids[-params.repeat_last_n:]) if params.repeat_last_n > 0 else []
-    max_stop = max((len(s) for s in params.stop), default=0)
-    text = ""
     stop_reason = MAX_TOKENS
     pending: tuple[int, object] | None = None
     for _ in range(budget):
@@ -105,19 +106,14 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
         if token in eog and params.eos == EOS_STOP:
             stop_reason = EOS
             break
-        added = decoder.decode(raw)
-        before = len(text)
-        text += added
+        before = text.text
+        added, hit = text.add(raw)
         if on_token is not None:
-            role = parser.role_at_end(plan.opened + text[: before], plan.writer)
+            role = parser.role_at_end(plan.opened + before, plan.writer)
             on_token(StreamEvent(record, added, role))
-        if max_stop:
-            window = text[max(0, before - max_stop):]
-            hits = [window.find(s) for s in params.stop if s and s in window]
-            if hits:
-                text = text[: max(0, before - max_stop) + min(hits)]
-                stop_reason = STOP_STRING
-                break
+        if hit is not None:
+            stop_reason = END_OF_TURN if hit == turn_end and hit not in params.stop else STOP_STRING
+            break
         if should_stop is not None and should_stop():
             stop_reason = INTERRUPTED
             break
@@ -125,8 +121,7 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
             recent.append(token)
             del recent[: -params.repeat_last_n]
         pending = (token, step)
-    text += decoder.decode(b"", final=True) if stop_reason != STOP_STRING else ""
-    result.text = text
+    result.text = text.text if stop_reason in (STOP_STRING, END_OF_TURN) else text.finish()
     result.stop_reason = stop_reason
     result.tokens = attribute_generated(backend, markers, plan, result.tokens)
     result.seconds = time.perf_counter() - t1

@@ -17,19 +17,18 @@ Prompt tokens get no statistics: llama-server does not score prompts and llama-c
 
 from __future__ import annotations
 
-import codecs
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 
 from harness.errors import CommandError
-from harness.generate import EOS, INTERRUPTED, MAX_TOKENS, STOP_STRING, StreamEvent
+from harness.generate import END_OF_TURN, EOS, INTERRUPTED, MAX_TOKENS, STOP_STRING, StreamEvent
 from harness.generated_roles import attribute_tokens, turn_parser
 from harness.markers import TurnMarkers
 from harness.modes import PromptPlan
 from harness.records import Generation, TokenRecord
 from harness.remote import CompletionRequest, RemoteEngine, RemoteFinish, RemoteStep, TopEntry
-from harness.sampling import EOS_BAN, EOS_CONTINUE, SamplingParams
+from harness.sampling import EOS_BAN, EOS_CONTINUE, EOS_STOP, SamplingParams
+from harness.stop_text import GrowingText, turn_end_marker
 from harness.topk import truncated_stats
 from harness.turns import TurnParser
 
@@ -49,31 +48,6 @@ def resolve_remote_bias(engine: RemoteEngine, bias: Mapping[str, float]) -> dict
                                hint="use an id, or a text that tokenizes to exactly one token")
         out[ids[0]] = float(value)
     return out
-
-
-@dataclass
-class _Text:
-    """Generated text as it grows, with stop-string detection over the new tail."""
-
-    stops: tuple[str, ...]
-    text: str = ""
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
-
-    def add(self, raw: bytes) -> tuple[str, bool]:
-        """Append a token's bytes; returns (the text added, whether a stop string appeared).
-        On a stop string the text is cut where it begins."""
-        added = self.decoder.decode(raw)
-        before = len(self.text)
-        self.text += added
-        longest = max((len(s) for s in self.stops), default=0)
-        if longest:
-            window = self.text[max(0, before - longest):]
-            hits = [window.find(s) for s in self.stops if s and s in window]
-            if hits:
-                self.text = self.text[: max(0, before - longest) + min(hits)]
-                return added, True
-        return added, False
 
 
 def final_ids(engine: RemoteEngine, step: RemoteStep) -> RemoteStep:
@@ -111,7 +85,8 @@ class RemoteGeneration:
             markers, (engine.piece(i).decode("utf-8", "replace") for i in sorted(eog_ids)))
         self.bias = resolve_remote_bias(engine, params.logit_bias)
         self.result = Generation(plan.prompt, plan.mode, plan.writer)
-        self.text = _Text(tuple(params.stop))
+        self.turn_end = turn_end_marker(markers, plan.writer) if params.eos == EOS_STOP else None
+        self.text = GrowingText((*params.stop, *([self.turn_end] if self.turn_end else [])))
         self.steps: list[RemoteStep] = []
         self.ids: list[int] = []
         self.raw = b""
@@ -133,18 +108,20 @@ class RemoteGeneration:
         self.steps = [final_ids(self.engine, s) for s in self.steps]
         self.ids = [s.id for s in self.steps]
 
-    def accept(self, step: RemoteStep, on_token: Callable[[StreamEvent], None] | None) -> bool:
-        """Record a token and add it to the text; True when a stop string appeared."""
+    def accept(self, step: RemoteStep, on_token: Callable[[StreamEvent], None] | None) -> str | None:
+        """Record a token and add it to the text; the stop reason if it ends the turn."""
         record = self.record(step)
         self.steps.append(step)
         self.ids.append(step.id)
         self.raw += step.raw
         before = self.text.text
-        added, stopped = self.text.add(step.raw)
+        added, hit = self.text.add(step.raw)
         if on_token is not None:
             on_token(StreamEvent(record, added, self.parser.role_at_end(self.plan.opened + before,
                                                                         self.plan.writer)))
-        return stopped
+        if hit is None:
+            return None
+        return END_OF_TURN if hit == self.turn_end and hit not in self.params.stop else STOP_STRING
 
     def run_once(self, budget: int, on_token, should_stop) -> tuple[str | None, RemoteFinish | None]:
         """One server completion; (stop reason if decided, the server's finish)."""
@@ -153,8 +130,9 @@ class RemoteGeneration:
             for item in stream:
                 if isinstance(item, RemoteFinish):
                     return None, item
-                if self.accept(item, on_token):
-                    return STOP_STRING, None
+                stopped = self.accept(item, on_token)
+                if stopped:
+                    return stopped, None
                 if should_stop is not None and should_stop():
                     return INTERRUPTED, None
         finally:
@@ -193,13 +171,12 @@ def generate_remote(engine: RemoteEngine, plan: PromptPlan, markers: TurnMarkers
         if params.eos != EOS_CONTINUE:
             eos, reason = step, EOS
             break
-        if run.accept(step, on_token):
-            reason = STOP_STRING
+        reason = run.accept(step, on_token)
     run.settle()
     result = run.result
     steps = run.steps + ([eos] if eos is not None else [])  # the EOS is last, not in the text
     result.tokens = attribute_tokens(run.parser, plan, [run.record(s) for s in steps])
     result.stop_reason = reason or MAX_TOKENS
-    result.text = run.text.text + (run.text.decoder.decode(b"", final=True) if reason != STOP_STRING else "")
+    result.text = run.text.text if reason in (STOP_STRING, END_OF_TURN) else run.text.finish()
     result.seconds = time.perf_counter() - t0
     return result

@@ -117,3 +117,41 @@ def test_logit_bias_by_text_and_id():
     assert gen.text == "ZZZ"
     gen = wb.generate(wb.plan(CONV), greedy(eos="stop", max_tokens=2, logit_bias={str(ord("Q")): 50.0}))
     assert gen.text == "QQ"
+
+
+def test_stop_policy_ends_at_a_close_marker_written_as_plain_text():
+    # a model for which the template's <|im_end|> is no token at all (Gemma-3 base under ChatML):
+    # it spells the marker in bytes, and under eos=stop that ends its turn there
+    wb = bench("Hi there!<|im_end|>\n<|im_start|>user\nMore", specials=("<s>", "</s>"), eog=("</s>",))
+    gen = wb.generate(wb.plan(CONV), greedy(eos="stop"))
+    assert gen.stop_reason == "end_of_turn"
+    assert gen.text == "Hi there!"
+    assert "".join(t.piece for t in gen.tokens).endswith("<|im_end|>")  # the marker's tokens are kept
+    roles = [t.role for t in gen.tokens]  # byte tokens: 9 of "Hi there!", 10 of the marker
+    assert roles == ["assistant"] * 9 + ["template"] * 10
+    # under continue the same model goes on into the user turn it writes
+    gen = wb.generate(wb.plan(CONV), greedy(eos="continue", max_tokens=40))
+    assert gen.stop_reason == "max_tokens" and "<|im_start|>user\nMor" in gen.text
+
+
+def test_an_explicit_stop_string_equal_to_the_marker_is_reported_as_a_stop_string():
+    wb = bench("Hi!<|im_end|>", specials=("<s>", "</s>"), eog=("</s>",))
+    gen = wb.generate(wb.plan(CONV), greedy(eos="stop", stop=("<|im_end|>",)))
+    assert gen.stop_reason == "stop_string" and gen.text == "Hi!"
+
+
+@pytest.mark.parametrize(("chunks", "stops", "want"), [
+    (["ab", "c<", "|im_", "end|>", "x"], ["<|im_end|>"], ("abc", "<|im_end|>", 4)),
+    (["one", " STOP", " two"], ["STOP", "two"], ("one ", "STOP", 2)),
+    (["x", "yz"], ["yz", "xy"], ("", "xy", 2)),  # the earliest match wins
+    (["plain", " text"], [], ("plain text", None, 2)),
+])
+def test_growing_text_cuts_at_the_earliest_stop_across_token_boundaries(chunks, stops, want):
+    from harness.stop_text import GrowingText
+
+    text = GrowingText(stops)
+    for n, chunk in enumerate(chunks, 1):
+        _, hit = text.add(chunk.encode())
+        if hit is not None:
+            break
+    assert (text.text, hit, n) == want
