@@ -46,6 +46,7 @@ class StepStats:
     tail_mass: float | None = None  # probability outside that list, when truncated
 
 
+ROW_SCRATCH_BYTES = 8 * 1024 * 1024  # per scratch matrix of StatsWorkspace.rows
 _NEAR_NATS = (6.0, 12.0, 24.0)  # cuts tried in turn below the maximum, in nats
 
 
@@ -120,7 +121,15 @@ class StatsWorkspace:
         return self._rows_z[:n], self._rows_e[:n]
 
     def rows(self, logits: np.ndarray, following: Sequence[int]) -> list[StepStats]:
-        """Stats of each row of a (rows, vocab) matrix; row i is followed by following[i]."""
+        """Stats of each row of a (rows, vocab) matrix; row i is followed by following[i].
+        Taken ROW_SCRATCH_BYTES at a time, so the scratch stays small whatever the batch."""
+        step = max(1, ROW_SCRATCH_BYTES // (4 * self.n_vocab))
+        out: list[StepStats] = []
+        for start in range(0, logits.shape[0], step):
+            out.extend(self._rows(logits[start:start + step], following[start:start + step]))
+        return out
+
+    def _rows(self, logits: np.ndarray, following: Sequence[int]) -> list[StepStats]:
         n = logits.shape[0]
         z, e = self._row_scratch(n)
         np.subtract(logits, logits.max(axis=1, keepdims=True), out=z)

@@ -20,7 +20,7 @@ import numpy as np
 from harness.backends.base import ModelInfo
 from harness.errors import ContextOverflowError, ModelError
 
-LOGIT_BUDGET_BYTES = 32 * 1024 * 1024  # most logits one prompt batch may produce
+LOGIT_BUDGET_BYTES = 128 * 1024 * 1024  # most logits one prompt batch may produce (see bench/score.py)
 
 
 GGML_LOG_ERROR = 4  # ggml_log_level in the libggml llama-cpp-python 0.3.36 builds
