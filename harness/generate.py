@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -70,17 +70,39 @@ def attribute_generated(backend: Backend, markers: TurnMarkers, plan: PromptPlan
     return [t.with_role(r) for t, r in zip(tokens, roles, strict=True)]
 
 
+def _replay_forced(backend: Backend, forced: Sequence[int], stats: Sequence, result: Generation,
+                   decoder, parser: TurnParser, plan: PromptPlan,
+                   on_token: Callable[[StreamEvent], None] | None, eos_policy: str) -> str:
+    """Record and stream forced tokens as if generated; returns their text (an end-of-turn
+    token under the `stop` policy ends the turn and adds no text)."""
+    text = ""
+    eog = backend.info.eog_ids if eos_policy == EOS_STOP else frozenset()
+    for token, step in zip(forced, stats, strict=True):
+        raw = backend.piece(token)
+        record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step, raw=raw)
+        result.tokens.append(record)
+        added = "" if token in eog else decoder.decode(raw)
+        if on_token is not None:
+            on_token(StreamEvent(record, added, parser.role_at_end(plan.opened + text, plan.writer)))
+        text += added
+    return text
+
+
 def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, markers: TurnMarkers,
              params: SamplingParams, *, on_token: Callable[[StreamEvent], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, literal_content: bool = False) -> Generation:
+             should_stop: Callable[[], bool] | None = None, literal_content: bool = False,
+             forced: Sequence[int] = ()) -> Generation:
+    """Generate after `plan`. `forced` tokens (a branch: the turn so far plus a chosen
+    alternative) are evaluated with the prompt, recorded and streamed as generated tokens, and
+    sampling continues after them for up to `max_tokens` more."""
     params.validate()
     result = Generation(plan.prompt, plan.mode, plan.writer)
     t0 = time.perf_counter()
     prompt_records = encode_prompt(backend, plan.prompt, plan.segments, literal_content=literal_content)
     ids = [r.id for r in prompt_records]
-    evaluator.check_fits(len(ids), 1)
-    stats, logits = evaluator.evaluate(ids)
-    result.prompt_tokens = [replace(r, stats=s) for r, s in zip(prompt_records, stats, strict=True)]
+    evaluator.check_fits(len(ids) + len(forced), 1)
+    stats, logits = evaluator.evaluate(ids + list(forced))
+    result.prompt_tokens = [replace(r, stats=s) for r, s in zip(prompt_records, stats[: len(ids)], strict=True)]
     t1 = time.perf_counter()
     result.prompt_seconds = t1 - t0
 
@@ -91,12 +113,15 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
     ws = evaluator.workspace
     parser = _turn_parser(backend, markers)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    budget = min(params.max_tokens, backend.info.n_ctx - len(ids))
-    recent = list(ids[-params.repeat_last_n:]) if params.repeat_last_n > 0 else []
+    budget = min(params.max_tokens, backend.info.n_ctx - len(ids) - len(forced))
+    recent = list((ids + list(forced))[-params.repeat_last_n:]) if params.repeat_last_n > 0 else []
     max_stop = max((len(s) for s in params.stop), default=0)
-    text = ""
+    text = _replay_forced(backend, forced, stats[len(ids):], result, decoder, parser, plan, on_token,
+                          params.eos)
     stop_reason = MAX_TOKENS
     pending: tuple[int, object] | None = None
+    if forced and forced[-1] in eog and params.eos == EOS_STOP:
+        budget, stop_reason = 0, EOS
     for _ in range(budget):
         if pending is not None:
             token_id, token_stats = pending
