@@ -65,9 +65,9 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
 
 
 def run_repl(session: Session, *, input: Any = None, output: Any = None,
-             history_path: str | None = None) -> int:
+             history_path: str | None = None, display: Display | None = None) -> int:
     prompt = build_prompt_session(session, input=input, output=output, history_path=history_path)
-    display = Display(output, session.ui)
+    display = display or Display(output, session.ui)
     try:
         while True:
             try:
