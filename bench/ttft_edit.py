@@ -28,10 +28,12 @@ from harness.session import Session
 from harness.templates import load_template
 from harness.workbench import Workbench
 
+FILLER = ("the keeper of the lighthouse counted ships and wrote their names in a blue book "
+          "while the dragon slept under the cliff and dreamed of salt and thunder")
+
 
 def conversation(words: int) -> Conversation:
-    filler = ("the keeper of the lighthouse counted ships and wrote their names in a blue book "
-              "while the dragon slept under the cliff and dreamed of salt and thunder ").split()
+    filler = FILLER.split()
     messages = []
     for i in range(10):
         text = " ".join(filler[(i + j) % len(filler)] for j in range(words))

@@ -8,7 +8,10 @@ import sys
 CORE = ["harness.conversation", "harness.templates", "harness.markers", "harness.segments",
         "harness.modes", "harness.turns", "harness.attribution", "harness.entropy", "harness.sampling",
         "harness.evaluation", "harness.generate", "harness.records", "harness.session",
-        "harness.workbench", "harness.profiles", "harness.gguf", "harness.cli", "harness.backends.fake"]
+        "harness.workbench", "harness.profiles", "harness.gguf", "harness.cli", "harness.backends.fake",
+        "harness.tree", "harness.events", "harness.session_turns", "harness.session_edit",
+        "harness.session_inspect", "harness.session_files", "harness.session_settings",
+        "harness.session_store"]
 
 
 def test_core_imports_no_engine_and_no_terminal_library():

@@ -129,3 +129,31 @@ def test_streaming_shows_role_switches_past_eos_as_they_happen(smollm2, tmp_path
     assert streamed[0] == "assistant" and "user" in streamed  # the switch arrives mid-stream
     assert recorder.of(TurnFinished)[0].generation.stop_reason == "max_tokens"
     assert [m.role for m in session.conversation] == ["user", "assistant"]
+
+
+def test_prefill_and_continue_turns_retry_the_way_they_were_asked(smollm2, tmp_path):
+    session = real_session(smollm2, tmp_path, max_tokens=5)
+    drive(session, "/insert 0 user Tell me a joke.\r/prefill Why did\r/retry\r/continue\r/retry\r")
+    path = session.tree.path()
+    prefills = [session.tree.nodes[i] for i in session.tree.siblings(1)]
+    assert [n.meta["mode"] for n in prefills][:2] == ["prefill", "prefill"]
+    assert all(n.message.content.startswith("Why did") for n in prefills)
+    continued = prefills[2:]  # /continue made an alternative of the message it continued
+    assert len(continued) == 2 and all(n.meta["mode"] == "continue" for n in continued)
+    base = prefills[1].message.content
+    assert all(n.message.content.startswith(base) and n.message.content != base for n in continued)
+    assert path[1].id == continued[-1].id and len(session.history) == 4
+    session.log.close()
+    turns = list(read_log(tmp_path / "chat.jsonl"))
+    assert turns[3]["mode"] == "continue" and turns[3]["messages_before"][-1]["content"] == base
+
+
+def test_toolbar_shows_speed_context_and_role_entropy(smollm2, tmp_path):
+    from harness.repl.toolbar import toolbar_fragments
+
+    session = real_session(smollm2, tmp_path, max_tokens=4)
+    drive(session, "Hi.\r")
+    text = "".join(t for _, t in toolbar_fragments(session))
+    used = len(smollm2.evaluator.tokens)
+    assert "tok/s" in text and f"ctx {used}/{smollm2.backend.info.n_ctx}" in text and used > 10
+    assert "assistant" in text and "H̄ bits" in text

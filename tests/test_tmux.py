@@ -76,7 +76,7 @@ def chat(tmp_path, harness_home):
     tmux.kill()
 
 
-def test_type_interrupt_branch_quit_and_the_saved_session(chat, harness_home):
+def test_type_interrupt_branch_quit_then_resume(chat, harness_home):
     chat.wait_for("user>", timeout=120)
     chat.type("Hi there")
     chat.wait_for("tok/s]")
@@ -115,3 +115,23 @@ def test_type_interrupt_branch_quit_and_the_saved_session(chat, harness_home):
     assert len(parent["children"]) == 2  # the interrupted turn and its branch are both kept
     log = Path(saved["log"])
     assert len(log.read_text().splitlines()) == 3
+
+    chat.kill()  # then resume the saved session by an ID prefix, in a new terminal
+    again = Tmux([sys.executable, "-m", "harness", "chat", "--resume", files[0].stem[:15]], chat.env)
+    try:
+        again.wait_for("resumed 4 messages")
+        again.wait_for("user>")
+        again.type("/messages")
+        again.wait_for("[2/2]")  # the branch is the chosen of two alternatives
+        again.type("/swipe 1")
+        again.wait_for("candidate 1 of 2")
+        again.keys("C-d")  # Ctrl-D quits after saving
+        end = time.monotonic() + 30
+        while again.alive() and time.monotonic() < end:
+            time.sleep(0.2)
+    finally:
+        again.kill()
+    resumed = json.loads(files[0].read_text())
+    chosen = [n for n in resumed["tree"]["nodes"] if n["message"] == resumed["messages"][3]]
+    assert any(n["meta"].get("gen") == 1 for n in chosen)  # the interrupted turn is chosen again
+    assert len(resumed["generations"]) == 3
