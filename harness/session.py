@@ -134,7 +134,7 @@ class Session:
         tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
             self.tree.add_alternative(at, message, meta)
         self.change(tree)
-        self._log(gen, before, emit)
+        self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
         emit(TurnFinished(gen, writer))
         return gen
 
@@ -162,7 +162,7 @@ class Session:
         content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
         return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
 
-    def _log(self, gen: Generation, before: Conversation, emit: Emit) -> None:
+    def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:
         if self.log is None:
             return
         from harness.records import generation_json
@@ -173,6 +173,7 @@ class Session:
                   **generation_json(gen, self.bench.piece_text)}
         record.pop("prompt_tokens")  # per-role prompt summary is kept; the prompt text is too
         record["interrupted"] = gen.stop_reason == "interrupted"
+        record.update(place)  # where the turn went; forced_tokens > 0 for a /branch
         try:
             self.log.append(record)
         except StorageError as exc:

@@ -65,7 +65,8 @@ def test_tokens_alts_and_branch_keep_both_branches(smollm2, tmp_path):
     assert session.conversation.messages[1].content == session.tree.nodes[siblings[1].id].message.content
     assert views[1].rows[2].piece == alts.options[1][1]
     session.log.close()
-    assert len(list(read_log(tmp_path / "chat.jsonl"))) == 2
+    turns = list(read_log(tmp_path / "chat.jsonl"))
+    assert [t["forced_tokens"] for t in turns] == [0, 3] and turns[1]["message_index"] == 1
 
 
 def test_branch_by_token_text_and_bad_alternatives(smollm2, tmp_path):

@@ -50,21 +50,29 @@ def _resume_target(spec: str | None) -> tuple[str, Any]:
     return "session", find_session(spec)
 
 
-def run_chat(args: argparse.Namespace, profile) -> int:
-    from harness.commands import open_workbench, overflow_policy
-    from harness.session_store import SessionFile, read_session, restore
+def _read_resume(args: argparse.Namespace):
+    """(target, saved session or None, log path or None, conversation from a log or None)."""
+    from harness.session_store import read_session
     from harness.store import resume_messages
 
+    if args.resume is None:
+        return None, None, None, None
+    kind, target = _resume_target(args.resume or None)
+    if kind == "log":
+        log_path, conversation = resume_messages(target)
+        return log_path, None, log_path, conversation
+    saved = read_session(target)
+    args.model = args.model or saved.get("model_spec")
+    args.template = args.template or saved.get("template_spec")
+    return target, saved, None, None
+
+
+def run_chat(args: argparse.Namespace, profile) -> int:
+    from harness.commands import open_workbench, overflow_policy
+    from harness.session_store import SessionFile, restore
+
     display = Display()
-    kind, target, saved, resumed_log, resumed = None, None, None, None, None
-    if args.resume is not None:
-        kind, target = _resume_target(args.resume or None)
-        if kind == "log":
-            resumed_log, resumed = resume_messages(target)
-        else:
-            saved = read_session(target)
-            args.model = args.model or saved.get("model_spec")
-            args.template = args.template or saved.get("template_spec")
+    target, saved, resumed_log, resumed = _read_resume(args)
     bench = open_workbench(args, profile)
 
     def loader(model: str | None, template: str | None):
@@ -87,8 +95,8 @@ def run_chat(args: argparse.Namespace, profile) -> int:
     info = bench.backend.info
     display.emit(Notice(f"harness chat — {info.name} ({info.architecture}, n_ctx {info.n_ctx}), "
                         f"template {bench.template.name}; /help for commands"))
-    if kind is not None:
-        display.emit(Notice(f"resumed {len(session.conversation)} messages from {target or resumed_log}"))
+    if target is not None:
+        display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
     display.emit(Notice(f"session: {session.autosave.id}"))
     session.log = _open_log(args.log or resumed_log or (saved or {}).get("log"), display)
     try:
