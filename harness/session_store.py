@@ -49,6 +49,8 @@ class SessionFile:
         self.created = datetime.now().isoformat(timespec="seconds")
 
     def save(self, session: Session) -> None:
+        if not len(session.tree) and not session.history and not self.path.exists():
+            return  # nothing said yet: no empty session files
         save_json(self.path, {**session_state(session), "id": self.id, "created": self.created},
                   indent=None)
 

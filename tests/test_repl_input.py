@@ -143,3 +143,14 @@ def test_shade_toggle():
     assert session.ui["shade"] is False
     drive(session, "/shade\r")
     assert session.ui["shade"] is True
+
+
+def test_autosave_writes_nothing_until_something_is_said(harness_home):
+    from harness.session_store import SessionFile, list_sessions
+
+    session = fake_session()
+    session.autosave = SessionFile("quiet")
+    drive(session, "/set temperature 0.5\r")
+    assert list_sessions() == []
+    drive(session, "Hello\r")
+    assert [r.id for r in list_sessions()] == ["quiet"] and list_sessions()[0].title == "Hello"
