@@ -36,6 +36,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+SETTING_KEYS = (*_PARSERS, "var.NAME", "shade", "multiline", "vi")
+
+
 def apply_setting(session: Session, key: str, value: str) -> str:
     key = key.replace("-", "_")
     if key.startswith("var."):

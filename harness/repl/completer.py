@@ -32,9 +32,9 @@ def _models() -> list[str]:
 
 
 def _settings() -> list[str]:
-    from harness.session_settings import _PARSERS
+    from harness.session_settings import SETTING_KEYS
 
-    return [*_PARSERS, "shade", "multiline", "vi", "var."]
+    return [k.replace("NAME", "") for k in SETTING_KEYS]
 
 
 WORDS: dict[str, Callable[[], Iterable[str]]] = {
