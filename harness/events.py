@@ -29,6 +29,7 @@ class TokenStreamed:
     text: str
     role: str
     entropy_bits: float
+    forced: bool = False  # replayed by /branch (the turn so far and the chosen alternative)
 
 
 @dataclass(frozen=True)

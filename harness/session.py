@@ -150,9 +150,13 @@ class Session:
         self.last_request = (mode, text)
         emit(TurnStarted(plan.writer, mode))
 
+        seen = [0]
+
         def on_token(event) -> None:
             stats = event.token.stats
-            emit(TokenStreamed(event.text, event.role, stats.entropy_bits if stats else 0.0))
+            seen[0] += 1
+            emit(TokenStreamed(event.text, event.role, stats.entropy_bits if stats else 0.0,
+                               forced=seen[0] <= len(forced)))
 
         gen = self.bench.generate(plan, self.params, on_token=on_token, should_stop=should_stop,
                                   forced=forced)

@@ -93,6 +93,10 @@ def help_text(name: str = "") -> str:
         example = f"\n  example: {command.example}" if command.example else ""
         return f"{command.usage}\n  {command.help}{example}"
     width = max(len(c.usage) for c in COMMANDS)
-    lines = [f"{c.usage:{width}}  {c.help}" for c in COMMANDS]
+    lines = []
+    for topic in dict.fromkeys(c.topic for c in COMMANDS):
+        lines.append(f"{topic}:")
+        lines += [f"  {c.usage:{width}}  {c.help}" for c in COMMANDS if c.topic == topic]
+    lines.append("/help COMMAND shows an example.")
     lines.append("A line without a slash is a user message; the model replies (mode reply).")
     return "\n".join(lines)

@@ -50,6 +50,9 @@ def test_tokens_alts_and_branch_keep_both_branches(smollm2, tmp_path):
     session = real_session(smollm2, tmp_path, temperature=0.0, max_tokens=10)
     recorder = drive(session, "List three colors.\r/tokens\r/alts 2\r/branch 2 2\r/tokens 1\r")
     views, alts = recorder.of(TokenView), recorder.of(Alternatives)[0]
+    first_done = next(i for i, e in enumerate(recorder.events) if isinstance(e, TurnFinished))
+    streamed = [e for e in recorder.events[first_done:] if isinstance(e, TokenStreamed)]
+    assert [e.forced for e in streamed[:4]] == [True] * 3 + [False]  # the replayed prefix is marked
     first, second = session.history
     assert views[0].message == 1 and len(views[0].rows) == len(first.tokens)
     assert all(r.entropy_bits is not None and r.role for r in views[0].rows)

@@ -65,7 +65,8 @@ class Display:
             self._print([("bold " + ROLE_STYLES.get(event.role, ""), f" [{event.role}] ")])
         self._role = event.role if event.role != "template" else self._role
         background = shade(event.entropy_bits) if self.ui.get("shade") else ""
-        self._print([(f"{ROLE_STYLES.get(event.role, '')} {background}", event.text)])
+        replayed = " italic underline" if event.forced else ""  # a /branch's replayed prefix
+        self._print([(f"{ROLE_STYLES.get(event.role, '')} {background}{replayed}", event.text)])
 
     def _on_TurnFinished(self, event: TurnFinished) -> None:
         gen = event.generation
