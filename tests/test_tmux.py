@@ -84,7 +84,9 @@ def test_type_interrupt_branch_quit_then_resume(chat, harness_home):
     chat.wait_for("max_tokens = 1500")
     chat.type("Write a very long story about a dragon and a lighthouse.")
     chat.wait_for("[assistant]", count=2)
-    time.sleep(1.5)
+    end = time.monotonic() + 120
+    while len(chat.screen().rsplit("[assistant]", 1)[-1].split()) < 6 and time.monotonic() < end:
+        time.sleep(0.2)  # a few words streamed: the interrupt lands mid-generation
     chat.keys("C-c")
     chat.wait_for("[interrupted")
     chat.type("/set max_tokens 6")
