@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", "-p", help="profile name or YAML path")
     p.add_argument("--log", metavar="PATH", help="JSONL log file (default: in the data directory)")
     p.add_argument("--system", default=None, help="system prompt")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="LOG",
-                   help="continue the conversation of a log (default: the newest one)")
+    p.add_argument("--resume", nargs="?", const="", default=None, metavar="ID|LOG",
+                   help="continue a saved session (ID, ID prefix or file) or a .jsonl log (default: the newest)")
 
     p = sub.add_parser("render", help="print the exact prompt a template makes of a conversation")
     _add_model_args(p)

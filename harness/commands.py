@@ -250,6 +250,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from harness.repl.app import run_chat
+    from harness.repl.chat import run_chat
 
     return run_chat(args, _profile(args))

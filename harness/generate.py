@@ -10,15 +10,15 @@ generated tokens come from parsing the whole generated text with the template's 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from harness.attribution import char_offsets, roles_for_spans
 from harness.backends.base import Backend
 from harness.errors import CommandError
 from harness.evaluation import PromptEvaluator, encode_prompt
-from harness.generated_roles import attribute_tokens, turn_parser
 from harness.markers import TurnMarkers
 from harness.modes import PromptPlan
 from harness.records import Generation, TokenRecord
@@ -55,27 +55,55 @@ def resolve_bias(backend: Backend, bias: Mapping[str, float]) -> dict[int, float
 
 
 def _turn_parser(backend: Backend, markers: TurnMarkers) -> TurnParser:
-    return turn_parser(markers, (backend.piece(i).decode("utf-8", "replace") for i in backend.info.eog_ids))
+    eog_texts = [backend.piece(i).decode("utf-8", "replace") for i in backend.info.eog_ids]
+    return TurnParser(markers, extra_closes=eog_texts)
 
 
 def attribute_generated(backend: Backend, markers: TurnMarkers, plan: PromptPlan,
                         tokens: list[TokenRecord]) -> list[TokenRecord]:
     """Label generated tokens with roles by parsing the open turn plus what was generated."""
-    with_bytes = [t if t.raw else replace(t, raw=backend.piece(t.id)) for t in tokens]
-    return attribute_tokens(_turn_parser(backend, markers), plan, with_bytes)
+    parser = _turn_parser(backend, markers)
+    pieces = [backend.piece(t.id) for t in tokens]
+    text = b"".join(pieces).decode("utf-8", "replace")
+    spans = parser.parse(plan.opened + text, plan.writer)
+    offset = len(plan.opened)
+    offsets = [(a + offset, b + offset) for a, b in char_offsets(pieces, text)]
+    roles = roles_for_spans(offsets, spans)
+    return [t.with_role(r) for t, r in zip(tokens, roles, strict=True)]
+
+
+def _replay_forced(backend: Backend, forced: Sequence[int], stats: Sequence, result: Generation,
+                   text: GrowingText, parser: TurnParser, plan: PromptPlan,
+                   on_token: Callable[[StreamEvent], None] | None, eos_policy: str) -> None:
+    """Record and stream forced tokens as if generated, adding their text (an end-of-turn
+    token under the `stop` policy ends the turn and adds no text; stops are not looked for:
+    the user chose these tokens)."""
+    eog = backend.info.eog_ids if eos_policy == EOS_STOP else frozenset()
+    for token, step in zip(forced, stats, strict=True):
+        raw = backend.piece(token)
+        record = TokenRecord(token, raw.decode("utf-8", "replace"), "", step, raw=raw)
+        result.tokens.append(record)
+        before = text.text
+        added = "" if token in eog else text.add(raw, look=False)[0]
+        if on_token is not None:
+            on_token(StreamEvent(record, added, parser.role_at_end(plan.opened + before, plan.writer)))
 
 
 def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, markers: TurnMarkers,
              params: SamplingParams, *, on_token: Callable[[StreamEvent], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, literal_content: bool = False) -> Generation:
+             should_stop: Callable[[], bool] | None = None, literal_content: bool = False,
+             forced: Sequence[int] = ()) -> Generation:
+    """Generate after `plan`. `forced` tokens (a branch: the turn so far plus a chosen
+    alternative) are evaluated with the prompt, recorded and streamed as generated tokens, and
+    sampling continues after them for up to `max_tokens` more."""
     params.validate()
     result = Generation(plan.prompt, plan.mode, plan.writer)
     t0 = time.perf_counter()
     prompt_records = encode_prompt(backend, plan.prompt, plan.segments, literal_content=literal_content)
     ids = [r.id for r in prompt_records]
-    evaluator.check_fits(len(ids), 1)
-    stats, logits = evaluator.evaluate(ids)
-    result.prompt_tokens = [replace(r, stats=s) for r, s in zip(prompt_records, stats, strict=True)]
+    evaluator.check_fits(len(ids) + len(forced), 1)
+    stats, logits = evaluator.evaluate(ids + list(forced))
+    result.prompt_tokens = [replace(r, stats=s) for r, s in zip(prompt_records, stats[: len(ids)], strict=True)]
     t1 = time.perf_counter()
     result.prompt_seconds = t1 - t0
 
@@ -87,10 +115,13 @@ def generate(backend: Backend, evaluator: PromptEvaluator, plan: PromptPlan, mar
     parser = _turn_parser(backend, markers)
     turn_end = turn_end_marker(markers, plan.writer) if params.eos == EOS_STOP else None
     text = GrowingText((*params.stop, *([turn_end] if turn_end else [])))
-    budget = min(params.max_tokens, backend.info.n_ctx - len(ids))
-    recent = list(ids[-params.repeat_last_n:]) if params.repeat_last_n > 0 else []
+    budget = min(params.max_tokens, backend.info.n_ctx - len(ids) - len(forced))
+    recent = list((ids + list(forced))[-params.repeat_last_n:]) if params.repeat_last_n > 0 else []
+    _replay_forced(backend, forced, stats[len(ids):], result, text, parser, plan, on_token, params.eos)
     stop_reason = MAX_TOKENS
     pending: tuple[int, object] | None = None
+    if forced and forced[-1] in eog and params.eos == EOS_STOP:
+        budget, stop_reason = 0, EOS
     for _ in range(budget):
         if pending is not None:
             token_id, token_stats = pending

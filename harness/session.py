@@ -1,83 +1,88 @@
 """Chat session state and `handle(line) -> events`; no terminal code.
 
-The session owns the conversation, the sampling settings and the workbench; each line is a
-user message or a slash command, and everything the user should see goes out as an event the
-REPL's display renders. A generated turn adds the writer's own turn to the conversation (the
-text up to where the model closed it); anything the model wrote past that stays in the turn's
-record and the log.
+The session owns the conversation tree (the chosen path is what the template renders), the
+sampling settings and the workbench; each line is a user message or a slash command, and
+everything the user should see goes out as an event (harness/events.py). Commands live in
+topic modules (session_edit, session_inspect, session_files, session_settings); this module
+keeps the state, the dispatch, and the one place a turn is generated and placed in the tree.
+
+A generated turn adds the writer's own turn (the text up to where the model closed it);
+anything the model wrote past that stays in the turn's record and the log. Every change of the
+tree is undoable: the tree is an immutable value and undo/redo are stacks of trees.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.conversation import ASSISTANT, USER, Conversation
+from harness.conversation import ASSISTANT, USER, Conversation, Message
 from harness.errors import CommandError, HarnessError, StorageError
-from harness.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
+from harness.events import (  # noqa: F401  (re-exported: the display and tests import them here)
+    Alternatives,
+    EditRequest,
+    Emit,
+    EntropyReport,
+    Event,
+    MessageList,
+    Notice,
+    RawPrompt,
+    TokenStreamed,
+    TokenView,
+    TurnFinished,
+    TurnStarted,
+)
+from harness.modes import CONTINUE, REPLY
 from harness.records import Generation, role_summaries
-from harness.sampling import EOS_POLICIES, SamplingParams
-from harness.session_settings import apply_setting, describe_settings
-from harness.slash import BY_NAME, help_text, parse_line
+from harness.sampling import SamplingParams
+from harness.slash import BY_NAME, parse_line
+from harness.tree import Tree
 from harness.turns import TurnParser, writer_turn
 from harness.workbench import Workbench
 
-
-@dataclass(frozen=True)
-class Notice:
-    text: str
-    level: str = "info"  # info | warning | error
-
-
-@dataclass(frozen=True)
-class TurnStarted:
-    writer: str | None
-    mode: str
-
-
-@dataclass(frozen=True)
-class TokenStreamed:
-    text: str
-    role: str
-    entropy_bits: float
-
-
-@dataclass(frozen=True)
-class TurnFinished:
-    generation: Generation
-    added: str  # role of the message added to the conversation
-
-
-@dataclass(frozen=True)
-class RawPrompt:
-    prompt: str
-    pieces: list[tuple[str, str, bool]]  # (piece text, role, is special)
-
-
-@dataclass(frozen=True)
-class EntropyReport:
-    rows: dict[str, dict[str, dict[str, Any]]]  # scope -> role -> summary
-
-
-Event = Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport
-Emit = Callable[[Event], None]
 WorkbenchLoader = Callable[[str | None, str | None], Workbench]
+Handler = Callable[["Session", str, Emit, Any], None]
+UNDO_DEPTH = 200
 
 
 @dataclass
 class Session:
     bench: Workbench
     params: SamplingParams = field(default_factory=SamplingParams)
-    conversation: Conversation = field(default_factory=Conversation)
+    tree: Tree = field(default_factory=Tree)
     loader: WorkbenchLoader | None = None
     log: Any = None  # a TurnLog, or None
     template_spec: str | None = None
     model_spec: str | None = None
-    history: list[Generation] = field(default_factory=list)
+    history: list[Generation] = field(default_factory=list)  # every turn generated, in order
     last_request: tuple[str, str] = (REPLY, "")
     context_overflow: str = "error"
+    undo_stack: list[Tree] = field(default_factory=list)
+    redo_stack: list[Tree] = field(default_factory=list)
+    ui: dict[str, Any] = field(default_factory=lambda: {"shade": True, "multiline": False, "vi": False})
+    inspected: int | None = None  # path index /alts and /branch act on (set by /tokens N)
+    autosave: Any = None  # a SessionFile, or None
+    profile_name: str | None = None
+
+    # -- the conversation --------------------------------------------------------------------
+    @property
+    def conversation(self) -> Conversation:
+        return self.tree.conversation()
+
+    @conversation.setter
+    def conversation(self, value: Conversation) -> None:
+        self.change(Tree.from_conversation(value))
+
+    def change(self, tree: Tree) -> None:
+        """Replace the tree, remembering the old one for /undo."""
+        if tree is self.tree:
+            return
+        self.undo_stack.append(self.tree)
+        del self.undo_stack[:-UNDO_DEPTH]
+        self.redo_stack.clear()
+        self.tree = tree
 
     # -- entry point -------------------------------------------------------------------------
     def handle(self, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
@@ -86,18 +91,57 @@ class Session:
         try:
             if name is None:
                 if arg.strip():
-                    self.conversation = self.conversation.append(USER, arg)
-                    self._generate(REPLY, "", emit, should_stop)
+                    self.change(self.tree.append(Message(USER, arg)))
+                    self.generate(REPLY, "", emit, should_stop)
                 return
             if name not in BY_NAME:
                 raise CommandError(f"unknown command /{name}", hint="/help lists them")
-            getattr(self, f"cmd_{name}")(arg, emit, should_stop)
+            handler(name)(self, arg, emit, should_stop)
         except HarnessError as exc:
             emit(Notice(str(exc), "error"))
+        finally:
+            self.save(emit)
+
+    def save(self, emit: Emit) -> None:
+        if self.autosave is None:
+            return
+        try:
+            self.autosave.save(self)
+        except StorageError as exc:
+            emit(Notice(f"{exc}; autosave is off for this session", "error"))
+            self.autosave = None
 
     # -- generation --------------------------------------------------------------------------
-    def _generate(self, mode: str, text: str, emit: Emit, should_stop) -> Generation:
-        plan, dropped = self.bench.fit_conversation(self.conversation, mode, text, self.context_overflow)
+    def generate(self, mode: str, text: str, emit: Emit, should_stop, *, at: int | None = None,
+                 base: Message | None = None, forced: Sequence[int] = ()) -> Generation:
+        """Generate a turn and place it in the tree.
+
+        `at` None: after the conversation (for continue: as an alternative of the last message).
+        `at` an index: as a new alternative of message `at`, prompted by the messages before it
+        (plus `base`, the message a continue turn continued)."""
+        path = self.conversation.messages
+        if at is None:
+            at = len(path) - 1 if mode == CONTINUE else len(path)
+            base = path[-1] if mode == CONTINUE and path else None
+        before = Conversation(path[:at] + ((base,) if base is not None else ()))
+        gen, content, writer = self._run(before, mode, text, emit, should_stop, forced)
+        if mode == CONTINUE and base is not None:
+            content = base.content + content
+        meta = {"gen": len(self.history), "mode": mode, "text": text,
+                **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
+        self.history.append(gen)
+        message = Message(writer, content)
+        tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
+            self.tree.add_alternative(at, message, meta)
+        self.change(tree)
+        self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
+        emit(TurnFinished(gen, writer))
+        return gen
+
+    def _run(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
+             forced: Sequence[int]) -> tuple[Generation, str, str]:
+        """(generation, the writer's own text, the writer's role)."""
+        plan, dropped = self.bench.fit_conversation(before, mode, text, self.context_overflow)
         if dropped:
             emit(Notice(f"context full: the {dropped} oldest message(s) are left out of this prompt "
                         f"(n_ctx {self.bench.backend.info.n_ctx}); the conversation keeps them", "warning"))
@@ -106,28 +150,23 @@ class Session:
         self.last_request = (mode, text)
         emit(TurnStarted(plan.writer, mode))
 
+        seen = [0]
+
         def on_token(event) -> None:
             stats = event.token.stats
-            emit(TokenStreamed(event.text, event.role, stats.entropy_bits if stats else 0.0))
+            seen[0] += 1
+            emit(TokenStreamed(event.text, event.role, stats.entropy_bits if stats else 0.0,
+                               forced=seen[0] <= len(forced)))
 
-        before = self.conversation
-        gen = self.bench.generate(plan, self.params, on_token=on_token, should_stop=should_stop)
+        gen = self.bench.generate(plan, self.params, on_token=on_token, should_stop=should_stop,
+                                  forced=forced)
         parser = TurnParser(self.bench.markers,
                             [self.bench.piece_text(i) for i in self.bench.backend.info.eog_ids])
         full = plan.opened + gen.text
         content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
-        if went_past:
-            content = content.rstrip()
-        if mode == CONTINUE:
-            self.conversation = before.drop_last().append(plan.writer or ASSISTANT, content)
-        else:
-            self.conversation = before.append(plan.writer or ASSISTANT, content)
-        self.history.append(gen)
-        self._log(gen, before, emit)
-        emit(TurnFinished(gen, plan.writer or ASSISTANT))
-        return gen
+        return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
 
-    def _log(self, gen: Generation, before: Conversation, emit: Emit) -> None:
+    def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:
         if self.log is None:
             return
         from harness.records import generation_json
@@ -138,142 +177,41 @@ class Session:
                   **generation_json(gen, self.bench.piece_text)}
         record.pop("prompt_tokens")  # per-role prompt summary is kept; the prompt text is too
         record["interrupted"] = gen.stop_reason == "interrupted"
+        record.update(place)  # where the turn went; forced_tokens > 0 for a /branch
         try:
             self.log.append(record)
         except StorageError as exc:
             emit(Notice(f"{exc}; the turn is kept in this session but not logged", "error"))
 
-    # -- commands ----------------------------------------------------------------------------
-    def cmd_help(self, arg: str, emit: Emit, should_stop) -> None:
-        emit(Notice(help_text(arg)))
-
-    def cmd_quit(self, arg: str, emit: Emit, should_stop) -> None:
-        raise EOFError
-
-    def cmd_reply(self, arg: str, emit: Emit, should_stop) -> None:
-        self._generate(REPLY, "", emit, should_stop)
-
-    def cmd_impersonate(self, arg: str, emit: Emit, should_stop) -> None:
-        self._generate(IMPERSONATE, arg, emit, should_stop)
-
-    def cmd_prefill(self, arg: str, emit: Emit, should_stop) -> None:
-        if not arg:
-            raise CommandError("usage: /prefill TEXT")
-        self._generate(PREFILL, arg, emit, should_stop)
-
-    def cmd_continue(self, arg: str, emit: Emit, should_stop) -> None:
-        self._generate(CONTINUE, "", emit, should_stop)
-
-    def cmd_retry(self, arg: str, emit: Emit, should_stop) -> None:
-        if not self.history:
-            raise CommandError("nothing to retry yet")
-        mode, text = self.last_request
-        if mode == CONTINUE:
-            raise CommandError("/retry after /continue is not supported; /undo and edit instead")
-        self.conversation = self.conversation.drop_last()
-        self._generate(mode, text, emit, should_stop)
-
-    def cmd_undo(self, arg: str, emit: Emit, should_stop) -> None:
-        if not len(self.conversation):
-            raise CommandError("the conversation is empty")
-        removed = self.conversation.last
-        self.conversation = self.conversation.drop_last()
-        emit(Notice(f"removed the last {removed.role} message"))
-
-    def cmd_eos(self, arg: str, emit: Emit, should_stop) -> None:
-        if arg not in EOS_POLICIES:
-            raise CommandError(f"usage: /eos {'|'.join(EOS_POLICIES)}")
-        self.params = self.params.updated(eos=arg)
-        emit(Notice(f"EOS policy: {arg}"))
-
-    def cmd_bias(self, arg: str, emit: Emit, should_stop) -> None:
-        token, _, value = arg.rpartition(" ")
-        if not token:
-            raise CommandError("usage: /bias TOKEN VALUE|off")
-        bias = dict(self.params.logit_bias)
-        if value in ("off", "clear", "none"):
-            bias.pop(token, None)
-        else:
-            try:
-                number = float(value)
-            except ValueError:
-                raise CommandError(f"bias value '{value}' is not a number (or off)") from None
-            from harness.generate import resolve_bias
-
-            resolve_bias(self.bench.backend, {token: number})  # reject a bad token now
-            bias[token] = number
-        self.params = self.params.updated(logit_bias=bias)
-        emit(Notice(f"logit biases: {bias or 'none'}"))
-
-    def cmd_template(self, arg: str, emit: Emit, should_stop) -> None:
-        from harness.paths import user_templates_dir
-        from harness.workbench import choose_template
-
-        info = self.bench.backend.info
-        template = choose_template(arg or None, info.chat_template, info.name, user_templates_dir())
-        self.bench.set_template(template)
-        self.template_spec = arg or None
-        emit(Notice(f"template: {template.name}"))
-
-    def cmd_model(self, arg: str, emit: Emit, should_stop) -> None:
-        if not arg or self.loader is None:
-            raise CommandError("usage: /model NAME|PATH")
-        emit(Notice(f"loading {arg} ..."))
-        bench = self.loader(arg, self.template_spec)
-        old, self.bench, self.model_spec = self.bench, bench, arg
-        old.close()
-        emit(Notice(f"model: {bench.backend.info.name}  template: {bench.template.name}"))
-
-    def cmd_system(self, arg: str, emit: Emit, should_stop) -> None:
-        self.conversation = self.conversation.with_system(arg or None)
-        emit(Notice("system prompt set" if arg else "system prompt removed"))
-
-    def cmd_set(self, arg: str, emit: Emit, should_stop) -> None:
-        if not arg:
-            emit(Notice(describe_settings(self)))
-            return
-        key, _, value = arg.partition(" ")
-        emit(Notice(apply_setting(self, key, value.strip())))
-
-    def cmd_raw(self, arg: str, emit: Emit, should_stop) -> None:
-        from harness.evaluation import encode_prompt
-
-        mode = IMPERSONATE if arg == "impersonate" else (AS_IS_RAW if arg == "as-is" else REPLY)
-        plan = self.bench.plan(self.conversation, mode)
-        records = encode_prompt(self.bench.backend, plan.prompt, plan.segments)
-        backend = self.bench.backend
-        pieces = [(r.piece, r.role, backend.is_special(r.id)) for r in records]
-        emit(RawPrompt(plan.prompt, pieces))
-
-    def cmd_entropy(self, arg: str, emit: Emit, should_stop) -> None:
-        if not self.history:
-            raise CommandError("no turn generated yet")
-        last = self.history[-1]
-        every = [t for g in self.history for t in g.tokens]
-        emit(EntropyReport({"last turn (generated)": role_summaries(last.tokens),
-                            "last turn (prompt)": role_summaries(last.prompt_tokens),
-                            "session (generated)": role_summaries(every)}))
-
-    def cmd_save(self, arg: str, emit: Emit, should_stop) -> None:
-        from harness.store import save_json
-
-        if not arg:
-            raise CommandError("usage: /save FILE")
-        save_json(arg, {"messages": self.conversation.to_dicts(), "settings": self.params.to_dict(),
-                        "model": self.bench.backend.info.name, "template": self.bench.template.name})
-        emit(Notice(f"saved {len(self.conversation)} messages to {arg}"))
-
-    def cmd_load(self, arg: str, emit: Emit, should_stop) -> None:
-        from harness.cli import read_messages
-
-        if not arg:
-            raise CommandError("usage: /load FILE")
-        self.conversation = read_messages(arg)
-        emit(Notice(f"loaded {len(self.conversation)} messages from {arg}"))
+    # -- what the display and toolbar read ---------------------------------------------------
+    def generation_at(self, index: int) -> tuple[int, Generation]:
+        """(path index, generation) of message `index`, or of the last generated message."""
+        path = self.tree.path()
+        if index < 0:
+            index = next((i for i in range(len(path) - 1, -1, -1) if "gen" in path[i].meta), -1)
+            if index < 0:
+                raise CommandError("no generated turn in the conversation yet")
+        node = self.tree.node_at(index)
+        if "gen" not in node.meta or not 0 <= node.meta["gen"] < len(self.history):
+            raise CommandError(f"message {index} was not generated in this session",
+                               hint="/messages marks generated messages with *")
+        return index, self.history[node.meta["gen"]]
 
     def session_roles(self) -> dict[str, dict[str, Any]]:
         return role_summaries([t for g in self.history for t in g.tokens])
 
 
-AS_IS_RAW = "as-is"
+def handler(name: str) -> Handler:
+    from harness import (
+        session_edit,
+        session_files,
+        session_inspect,
+        session_settings,
+        session_turns,
+    )
 
+    for module in (session_turns, session_edit, session_inspect, session_files, session_settings):
+        found = module.HANDLERS.get(name)
+        if found is not None:
+            return found
+    raise CommandError(f"/{name} has no handler")  # a registry entry without code: a bug

@@ -31,13 +31,14 @@ class GrowingText:
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace"))
 
-    def add(self, raw: bytes) -> tuple[str, str | None]:
+    def add(self, raw: bytes, look: bool = True) -> tuple[str, str | None]:
         """Append a token's bytes; returns (the text added, the stop string that appeared or
-        None). On a stop the text is cut where the earliest stop string begins."""
+        None). On a stop the text is cut where the earliest stop string begins. `look`: False
+        appends without looking for stops (tokens the user forced)."""
         added = self.decoder.decode(raw)
         before = len(self.text)
         self.text += added
-        longest = max((len(s) for s in self.stops if s), default=0)
+        longest = max((len(s) for s in self.stops if s), default=0) if look else 0
         if longest:
             start = max(0, before - longest + 1)
             window = self.text[start:]

@@ -57,13 +57,18 @@ def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
         raise StorageError(f"cannot read the log: {exc.strerror or exc}", where=str(path)) from None
 
 
-def save_json(path: str | Path, data: Mapping[str, Any]) -> None:
-    """Write a file atomically (temp file + rename) so a crash never leaves half a file."""
+def save_json(path: str | Path, data: Mapping[str, Any], *, indent: int | None = 2) -> None:
+    """Write JSON atomically (temp file + rename) so a crash never leaves half a file."""
+    write_text(path, json.dumps(data, ensure_ascii=False, indent=indent, default=str))
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a file atomically (temp file + rename)."""
     target = Path(path).expanduser()
     tmp = target.with_name(target.name + ".tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
     except OSError as exc:
         raise StorageError(f"cannot save: {exc.strerror or exc}", where=str(target)) from None

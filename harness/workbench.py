@@ -7,7 +7,7 @@ evaluator whose KV cache is reused from one call to the next.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,8 @@ class Workbench:
 
     def generate(self, plan: PromptPlan, params: SamplingParams, *,
                  on_token: Callable[[StreamEvent], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Generation:
-        return generate(self.backend, self.evaluator, plan, self.markers, params,
+                 should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
+        return generate(self.backend, self.evaluator, plan, self.markers, params, forced=forced,
                         on_token=on_token, should_stop=should_stop, literal_content=self.literal_content)
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:

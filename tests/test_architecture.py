@@ -10,7 +10,10 @@ CORE = ["harness.conversation", "harness.templates", "harness.markers", "harness
         "harness.evaluation", "harness.generate", "harness.records", "harness.session",
         "harness.workbench", "harness.profiles", "harness.gguf", "harness.cli", "harness.backends.fake",
         "harness.topk", "harness.remote", "harness.remote_generate", "harness.remote_workbench",
-        "harness.generated_roles", "harness.backends.servers"]
+        "harness.generated_roles", "harness.backends.servers", "harness.stop_text",
+        "harness.tree", "harness.events", "harness.session_turns", "harness.session_edit",
+        "harness.session_inspect", "harness.session_files", "harness.session_settings",
+        "harness.session_store", "harness.experiment", "harness.bootstrap", "harness.experiment_summary"]
 
 
 def test_core_imports_no_engine_and_no_terminal_library():

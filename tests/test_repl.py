@@ -57,7 +57,7 @@ def test_run_past_eos_adds_only_the_assistant_turn_and_impersonate_adds_user():
 def test_undo_retry_save_load(tmp_path):
     session = fake_session()
     save = tmp_path / "conv.json"
-    drive(session, f"Hello\n/retry\n/save {save}\n/undo\n/undo\n")
+    drive(session, f"Hello\n/retry\n/save {save}\n/undo\n/undo\n/undo\n")  # retry, reply, message
     assert len(session.conversation) == 0 and len(session.history) == 2
     drive(session, f"/load {save}\n")
     assert [m.content for m in session.conversation] == ["Hello", "Hi!"]

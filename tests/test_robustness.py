@@ -120,7 +120,7 @@ def test_unwritable_log_keeps_the_session_going(tmp_path):
 
 
 def test_read_only_data_dir_is_a_notice_not_a_crash(tmp_path):
-    from harness.repl.app import _history_path, _open_log
+    from harness.repl.chat import _history_path, _open_log
     from harness.repl.display import Display
 
     readonly = tmp_path / "ro"
@@ -132,12 +132,10 @@ def test_read_only_data_dir_is_a_notice_not_a_crash(tmp_path):
     finally:
         pass
     os.environ["HARNESS_HOME"] = str(readonly / "home")
-    import argparse
-
     shown = []
     display = Display()
     display.emit = shown.append  # type: ignore[method-assign]
-    assert _open_log(argparse.Namespace(log=None, resume_path=None), display) is None
+    assert _open_log(None, display) is None
     assert shown and shown[0].level == "error"
     assert _history_path() is None
 

@@ -1,32 +1,54 @@
 """The prompt_toolkit REPL: read a line, hand it to the session, let the display render events.
 
 Ctrl-C at the prompt clears the line; Ctrl-C during generation stops the generation (the
-partial turn is kept and marked interrupted), not the app; Ctrl-D or /quit leaves.
+partial turn is kept and marked interrupted), not the app; Ctrl-D or /quit leaves after the
+session is saved. Enter sends and Alt-Enter / Esc-Enter inserts a newline (``/set multiline
+on`` swaps them); ``/set vi on`` switches to Vi editing. Ctrl-R searches the history.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
+import shlex
+import subprocess
+import tempfile
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
+from harness.events import EditRequest
 from harness.interrupt import sigint_flag
+from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
 from harness.repl.toolbar import toolbar_fragments
 from harness.session import Notice, Session
+from harness.session_edit import set_content
 
 
-def make_key_bindings() -> KeyBindings:
+def make_key_bindings(ui: dict[str, Any]) -> KeyBindings:
+    """Enter / Alt-Enter: send or newline, as the `multiline` setting says."""
     bindings = KeyBindings()
     handle = bindings.add
+    multiline = Condition(lambda: bool(ui.get("multiline")))
 
-    @handle("escape", "enter")
-    def _newline(event) -> None:
-        """Alt-Enter / Esc-Enter inserts a newline; Enter sends."""
-        event.current_buffer.insert_text("\n")
+    @handle("enter", filter=~is_searching)
+    def _enter(event) -> None:
+        """Enter sends (inserts a newline when multiline is on)."""
+        if ui.get("multiline"):
+            event.current_buffer.insert_text("\n")
+        else:
+            event.current_buffer.validate_and_handle()
+
+    @handle("escape", "enter", filter=~is_searching)
+    def _alt_enter(event) -> None:
+        """Alt-Enter / Esc-Enter inserts a newline (sends when multiline is on)."""
+        if multiline():
+            event.current_buffer.validate_and_handle()
+        else:
+            event.current_buffer.insert_text("\n")
 
     return bindings
 
@@ -36,89 +58,65 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
     history = FileHistory(history_path) if history_path else InMemoryHistory()
     return PromptSession(
         message=[("ansigreen bold", "user> ")], bottom_toolbar=lambda: toolbar_fragments(session),
-        key_bindings=make_key_bindings(), history=history, input=input, output=output,
+        key_bindings=make_key_bindings(session.ui), history=history, input=input, output=output,
+        multiline=True, completer=HarnessCompleter(), complete_while_typing=False,
+        enable_history_search=False,
     )
 
 
 def run_repl(session: Session, *, input: Any = None, output: Any = None,
-             history_path: str | None = None) -> int:
+             history_path: str | None = None, display: Display | None = None) -> int:
     prompt = build_prompt_session(session, input=input, output=output, history_path=history_path)
-    display = Display(output)
-    while True:
-        try:
-            line = prompt.prompt()
-        except KeyboardInterrupt:
-            continue
-        except EOFError:
-            break
-        try:
-            with sigint_flag() as stop:
-                session.handle(line, display.emit, stop)
-        except EOFError:
-            break
+    display = display or Display(output, session.ui)
+    try:
+        while True:
+            try:
+                line = prompt.prompt(vi_mode=bool(session.ui.get("vi")))
+            except KeyboardInterrupt:
+                continue  # Ctrl-C at the prompt: the line is cleared
+            except EOFError:
+                break
+            try:
+                with sigint_flag() as stop:
+                    session.handle(line, display.emit, stop)
+            except EOFError:
+                break
+            _answer_edits(session, prompt, display)
+    finally:
+        session.save(display.emit)
     return 0
 
 
-def _open_log(args: argparse.Namespace, display: Display):
-    """The turn log, or None (with a visible notice) when it cannot be written."""
-    from harness.errors import StorageError
-    from harness.store import TurnLog, default_log_path
+def _answer_edits(session: Session, prompt: PromptSession, display: Display) -> None:
+    """/edit N asked for text: a prompt prefilled with the message, or $EDITOR."""
+    while display.edit_requests:
+        request = display.edit_requests.pop(0)
+        try:
+            text = _in_editor(request) if request.editor else prompt.prompt(
+                [("ansiyellow bold", f"edit {request.index}> ")], default=request.content,
+                vi_mode=bool(session.ui.get("vi")))
+        except (KeyboardInterrupt, EOFError):
+            display.emit(Notice("edit cancelled"))
+            continue
+        if text is None:
+            display.emit(Notice("edit cancelled (the editor failed)", "error"))
+            continue
+        set_content(session, request.index, text, display.emit)
+        session.save(display.emit)
 
+
+def _in_editor(request: EditRequest) -> str | None:
+    """The message edited in $VISUAL / $EDITOR (vi when neither is set); None if it failed."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w", suffix=".md", delete=False, encoding="utf-8") as handle:
+        handle.write(request.content)
     try:
-        log = TurnLog(args.log or args.resume_path or default_log_path())
-    except StorageError as exc:
-        display.emit(Notice(f"{exc}; this session is not logged", "error"))
-        return None
-    display.emit(Notice(f"log: {log.path}"))
-    return log
-
-
-def _history_path() -> str | None:
-    from harness.paths import data_dir
-
-    try:
-        data_dir().mkdir(parents=True, exist_ok=True)
-        path = data_dir() / "history"
-        with path.open("a"):
-            pass
-        return str(path)
+        if subprocess.call([*shlex.split(editor), handle.name]) != 0:
+            return None
+        with open(handle.name, encoding="utf-8") as edited:
+            text = edited.read()
+        return text[:-1] if text.endswith("\n") and not request.content.endswith("\n") else text
     except OSError:
-        return None  # read-only or full data directory: history stays in memory
-
-
-def run_chat(args: argparse.Namespace, profile) -> int:
-    """`harness chat`: load model and template from flags/profile, open the log, run the REPL."""
-    from harness.commands import open_workbench, overflow_policy
-    from harness.store import resume_messages
-
-    display = Display()
-    args.resume_path = None
-    resumed = None
-    if args.resume is not None:
-        args.resume_path, resumed = resume_messages(args.resume or None)
-    bench = open_workbench(args, profile)
-
-    def loader(model: str | None, template: str | None):
-        changed = argparse.Namespace(**{**vars(args), "model": model, "template": template})
-        return open_workbench(changed, profile)
-
-    system = args.system if args.system is not None else profile.system
-    session = Session(bench, params=profile.sampling, loader=loader,
-                      template_spec=args.template or profile.template, model_spec=args.model or profile.model,
-                      context_overflow=overflow_policy(args, profile))
-    if resumed is not None:
-        session.conversation = resumed
-    elif system:
-        session.conversation = session.conversation.with_system(system)
-    info = bench.backend.info
-    display.emit(Notice(f"harness chat — {info.name} ({info.architecture}, n_ctx {info.n_ctx}), "
-                        f"template {bench.template.name}; /help for commands"))
-    if resumed is not None:
-        display.emit(Notice(f"resumed {len(resumed)} messages from {args.resume_path}"))
-    session.log = _open_log(args, display)
-    try:
-        return run_repl(session, history_path=_history_path())
+        return None
     finally:
-        if session.log is not None:
-            session.log.close()
-        session.bench.close()
+        os.unlink(handle.name)

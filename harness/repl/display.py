@@ -1,4 +1,5 @@
-"""Render session events on the terminal: streamed tokens coloured by role, notices, tables."""
+"""Render session events on the terminal: streamed tokens coloured by role and shaded by
+entropy, notices, the token inspector, the message list."""
 
 from __future__ import annotations
 
@@ -9,14 +10,27 @@ from prompt_toolkit.formatted_text import FormattedText
 
 from harness.repl.toolbar import ROLE_STYLES
 from harness.session import (
+    Alternatives,
+    EditRequest,
     EntropyReport,
     Event,
+    MessageList,
     Notice,
     RawPrompt,
     TokenStreamed,
+    TokenView,
     TurnFinished,
     TurnStarted,
 )
+
+# Background shades for entropy in bits: calm tokens stay plain, uncertain ones get darker/warmer.
+SHADES = ((1.0, ""), (2.5, "bg:#303030"), (4.0, "bg:#4e3a20"), (float("inf"), "bg:#6e2a2a"))
+
+
+def shade(entropy_bits: float | None) -> str:
+    if entropy_bits is None:
+        return ""
+    return next(style for limit, style in SHADES if entropy_bits < limit)
 
 
 def _visible(text: str) -> str:
@@ -24,9 +38,11 @@ def _visible(text: str) -> str:
 
 
 class Display:
-    def __init__(self, output: Any = None):
+    def __init__(self, output: Any = None, ui: dict[str, Any] | None = None):
         self.output = output
+        self.ui = ui if ui is not None else {"shade": True}
         self._role: str | None = None
+        self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
         print_formatted_text(FormattedText(fragments), output=self.output, end=end, flush=True)
@@ -48,7 +64,9 @@ class Display:
         if event.role != self._role and event.role != "template":
             self._print([("bold " + ROLE_STYLES.get(event.role, ""), f" [{event.role}] ")])
         self._role = event.role if event.role != "template" else self._role
-        self._print([(ROLE_STYLES.get(event.role, ""), event.text)])
+        background = shade(event.entropy_bits) if self.ui.get("shade") else ""
+        replayed = " italic underline" if event.forced else ""  # a /branch's replayed prefix
+        self._print([(f"{ROLE_STYLES.get(event.role, '')} {background}{replayed}", event.text)])
 
     def _on_TurnFinished(self, event: TurnFinished) -> None:
         gen = event.generation
@@ -64,6 +82,43 @@ class Display:
         self._print(fragments, end="\n")
         self._print([("ansibrightblack", f"{len(event.pieces)} tokens; special tokens reversed, "
                       "every other token underlined; colour = role")], end="\n")
+
+    def _on_TokenView(self, event: TokenView) -> None:
+        fragments: list[tuple[str, str]] = []
+        for k, row in enumerate(event.rows):
+            if k % 10 == 0:
+                fragments.append(("ansibrightblack", f"⟨{k}⟩"))
+            style = f"{ROLE_STYLES.get(row.role, '')} {shade(row.entropy_bits)}"
+            style += " reverse" if row.special else (" underline" if k % 2 else "")
+            fragments.append((style, _visible(row.piece)))
+        self._print(fragments, end="\n")
+        self._print([("ansibrightblack", f"message {event.message}: {len(event.rows)} tokens, "
+                      f"{event.stop_reason}; ⟨k⟩ marks token k; background = entropy "
+                      "(plain < 1 bit < grey < 2.5 < brown < 4 < red); /alts K, /branch K ALT")], end="\n")
+
+    def _on_Alternatives(self, event: Alternatives) -> None:
+        h = "-" if event.entropy_bits is None else f"{event.entropy_bits:.2f} bits"
+        self._print([("bold", f"token {event.position} of message {event.message}: "
+                      f"{event.came!r}  (entropy {h})")], end="\n")
+        for rank, piece, prob in event.options:
+            mark = "*" if piece == event.came else " "
+            bar = "█" * max(1, round(prob * 30))
+            self._print([("", f" {mark}{rank}  {prob:7.2%}  "), ("ansicyan", f"{bar} "), ("", repr(piece))],
+                        end="\n")
+
+    def _on_MessageList(self, event: MessageList) -> None:
+        for row in event.rows:
+            alt = f" [{row.alternative}/{row.alternatives}]" if row.alternatives > 1 else ""
+            flat = " ".join(row.content.split())
+            text = flat if len(flat) <= 90 else flat[:89] + "…"
+            self._print([("ansibrightblack", f"{row.index:3d}{'*' if row.generated else ' '} "),
+                         ("bold " + ROLE_STYLES.get(row.role, ""), f"{row.role:9}"),
+                         ("ansibrightblack", alt), ("", f" {text}")], end="\n")
+        if not event.rows:
+            self._print([("ansibrightblack", "(empty conversation)")], end="\n")
+
+    def _on_EditRequest(self, event: EditRequest) -> None:
+        self.edit_requests.append(event)
 
     def _on_EntropyReport(self, event: EntropyReport) -> None:
         for scope, roles in event.rows.items():

@@ -1,4 +1,4 @@
-"""The bottom toolbar: model, template, next mode, EOS policy, per-role mean entropy."""
+"""The bottom toolbar: model, template, mode, EOS policy, speed, context used, role entropy."""
 
 from __future__ import annotations
 
@@ -21,6 +21,10 @@ def toolbar_fragments(session: Session) -> list[tuple[str, str]]:
         ("bold" if session.params.eos != "stop" else "", f"| eos {session.params.eos} "),
         ("", f"| T {session.params.temperature:g} "),
     ]
+    if session.history:
+        parts.append(("", f"| {session.history[-1].tokens_per_second:.0f} tok/s "))
+    used = len(session.bench.evaluator.tokens)
+    parts.append(("bold" if used > 0.9 * info.n_ctx else "", f"| ctx {used}/{info.n_ctx} "))
     roles = session.session_roles()
     if roles:
         parts.append(("", "| H̄ bits:"))
