@@ -8,7 +8,7 @@ so ``<|im_end|>`` is found this way). ``score`` needs logits of the prompt and i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -81,7 +81,10 @@ class RemoteWorkbench:
 
     def generate(self, plan: PromptPlan, params: SamplingParams, *,
                  on_token: Callable[[StreamEvent], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> Generation:
+                 should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
+        if forced:
+            raise CommandError("branching at a token needs a local model: a server cannot be "
+                               "given tokens to force", hint="use /retry, or chat with --model")
         return generate_remote(self.engine, plan, self.markers, params, eog_ids=self.engine.info.eog_ids,
                                n_probs=self.n_probs, on_token=on_token, should_stop=should_stop)
 
