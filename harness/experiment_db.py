@@ -6,6 +6,9 @@ tokens, so an interrupted cell leaves nothing behind and rerunning continues whe
 Token rows hold exactly what ``TokenRecord.to_dict`` gives (the numbers the JSON shows), so the
 database and the JSON agree to the last digit. The math of summaries lives in
 harness.experiment_summary; this module only stores and loads.
+
+Schema 2 added ``cells.backend`` (the server URL that ran a cell, NULL for a local model); a
+schema-1 database is upgraded in place when opened (one ``ALTER TABLE``, old cells NULL).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from harness.errors import StorageError
 from harness.experiment import Cell, Experiment, condition_label
 from harness.experiment_summary import METRICS, SummaryRow, TokenStat, summarize_tokens
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (0, 1, SCHEMA_VERSION)  # 0: a new file; 1: upgraded in place
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -51,6 +55,7 @@ CREATE TABLE IF NOT EXISTS cells (
     error TEXT,
     seconds REAL,
     finished_at TEXT,
+    backend TEXT,
     UNIQUE (run_id, key)
 );
 CREATE INDEX IF NOT EXISTS cells_run_status ON cells(run_id, status);
@@ -108,15 +113,23 @@ def connect(path: str | Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
+        if version not in READABLE_VERSIONS:
             raise StorageError(f"database schema version {version}, this harness reads {SCHEMA_VERSION}",
                                where=str(target), hint="use another --db")
         conn.executescript(SCHEMA)
+        _migrate(conn)
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except sqlite3.Error as exc:
         raise StorageError(f"cannot open the experiment database: {exc}", where=str(target),
                            hint="pass --db PATH to a writable SQLite file") from None
     return conn
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older database up to this schema (columns added since schema 1)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
+    if "backend" not in columns:
+        conn.execute("ALTER TABLE cells ADD COLUMN backend TEXT")
 
 
 @contextlib.contextmanager
@@ -171,16 +184,18 @@ def _token_row(turn_id: int, scope: str, pos: int, d: dict[str, Any]) -> tuple[A
 
 
 def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str, Any],
-                seconds: float) -> bool:
+                seconds: float, backend: str | None = None) -> bool:
     """Store a finished cell's turn and tokens and mark it done, all in one transaction.
 
     `turn` holds prompt, text, stop_reason, mode, writer, prompt_tokens and tokens (token dicts
     as ``TokenRecord.to_dict`` makes them), prompt_seconds and seconds. False when the cell was
-    no longer pending (another process finished it first): nothing is written then.
+    no longer pending (another process finished it first): nothing is written then. `backend`:
+    the server URL that ran the cell (None: a local model).
     """
     with transaction(conn):
-        cur = conn.execute("UPDATE cells SET status = 'done', seconds = ?, finished_at = ? "
-                           "WHERE run_id = ? AND key = ? AND status = 'pending'", (seconds, _now(), run_id, key))
+        cur = conn.execute("UPDATE cells SET status = 'done', seconds = ?, finished_at = ?, backend = ? "
+                           "WHERE run_id = ? AND key = ? AND status = 'pending'",
+                           (seconds, _now(), backend, run_id, key))
         if cur.rowcount != 1:
             return False  # nothing was written; the empty transaction commits
         cell_id = conn.execute("SELECT id FROM cells WHERE run_id = ? AND key = ?", (run_id, key)).fetchone()[0]
@@ -197,11 +212,13 @@ def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str,
     return True
 
 
-def fail_cell(conn: sqlite3.Connection, run_id: int, key: str, message: str) -> None:
+def fail_cell(conn: sqlite3.Connection, run_id: int, key: str, message: str,
+              backend: str | None = None) -> None:
     """Mark a cell that cannot run (the template refuses the mode, the prompt overflows...)."""
     with transaction(conn):
-        conn.execute("UPDATE cells SET status = 'error', error = ?, finished_at = ? "
-                     "WHERE run_id = ? AND key = ? AND status = 'pending'", (message, _now(), run_id, key))
+        conn.execute("UPDATE cells SET status = 'error', error = ?, finished_at = ?, backend = ? "
+                     "WHERE run_id = ? AND key = ? AND status = 'pending'",
+                     (message, _now(), backend, run_id, key))
 
 
 def resolve_run(conn: sqlite3.Connection, run_id: int | None, where: str) -> int:
