@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", metavar="EXPERIMENT.yaml")
     p.add_argument("--db", metavar="PATH", help="SQLite database (default: in the data directory)")
     p.add_argument("--force-new", action="store_true", help="start a new run even if this one exists")
+    p.add_argument("--backend", metavar="URL[,URL...]",
+                   help="run the cells on servers (one model) instead of loading the experiment's "
+                        "model; several comma-separated URLs share the cells")
     p.add_argument("--json", action="store_true", help="print the run and its summary as JSON")
 
     p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")

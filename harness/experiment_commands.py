@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harness.errors import CommandError, HarnessError
 from harness.paths import data_dir
 
 EXIT_INTERRUPTED = 130
@@ -23,17 +24,17 @@ def default_db(experiment: Path) -> Path:
 
 
 def _resume_command(args: argparse.Namespace, db: Path) -> str:
-    return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}"
+    backend = f" --backend {shlex.quote(args.backend)}" if getattr(args, "backend", None) else ""
+    return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}{backend}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.experiment import expand, load_experiment
     from harness.experiment_db import connect, open_run, run_info
-    from harness.experiment_run import run_cells
-    from harness.interrupt import sigint_flag
     from harness.progress import Progress, format_duration
 
     exp = load_experiment(args.experiment)
+    urls = _backend_urls(args, exp)
     cells = expand(exp)
     db = Path(args.db).expanduser() if args.db else default_db(Path(args.experiment))
     conn = connect(db)
@@ -43,23 +44,69 @@ def cmd_run(args: argparse.Namespace) -> int:
         finished = info["cells"].get("done", 0) + info["cells"].get("error", 0)
         verb = f"resuming run {run_id} ({finished} of {len(cells)} cells finished)" if resumed \
             else f"run {run_id}: {len(cells)} cells"
-        print(f"harness: {exp.name}: {verb} -> {db}", file=sys.stderr)
+        where = f" on {len(urls)} server{'s' * (len(urls) > 1)}" if urls else ""
+        print(f"harness: {exp.name}: {verb}{where} -> {db}", file=sys.stderr)
         progress = Progress(len(cells), finished, sys.stderr)
-        with sigint_flag() as interrupted:
-            outcome = run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
-                                on_error=_warn_once())
+        outcome = _execute(exp, conn, run_id, cells, urls, progress)
+        done = outcome.already + outcome.ran + outcome.errors
         if outcome.interrupted:
-            done = outcome.already + outcome.ran + outcome.errors
             print(f"harness: interrupted after {done} of {outcome.total} cells; resume with: "
                   f"{_resume_command(args, db)}", file=sys.stderr)
             return EXIT_INTERRUPTED
         print(f"harness: {outcome.ran + outcome.errors} cells in {format_duration(outcome.seconds)} "
               f"({outcome.cells_per_minute:.1f} cells/min); {outcome.already} already finished"
               + (f"; {outcome.errors} failed" if outcome.errors else ""), file=sys.stderr)
-        _print_summary(conn, run_id, db, args.json, outcome.to_dict())
+        if done == outcome.total:
+            _print_summary(conn, run_id, db, args.json, outcome.to_dict())
+        if outcome.failed_servers:
+            raise _servers_failed(outcome.failed_servers, outcome.total - done, _resume_command(args, db))
         return 1 if run_info(conn, run_id)["cells"].get("error") else 0
     finally:
         conn.close()
+
+
+def _backend_urls(args: argparse.Namespace, exp) -> list[str]:
+    """The servers of `--backend` (none: run locally), checked before anything is stored."""
+    from harness.backends.servers import parse_backend, split_backends
+    from harness.experiment_pool import pool_model
+
+    if not getattr(args, "backend", None):
+        return []
+    pool_model(exp)
+    urls = split_backends(args.backend)
+    for url in urls:
+        parse_backend(url)
+    if len(set(urls)) != len(urls):
+        raise CommandError("--backend names the same server twice", hint="give each URL once")
+    return urls
+
+
+def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
+    from harness.experiment_pool import run_cells_remote
+    from harness.experiment_run import run_cells
+    from harness.interrupt import sigint_flag
+
+    with sigint_flag() as interrupted:
+        if not urls:
+            return run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
+                             on_error=_warn_once())
+        return run_cells_remote(exp, conn, run_id, cells, urls, should_stop=interrupted, progress=progress,
+                                on_error=_warn_once(), on_notice=_server_notice)
+
+
+def _server_notice(url: str, message: str) -> None:
+    print(f"\nharness: {url}: {message}", file=sys.stderr)
+
+
+def _servers_failed(failed: dict[str, str], pending: int, resume: str) -> HarnessError:
+    """One line for the servers dropped during a run (the first one's reason)."""
+    from harness.errors import RemoteError
+
+    url, reason = next(iter(failed.items()))
+    who = f"server {url} failed" if len(failed) == 1 else f"{len(failed)} servers failed (first {url})"
+    if not pending:
+        return RemoteError(f"{who}; the other servers finished every cell: {reason}")
+    return RemoteError(f"{who}; {pending} cells left pending: {reason}", hint=f"resume with: {resume}")
 
 
 def _warn_once():

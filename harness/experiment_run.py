@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
 
@@ -47,6 +47,8 @@ class RunOutcome:
     errors: int  # cells stored as errors by this process
     interrupted: bool
     seconds: float
+    backends: Mapping[str, int] = field(default_factory=dict)  # server URL -> cells it finished
+    failed_servers: Mapping[str, str] = field(default_factory=dict)  # server URL -> why it was dropped
 
     @property
     def cells_per_minute(self) -> float:
@@ -55,7 +57,8 @@ class RunOutcome:
     def to_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "total": self.total, "already_finished": self.already,
                 "ran": self.ran, "errors": self.errors, "interrupted": self.interrupted,
-                "seconds": round(self.seconds, 2), "cells_per_minute": round(self.cells_per_minute, 2)}
+                "seconds": round(self.seconds, 2), "cells_per_minute": round(self.cells_per_minute, 2),
+                "backends": dict(self.backends), "failed_servers": dict(self.failed_servers)}
 
 
 def default_open_backend(model: ModelSpec, threads: int | None) -> Backend:

@@ -1,0 +1,234 @@
+"""`harness run --backend URL1,URL2`: an experiment's cells spread over servers.
+
+The servers are loopback stubs of llama-server (tests/llama_server_stub.py) answering from the
+FakeBackend. Checked: every cell runs exactly once and the database says which server ran it;
+an interrupted run resumes without duplicates or gaps; a dead or failing server gives one line
+naming its URL, keeps what the others finished and leaves its cell pending for a resume.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.backends.servers import open_engine
+from harness.cell_queue import CellQueue, prefix_groups
+from harness.cli import main
+from harness.errors import RemoteError
+from harness.experiment import expand, parse_experiment
+from harness.experiment_db import SCHEMA, connect, open_run
+from harness.experiment_pool import run_cells_remote
+from tests.llama_server_stub import StubServer
+
+SCRIPT = "Hi there, friend.<|im_end|>"
+EXPERIMENT = """\
+name: pool
+models: [{name: fake, label: fake}]
+templates: [gguf, chatml]
+modes: [reply, past-eos]
+seeds: [1, 2]
+max_tokens: 6
+conversations:
+  - {name: a, messages: [{role: user, content: Hi}]}
+  - {name: b, messages: [{role: user, content: Hi}, {role: assistant, content: Yo}, {role: user, content: Bye}]}
+"""
+N_CELLS = 2 * 2 * 2 * 2  # templates × conversations × modes × seeds
+
+
+# --- the queue (pure) ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _C:
+    template: str
+    conversation: str
+    n: int
+
+
+def _cells(groups: int, size: int) -> list[_C]:
+    return [_C("t", f"c{g}", i) for g in range(groups) for i in range(size)]
+
+
+def test_queue_hands_out_whole_prefix_groups_then_splits_the_largest():
+    cells = _cells(2, 4)
+    assert [len(g) for g in prefix_groups(reversed(cells))] == [4, 4]
+    q = CellQueue(cells)
+    assert [q.take("A"), q.take("B")] == [cells[0], cells[4]]
+    assert q.take("A") == cells[1]  # A stays on its group
+    assert q.take("C") == cells[6]  # no group left: C takes the back half of B's (5, 6, 7 -> 6, 7)
+    assert q.take("C") == cells[7] and q.take("B") == cells[5]
+    taken = [q.take(s) for s in "CCBBAA"]
+    assert sorted(c.n for c in taken if c) == [2, 3] and len(q) == 0 and q.take("A") is None
+
+
+def test_queue_gives_back_what_a_dropped_server_held():
+    cells = _cells(1, 5)
+    q = CellQueue(cells)
+    assert q.take("A") == cells[0]
+    q.release("A")  # A failed while running cells[0]: that one is not handed out again
+    seen = []
+    while (cell := q.take("B")) is not None:
+        seen.append(cell)
+    assert seen == cells[1:]
+
+
+# --- runs over stub servers ------------------------------------------------------------------
+
+@pytest.fixture
+def exp_file(tmp_path: Path) -> Path:
+    path = tmp_path / "pool.yaml"
+    path.write_text(EXPERIMENT)
+    return path
+
+
+def _run(exp_file: Path, urls: list[str], **kw):
+    exp = parse_experiment(exp_file.read_text(), where=str(exp_file), base=exp_file.parent)
+    cells = expand(exp)
+    conn = connect(exp_file.with_suffix(".sqlite"))
+    run_id, _ = open_run(conn, exp, cells)
+    try:
+        return run_cells_remote(exp, conn, run_id, cells, urls, **kw)
+    finally:
+        conn.close()
+
+
+def _cells_by_status(db: Path) -> dict[str, list[tuple[str, str | None, int]]]:
+    """status -> [(key, backend, turns)]."""
+    out: dict[str, list[tuple[str, str | None, int]]] = {}
+    with sqlite3.connect(db) as conn:
+        for key, status, backend, turns in conn.execute(
+                "SELECT c.key, c.status, c.backend, count(t.id) FROM cells c LEFT JOIN turns t ON t.cell_id = c.id "
+                "GROUP BY c.id"):
+            out.setdefault(status, []).append((key, backend, turns))
+    return out
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"  # closed again: connections are refused
+
+
+def test_cells_spread_over_two_servers_exactly_once(exp_file):
+    seen: list[str] = []
+    with StubServer(SCRIPT) as a, StubServer(SCRIPT) as b:
+        outcome = _run(exp_file, [a.url, b.url], on_cell=lambda c, t: seen.append(c.key))
+    cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+    assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS == len(seen) == len(set(seen))
+    assert all(turns == 1 for _, _, turns in cells["done"])
+    assert {backend for _, backend, _ in cells["done"]} == {a.url, b.url}
+    assert outcome.ran == N_CELLS and not outcome.interrupted and outcome.failed_servers == {}
+    assert sorted(outcome.backends) == sorted([a.url, b.url]) and sum(outcome.backends.values()) == N_CELLS
+    with sqlite3.connect(exp_file.with_suffix(".sqlite")) as conn:
+        flags = {r[0] for r in conn.execute("SELECT truncated FROM tokens WHERE scope = 'generated'")}
+        status = conn.execute("SELECT status FROM runs").fetchone()[0]
+    assert flags == {1} and status == "done"
+
+
+def test_interrupted_pool_run_resumes_without_duplicates_or_gaps(exp_file):
+    seen: list[str] = []
+    with StubServer(SCRIPT) as a, StubServer(SCRIPT) as b:
+        first = _run(exp_file, [a.url, b.url], on_cell=lambda c, t: seen.append(c.key),
+                     should_stop=lambda: len(seen) >= 5)
+        cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+        assert first.interrupted and first.ran == len(seen) >= 5 and len(cells["pending"]) > 0
+        assert sorted(k for k, _, _ in cells["done"]) == sorted(seen)  # nothing half-stored
+        second = _run(exp_file, [a.url, b.url], on_cell=lambda c, t: seen.append(c.key))
+    assert second.already == first.ran and not second.interrupted
+    cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+    assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS and all(t == 1 for _, _, t in cells["done"])
+    assert len(seen) == len(set(seen)) == N_CELLS
+
+
+def _failing_after(n: int):
+    """open_engine whose server stops answering after `n` completions."""
+    def open_failing(url: str):
+        engine = open_engine(url)
+        complete, calls = engine.complete, []
+
+        def failing(request):
+            calls.append(1)
+            if len(calls) > n:
+                raise RemoteError("cannot reach the server: connection reset", where=url + "/completion")
+            return complete(request)
+
+        engine.complete = failing
+        return engine
+    return open_failing
+
+
+def test_server_failing_mid_run_leaves_its_cell_pending_then_resume_completes(exp_file):
+    with StubServer(SCRIPT) as a:
+        first = _run(exp_file, [a.url], open_engine=_failing_after(3))
+        assert list(first.failed_servers) == [a.url] and "connection reset" in first.failed_servers[a.url]
+        cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+        assert 1 <= len(cells["done"]) <= 3 and "error" not in cells
+        assert len(cells["pending"]) == N_CELLS - len(cells["done"])
+        second = _run(exp_file, [a.url])
+    assert second.already == first.ran and second.ran == N_CELLS - first.ran and not second.failed_servers
+    cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+    assert set(cells) == {"done"} and all(t == 1 for _, _, t in cells["done"])
+
+
+def test_dead_server_is_one_line_and_the_other_finishes_every_cell(exp_file, capsys):
+    dead = _dead_url()
+    db = exp_file.with_suffix(".sqlite")
+    with StubServer(SCRIPT) as a:
+        code = main(["run", str(exp_file), "--db", str(db), "--backend", f"{a.url},{dead}", "--json"])
+    captured = capsys.readouterr()
+    assert code == 1
+    error = [line for line in captured.err.splitlines() if line.startswith("harness: error:")]
+    assert len(error) == 1 and dead in error[0] and "cannot reach" in error[0]
+    out = json.loads(captured.out)
+    assert out["outcome"]["backends"] == {a.url: N_CELLS} and list(out["outcome"]["failed_servers"]) == [dead]
+    cells = _cells_by_status(db)
+    assert set(cells) == {"done"} and {b for _, b, _ in cells["done"]} == {a.url}
+
+
+def test_only_dead_servers_leave_every_cell_pending_and_say_how_to_resume(exp_file, capsys):
+    dead = _dead_url()
+    db = exp_file.with_suffix(".sqlite")
+    assert main(["run", str(exp_file), "--db", str(db), "--backend", dead]) == 1
+    err = capsys.readouterr().err
+    assert f"server {dead} failed; {N_CELLS} cells left pending" in err and f"--backend {dead}" in err
+    assert set(_cells_by_status(db)) == {"pending"}
+    with StubServer(SCRIPT) as a:
+        assert main(["run", str(exp_file), "--db", str(db), "--backend", a.url]) == 0
+    assert set(_cells_by_status(db)) == {"done"}
+
+
+def test_a_template_the_server_cannot_use_is_a_cell_error_with_its_server(exp_file):
+    exp_file.write_text(EXPERIMENT.replace("[gguf, chatml]", "[chatml, no-such-template]"))
+    with StubServer(SCRIPT) as a:
+        outcome = _run(exp_file, [a.url])
+    cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+    assert outcome.errors == len(cells["error"]) == N_CELLS // 2 == len(cells["done"])
+    assert {b for _, b, _ in cells["error"]} == {a.url}
+
+
+@pytest.mark.parametrize("change, message", [
+    ("models: [{name: fake, label: fake}, smollm2]", "runs one model"),
+    ("models: [fake]\nliteral_content: true", "literal_content needs a local model"),
+])
+def test_experiments_a_pool_cannot_run_are_refused_before_anything_runs(exp_file, capsys, change, message):
+    exp_file.write_text(EXPERIMENT.replace("models: [{name: fake, label: fake}]", change))
+    db = exp_file.with_suffix(".sqlite")
+    assert main(["run", str(exp_file), "--db", str(db), "--backend", "http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness: error:") and message in err and "\n" not in err and not db.exists()
+
+
+def test_a_schema_1_database_gains_the_backend_column(tmp_path):
+    db = tmp_path / "old.sqlite"
+    with sqlite3.connect(db) as old:
+        old.executescript(SCHEMA.replace("    backend TEXT,\n", ""))
+        old.execute("PRAGMA user_version=1")
+    conn = connect(db)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert "backend" in columns and version == 2
