@@ -12,7 +12,8 @@ the calling thread, which commits it in one transaction, so the sqlite3 connecti
 thread. As for a local run, finished cells are skipped, a cell cut short by `should_stop` is
 dropped (it runs again on resume) and a cell that cannot run is stored as an error. A server
 that fails (refused, timed out, an HTTP error) is dropped: the cell it was running stays pending
-for a resume, its other cells go to the servers left, and the outcome names it.
+for a resume, its other cells go to the servers left, and the outcome names it. After a stop,
+a server that does not answer within STOP_GRACE_SECONDS is left behind (its cell stays pending).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from harness.workbench import choose_template
 OpenEngine = Callable[[str], RemoteEngine]
 LoadServerTemplate = Callable[[str, RemoteEngine], ChatTemplate]
 POLL_SECONDS = 0.2
+STOP_GRACE_SECONDS = 15.0  # after Ctrl-C, how long to wait for a server that does not answer
 
 
 def pool_model(exp: Experiment) -> ModelSpec:
@@ -187,8 +189,14 @@ class _Collector:
             thread.start()
         crash: BaseException | None = None
         running = len(threads)
+        give_up: float | None = None
         try:
             while running:
+                if give_up is None and stop():
+                    give_up = time.monotonic() + STOP_GRACE_SECONDS
+                if give_up is not None and time.monotonic() > give_up:
+                    self.interrupted = True  # a worker stuck in a request is left behind: its
+                    break                    # daemon thread's cell stays pending
                 try:
                     message = results.get(timeout=POLL_SECONDS)
                 except queue.Empty:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import socket
 import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from harness import experiment_pool
 from harness.backends.servers import open_engine
 from harness.cell_queue import CellQueue, prefix_groups
 from harness.cli import main
@@ -232,3 +235,18 @@ def test_a_schema_1_database_gains_the_backend_column(tmp_path):
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
     assert "backend" in columns and version == 2
+
+
+def test_a_stop_does_not_wait_forever_for_a_server_that_hangs(exp_file, monkeypatch):
+    monkeypatch.setattr(experiment_pool, "STOP_GRACE_SECONDS", 0.3)
+    release = threading.Event()
+
+    def hanging(url: str):
+        release.wait(30)  # a connect that never completes
+        raise RemoteError("cannot reach the server: timed out", where=url)
+
+    started = time.monotonic()
+    outcome = _run(exp_file, ["http://10.255.255.1:9"], open_engine=hanging, should_stop=lambda: True)
+    release.set()
+    assert outcome.interrupted and outcome.ran == 0 and time.monotonic() - started < 5
+    assert set(_cells_by_status(exp_file.with_suffix(".sqlite"))) == {"pending"}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -148,6 +149,25 @@ def test_generate_json_marks_truncation(openai_server, tmp_path, capsys):
     for token in out["tokens"]:
         assert token["truncated"] is True and 0.0 <= token["tail_mass"] <= 1.0
         assert len(token["top"]) == 10 and token["role"] == "assistant"
+
+
+@pytest.mark.model
+def test_run_experiment_on_the_server_stores_truncated_tokens(openai_server, tmp_path, capsys):
+    exp = tmp_path / "tiny.yaml"
+    exp.write_text("models: [smollm2]\ntemplates: [chatml]\nseeds: [1]\nmax_tokens: 4\n"
+                   "sampling: {greedy: {temperature: 0}}\nconversations:\n"
+                   "  - {name: hi, messages: [{role: user, content: Say hi.}]}\n"
+                   "  - {name: sky, messages: [{role: user, content: Why is the sky blue}]}\n")
+    db = tmp_path / "tiny.sqlite"
+    assert main(["run", str(exp), "--db", str(db), "--backend", openai_server, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["outcome"]["backends"] == {openai_server: 2} and out["run"]["cells"] == {"done": 2}
+    with sqlite3.connect(db) as conn:
+        cells = conn.execute("SELECT model, backend, status FROM cells").fetchall()
+        tokens = conn.execute("SELECT truncated, tail_mass, role FROM tokens WHERE scope = 'generated'").fetchall()
+    assert cells == [("smollm2", openai_server, "done")] * 2
+    assert 2 <= len(tokens) <= 8 and all(t == 1 and 0.0 <= tail <= 1.0 for t, tail, _ in tokens)
+    assert {role for _, _, role in tokens} == {"assistant"}
 
 
 @pytest.mark.model
