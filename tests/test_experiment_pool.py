@@ -9,8 +9,11 @@ naming its URL, keeps what the others finished and leaves its cell pending for a
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -250,3 +253,44 @@ def test_a_stop_does_not_wait_forever_for_a_server_that_hangs(exp_file, monkeypa
     release.set()
     assert outcome.interrupted and outcome.ran == 0 and time.monotonic() - started < 5
     assert set(_cells_by_status(exp_file.with_suffix(".sqlite"))) == {"pending"}
+
+
+def _slow(stub: StubServer, seconds: float) -> StubServer:
+    """Each streamed token of `stub` takes `seconds`."""
+    completion = stub.model.completion
+
+    def slow(body):
+        for chunk in completion(body):
+            time.sleep(seconds)
+            yield chunk
+
+    stub.model.completion = slow
+    return stub
+
+
+def _done_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT count(*) FROM cells WHERE status = 'done'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_ctrl_c_drops_cells_in_flight_and_prints_the_resume_command(exp_file):
+    db = exp_file.with_suffix(".sqlite")
+    with StubServer(SCRIPT) as a, StubServer(SCRIPT) as b:
+        urls = f"{_slow(a, 0.05).url},{_slow(b, 0.05).url}"
+        proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(exp_file), "--db", str(db),
+                                 "--backend", urls], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while _done_count(db) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "resume with: harness run" in err and f"--backend {urls}" in err
+        cells = _cells_by_status(db)
+        assert len(cells["done"]) >= 2 and cells["pending"] and all(t == 1 for _, _, t in cells["done"])
+        assert main(["run", str(exp_file), "--db", str(db), "--backend", urls]) == 0
+    cells = _cells_by_status(db)
+    assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS and all(t == 1 for _, _, t in cells["done"])
