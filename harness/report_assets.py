@@ -79,7 +79,7 @@ function fill(d){tip.textContent='';
   a.createCaption().textContent='top alternatives';
   d[8].forEach(function(x){var r=a.insertRow();r.insertCell().textContent=JSON.stringify(x[0]);
    r.insertCell().textContent=x[1]===null?'\\u2013':(100*x[1]).toFixed(2)+'%';
-   if(x[0]===d[0])r.className='chosen';});
+   if(x[0]===d[0]&&!d[11])r.className='chosen';});
   tip.appendChild(a);}}
 function show(el){var d=lookup(el);if(!d)return;fill(d);tip.hidden=false;
  var r=el.getBoundingClientRect(),w=document.documentElement.clientWidth;
@@ -96,7 +96,8 @@ document.addEventListener('click',function(e){var el=e.target.closest&&e.target.
  if(el){pin(el);}else if(!tip.contains(e.target)){unpin();tip.hidden=true;}});
 var m=/^#tok=(\\d+[pg]\\d+)$/.exec(location.hash);
 if(m){var el=document.querySelector('.t[data-k="'+m[1]+'"]');
- if(el){var det=el.closest('details');if(det)det.open=true;pin(el);el.scrollIntoView({block:'center'});}}
+ if(el){var det=el.closest('details');if(det)det.open=true;var r=el.getBoundingClientRect();
+  if(r.top<0||r.bottom>window.innerHeight)el.scrollIntoView({block:'center'});pin(el);}}
 document.body.dataset.ready='1';
 })();
 """

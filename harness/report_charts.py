@@ -169,7 +169,7 @@ def _bar(r: dict[str, Any], y: float, row_h: int, sx) -> str:
     if ci:
         lo, hi, mid = _f(sx(ci[0])), _f(sx(ci[1])), _f(y + row_h / 2)
         cap_a, cap_b = _f(y + 3), _f(y + row_h - 3)
-        out += (f'<g class="ci" stroke="#222" stroke-width="1"><line x1="{lo}" x2="{hi}" y1="{mid}" y2="{mid}"/>'
+        out += (f'<g class="ci" stroke="#222" stroke-width="1" shape-rendering="crispEdges"><line x1="{lo}" x2="{hi}" y1="{mid}" y2="{mid}"/>'
                 f'<line x1="{lo}" x2="{lo}" y1="{cap_a}" y2="{cap_b}"/>'
                 f'<line x1="{hi}" x2="{hi}" y1="{cap_a}" y2="{cap_b}"/></g>')
     return out
