@@ -30,6 +30,7 @@ from harness.report_charts import (
     shade_bin,
 )
 from harness.report_html import ReportOptions, render_report, script_json
+from harness.report_sources import load_report_input
 from harness.sampling import SamplingParams
 from harness.session import Session
 from harness.store import TurnLog
@@ -147,6 +148,11 @@ def test_transcript_is_capped_with_a_note_and_prompt_tails_are_kept():
     assert len(data) == 3 and [d[0] for d in data["0"]["p"]] == [f"p{i}" for i in range(20, 30)]
 
 
+def test_a_run_without_finished_turns_still_makes_a_page():
+    html = page([], [])
+    assert "No finished turns." in html and html.count("<svg") == 1 and tokdata(html) == {}
+
+
 def test_token_spans_carry_shade_role_and_key():
     html = page([turn_view([token("hi", entropy=0.1), token("yo", entropy=9.0, truncated=True, tail_mass=0.2)],
                            [token("<s>", role="template", entropy=None)])])
@@ -239,6 +245,9 @@ def test_report_of_a_chat_log(tmp_path, capsys):
     assert "fake · model:gguf · impersonate · eos=stop · log" in html
     assert re.search(r'<td class="l">generated</td><td class="l"><span class="chip"[^>]*></span>user</td>', html)
     assert "Hi &lt;you&gt; &amp; me!" in "".join(re.findall(r'data-k="0g\d+">([^<]*)<', html))
+    source = load_report_input(tmp_path / "chat.jsonl")
+    assert source.kind == "log" and {r["scope"] for r in source.summary} == {"generated"}
+    assert [t["condition"]["mode"] for t in source.turns] == ["reply", "impersonate", "reply"]
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
