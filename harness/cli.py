@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=int, default=None, metavar="ID", help="run id (default: the newest)")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser("report", help="write a self-contained HTML report of a run or a chat log")
+    p.add_argument("source", metavar="DB|LOG", help="experiment .sqlite or chat .jsonl log")
+    p.add_argument("--run", type=int, default=None, metavar="ID", help="run id (default: the newest)")
+    p.add_argument("--html", required=True, metavar="OUT.html", help="where to write the page")
+    p.add_argument("--max-turns", type=int, default=50, metavar="N",
+                   help="turns shown in the transcript (default 50; the summary covers all)")
+
     p = sub.add_parser("lint", help="check a template against a battery of probe conversations")
     p.add_argument("template", help="gguf, a library name or a .jinja path")
     p.add_argument("--model", "-m", help="also check against this model's tokenizer")

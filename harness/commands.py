@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
         "render": cmd_render, "generate": cmd_generate, "score": cmd_score,
         "models": cmd_models, "templates": cmd_templates, "chat": cmd_chat,
         "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit, "import": cmd_import,
-        "run": cmd_run, "summary": cmd_summary,
+        "run": cmd_run, "summary": cmd_summary, "report": cmd_report,
     }
     return handlers[args.command](args)
 
@@ -247,6 +247,12 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from harness.experiment_commands import cmd_summary as print_summary
 
     return print_summary(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.experiment_commands import cmd_report as write_report
+
+    return write_report(args)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

@@ -1,4 +1,5 @@
-"""`harness run EXPERIMENT.yaml` and `harness summary DB`: the entropy lab's commands.
+"""`harness run EXPERIMENT.yaml`, `harness summary DB` and `harness report DB|LOG`: the
+entropy lab's commands.
 
 Progress and notices go to stderr, the summary table (or ``--json``) to stdout. Ctrl-C stops
 after dropping the cell in flight and prints how to resume (exit 130).
@@ -134,6 +135,25 @@ def cmd_summary(args: argparse.Namespace) -> int:
         _print_summary(conn, run_id, db, args.json, None)
     finally:
         conn.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of a run (or a chat log); one line on stderr says where."""
+    from harness.errors import CommandError
+    from harness.report_html import ReportOptions, render_report
+    from harness.report_sources import load_report_input
+    from harness.store import write_text
+
+    if args.max_turns < 0:
+        raise CommandError("--max-turns must be 0 or more")
+    source = load_report_input(args.source, args.run)
+    page = render_report(source.turns, source.summary,
+                         ReportOptions(source.title, source.detail, max_turns=args.max_turns))
+    write_text(args.html, page)
+    shown = min(len(source.turns), args.max_turns)
+    print(f"harness: report of {len(source.turns)} turns ({shown} in the transcript) -> {args.html} "
+          f"({len(page.encode('utf-8')) / 1024:.0f} KB)", file=sys.stderr)
     return 0
 
 

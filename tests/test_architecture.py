@@ -14,7 +14,8 @@ CORE = ["harness.conversation", "harness.templates", "harness.markers", "harness
         "harness.tree", "harness.events", "harness.session_turns", "harness.session_edit",
         "harness.session_inspect", "harness.session_files", "harness.session_settings",
         "harness.session_store", "harness.experiment", "harness.bootstrap", "harness.experiment_summary",
-        "harness.cell_queue", "harness.experiment_pool"]
+        "harness.cell_queue", "harness.experiment_pool",
+        "harness.report_charts", "harness.report_html", "harness.report_assets", "harness.report_sources"]
 
 
 def test_core_imports_no_engine_and_no_terminal_library():
