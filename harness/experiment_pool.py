@@ -31,8 +31,8 @@ from harness.backends.servers import open_engine as open_server
 from harness.cell_queue import CellQueue
 from harness.errors import CommandError, RemoteError
 from harness.experiment import Cell, Experiment, ModelSpec, condition_label
-from harness.experiment_db import cell_status, commit_cell, fail_cell, set_run_status
-from harness.experiment_run import CELL_ERRORS, RunOutcome, cell_turn
+from harness.experiment_db import commit_cell, fail_cell, set_run_status
+from harness.experiment_run import CELL_ERRORS, RunOutcome, cell_turn, pending_cells, running
 from harness.generate import INTERRUPTED
 from harness.paths import user_templates_dir
 from harness.progress import Progress
@@ -258,22 +258,14 @@ def run_cells_remote(exp: Experiment, conn: sqlite3.Connection, run_id: int, cel
     pool_model(exp)
     if not urls:
         raise CommandError("--backend: no URL given")
-    status = cell_status(conn, run_id)
-    todo = [c for c in cells if status.get(c.key) == "pending"]
+    todo = pending_cells(conn, run_id, cells)
     started = time.perf_counter()
-    set_run_status(conn, run_id, "running")
     collector = _Collector(exp, conn, run_id, urls, should_stop=should_stop, progress=progress,
                            on_cell=on_cell, on_error=on_error, on_notice=on_notice,
                            open_engine=open_engine, load_template=load_template)
-    try:
+    with running(conn, run_id, progress):
         if todo:
             collector.run(todo)
-    except BaseException:
-        set_run_status(conn, run_id, "interrupted")
-        raise
-    finally:
-        if progress is not None:
-            progress.close()
     finished = collector.ran + collector.errors == len(todo)
     set_run_status(conn, run_id, "done" if finished else "interrupted")
     return RunOutcome(run_id, len(cells), len(cells) - len(todo), collector.ran, collector.errors,

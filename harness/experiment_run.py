@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import groupby
 from typing import Any
@@ -163,6 +164,27 @@ class _Runner:
             self.progress.advance(condition_label(cell.condition()) + " (error)")
 
 
+def pending_cells(conn: sqlite3.Connection, run_id: int, cells: Sequence[Cell]) -> list[Cell]:
+    """The cells of `run_id` neither done nor stored as errors, in the experiment's order."""
+    status = cell_status(conn, run_id)
+    return [c for c in cells if status.get(c.key) == "pending"]
+
+
+@contextmanager
+def running(conn: sqlite3.Connection, run_id: int, progress: Progress | None) -> Iterator[None]:
+    """Mark the run running; an exception (Ctrl-C included) marks it interrupted; the progress
+    bar is closed either way. The caller sets the final status."""
+    set_run_status(conn, run_id, "running")
+    try:
+        yield
+    except BaseException:
+        set_run_status(conn, run_id, "interrupted")
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+
+
 def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Sequence[Cell], *,
               should_stop: Callable[[], bool] = lambda: False, progress: Progress | None = None,
               on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
@@ -170,21 +192,13 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
               open_backend: OpenBackend = default_open_backend,
               load_template: LoadTemplate = default_load_template) -> RunOutcome:
     """Run every pending cell of `run_id` in order; stop cleanly when `should_stop()` is true."""
-    status = cell_status(conn, run_id)
-    todo = [c for c in cells if status.get(c.key) == "pending"]
+    todo = pending_cells(conn, run_id, cells)
     already = len(cells) - len(todo)
     started = time.perf_counter()
-    set_run_status(conn, run_id, "running")
     runner = _Runner(exp, conn, run_id, should_stop=should_stop, progress=progress, on_cell=on_cell,
                      on_error=on_error, open_backend=open_backend, load_template=load_template)
-    try:
+    with running(conn, run_id, progress):
         runner.run(todo)
-    except BaseException:
-        set_run_status(conn, run_id, "interrupted")
-        raise
-    finally:
-        if progress is not None:
-            progress.close()
     finished = not runner.interrupted and runner.ran + runner.errors == len(todo)
     set_run_status(conn, run_id, "done" if finished else "interrupted")
     return RunOutcome(run_id, len(cells), already, runner.ran, runner.errors, runner.interrupted,
