@@ -62,12 +62,22 @@ def _last_llama_error() -> str | None:
     return said.removeprefix("error loading model: ")
 
 
+def _one_blas_thread() -> None:
+    """numpy's BLAS to one thread for the rest of the process. The statistics' dot products are
+    too small to gain from more, and idle OpenBLAS threads spin on the cores llama.cpp's threads
+    decode on next (scoring on Gemma-3: 0.82 -> 0.91 of a bare all-logits decode)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+
+
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
                  n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False):
         import llama_cpp
 
         _quiet_llama_logs()
+        _one_blas_thread()
         self._lib = llama_cpp
         path = str(path)
         threads = n_threads or os.cpu_count() or 1
