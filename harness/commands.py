@@ -158,7 +158,7 @@ def _print_stream(event) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.records import role_summaries, score_json
+    from harness.records import role_summary_lines, score_json
 
     if args.text:
         from harness.experiment_commands import cmd_score_text
@@ -176,18 +176,11 @@ def cmd_score(args: argparse.Namespace) -> int:
         else:
             for warning in warnings:
                 print(f"harness: warning: {warning}", file=sys.stderr)
-            for role, s in role_summaries(tokens).items():
-                ent = s["mean_entropy_bits"]
-                sur = s["mean_surprisal_bits"]
-                print(f"{role:10} {s['tokens']:6d} tokens  entropy {_f(ent)} bits  "
-                      f"surprisal {_f(sur)} bits  perplexity {_f(s['perplexity'])}")
+            for line in role_summary_lines(tokens):
+                print(line)
     finally:
         bench.close()
     return 0
-
-
-def _f(x: float | None) -> str:
-    return "   -  " if x is None else f"{x:6.3f}"
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -183,7 +183,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
     from harness.errors import CommandError
     from harness.models import open_backend
-    from harness.records import role_summaries, score_json
+    from harness.records import role_summary_lines, score_json
     from harness.text_score import perplexity, score_text
 
     if args.template or args.var or args.literal_content:
@@ -204,15 +204,10 @@ def cmd_score_text(args: argparse.Namespace) -> int:
             json.dump(score_json(text, tokens, name_of) | ppl, sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")
             return 0
-        for role, s in role_summaries(tokens).items():
-            print(f"{role:10} {s['tokens']:6d} tokens  entropy {_f(s['mean_entropy_bits'])} bits  "
-                  f"surprisal {_f(s['mean_surprisal_bits'])} bits  perplexity {_f(s['perplexity'])}")
+        for line in role_summary_lines(tokens):
+            print(line)
         print(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
               f"(exp of the mean NLL, {ppl['mean_nll_nats']:.4f} nats)")
     finally:
         backend.close()
     return 0
-
-
-def _f(x: float | None) -> str:
-    return "   -  " if x is None else f"{x:6.3f}"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from harness.attribution import char_offsets, roles_for_spans
 from harness.backends.base import Backend
 from harness.errors import CommandError
 from harness.evaluation import PromptEvaluator, encode_prompt
+from harness.generated_roles import attribute_tokens, turn_parser
 from harness.markers import TurnMarkers
 from harness.modes import PromptPlan
 from harness.records import Generation, TokenRecord
@@ -55,21 +55,13 @@ def resolve_bias(backend: Backend, bias: Mapping[str, float]) -> dict[int, float
 
 
 def _turn_parser(backend: Backend, markers: TurnMarkers) -> TurnParser:
-    eog_texts = [backend.piece(i).decode("utf-8", "replace") for i in backend.info.eog_ids]
-    return TurnParser(markers, extra_closes=eog_texts)
+    return turn_parser(markers, (backend.piece(i).decode("utf-8", "replace") for i in backend.info.eog_ids))
 
 
 def attribute_generated(backend: Backend, markers: TurnMarkers, plan: PromptPlan,
                         tokens: list[TokenRecord]) -> list[TokenRecord]:
     """Label generated tokens with roles by parsing the open turn plus what was generated."""
-    parser = _turn_parser(backend, markers)
-    pieces = [backend.piece(t.id) for t in tokens]
-    text = b"".join(pieces).decode("utf-8", "replace")
-    spans = parser.parse(plan.opened + text, plan.writer)
-    offset = len(plan.opened)
-    offsets = [(a + offset, b + offset) for a, b in char_offsets(pieces, text)]
-    roles = roles_for_spans(offsets, spans)
-    return [t.with_role(r) for t, r in zip(tokens, roles, strict=True)]
+    return attribute_tokens(_turn_parser(backend, markers), plan, tokens)
 
 
 def _replay_forced(backend: Backend, forced: Sequence[int], stats: Sequence, result: Generation,

@@ -115,3 +115,13 @@ def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str,
 def score_json(prompt: str, tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> dict[str, Any]:
     """The `score --json` contract: the first token has no statistics and is left out of means."""
     return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": role_summaries(tokens)}
+
+
+def role_summary_lines(tokens: Sequence[TokenRecord]) -> list[str]:
+    """One aligned line per role: tokens, mean entropy and surprisal (bits), perplexity."""
+    def f(x: float | None) -> str:
+        return "   -  " if x is None else f"{x:6.3f}"
+
+    return [f"{role:10} {s['tokens']:6d} tokens  entropy {f(s['mean_entropy_bits'])} bits  "
+            f"surprisal {f(s['mean_surprisal_bits'])} bits  perplexity {f(s['perplexity'])}"
+            for role, s in role_summaries(tokens).items()]
