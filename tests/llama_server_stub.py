@@ -22,9 +22,10 @@ from harness.backends.fake import FakeBackend
 
 
 class StubModel:
-    def __init__(self, script: str, *, eos_probs_in_final: bool):
+    def __init__(self, script: str, *, eos_probs_in_final: bool, eos_streamed: bool = False):
         self.fake = FakeBackend(script)
         self.eos_probs_in_final = eos_probs_in_final
+        self.eos_streamed = eos_streamed  # as the llama-server build of llama-cpp-python 0.3.36 does
         self.requests: list[dict[str, Any]] = []
 
     def entry(self, token: int, logprobs: np.ndarray, n_probs: int) -> dict[str, Any]:
@@ -57,6 +58,12 @@ class StubModel:
             allowed[list(banned)] = -np.inf
             token = int(np.argmax(allowed))
             entry = self.entry(token, logprobs, n_probs)
+            if token in eog and not body.get("ignore_eos") and self.eos_streamed:
+                # the EOS as a token of its own, spelled "" (a control token), then an empty stop
+                entry |= {"token": "", "bytes": []}
+                yield {"content": "", "tokens": [token], "stop": False, "completion_probabilities": [entry]}
+                yield {"content": "", "tokens": [], "stop": True, "stop_type": "eos"}
+                return
             if token in eog and not body.get("ignore_eos"):
                 probs = [entry] if self.eos_probs_in_final else []
                 yield {"content": "", "tokens": [], "stop": True, "stop_type": "eos",
@@ -113,8 +120,8 @@ def _handler(model: StubModel):
 
 
 class StubServer:
-    def __init__(self, script: str, *, eos_probs_in_final: bool = True):
-        self.model = StubModel(script, eos_probs_in_final=eos_probs_in_final)
+    def __init__(self, script: str, *, eos_probs_in_final: bool = True, eos_streamed: bool = False):
+        self.model = StubModel(script, eos_probs_in_final=eos_probs_in_final, eos_streamed=eos_streamed)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.model))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

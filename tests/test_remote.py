@@ -185,11 +185,12 @@ def _fake_bench(script: str) -> Workbench:
     return Workbench(backend, load_template("gguf", embedded=backend.info.chat_template, model_name="fake"))
 
 
-@pytest.mark.parametrize("eos_in_final", [True, False], ids=["eos-probs-in-final", "eos-probe"])
-def test_llama_server_greedy_matches_local_loop(eos_in_final):
+@pytest.mark.parametrize("eos_in_final, eos_streamed", [(True, False), (False, False), (False, True)],
+                         ids=["eos-probs-in-final", "eos-probe", "eos-streamed-as-a-token"])
+def test_llama_server_greedy_matches_local_loop(eos_in_final, eos_streamed):
     local_bench = _fake_bench(SCRIPT)
     local = local_bench.generate(local_bench.plan(HELLO), GREEDY)
-    with StubServer(SCRIPT, eos_probs_in_final=eos_in_final) as stub:
+    with StubServer(SCRIPT, eos_probs_in_final=eos_in_final, eos_streamed=eos_streamed) as stub:
         remote = open_remote_workbench(stub.url, None)  # detected; template from /props
         assert remote.engine.kind == "llama-server"
         assert remote.engine.info.eog_ids == local_bench.backend.info.eog_ids
@@ -198,12 +199,13 @@ def test_llama_server_greedy_matches_local_loop(eos_in_final):
     assert _compare(local, served) < 1e-6
 
 
-def test_llama_server_continue_resumes_with_token_ids():
+@pytest.mark.parametrize("eos_streamed", [False, True], ids=["eos-in-final", "eos-streamed-as-a-token"])
+def test_llama_server_continue_resumes_with_token_ids(eos_streamed):
     script = "Hi.<|im_end|>\n<|im_start|>user\nMore please"
     params = SamplingParams(temperature=0.0, max_tokens=30, eos="continue")
     local_bench = _fake_bench(script)
     local = local_bench.generate(local_bench.plan(HELLO), params)
-    with StubServer(script) as stub:
+    with StubServer(script, eos_streamed=eos_streamed) as stub:
         remote = open_remote_workbench(f"llama-server+{stub.url}", None)
         served = remote.generate(remote.plan(HELLO), params)
         resumed = stub.model.requests[1]["prompt"]

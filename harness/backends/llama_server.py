@@ -22,6 +22,15 @@ from harness.backends.http import HttpClient
 from harness.errors import RemoteError
 from harness.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
 
+# Token texts llama.cpp itself treats as end of generation when the vocabulary has them (its
+# vocabulary loader matches these names; FIM pad / repo / separator tokens count too). /props
+# names only the EOS, so the engine asks /tokenize which of these are single tokens here.
+EOG_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+             "<end_of_turn>", "<|endoftext|>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+             "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+             "<｜end▁of▁sentence｜>", "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]",
+             "<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>")
+
 
 class LlamaServerEngine:
     kind = "llama-server"
@@ -43,9 +52,15 @@ class LlamaServerEngine:
         self.info = ModelInfo(
             name=path.rsplit("/", 1)[-1].removesuffix(".gguf"), path=self.url,
             architecture="remote (llama-server)", n_vocab=0, n_ctx=n_ctx, n_ctx_train=n_ctx,
-            eog_ids=frozenset({eos_id} if eos_id is not None else ()), bos_id=bos_id, eos_id=eos_id,
+            eog_ids=self._named_eog_ids() | ({eos_id} if eos_id is not None else set()),
+            bos_id=bos_id, eos_id=eos_id,
             bos_text=bos_text, eos_text=eos_text, add_bos=False,  # the server adds it to text prompts
             chat_template=props.get("chat_template") or None)
+
+    def _named_eog_ids(self) -> frozenset[int]:
+        """The ids of EOG_TEXTS that are single special tokens of the served vocabulary."""
+        ids = self.tokenize("\n".join(EOG_TEXTS))
+        return frozenset(i for i in ids if self._pieces.get(i, b"").decode("utf-8", "replace") in EOG_TEXTS)
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         answer = self.http.post("/tokenize", {"content": text, "add_special": False,
@@ -95,6 +110,7 @@ class LlamaServerEngine:
         }
 
     def complete(self, request: CompletionRequest) -> Iterator[RemoteStep | RemoteFinish]:
+        held: RemoteStep | None = None  # an end-of-generation token, until we see what follows it
         for chunk in self.http.stream("/completion", self.request_body(request)):
             if not isinstance(chunk, dict):
                 raise RemoteError("a completion chunk is not an object", where=self.url + "/completion")
@@ -102,11 +118,21 @@ class LlamaServerEngine:
             if chunk.get("stop"):
                 reason = {"eos": "eos", "word": "stop"}.get(str(chunk.get("stop_type")), "length")
                 emitted = chunk.get("tokens") or chunk.get("content")
-                yield from steps if emitted else ()
-                eos_step = steps[-1] if steps and not emitted and reason == "eos" else None
+                steps = ([held] if held is not None else []) + (steps if emitted or held is None else [])
+                # the EOS comes either streamed as a token of its own (then the final chunk is
+                # empty) or only as the final chunk's probabilities
+                eos_step = steps.pop() if steps and reason == "eos" and (held or not emitted) else None
+                yield from steps
                 yield RemoteFinish(reason, eos_step)
                 return
+            if held is not None:
+                yield held
+                held = None
+            if steps and steps[-1].id in self.info.eog_ids:
+                held = steps.pop()
             yield from steps
+        if held is not None:
+            yield held
         yield RemoteFinish("length")
 
     def _step(self, entry: Any) -> RemoteStep:
@@ -120,6 +146,8 @@ class LlamaServerEngine:
 
     def _remember(self, entry: dict[str, Any]) -> bytes:
         raw = bytes(entry["bytes"]) if isinstance(entry.get("bytes"), list) else str(entry.get("token", "")).encode()
+        if not raw:  # a control token: the stream shows it as "", /detokenize spells it out
+            return self.piece(int(entry["id"]))
         self._pieces.setdefault(int(entry["id"]), raw)
         return raw
 
