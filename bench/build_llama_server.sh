@@ -20,6 +20,6 @@ cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DL
       -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DGGML_NATIVE=ON \
       -DBUILD_SHARED_LIBS=OFF > "$work/configure.log" 2>&1
 start=$(date +%s)
-timeout "$budget" nice -n 19 cmake --build "$work/build" --target llama-server -j 1 > "$work/build.log" 2>&1 \
+timeout "$budget" nice -n 19 cmake --build "$work/build" --target llama-server -j "${CMAKE_BUILD_PARALLEL_LEVEL:-1}" > "$work/build.log" 2>&1 \
     || { echo "not built within ${budget}s (see $work/build.log; $(grep -c '\.o$\|Building' "$work/build.log") steps done)"; exit 1; }
 echo "built in $(( $(date +%s) - start ))s: $work/build/bin/llama-server"
