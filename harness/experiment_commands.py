@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CommandError, HarnessError
+from harness.errors import CommandError, HarnessError, RemoteError
 from harness.paths import data_dir
 
 EXIT_INTERRUPTED = 130
@@ -101,8 +101,6 @@ def _server_notice(url: str, message: str) -> None:
 
 def _servers_failed(failed: dict[str, str], pending: int, resume: str) -> HarnessError:
     """One line for the servers dropped during a run (the first one's reason)."""
-    from harness.errors import RemoteError
-
     url, reason = next(iter(failed.items()))
     who = f"server {url} failed" if len(failed) == 1 else f"{len(failed)} servers failed (first {url})"
     if not pending:
@@ -140,7 +138,6 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of a run (or a chat log); one line on stderr says where."""
-    from harness.errors import CommandError
     from harness.report_html import ReportOptions, render_report
     from harness.report_sources import load_report_input
     from harness.store import write_text
@@ -181,7 +178,6 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
 
 def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
-    from harness.errors import CommandError
     from harness.models import open_backend
     from harness.records import role_summary_lines, score_json
     from harness.text_score import perplexity, score_text

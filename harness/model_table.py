@@ -12,21 +12,15 @@ from harness.paths import user_templates_dir
 from harness.templates import ChatTemplate, list_library, load_template
 
 
-def eog_tokens(path: str) -> list[str]:
+def eog_tokens(name: str) -> list[str]:
     """End-of-generation token texts as llama.cpp decides them (a vocabulary-only load)."""
-    import llama_cpp
+    from harness.models import open_backend
 
-    from harness.backends.llama_cpp import _quiet_llama_logs, _stderr_silenced
-
-    _quiet_llama_logs()
-    with _stderr_silenced():
-        llm = llama_cpp.Llama(path, vocab_only=True, verbose=False)
+    backend = open_backend(name, vocab_only=True)
     try:
-        vocab = llm._model.vocab
-        ids = [i for i in range(llm.n_vocab()) if llama_cpp.llama_vocab_is_eog(vocab, i)]
-        return [llm._model.token_get_text(i) for i in ids]
+        return [backend.piece(i).decode("utf-8", "replace") for i in sorted(backend.info.eog_ids)]
     finally:
-        llm.close()
+        backend.close()
 
 
 def describe_known_models() -> list[dict[str, Any]]:
@@ -40,7 +34,7 @@ def describe_known_models() -> list[dict[str, Any]]:
                 "architecture": info.architecture, "size_mb": round(info.file_size / 2**20, 1),
                 "n_vocab": info.n_vocab, "context_length": info.context_length,
                 "bos": info.bos_token, "eos": info.eos_token, "eot": info.eot_token,
-                "eog": eog_tokens(str(path)), "add_bos": info.add_bos,
+                "eog": eog_tokens(name), "add_bos": info.add_bos,
                 "chat_template": info.chat_template is not None,
             })
         except HarnessError as exc:

@@ -56,16 +56,17 @@ def load_report_input(path: str | Path, run_id: int | None = None) -> ReportInpu
 
 
 def _from_database(source: Path, run_id: int | None) -> ReportInput:
-    from harness.experiment_db import connect, report_summary, report_turns, resolve_run, run_info
+    from harness.experiment_db import connect, load_turns, resolve_run, run_info, summary
 
     conn = connect(source)
     try:
         run = resolve_run(conn, run_id, str(source))
         info = run_info(conn, run)
+        turns, rows = load_turns(conn, run), [row.to_dict() for row in summary(conn, run)]
     finally:
         conn.close()
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
-    return ReportInput("db", report_turns(source, run), report_summary(source, run),
+    return ReportInput("db", turns, rows,
                        title=f"{info['name']} · run {run}",
                        detail=f"{source} · run {run} ({info['status']}; {cells})")
 
