@@ -31,13 +31,13 @@ from typing import Any, TypeVar
 from llama_cpp import Llama, StoppingCriteriaList
 
 from harness.backends.llama_cpp import LlamaCppBackend
-from harness.conversation import Conversation
-from harness.evaluation import encode_prompt
-from harness.models import open_backend
-from harness.modes import AS_IS, REPLY, PromptPlan
-from harness.sampling import EOS_BAN, SamplingParams
-from harness.templates import load_template
-from harness.workbench import Workbench
+from harness.generation.evaluation import encode_prompt
+from harness.generation.settings import EOS_BAN, SamplingParams
+from harness.generation.workbench import Workbench
+from harness.models.registry import open_backend
+from harness.prompt.conversation import Conversation
+from harness.prompt.modes import AS_IS, REPLY, PromptPlan
+from harness.prompt.templates import load_template
 
 TEMPLATES = {"smollm2": "gguf", "gemma3-270m": "raw"}  # model -> template spec
 PROMPT = "Tell me a long story about a dragon."
@@ -155,7 +155,7 @@ def conversation_ids(rig: Rig, conv: Conversation) -> list[int]:
     if not len(conv):
         return []
     plan = rig.bench.plan(conv, AS_IS)
-    return [r.id for r in encode_prompt(rig.bench.backend, plan.prompt, plan.segments)]
+    return [r.id for r in encode_prompt(rig.bench.engine, plan.prompt, plan.segments)]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -166,7 +166,7 @@ def timed(fn: Callable[[], object]) -> float:
 
 def decode_all_logits(rig: Rig, ids: Sequence[int]) -> None:
     """What scoring cannot avoid: every row's logits, in the batches harness uses, no stats."""
-    backend = rig.bench.backend
+    backend = rig.bench.engine
     step = backend.max_logit_rows
     for start in range(0, len(ids), step):
         backend.decode(ids[start:start + step], all_logits=True)
@@ -254,7 +254,7 @@ def score_rows(rig: Rig, reps: int) -> list[Row]:
 
 def bench_model(name: str, n: int, reps: int, threads: int) -> None:
     rig = open_rig(name, threads)
-    info = rig.bench.backend.info
+    info = rig.bench.info
     load_start = os.getloadavg()[0]
     rows = decode_rows(rig, n, reps) + score_rows(rig, reps)
     rows.append(("peak RSS MB", f"{peak_rss_mb():.0f}", ""))

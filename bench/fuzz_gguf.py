@@ -5,7 +5,7 @@ to find every structural field (counts, string lengths, value and element types,
 tensor infos) and makes N mutated copies of the header region: random byte and bit flips, bit
 flips in structural fields, truncation inside and after the header, huge counts and lengths,
 swapped type codes, corrupt hyper-parameters and string values, bad tensor dims / types / offsets.
-Each case runs ``harness.models.open_backend(path, n_ctx=256)`` and one short decode in a child
+Each case runs ``harness.models.registry.open_backend(path, n_ctx=256)`` and one short decode in a child
 process with a timeout and an address-space limit, so a crash, a hang or a memory blow-up is
 observed rather than suffered. Cases are reproducible from (seed, index); ``--sweep`` adds every
 scalar key x a list of bad values, every ggml type code on three kinds of tensor, and one case
@@ -14,7 +14,7 @@ per entry of KNOWN_CRASHES.
 One copy of the model is made per worker; each case patches bytes in place (or truncates) and
 restores them afterwards, so a 98 MB model costs no 98 MB write per case.
 
-The child also runs ``harness.gguf_checks`` one by one (``validate_tensor_infos``,
+The child also runs ``harness.models.gguf_checks`` one by one (``validate_tensor_infos``,
 ``validate_hparams``, ``validate_vocab``; harness runs them before its model probe) and reports
 each verdict, so one run shows which check refuses which mutation.
 
@@ -55,8 +55,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from harness.errors import ModelError  # noqa: E402
-from harness.gguf import read_gguf_info  # noqa: E402
-from harness.gguf_checks import (  # noqa: E402
+from harness.models.gguf import read_gguf_info  # noqa: E402
+from harness.models.gguf_checks import (  # noqa: E402
     DEFAULT_ALIGNMENT,
     GGML_TYPES,
     GGUF_ARRAY,
@@ -72,14 +72,14 @@ ADDRESS_SPACE_LIMIT = 4 << 30  # RLIMIT_AS of each child
 MEMORY_BLOWUP_BYTES = 1 << 30  # a child peaking above this RSS (baseline ~170 MB) blew up
 ALLOC_WORDS = ("bad_alloc", "failed to allocate", "cannot allocate", "length_error",
                "MemoryError", "out of memory")
-PROBE_WORDS = ("llama.cpp crashed", "did not finish loading")  # harness.model_probe's verdicts
+PROBE_WORDS = ("llama.cpp crashed", "did not finish loading")  # harness.models.probe's verdicts
 GGML_LOG_ERROR = 4  # ggml_log_level in libggml 0.25 (llama_cpp._logger's table is older)
 _NUMBER = re.compile(r"(?<!\w)-?[0-9]+\b")  # line numbers and values, not "f32"
 _ABORT_LINE = re.compile(r"\.(c|cpp|h):\d+: |terminate called|what\(\)")
 
 # --- the GGUF layout ---------------------------------------------------------------------------
 
-# the GGUF format constants and the structural checks live in harness.gguf_checks
+# the GGUF format constants and the structural checks live in harness.models.gguf_checks
 
 @dataclass(frozen=True)
 class FieldRef:
@@ -407,7 +407,7 @@ KNOWN_CRASHES = {  # name -> what llama.cpp in-process does (llama-cpp-python 0.
                             "the embedded template and the backend catches only ValueError, "
                             "RuntimeError, OSError",
 }
-# Of those, what still escapes open_backend + the first tokenize now that harness.model_probe
+# Of those, what still escapes open_backend + the first tokenize now that harness.models.probe
 # loads and decodes every new file in a throwaway child first (the probe never tokenizes).
 STILL_ESCAPING: tuple[str, ...] = ()  # harness tokenizes with its own text-sized buffer now
 
@@ -495,7 +495,7 @@ class Workspace:
 def child_main(path: str, decode: bool, probe: bool = True) -> int:
     """In the child: harness's reader, the prototype checks (verdicts only), open_backend, and
     one decode. Progress goes to stdout line by line so the parent knows where a crash hit.
-    Without `probe`, open_backend skips harness.model_probe and llama.cpp meets the file here."""
+    Without `probe`, open_backend skips harness.models.probe and llama.cpp meets the file here."""
     print("stage reader", flush=True)
     try:
         read_gguf_info(path)
@@ -504,12 +504,12 @@ def child_main(path: str, decode: bool, probe: bool = True) -> int:
     print("checks " + json.dumps(prototype_verdicts(path)), flush=True)
     log = _capture_llama_log()
     _let_abort_messages_through()
-    from harness.models import open_backend
+    from harness.models.registry import open_backend
 
     if not probe:
-        import harness.model_probe
+        import harness.models.probe
 
-        harness.model_probe.probe_model = lambda path: None
+        harness.models.probe.probe_model = lambda path: None
 
     print("stage load", flush=True)
     try:
@@ -696,7 +696,7 @@ def fuzz(model: Path, mutations: list[Mutation], *, workers: int, timeout: float
 # --- the report ---------------------------------------------------------------------------------
 
 VERDICTS = {
-    "reader": "refused by harness.gguf", "llama": "refused by llama.cpp (ModelError)",
+    "reader": "refused by harness.models.gguf", "llama": "refused by llama.cpp (ModelError)",
     "contained": "crash contained by harness's probe",
     "loaded": "loaded OK and decoded", "crash": "CRASHED (signal)", "timeout": "timed out",
     "memory": "memory blow-up (> 1 GiB RSS)", "unhandled": "non-HarnessError exception",
@@ -802,7 +802,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="write the mutated file of the one --case to FILE and stop")
     p.add_argument("--no-decode", action="store_true", help="load only, no decode after it")
     p.add_argument("--no-probe", action="store_true",
-                   help="skip harness.model_probe: llama.cpp meets every file in the child itself")
+                   help="skip harness.models.probe: llama.cpp meets every file in the child itself")
     p.add_argument("--json-out", type=Path, help="write every outcome to this JSON file")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -831,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{model.name}: {layout.size} bytes; key/values end at {layout.kv_end}, tensor infos at "
           f"{layout.header_end}, data starts at {layout.data_start}; {len(mutations)} cases, "
-          f"seed {args.seed}; harness.model_probe {'skipped' if args.no_probe else 'on'}")
+          f"seed {args.seed}; harness.models.probe {'skipped' if args.no_probe else 'on'}")
     start = time.perf_counter()
     outcomes = fuzz(model, mutations, workers=args.workers, timeout=args.timeout,
                     decode=not args.no_decode, probe=not args.no_probe)

@@ -80,7 +80,7 @@ def timing(name: str, target: int, reps: int, threads: int) -> None:
                                                   side(lambda: rig.llm.eval(ids)),
                                                   side(lambda: decode_all_logits(rig, ids))])
     print_table(f"{name}: score {n} tokens x {reps} reps, n_ctx {N_CTX}, {threads} threads, "
-                f"vocab {rig.bench.backend.info.n_vocab}, load {load:.2f} -> {os.getloadavg()[0]:.2f}", [
+                f"vocab {rig.bench.info.n_vocab}, load {load:.2f} -> {os.getloadavg()[0]:.2f}", [
         row("harness score tok/s", [n / s for s in score_s], ".0f"),
         row("Llama.eval tok/s (last row's logits)", [n / s for s in eval_s], ".0f"),
         row("all-logits decode tok/s (no statistics)", [n / s for s in logits_s], ".0f"),
@@ -98,7 +98,7 @@ def memory_child(name: str, target: int, threads: int) -> None:
     loaded = rss_mb()
     rig.bench.score(conv)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    info = rig.bench.backend.info
+    info = rig.bench.info
     kv = _kv_mb(rig)
     print(json.dumps({"tokens": n, "rss_after_load_mb": loaded, "peak_mb": peak,
                       "file_mb": Path(info.path).stat().st_size / 2**20, "kv_mb": kv,
@@ -107,9 +107,9 @@ def memory_child(name: str, target: int, threads: int) -> None:
 
 def _kv_mb(rig: Rig) -> float:
     """KV cache bytes as llama.cpp reports them (state size of a full context minus logits)."""
-    from harness.gguf import read_gguf_info
+    from harness.models.gguf import read_gguf_info
 
-    meta = read_gguf_info(rig.bench.backend.info.path).scalars
+    meta = read_gguf_info(rig.bench.info.path).scalars
     arch = meta["general.architecture"]
     layers = int(meta[f"{arch}.block_count"])
     heads_kv = int(meta.get(f"{arch}.attention.head_count_kv", meta[f"{arch}.attention.head_count"]))

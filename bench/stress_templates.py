@@ -25,7 +25,8 @@ from typing import Any
 import yaml
 
 from harness.errors import TemplateError
-from harness.templates import ChatTemplate, load_template, render_sandboxed
+from harness.prompt.sandbox import render_sandboxed
+from harness.prompt.templates import ChatTemplate, load_template
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "data" / "payloads"
 LIMIT_S = 2.0

@@ -20,13 +20,14 @@ import argparse
 import statistics
 import time
 
-from harness.conversation import ASSISTANT, USER, Conversation, Message
-from harness.events import TokenStreamed
-from harness.models import open_backend
-from harness.sampling import SamplingParams
-from harness.session import Session
-from harness.templates import load_template
-from harness.workbench import Workbench
+from harness.chat.dispatch import handle
+from harness.chat.events import TokenStreamed
+from harness.chat.session import Session
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.models.registry import open_backend
+from harness.prompt.conversation import ASSISTANT, USER, Conversation, Message
+from harness.prompt.templates import load_template
 
 FILLER = ("the keeper of the lighthouse counted ships and wrote their names in a blue book "
           "while the dragon slept under the cliff and dreamed of salt and thunder")
@@ -49,7 +50,7 @@ def ttft(session: Session, line: str) -> float:
             first.append(time.perf_counter())
 
     start = time.perf_counter()
-    session.handle(line, emit)
+    handle(session, line, emit)
     if not first:
         raise SystemExit(f"no token streamed for {line!r}")
     return first[0] - start
@@ -61,12 +62,12 @@ def measure(session: Session, base: Conversation, k: int) -> dict[str, float]:
     evaluator.forget()
     cold = ttft(session, "/reply")
     n_prompt = len(session.history[-1].prompt_tokens)
-    session.handle("/undo", lambda e: None)  # back to the 10 messages, cache still warm
+    handle(session, "/undo", lambda e: None)  # back to the 10 messages, cache still warm
     edited = f"Part {k} (edited): a different sentence about a different lighthouse."
-    session.handle(f"/edit {k} {edited}", lambda e: None)
+    handle(session, f"/edit {k} {edited}", lambda e: None)
     reuse = ttft(session, "/reply")
     reused, n_edited = evaluator.reused, len(session.history[-1].prompt_tokens)
-    session.handle("/undo", lambda e: None)
+    handle(session, "/undo", lambda e: None)
     evaluator.forget()
     edit_cold = ttft(session, "/reply")
     return {"cold": cold, "reuse": reuse, "edit_cold": edit_cold, "reused": reused,

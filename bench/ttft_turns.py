@@ -20,12 +20,12 @@ import sys
 import time
 from collections.abc import Sequence
 
-from harness.conversation import ASSISTANT, USER, Conversation
-from harness.models import open_backend
-from harness.modes import REPLY
-from harness.sampling import EOS_BAN, SamplingParams
-from harness.templates import load_template
-from harness.workbench import Workbench
+from harness.generation.settings import EOS_BAN, SamplingParams
+from harness.generation.workbench import Workbench
+from harness.models.registry import open_backend
+from harness.prompt.conversation import ASSISTANT, USER, Conversation
+from harness.prompt.modes import REPLY
+from harness.prompt.templates import load_template
 
 TEMPLATES = {"smollm2": "gguf", "gemma3-270m": "chatml"}
 

@@ -20,14 +20,18 @@ class HarnessError(Exception):
     """Base of every error harness reports to a person.
 
     `where` names the file (and line) the problem is in, when there is one; `hint` says
-    what to do about it. `str(err)` is the one-line message shown to the user.
+    what to do about it; `field` names the setting or key at fault, for callers that point at
+    it (code reads `field` and the class, never the message). `str(err)` is the one-line
+    message shown to the user.
     """
 
-    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
+                 field: str | None = None):
         super().__init__(message)
         self.message = message
         self.where = where
         self.hint = hint
+        self.field = field
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message
@@ -74,4 +78,10 @@ class StorageError(HarnessError):
 
 class RemoteError(HarnessError):
     """An inference server (llama-server, an OpenAI-compatible server) could not be reached,
-    answered with an HTTP error, or sent something that is not the documented format."""
+    answered with an HTTP error, or sent something that is not the documented format.
+    `unreachable` is true when no connection could be made at all."""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
+                 unreachable: bool = False):
+        super().__init__(message, where=where, hint=hint)
+        self.unreachable = unreachable

@@ -36,3 +36,12 @@ def user_templates_dir() -> Path:
 
 def logs_dir() -> Path:
     return data_dir() / "logs"
+
+
+def library_dir(kind: str) -> Path:
+    """The bundled ``templates`` or ``profiles`` folder: inside the installed package
+    (``harness/library/KIND``, where the wheel maps the top-level folders), else the source
+    tree's top-level folder."""
+    package = Path(__file__).resolve().parent
+    installed = package / "library" / kind
+    return installed if installed.is_dir() else package.parent / kind

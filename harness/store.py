@@ -50,9 +50,11 @@ def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
         with Path(path).open(encoding="utf-8") as handle:
             for line in handle:
                 try:
-                    yield json.loads(line)
+                    turn = json.loads(line)
                 except ValueError:
                     continue
+                if isinstance(turn, dict):
+                    yield turn
     except OSError as exc:
         raise StorageError(f"cannot read the log: {exc.strerror or exc}", where=str(path)) from None
 
@@ -81,7 +83,7 @@ def latest_log() -> Path | None:
 
 def resume_messages(path: str | None):
     """(log path, conversation after its last complete turn) — for `harness chat --resume`."""
-    from harness.conversation import Conversation
+    from harness.prompt.conversation import Conversation
 
     target = Path(path).expanduser() if path else latest_log()
     if target is None:

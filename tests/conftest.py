@@ -21,7 +21,7 @@ def harness_home(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def smollm2_backend():
-    from harness.models import open_backend
+    from harness.models.registry import open_backend
 
     backend = open_backend("smollm2", n_ctx=2048, n_threads=2)
     yield backend
@@ -31,8 +31,8 @@ def smollm2_backend():
 @pytest.fixture
 def smollm2(smollm2_backend):
     """A workbench on the real SmolLM2 with its embedded template, KV cache reset."""
-    from harness.templates import load_template
-    from harness.workbench import Workbench
+    from harness.generation.workbench import Workbench
+    from harness.prompt.templates import load_template
 
     template = load_template("gguf", embedded=smollm2_backend.info.chat_template, model_name="smollm2")
     bench = Workbench(smollm2_backend, template)
@@ -42,7 +42,7 @@ def smollm2(smollm2_backend):
 
 @pytest.fixture(scope="session")
 def gemma_backend():
-    from harness.models import open_backend
+    from harness.models.registry import open_backend
 
     backend = open_backend("gemma3-270m", n_ctx=2048, n_threads=2)
     yield backend

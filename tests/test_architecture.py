@@ -5,17 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 
-CORE = ["harness.conversation", "harness.templates", "harness.markers", "harness.segments",
-        "harness.modes", "harness.turns", "harness.attribution", "harness.entropy", "harness.sampling",
-        "harness.evaluation", "harness.generate", "harness.records", "harness.session",
-        "harness.workbench", "harness.profiles", "harness.gguf", "harness.cli", "harness.backends.fake",
-        "harness.topk", "harness.remote", "harness.remote_generate", "harness.remote_workbench",
-        "harness.generated_roles", "harness.backends.servers", "harness.stop_text",
-        "harness.tree", "harness.events", "harness.session_turns", "harness.session_edit",
-        "harness.session_inspect", "harness.session_files", "harness.session_settings",
-        "harness.session_store", "harness.experiment", "harness.bootstrap", "harness.experiment_summary",
-        "harness.cell_queue", "harness.experiment_pool",
-        "harness.report_charts", "harness.report_html", "harness.report_assets", "harness.report_sources"]
+CORE = ["harness.prompt.conversation", "harness.prompt.templates", "harness.prompt.markers", "harness.prompt.segments",
+        "harness.prompt.modes", "harness.prompt.turns", "harness.prompt.attribution", "harness.stats.entropy", "harness.generation.sampling",
+        "harness.generation.evaluation", "harness.generation.loop", "harness.generation.records", "harness.chat.session",
+        "harness.generation.workbench", "harness.generation.profiles", "harness.models.gguf", "harness.cli.main", "harness.backends.fake",
+        "harness.stats.topk", "harness.backends.remote", "harness.generation.remote_loop", "harness.generation.remote_workbench",
+        "harness.generation.roles", "harness.backends.servers", "harness.generation.stop_text",
+        "harness.chat.tree", "harness.chat.events", "harness.chat.replies", "harness.chat.edit",
+        "harness.chat.inspector", "harness.chat.files", "harness.chat.settings",
+        "harness.chat.saved", "harness.experiment.spec", "harness.stats.bootstrap", "harness.experiment.summary",
+        "harness.experiment.cell_queue", "harness.experiment.pool",
+        "harness.report.charts", "harness.report.html", "harness.report.assets", "harness.report.sources",
+        "harness.api", "harness.generation.turn", "harness.generation.open", "harness.chat.dispatch",
+        "harness.prompt.sandbox", "harness.inputs"]
 
 
 def test_core_imports_no_engine_and_no_terminal_library():
@@ -26,7 +28,7 @@ def test_core_imports_no_engine_and_no_terminal_library():
 
 
 def test_help_is_fast_to_import():
-    code = "import sys, harness.cli; print(sorted(m for m in ('numpy', 'llama_cpp', 'jinja2') if m in sys.modules))"
+    code = "import sys, harness.cli.main; print(sorted(m for m in ('numpy', 'llama_cpp', 'jinja2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
@@ -34,3 +36,13 @@ def test_help_is_fast_to_import():
 def test_python_dash_m_harness_help():
     proc = subprocess.run([sys.executable, "-m", "harness", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "render" in proc.stdout and "chat" in proc.stdout
+
+
+def test_import_harness_is_lazy():
+    code = ("import sys, harness\n"
+            "print(sorted(m for m in ('numpy', 'llama_cpp', 'jinja2', 'harness.api') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    code = "import harness; print(harness.__all__, harness.open.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['Conversation', 'HarnessError', 'Model', 'open'] harness.api"

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from harness.entropy import StatsWorkspace, entropy_bits, summarize, surprisal_bits
 from harness.errors import CommandError
-from harness.sampling import SamplingParams, adjustments, sample
+from harness.generation.sampling import adjustments, sample
+from harness.generation.settings import SamplingParams
+from harness.stats.entropy import StatsWorkspace, entropy_bits, summarize, surprisal_bits
 
 
 def reference(logits: np.ndarray, token: int):
@@ -123,7 +124,7 @@ def test_params_validation():
 
 @pytest.mark.parametrize("spread", [0.5, 5.0, 100.0])
 def test_top_indices_is_exact_with_and_without_the_near_maximum_shortcut(spread):
-    from harness.entropy import top_indices
+    from harness.stats.entropy import top_indices
 
     rng = np.random.default_rng(int(spread))
     logits = rng.normal(0, spread, 262144).astype(np.float32)
@@ -174,7 +175,7 @@ def test_varentropy_is_zero_for_uniform_and_onehot_and_matches_reference():
 
 
 def test_sampling_entropy_is_the_entropy_of_what_is_drawn_from():
-    from harness.sampling import sample_with_entropy
+    from harness.generation.sampling import sample_with_entropy
 
     logits = np.log(np.array([0.5, 0.25, 0.125, 0.125], dtype=np.float32))
     rng = np.random.default_rng(0)

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from harness.backends.fake import FakeBackend
-from harness.bootstrap import cluster_mean_ci, mean_ci
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import ExperimentError
-from harness.experiment import PAST_EOS, expand, load_experiment, parse_experiment
-from harness.experiment_db import commit_cell, connect, open_run, report_summary, report_turns
-from harness.experiment_run import run_cells
-from harness.experiment_summary import TokenStat, summarize_tokens
-from harness.progress import Progress, progress_line
+from harness.experiment.db import commit_cell, connect, open_run, report_summary, report_turns
+from harness.experiment.progress import Progress, progress_line
+from harness.experiment.run import run_cells
+from harness.experiment.spec import PAST_EOS, expand, load_experiment, parse_experiment
+from harness.experiment.summary import TokenStat, summarize_tokens
+from harness.stats.bootstrap import cluster_mean_ci, mean_ci
 
 GOOD = """\
 name: small
@@ -307,8 +307,8 @@ def test_lab_core_stays_pure():
     import subprocess
     import sys
 
-    code = ("import sys\nimport harness.experiment, harness.bootstrap, harness.experiment_summary, "
-            "harness.experiment_db, harness.experiment_run, harness.experiment_commands, harness.text_score\n"
+    code = ("import sys\nimport harness.experiment.spec, harness.stats.bootstrap, harness.experiment.summary, "
+            "harness.experiment.db, harness.experiment.run, harness.cli.experiments, harness.generation.text_score\n"
             "print(sorted(m for m in ('llama_cpp', 'prompt_toolkit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

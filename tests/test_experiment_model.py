@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.experiment import expand, parse_experiment
-from harness.experiment_db import connect, open_run, report_summary, report_turns
-from harness.experiment_run import run_cells
+from harness.experiment.db import connect, open_run, report_summary, report_turns
+from harness.experiment.run import run_cells
+from harness.experiment.spec import expand, parse_experiment
 
 pytestmark = pytest.mark.model
 
@@ -116,7 +116,7 @@ def test_interrupt_then_resume_gives_every_cell_once_and_sqlite_matches_json(tmp
 
 
 def _label(cell):
-    from harness.experiment import condition_label
+    from harness.experiment.spec import condition_label
 
     return condition_label(cell.condition())
 
@@ -160,7 +160,7 @@ def test_run_command_stops_on_sigint_and_resumes(tmp_path):
 def test_score_text_perplexity_matches_llama_cpp_logits(tmp_path, smollm2_backend):
     import llama_cpp
 
-    from harness.text_score import perplexity, score_text
+    from harness.generation.text_score import perplexity, score_text
 
     text = ("The quick brown fox jumps over the lazy dog. Paris is the capital of France, and "
             "Berlin is the capital of Germany. <|im_end|> stays plain text here.")
@@ -187,8 +187,8 @@ def test_score_text_perplexity_matches_llama_cpp_logits(tmp_path, smollm2_backen
 
 
 def test_score_text_adds_bos_where_the_model_asks_for_it():
-    from harness.models import open_backend
-    from harness.text_score import encode_text
+    from harness.generation.text_score import encode_text
+    from harness.models.registry import open_backend
 
     backend = open_backend("gemma3-270m", vocab_only=True)
     try:

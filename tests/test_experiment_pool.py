@@ -1,6 +1,6 @@
 """`harness run --backend URL1,URL2`: an experiment's cells spread over servers.
 
-The servers are loopback stubs of llama-server (tests/llama_server_stub.py) answering from the
+The servers are loopback stubs of llama-server (tests/support/llama_server_stub.py) answering from the
 FakeBackend. Checked: every cell runs exactly once and the database says which server ran it;
 an interrupted run resumes without duplicates or gaps; a dead or failing server gives one line
 naming its URL, keeps what the others finished and leaves its cell pending for a resume.
@@ -21,15 +21,15 @@ from pathlib import Path
 
 import pytest
 
-from harness import experiment_pool
 from harness.backends.servers import open_engine
-from harness.cell_queue import CellQueue, prefix_groups
-from harness.cli import main
+from harness.cli.main import main
 from harness.errors import RemoteError
-from harness.experiment import expand, parse_experiment
-from harness.experiment_db import SCHEMA, connect, open_run
-from harness.experiment_pool import run_cells_remote
-from tests.llama_server_stub import StubServer
+from harness.experiment import pool as experiment_pool
+from harness.experiment.cell_queue import CellQueue, prefix_groups
+from harness.experiment.db import SCHEMA, connect, open_run
+from harness.experiment.pool import run_cells_remote
+from harness.experiment.spec import expand, parse_experiment
+from tests.support.llama_server_stub import StubServer
 
 SCRIPT = "Hi there, friend.<|im_end|>"
 EXPERIMENT = """\

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from harness.backends.fake import FakeBackend
-from harness.conversation import Conversation
 from harness.errors import CommandError, ContextOverflowError
-from harness.sampling import SamplingParams
-from harness.templates import load_template
-from harness.workbench import Workbench
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.prompt.conversation import Conversation
+from harness.prompt.templates import load_template
 
 SCRIPT = "Hi!<|im_end|>\n<|im_start|>user\nTell me more<|im_end|>\n"
 CONV = Conversation.of(("user", "Hello"))
@@ -147,7 +147,7 @@ def test_an_explicit_stop_string_equal_to_the_marker_is_reported_as_a_stop_strin
     (["plain", " text"], [], ("plain text", None, 2)),
 ])
 def test_growing_text_cuts_at_the_earliest_stop_across_token_boundaries(chunks, stops, want):
-    from harness.stop_text import GrowingText
+    from harness.generation.stop_text import GrowingText
 
     text = GrowingText(stops)
     added = 0

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ModelError
-from harness.gguf import GGUFInfo, read_gguf_info
+from harness.models.gguf import GGUFInfo, read_gguf_info
 
 # --- a tiny GGUF writer -------------------------------------------------------------------
 
@@ -249,7 +249,7 @@ def test_random_byte_flips_give_a_model_error_or_a_result(tmp_path: Path) -> Non
 
 
 def test_reader_imports_no_model_libraries() -> None:
-    code = "import sys, harness.gguf; print('llama_cpp' in sys.modules, 'numpy' in sys.modules)"
+    code = "import sys, harness.models.gguf; print('llama_cpp' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -281,7 +281,7 @@ def test_smollm2_header() -> None:
 
 @pytest.mark.gemma
 def test_gemma3_base_header() -> None:
-    from harness.models import resolve_model
+    from harness.models.registry import resolve_model
 
     _, path = resolve_model("gemma3-270m")  # assembled into the cache, sha256 checked
     info = read_gguf_info(path)

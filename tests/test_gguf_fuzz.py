@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ModelError
-from harness.gguf_checks import check_gguf
+from harness.models.gguf_checks import check_gguf
 
 REPO = Path(__file__).resolve().parent.parent
 RANDOM_CASES = range(18)  # seed 7: every mutation kind once, the first kind twice
@@ -125,7 +125,7 @@ def test_the_structural_checks_accept_the_real_model() -> None:
     check_gguf(model)
 
 
-# what harness.gguf_checks says of each mutation that once crashed llama.cpp, before any load
+# what harness.models.gguf_checks says of each mutation that once crashed llama.cpp, before any load
 STRUCTURAL_VERDICTS = {
     "block_count_0": "llama.block_count is 0, not 1..512",
     "block_count_huge": "llama.block_count is 4294967295, not 1..512",

@@ -18,9 +18,9 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from harness import render_worker
 from harness.errors import TemplateError
-from harness.templates import ChatTemplate, load_template
+from harness.prompt import render_worker
+from harness.prompt.templates import ChatTemplate, load_template
 
 PAYLOADS_DIR = Path(__file__).parent / "data" / "payloads"
 ESCAPES = yaml.safe_load((PAYLOADS_DIR / "sandbox_escapes.yaml").read_text(encoding="utf-8"))
@@ -76,7 +76,8 @@ NO_TRACE_SCRIPT = r"""
 import json, os, sys
 import yaml
 from harness.errors import TemplateError
-from harness.templates import ChatTemplate, load_template, render_sandboxed
+from harness.prompt.sandbox import render_sandboxed
+from harness.prompt.templates import ChatTemplate, load_template
 
 escapes = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
 messages = [{"role": "user", "content": "hi"}]
@@ -112,7 +113,7 @@ events_here, new_modules = list(events), sorted(set(sys.modules) - modules)
 
 for escape in escapes:
     attempt(lambda e: ChatTemplate(e["id"], e["payload"], "test").render(messages, add_generation_prompt=False), escape)
-from harness.render_worker import shared_worker
+from harness.prompt.render_worker import shared_worker
 worker = shared_worker().pid
 children = []
 for stat in os.listdir("/proc"):
@@ -204,7 +205,7 @@ def test_a_worker_killed_from_outside_is_replaced():
 
 
 def test_worker_side_imports_only_jinja2_and_templates():
-    code = ("import sys; import harness.render_worker, harness.templates; "
+    code = ("import sys; import harness.prompt.render_worker, harness.prompt.templates; "
             "print(sorted(m for m in ('llama_cpp', 'numpy', 'prompt_toolkit', 'yaml') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(REPO)}).stdout

@@ -26,10 +26,10 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness.errors import CommandError, TemplateError
-from harness.importers import cmd_import, import_file, write_imported
-from harness.markers import derive_markers
+from harness.lab.importers import cmd_import, import_file, write_imported
 from harness.paths import user_templates_dir
-from harness.templates import load_template
+from harness.prompt.markers import derive_markers
+from harness.prompt.templates import load_template
 
 DATA = Path(__file__).parent / "data" / "import"
 CHAT = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Hi"},

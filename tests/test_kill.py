@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.store import read_log
-from tests.ptychat import Chat
+from tests.support.ptychat import Chat
 
 pytestmark = pytest.mark.model
 

@@ -9,9 +9,9 @@ import sys
 import pytest
 
 from harness.backends.fake import FakeBackend
-from harness.diffing import diff_sequences
-from harness.lint import lint
-from harness.templates import ChatTemplate, list_library, load_template
+from harness.lab.diffing import diff_sequences
+from harness.lab.lint import lint
+from harness.prompt.templates import ChatTemplate, list_library, load_template
 
 CHATML_LOOP = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
 GEN = "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -87,8 +87,8 @@ def test_diff_finds_the_changed_marker():
 
 @pytest.mark.model
 def test_fit_ranks_chatml_family_first_for_smollm2(smollm2):
-    from harness.cli import read_messages
-    from harness.fit import rank_templates
+    from harness.inputs import read_messages
+    from harness.lab.fit import rank_templates
     from tests.conftest import REPO
 
     conversation = read_messages(str(REPO / "tests" / "data" / "fit-conversation.yaml"))

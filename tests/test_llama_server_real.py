@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.servers import open_remote_workbench
-from harness.conversation import Conversation
+from harness.generation.open import open_server_workbench
+from harness.generation.settings import SamplingParams
 from harness.paths import cache_dir
-from harness.sampling import SamplingParams
+from harness.prompt.conversation import Conversation
 from tests.test_remote import _compare
 
 pytestmark = pytest.mark.model
@@ -46,7 +46,7 @@ def llama_server(tmp_path_factory):
     if binary is None:
         pytest.skip("no llama-server binary: build one with bench/build_llama_server.sh "
                     "and set HARNESS_LLAMA_SERVER")
-    from harness.models import resolve_model
+    from harness.models.registry import resolve_model
 
     _, model = resolve_model("smollm2")
     with socket.socket() as s:
@@ -79,7 +79,7 @@ def llama_server(tmp_path_factory):
 
 
 def test_real_llama_server_greedy_matches_local_loop(llama_server, smollm2):
-    remote = open_remote_workbench(llama_server, None)  # detected; template from /props
+    remote = open_server_workbench(llama_server, None)  # detected; template from /props
     assert remote.engine.kind == "llama-server"
     assert remote.engine.info.eog_ids == smollm2.backend.info.eog_ids
     greedy = SamplingParams(temperature=0.0, max_tokens=48, eos="stop")
@@ -92,7 +92,7 @@ def test_real_llama_server_greedy_matches_local_loop(llama_server, smollm2):
 
 
 def test_real_llama_server_runs_past_end_of_turn(llama_server, smollm2):
-    remote = open_remote_workbench(f"llama-server+{llama_server}", "gguf")
+    remote = open_server_workbench(f"llama-server+{llama_server}", "gguf")
     past = SamplingParams(temperature=0.0, max_tokens=40, eos="continue")
     local = smollm2.generate(smollm2.plan(HELLO), past)
     served = remote.generate(remote.plan(HELLO), past)

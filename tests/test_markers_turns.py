@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.markers import derive_markers
-from harness.templates import ChatTemplate, list_library, load_template
-from harness.turns import TurnParser, writer_turn
+from harness.prompt.markers import derive_markers
+from harness.prompt.templates import ChatTemplate, list_library, load_template
+from harness.prompt.turns import TurnParser, writer_turn
 
 EXPECTED = {
     "chatml": ("<|im_start|>user\n", "<|im_end|>\n", "<|im_start|>assistant\n", "<|im_end|>\n"),

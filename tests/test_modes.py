@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.conversation import Conversation
 from harness.errors import ModeError
-from harness.modes import plan_prompt
-from harness.templates import load_template
+from harness.prompt.conversation import Conversation
+from harness.prompt.modes import plan_prompt
+from harness.prompt.templates import load_template
 
 CONV = Conversation.of(("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello!"), ("user", "Why?"))
 OPEN_ASSISTANT = Conversation.of(("user", "Hi"), ("assistant", "Well, "))
@@ -100,7 +100,7 @@ def test_continue_cuts_at_the_final_message_not_a_later_copy_of_it():
     source = ("{% for m in messages %}[{{ m.role }}] {{ m.content }}\n{% endfor %}"
               "[docs] Penguins are birds.")
     conv = Conversation.of(("user", "Hi"), ("assistant", "Penguins are"))
-    from harness.templates import ChatTemplate
+    from harness.prompt.templates import ChatTemplate
 
     plan = plan_prompt(conv, ChatTemplate("t", source, "test"), "continue")
     assert plan.prompt == "[user] Hi\n[assistant] Penguins are"

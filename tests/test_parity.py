@@ -39,10 +39,10 @@ import jinja2.nodes
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
-from harness.conversation import Conversation
 from harness.errors import ModeError, TemplateError
-from harness.modes import plan_prompt
-from harness.templates import load_template
+from harness.prompt.conversation import Conversation
+from harness.prompt.modes import plan_prompt
+from harness.prompt.templates import load_template
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ProfileError
-from harness.profiles import list_profiles, load_profile, parse_profile
+from harness.generation.profiles import list_profiles, load_profile, parse_profile
 
 
 def test_shipped_profiles_load():

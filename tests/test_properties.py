@@ -25,11 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.conversation import ASSISTANT, SYSTEM, USER, Conversation, Message
 from harness.errors import HarnessError
-from harness.modes import AS_IS, IMPERSONATE, MODES, PREFILL, REPLY, plan_prompt
-from harness.segments import CONTENT, SCAFFOLD, sentinel
-from harness.templates import list_library, load_template
+from harness.prompt.conversation import ASSISTANT, SYSTEM, USER, Conversation, Message
+from harness.prompt.modes import AS_IS, IMPERSONATE, MODES, PREFILL, REPLY, plan_prompt
+from harness.prompt.segments import CONTENT, SCAFFOLD, sentinel
+from harness.prompt.templates import list_library, load_template
 
 VARIABLES = {"bos_token": "<s>", "eos_token": "</s>"}
 TEMPLATES = list_library()

@@ -5,7 +5,7 @@
   harness's local token loop and through the server must give the same tokens, with the server's
   top-k probabilities equal to the local full-softmax ones within float tolerance.
 - llama-server (native API): llama-server itself is not installed here, so these tests use a
-  *stub* (tests/llama_server_stub.py) that speaks the documented formats and answers from the
+  *stub* (tests/support/llama_server_stub.py) that speaks the documented formats and answers from the
   FakeBackend; the same comparison is made against the local loop on that fake model.
 - Errors: a server that is down, answers HTTP 500, or answers something that is not JSON gives
   one line naming the URL.
@@ -27,15 +27,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.backends.fake import FakeBackend
-from harness.backends.servers import ServerPool, open_engine, open_remote_workbench, parse_backend
-from harness.cli import main
-from harness.conversation import Conversation
+from harness.backends.servers import open_engine, parse_backend
+from harness.chat.dispatch import handle
+from harness.cli.main import main
 from harness.errors import CommandError, RemoteError
-from harness.remote_workbench import RemoteWorkbench
-from harness.sampling import SamplingParams
-from harness.templates import load_template
-from harness.workbench import Workbench
-from tests.llama_server_stub import StubServer
+from harness.generation.open import open_server_workbench
+from harness.generation.remote_workbench import RemoteWorkbench
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.prompt.conversation import Conversation
+from harness.prompt.templates import load_template
+from tests.support.llama_server_stub import StubServer
 
 SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 HELLO = Conversation.of(("user", "Say hi."))
@@ -56,7 +58,7 @@ def openai_server(tmp_path_factory):
     if missing:
         pytest.skip(f"llama-cpp-python's server extras are not installed ({', '.join(missing)}): "
                     "pip install -e '.[dev]'")
-    from harness.models import resolve_model
+    from harness.models.registry import resolve_model
 
     _, path = resolve_model("smollm2")
     port = _free_port()
@@ -173,7 +175,7 @@ def test_run_experiment_on_the_server_stores_truncated_tokens(openai_server, tmp
 @pytest.mark.model
 def test_openai_template_must_be_named(openai_server):
     with pytest.raises(Exception, match="--template"):
-        open_remote_workbench(openai_server, None)
+        open_server_workbench(openai_server, None)
 
 
 # -- llama-server (stub) ---------------------------------------------------------------------
@@ -191,9 +193,9 @@ def test_llama_server_greedy_matches_local_loop(eos_in_final, eos_streamed):
     local_bench = _fake_bench(SCRIPT)
     local = local_bench.generate(local_bench.plan(HELLO), GREEDY)
     with StubServer(SCRIPT, eos_probs_in_final=eos_in_final, eos_streamed=eos_streamed) as stub:
-        remote = open_remote_workbench(stub.url, None)  # detected; template from /props
+        remote = open_server_workbench(stub.url, None)  # detected; template from /props
         assert remote.engine.kind == "llama-server"
-        assert remote.engine.info.eog_ids == local_bench.backend.info.eog_ids
+        assert remote.engine.info.eog_ids == local_bench.info.eog_ids
         served = remote.generate(remote.plan(HELLO), GREEDY)
     assert local.stop_reason == "eos"
     assert _compare(local, served) < 1e-6
@@ -206,7 +208,7 @@ def test_llama_server_continue_resumes_with_token_ids(eos_streamed):
     local_bench = _fake_bench(script)
     local = local_bench.generate(local_bench.plan(HELLO), params)
     with StubServer(script, eos_streamed=eos_streamed) as stub:
-        remote = open_remote_workbench(f"llama-server+{stub.url}", None)
+        remote = open_server_workbench(f"llama-server+{stub.url}", None)
         served = remote.generate(remote.plan(HELLO), params)
         resumed = stub.model.requests[1]["prompt"]
     assert isinstance(resumed[0], str) and resumed[-1] == 259  # the text, then ..., <|im_end|>
@@ -216,7 +218,7 @@ def test_llama_server_continue_resumes_with_token_ids(eos_streamed):
 
 def test_llama_server_ban_sends_false_bias():
     with StubServer(SCRIPT) as stub:
-        remote = open_remote_workbench(stub.url, None)
+        remote = open_server_workbench(stub.url, None)
         gen = remote.generate(remote.plan(HELLO), SamplingParams(temperature=0.0, max_tokens=25, eos="ban"))
         body = stub.model.requests[0]
     assert body["ignore_eos"] is True and sorted(i for i, v in body["logit_bias"] if v is False) == [257, 259]
@@ -225,20 +227,9 @@ def test_llama_server_ban_sends_false_bias():
 
 def test_stop_string_ends_the_stream():
     with StubServer(SCRIPT) as stub:
-        remote = open_remote_workbench(stub.url, None)
+        remote = open_server_workbench(stub.url, None)
         gen = remote.generate(remote.plan(HELLO), SamplingParams(temperature=0.0, stop=(",",)))
     assert gen.text == "Hi there" and gen.stop_reason == "stop_string"
-
-
-def test_pool_spreads_items_over_servers():
-    with StubServer(SCRIPT) as a, StubServer(SCRIPT) as b:
-        pool = ServerPool.open(f"{a.url},{b.url}")
-        texts = pool.map(range(6), lambda bench, i: bench.generate(bench.plan(HELLO), GREEDY).text,
-                         make=lambda engine: RemoteWorkbench(engine, _fake_bench("").template))
-        pool.close()
-        served = len(a.model.requests), len(b.model.requests)
-    assert texts == ["Hi there, friend."] * 6
-    assert sum(served) >= 6
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -309,16 +300,16 @@ def test_parse_backend_refuses(spec):
 
 
 def test_chat_session_over_llama_server_streams_reply_impersonate_prefill():
-    from harness.session import Session, TokenStreamed, TurnFinished
+    from harness.chat.session import Session, TokenStreamed, TurnFinished
 
     with StubServer(SCRIPT) as stub:
-        session = Session(open_remote_workbench(stub.url, None),
+        session = Session(open_server_workbench(stub.url, None),
                           params=SamplingParams(temperature=0.0, max_tokens=30))
         events: list = []
-        session.handle("hello", events.append)
-        session.handle("/impersonate", events.append)
-        session.handle("/prefill Hi", events.append)
-        session.handle("/raw", events.append)
+        handle(session, "hello", events.append)
+        handle(session, "/impersonate", events.append)
+        handle(session, "/prefill Hi", events.append)
+        handle(session, "/raw", events.append)
     finished = [e for e in events if isinstance(e, TurnFinished)]
     assert [f.added for f in finished] == ["assistant", "user", "assistant"]
     assert "".join(e.text for e in events if isinstance(e, TokenStreamed)).startswith("Hi there, friend.")
@@ -328,7 +319,7 @@ def test_chat_session_over_llama_server_streams_reply_impersonate_prefill():
 
 
 def test_harness_chat_backend_on_a_terminal(tmp_path):
-    from tests.ptychat import Chat
+    from tests.support.ptychat import Chat
 
     with StubServer(SCRIPT) as stub:
         chat = Chat("--backend", stub.url, "--log", str(tmp_path / "log.jsonl"))
@@ -350,7 +341,7 @@ def test_harness_chat_backend_on_a_terminal(tmp_path):
 def test_interrupt_closes_the_stream():
     seen: list = []
     with StubServer(SCRIPT) as stub:
-        remote = open_remote_workbench(stub.url, None)
+        remote = open_server_workbench(stub.url, None)
         gen = remote.generate(remote.plan(HELLO), GREEDY, on_token=seen.append,
                               should_stop=lambda: len(seen) >= 3)
     assert gen.stop_reason == "interrupted" and len(gen.tokens) == 3 and gen.text == "Hi "

@@ -12,13 +12,14 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from harness.backends.fake import FakeBackend
+from harness.chat.dispatch import handle
+from harness.chat.session import Notice, Session
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.prompt.templates import load_template
 from harness.repl.app import run_repl
 from harness.repl.toolbar import toolbar_fragments
-from harness.sampling import SamplingParams
-from harness.session import Notice, Session
 from harness.store import TurnLog, read_log
-from harness.templates import load_template
-from harness.workbench import Workbench
 
 
 def drive(session: Session, text: str) -> None:
@@ -68,7 +69,7 @@ def test_errors_are_notices_and_the_repl_goes_on():
     session = fake_session()
     seen = []
     for line in ("/bogus", "/eos maybe", "/set top_p 9", "/template nope", "/bias", "/continue"):
-        session.handle(line, seen.append)
+        handle(session, line, seen.append)
     errors = [e for e in seen if isinstance(e, Notice) and e.level == "error"]
     assert len(errors) == 6
     assert all("\n" not in e.text for e in errors)
@@ -76,7 +77,7 @@ def test_errors_are_notices_and_the_repl_goes_on():
 
 def test_toolbar_shows_model_template_eos_and_role_entropy():
     session = fake_session(eos="continue")
-    session.handle("Hello", lambda e: None)
+    handle(session, "Hello", lambda e: None)
     text = "".join(t for _, t in toolbar_fragments(session))
     assert "fake" in text and "eos continue" in text and "assistant" in text and "bits" in text
 
@@ -138,8 +139,8 @@ def test_a_broken_template_switch_keeps_the_working_one(tmp_path):
     broken = tmp_path / "broken.jinja"
     broken.write_text("{% for m in messages %}{{ m.content }")
     seen = []
-    session.handle(f"/template {broken}", seen.append)
+    handle(session, f"/template {broken}", seen.append)
     assert seen[-1].level == "error" and "broken.jinja:1" in seen[-1].text
     assert session.bench.template.origin == "gguf"
-    session.handle("Hello", seen.append)
+    handle(session, "Hello", seen.append)
     assert session.conversation.messages[-1].content == "Hi!"

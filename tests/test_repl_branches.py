@@ -7,14 +7,14 @@ import json
 
 import pytest
 
-from harness.evaluation import encode_prompt
-from harness.events import Alternatives, Notice, TokenStreamed, TokenView, TurnFinished
-from harness.modes import AS_IS
-from harness.sampling import SamplingParams
-from harness.session import Session
-from harness.session_store import SessionFile, find_session, read_session, restore
+from harness.chat.events import Alternatives, Notice, TokenStreamed, TokenView, TurnFinished
+from harness.chat.saved import SessionFile, find_session, read_session, restore
+from harness.chat.session import Session
+from harness.generation.evaluation import encode_prompt
+from harness.generation.settings import SamplingParams
+from harness.prompt.modes import AS_IS
 from harness.store import TurnLog, read_log
-from tests.replkit import drive
+from tests.support.replkit import drive
 
 pytestmark = pytest.mark.model
 

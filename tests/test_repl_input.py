@@ -10,14 +10,15 @@ from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 
 from harness.backends.fake import FakeBackend
-from harness.events import MessageList, Notice
+from harness.chat.dispatch import handler
+from harness.chat.events import MessageList, Notice
+from harness.chat.session import Session
+from harness.chat.slash import COMMANDS
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.prompt.templates import load_template
 from harness.repl.completer import HarnessCompleter
-from harness.sampling import SamplingParams
-from harness.session import Session, handler
-from harness.slash import COMMANDS
-from harness.templates import load_template
-from harness.workbench import Workbench
-from tests.replkit import drive
+from tests.support.replkit import drive
 
 
 def fake_session(script: str = "Hi!<|im_end|>") -> Session:
@@ -146,7 +147,7 @@ def test_shade_toggle():
 
 
 def test_autosave_writes_nothing_until_something_is_said(harness_home):
-    from harness.session_store import SessionFile, list_sessions
+    from harness.chat.saved import SessionFile, list_sessions
 
     session = fake_session()
     session.autosave = SessionFile("quiet")

@@ -13,11 +13,16 @@ from pathlib import Path
 import pytest
 
 from harness.backends.fake import FakeBackend
-from harness.cli import main
-from harness.experiment import expand, parse_experiment
-from harness.experiment_db import connect, open_run, report_summary, report_turns
-from harness.experiment_run import run_cells
-from harness.report_charts import (
+from harness.chat.dispatch import handle
+from harness.chat.session import Session
+from harness.cli.main import main
+from harness.experiment.db import connect, open_run, report_summary, report_turns
+from harness.experiment.run import run_cells
+from harness.experiment.spec import expand, parse_experiment
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.prompt.templates import load_template
+from harness.report.charts import (
     CONDITION_BG,
     NO_STATS_SHADE,
     ROLE_COLOURS,
@@ -29,14 +34,10 @@ from harness.report_charts import (
     shade,
     shade_bin,
 )
-from harness.report_html import ReportOptions, render_report, script_json
-from harness.report_sources import load_report_input
-from harness.sampling import SamplingParams
-from harness.session import Session
+from harness.report.html import ReportOptions, render_report, script_json
+from harness.report.sources import load_report_input
 from harness.store import TurnLog
-from harness.templates import load_template
-from harness.workbench import Workbench
-from tests.pngread import decode_png
+from tests.support.pngread import decode_png
 
 HOSTILE = ["<script>alert(1)</script>", "</script><script>steal()</script>", "a & b", '"quoted"',
            "it's", "<|im_end|>", "line\nbreak", "<!--", "]]>"]
@@ -235,7 +236,7 @@ def test_report_of_a_chat_log(tmp_path, capsys):
     log = TurnLog(tmp_path / "chat.jsonl")
     session = Session(bench, params=SamplingParams(temperature=0, max_tokens=20), log=log)
     for line in ("Hello", "/impersonate", "Again?"):
-        session.handle(line, lambda event: None)
+        handle(session, line, lambda event: None)
     log.close()
     out = tmp_path / "chat.html"
     assert main(["report", str(tmp_path / "chat.jsonl"), "--html", str(out)]) == 0
@@ -293,7 +294,7 @@ def test_chromium_runs_the_page_without_errors_and_builds_the_tooltip(report, tm
 
 @needs_chromium
 def test_chromium_error_recorder_reports_script_errors(tmp_path):
-    from harness.report_assets import ERROR_RECORDER
+    from harness.report.assets import ERROR_RECORDER
 
     bad = tmp_path / "bad.html"
     bad.write_text(f'<!doctype html><html><head><script>{ERROR_RECORDER}</script></head><body>'

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.conversation import Conversation
-from harness.evaluation import encode_prompt
-from harness.sampling import SamplingParams
+from harness.generation.evaluation import encode_prompt
+from harness.generation.settings import SamplingParams
+from harness.prompt.conversation import Conversation
 
 pytestmark = pytest.mark.model
 

@@ -12,8 +12,8 @@ import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from harness.errors import TemplateError
-from harness.gguf import read_gguf_info
-from harness.templates import ChatTemplate, list_library, load_template
+from harness.models.gguf import read_gguf_info
+from harness.prompt.templates import ChatTemplate, list_library, load_template
 
 CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}],

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.entropy import StatsWorkspace
-from harness.topk import lumped_entropy_bits, tail_mass, truncated_stats
+from harness.stats.entropy import StatsWorkspace
+from harness.stats.topk import lumped_entropy_bits, tail_mass, truncated_stats
 
 
 @pytest.mark.parametrize("probs,entropy", [

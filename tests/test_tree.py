@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.conversation import Message
+from harness.chat.tree import Tree
 from harness.errors import CommandError
-from harness.tree import Tree
+from harness.prompt.conversation import Message
 
 
 def contents(tree: Tree) -> list[str]:

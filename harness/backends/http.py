@@ -46,7 +46,8 @@ class HttpClient:
                               hint=_status_hint(exc.code)) from None
         except (OSError, http.client.HTTPException) as exc:  # URLError, refused, timeouts
             reason = getattr(exc, "reason", exc)
-            raise RemoteError(f"cannot reach the server: {reason}", where=url, hint=CONNECT_HINT) from None
+            raise RemoteError(f"cannot reach the server: {reason}", where=url, hint=CONNECT_HINT,
+                              unreachable=True) from None
 
     def get(self, path: str) -> Any:
         return self._read_json(path, None)

@@ -19,8 +19,8 @@ from typing import Any
 
 from harness.backends.base import ModelInfo
 from harness.backends.http import HttpClient
+from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
 from harness.errors import RemoteError
-from harness.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
 
 # Token texts llama.cpp itself treats as end of generation when the vocabulary has them (its
 # vocabulary loader matches these names; FIM pad / repo / separator tokens count too). /props

@@ -23,8 +23,8 @@ from typing import Any
 
 from harness.backends.base import ModelInfo
 from harness.backends.http import HttpClient
+from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
 from harness.errors import RemoteError
-from harness.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
 
 BAN_BIAS = -100.0
 PROVISIONAL_BASE = -1_000_000  # ids below this are texts seen while streaming, resolved later

@@ -19,13 +19,14 @@ from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
-from harness.events import EditRequest
+from harness.chat.dispatch import handle as handle_line
+from harness.chat.edit import set_content
+from harness.chat.events import EditRequest
+from harness.chat.session import Notice, Session
 from harness.interrupt import sigint_flag
 from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
 from harness.repl.toolbar import toolbar_fragments
-from harness.session import Notice, Session
-from harness.session_edit import set_content
 
 
 def make_key_bindings(ui: dict[str, Any]) -> KeyBindings:
@@ -78,7 +79,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
                 break
             try:
                 with sigint_flag() as stop:
-                    session.handle(line, display.emit, stop)
+                    handle_line(session, line, display.emit, stop)
             except EOFError:
                 break
             _answer_edits(session, prompt, display)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
+from harness.chat.session import Notice, Session
 from harness.repl.app import run_repl
 from harness.repl.display import Display
-from harness.session import Notice, Session
 
 
 def _open_log(path: Any, display: Display):
@@ -40,7 +39,7 @@ def _history_path() -> str | None:
 def _resume_target(spec: str | None) -> tuple[str, Any]:
     """("log", path) for a .jsonl chat log, ("session", path) for a saved session. With no spec,
     the newest session, or the newest log when no session was ever saved."""
-    from harness.session_store import find_session, list_sessions
+    from harness.chat.saved import find_session, list_sessions
     from harness.store import latest_log
 
     if spec and spec.endswith(".jsonl"):
@@ -50,39 +49,55 @@ def _resume_target(spec: str | None) -> tuple[str, Any]:
     return "session", find_session(spec)
 
 
-def _read_resume(args: argparse.Namespace):
-    """(target, saved session or None, log path or None, conversation from a log or None)."""
-    from harness.session_store import read_session
-    from harness.store import resume_messages
+def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
+    """What a chat log's last turn says about the model and template it ran on."""
+    from harness.models.registry import KNOWN_MODELS
 
-    if args.resume is None:
-        return None, None, None, None
-    kind, target = _resume_target(args.resume or None)
+    model = turn.get("model_spec") or (turn.get("model") if turn.get("model") in KNOWN_MODELS else None)
+    template = turn.get("template_spec")
+    if template is None and isinstance(turn.get("template"), str):
+        name = turn["template"]
+        template = "gguf" if name.endswith(":gguf") else name
+    return {"model": model, "template": template, "backend": turn.get("backend")}
+
+
+def _read_resume(spec: str | None):
+    """(target, saved engine options, saved session or None, log path or None, conversation from
+    a log or None). A log resumes with its own model and template."""
+    from harness.chat.saved import read_session, saved_engine
+    from harness.store import read_log, resume_messages
+
+    if spec is None:
+        return None, {}, None, None, None
+    kind, target = _resume_target(spec or None)
     if kind == "log":
         log_path, conversation = resume_messages(target)
-        return log_path, None, log_path, conversation
+        last = list(read_log(log_path))[-1]
+        return log_path, _log_engine(last), None, log_path, conversation
     saved = read_session(target)
-    args.model = args.model or saved.get("model_spec")
-    args.template = args.template or saved.get("template_spec")
-    return target, saved, None, None
+    return target, saved_engine(saved), saved, None, None
 
 
-def run_chat(args: argparse.Namespace, profile) -> int:
-    from harness.commands import open_workbench, overflow_policy
-    from harness.session_store import SessionFile, restore
+def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, log: str | None = None,
+             system: str | None = None) -> int:
+    """The REPL on a workbench opened from `explicit` options (what the command line said, None
+    where it said nothing) over a resumed session's over the profile's."""
+    from harness.chat.saved import SessionFile, restore, safe_log_path
+    from harness.generation.open import open_workbench, workbench_options
 
     display = Display()
-    target, saved, resumed_log, resumed = _read_resume(args)
-    bench = open_workbench(args, profile)
+    target, engine, saved, resumed_log, resumed = _read_resume(resume)
+    options = workbench_options(explicit, profile, engine)
+    bench = open_workbench(**options)
 
     def loader(model: str | None, template: str | None):
-        changed = argparse.Namespace(**{**vars(args), "model": model, "template": template})
-        return open_workbench(changed, profile)
+        return open_workbench(**{**options, "model": model, "template": template})
 
+    overflow = explicit.get("context_overflow") or engine.get("context_overflow") or profile.context_overflow
     session = Session(bench, params=profile.sampling, loader=loader,
-                      template_spec=args.template or profile.template, model_spec=args.model or profile.model,
-                      context_overflow=overflow_policy(args, profile), profile_name=profile.name)
-    system = args.system if args.system is not None else profile.system
+                      template_spec=options["template"], model_spec=options["model"],
+                      context_overflow=overflow, profile_name=profile.name)
+    system = system if system is not None else profile.system
     if saved is not None:
         restore(session, saved)
         session.autosave = SessionFile(saved.get("id") or target.stem, target)
@@ -92,13 +107,13 @@ def run_chat(args: argparse.Namespace, profile) -> int:
         session.conversation = session.conversation.with_system(system)
     session.undo_stack.clear()
     session.autosave = session.autosave or SessionFile()
-    info = bench.backend.info
+    info = bench.info
     display.emit(Notice(f"harness chat — {info.name} ({info.architecture}, n_ctx {info.n_ctx}), "
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
         display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
     display.emit(Notice(f"session: {session.autosave.id}"))
-    session.log = _open_log(args.log or resumed_log or (saved or {}).get("log"), display)
+    session.log = _open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display)
     try:
         return run_repl(session, history_path=_history_path())
     finally:

@@ -8,31 +8,31 @@ from collections.abc import Callable, Iterable
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion, PathCompleter
 from prompt_toolkit.document import Document
 
-from harness.slash import COMMANDS
+from harness.chat.slash import COMMANDS
 
 
 def _templates() -> list[str]:
     from harness.paths import user_templates_dir
-    from harness.templates import list_library
+    from harness.prompt.templates import list_library
 
     user = sorted(p.stem for p in user_templates_dir().glob("*.jinja")) if user_templates_dir().is_dir() else []
     return ["gguf", *list_library(), *user]
 
 
 def _profiles() -> list[str]:
-    from harness.profiles import list_profiles
+    from harness.generation.profiles import list_profiles
 
     return list_profiles()
 
 
 def _models() -> list[str]:
-    from harness.models import KNOWN_MODELS
+    from harness.models.registry import KNOWN_MODELS
 
     return sorted(KNOWN_MODELS)
 
 
 def _settings() -> list[str]:
-    from harness.session_settings import SETTING_KEYS
+    from harness.chat.settings import SETTING_KEYS
 
     return [k.replace("NAME", "") for k in SETTING_KEYS]
 

@@ -8,8 +8,7 @@ from typing import Any
 from prompt_toolkit import print_formatted_text
 from prompt_toolkit.formatted_text import FormattedText
 
-from harness.repl.toolbar import ROLE_STYLES
-from harness.session import (
+from harness.chat.session import (
     Alternatives,
     EditRequest,
     EntropyReport,
@@ -22,6 +21,7 @@ from harness.session import (
     TurnFinished,
     TurnStarted,
 )
+from harness.repl.toolbar import ROLE_STYLES
 
 # Background shades for entropy in bits: calm tokens stay plain, uncertain ones get darker/warmer.
 SHADES = ((1.0, ""), (2.5, "bg:#303030"), (4.0, "bg:#4e3a20"), (float("inf"), "bg:#6e2a2a"))

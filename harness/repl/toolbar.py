@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.session import Session
+    from harness.chat.session import Session
 
 ROLE_STYLES = {
     "system": "ansiyellow", "user": "ansigreen", "assistant": "ansicyan", "template": "ansibrightblack",
@@ -13,7 +13,7 @@ ROLE_STYLES = {
 
 
 def toolbar_fragments(session: Session) -> list[tuple[str, str]]:
-    info = session.bench.backend.info
+    info = session.bench.info
     mode, text = session.last_request
     parts: list[tuple[str, str]] = [
         ("bold", f" {info.name} "), ("", f"| template {session.bench.template.name} "),

@@ -1,0 +1,44 @@
+"""One input line to the session: a user message (the model replies) or a slash command, handed
+to the handler its topic module registered. Errors become notices; the session is saved after
+every line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness.chat import edit, files, inspector, replies, settings
+from harness.chat.events import Emit, Notice
+from harness.chat.registry import Handler
+from harness.chat.session import Session
+from harness.chat.slash import BY_NAME, parse_line
+from harness.errors import CommandError, HarnessError
+from harness.prompt.conversation import USER, Message
+from harness.prompt.modes import REPLY
+
+TABLES = (replies.COMMANDS, edit.COMMANDS, inspector.COMMANDS, files.COMMANDS, settings.COMMANDS)
+
+
+def handler(name: str) -> Handler:
+    for table in TABLES:
+        found = table.get(name)
+        if found is not None:
+            return found
+    raise CommandError(f"/{name} has no handler")  # a registry entry without code: a bug
+
+
+def handle(session: Session, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
+    """Act on one input line. Raises EOFError for /quit; reports errors as Notices."""
+    name, arg = parse_line(line.rstrip("\n"))
+    try:
+        if name is None:
+            if arg.strip():
+                session.change(session.tree.append(Message(USER, arg)))
+                session.generate(REPLY, "", emit, should_stop)
+            return
+        if name not in BY_NAME:
+            raise CommandError(f"unknown command /{name}", hint="/help lists them")
+        handler(name)(session, arg, emit, should_stop)
+    except HarnessError as exc:
+        emit(Notice(str(exc), "error"))
+    finally:
+        session.save(emit)

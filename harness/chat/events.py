@@ -1,0 +1,108 @@
+"""What a session tells its display: plain values, no terminal code.
+
+The session emits these; the REPL's display renders them (tests read them directly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.generation.records import Generation
+
+
+@dataclass(frozen=True)
+class Notice:
+    text: str
+    level: str = "info"  # info | warning | error
+
+
+@dataclass(frozen=True)
+class TurnStarted:
+    writer: str | None
+    mode: str
+
+
+@dataclass(frozen=True)
+class TokenStreamed:
+    text: str
+    role: str
+    entropy_bits: float
+    forced: bool = False  # replayed by /branch (the turn so far and the chosen alternative)
+
+
+@dataclass(frozen=True)
+class TurnFinished:
+    generation: Generation
+    added: str  # role of the message added to the conversation
+
+
+@dataclass(frozen=True)
+class RawPrompt:
+    prompt: str
+    pieces: list[tuple[str, str, bool]]  # (piece text, role, is special)
+
+
+@dataclass(frozen=True)
+class EntropyReport:
+    rows: dict[str, dict[str, dict[str, Any]]]  # scope -> role -> summary
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    piece: str
+    role: str
+    entropy_bits: float | None
+    probability: float | None  # of the token that came
+    special: bool
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A generated turn token by token (/tokens)."""
+
+    message: int  # path index of the message the turn produced
+    rows: tuple[TokenRow, ...]
+    stop_reason: str
+
+
+@dataclass(frozen=True)
+class Alternatives:
+    """The top alternatives at one token (/alts)."""
+
+    message: int
+    position: int
+    came: str
+    entropy_bits: float | None
+    options: tuple[tuple[int, str, float], ...]  # (rank from 1, piece, probability)
+
+
+@dataclass(frozen=True)
+class MessageRow:
+    index: int
+    role: str
+    content: str
+    alternative: int  # 1-based number of this message among its siblings
+    alternatives: int
+    generated: bool
+
+
+@dataclass(frozen=True)
+class MessageList:
+    rows: tuple[MessageRow, ...]
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """/edit N without text: the REPL asks for the new content (prefilled, or in $EDITOR) and
+    sends it back as `/edit N TEXT`."""
+
+    index: int
+    content: str
+    editor: bool
+
+
+Event = (Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport | TokenView
+         | Alternatives | MessageList | EditRequest)
+Emit = Callable[[Event], None]

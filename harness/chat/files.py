@@ -1,0 +1,68 @@
+"""Files a session reads and writes: /save, /load, /export, /sessions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.chat.events import Emit, Notice
+from harness.chat.registry import CommandTable
+from harness.errors import CommandError
+
+if TYPE_CHECKING:
+    from harness.chat.session import Session
+
+
+COMMANDS = CommandTable()
+
+
+@COMMANDS.command("save")
+def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.store import save_json
+
+    if not arg:
+        raise CommandError("usage: /save FILE")
+    save_json(arg, {"messages": session.conversation.to_dicts(), "settings": session.params.to_dict(),
+                    "model": session.bench.info.name, "template": session.bench.template.name})
+    emit(Notice(f"saved {len(session.conversation)} messages to {arg}"))
+
+
+@COMMANDS.command("load")
+def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.inputs import read_messages
+
+    if not arg:
+        raise CommandError("usage: /load FILE")
+    session.conversation = read_messages(arg)
+    emit(Notice(f"loaded {len(session.conversation)} messages from {arg} (/undo goes back)"))
+
+
+@COMMANDS.command("export")
+def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.chat.saved import export_json, export_markdown
+    from harness.store import write_text
+
+    if not arg or not arg.lower().endswith((".md", ".json")):
+        raise CommandError("usage: /export FILE.md|FILE.json")
+    if arg.lower().endswith(".md"):
+        write_text(arg, export_markdown(session))
+    else:
+        write_text(arg, export_json(session))
+    emit(Notice(f"exported {len(session.conversation)} messages to {arg}"))
+
+
+@COMMANDS.command("sessions")
+def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.chat.saved import list_sessions
+
+    rows = list_sessions()
+    if not rows:
+        emit(Notice("no saved sessions yet"))
+        return
+    current = session.autosave.id if session.autosave is not None else None
+    lines = [f"{'*' if r.id == current else ' '} {r.id}  {r.when}  {r.messages:3d} msgs  {r.title}"
+             for r in rows[-int(arg or 20):]]
+    lines.append("harness chat --resume ID continues one")
+    emit(Notice("\n".join(lines)))
+
+
+HANDLERS = COMMANDS.handlers

@@ -1,0 +1,127 @@
+"""The token inspector: /tokens, /alts, /branch, and the prompt views /raw and /entropy.
+
+/tokens [N] picks the turn that message N came from (default: the last generated one); /alts
+and /branch act on that turn. A branch re-asks the turn's prompt with its first K tokens plus a
+chosen alternative forced, and lets the model go on; the result is a new alternative of the
+message, so the conversation keeps both branches.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.chat.events import Alternatives, Emit, EntropyReport, RawPrompt, TokenRow, TokenView
+from harness.chat.registry import CommandTable
+from harness.errors import CommandError
+from harness.generation.records import Generation, role_summaries
+from harness.prompt.modes import IMPERSONATE, REPLY
+
+if TYPE_CHECKING:
+    from harness.chat.session import Session
+
+
+COMMANDS = CommandTable()
+
+
+def _inspected(session: Session) -> tuple[int, Generation]:
+    if session.inspected is not None and session.inspected < len(session.tree):
+        try:
+            return session.generation_at(session.inspected)
+        except CommandError:
+            pass
+    return session.generation_at(-1)
+
+
+@COMMANDS.command("tokens")
+def cmd_tokens(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    if arg and not arg.lstrip("-").isdigit():
+        raise CommandError("usage: /tokens [N]", hint="N is a message number from /messages")
+    index, gen = session.generation_at(int(arg) if arg else -1)
+    session.inspected = index
+    special = session.bench.engine.is_special
+    rows = tuple(TokenRow(t.piece, t.role, t.stats.entropy_bits if t.stats else None,
+                          2.0 ** -t.stats.surprisal_bits if t.stats else None, special(t.id))
+                 for t in gen.tokens)
+    emit(TokenView(index, rows, gen.stop_reason))
+
+
+def _position(gen: Generation, word: str, usage: str) -> int:
+    try:
+        k = int(word)
+    except ValueError:
+        raise CommandError(f"usage: {usage}", hint="K is a token number shown by /tokens") from None
+    if not 0 <= k < len(gen.tokens):
+        raise CommandError(f"no token {k}", hint=f"this turn has tokens 0..{len(gen.tokens) - 1}")
+    return k
+
+
+@COMMANDS.command("alts")
+def cmd_alts(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    index, gen = _inspected(session)
+    k = _position(gen, arg.strip(), "/alts K")
+    token = gen.tokens[k]
+    stats = token.stats
+    if stats is None:
+        raise CommandError(f"token {k} has no statistics")
+    options = tuple((rank + 1, session.bench.piece_text(i), p)
+                    for rank, (i, p) in enumerate(zip(stats.top_ids, stats.top_probs, strict=True)))
+    emit(Alternatives(index, k, token.piece, stats.entropy_bits, options))
+
+
+def resolve_alternative(session: Session, gen: Generation, k: int, alt: str) -> int:
+    """A token id from a rank among /alts (1 = most probable) or a token's text."""
+    stats = gen.tokens[k].stats
+    top = list(stats.top_ids) if stats else []
+    if alt.isdigit() and 1 <= int(alt) <= len(top):
+        return top[int(alt) - 1]
+    text = alt[1:-1] if len(alt) >= 2 and alt[0] == alt[-1] and alt[0] in "'\"" else alt
+    for i in top:
+        if session.bench.piece_text(i) == text:
+            return i
+    backend = session.bench.engine
+    token = backend.token_id(text)
+    if token is None:
+        ids = backend.tokenize(text)
+        token = ids[0] if len(ids) == 1 else None
+    if token is None:
+        raise CommandError(f"'{text}' is not one token of this model",
+                           hint="give a rank from /alts, or a text that is exactly one token (quote spaces)")
+    return token
+
+
+@COMMANDS.command("branch")
+def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.chat.replies import regenerate
+
+    word, _, alt = arg.partition(" ")
+    index, gen = _inspected(session)
+    k = _position(gen, word, "/branch K ALT")
+    if not alt:
+        raise CommandError("usage: /branch K ALT", hint="ALT: a rank from /alts K or a token text")
+    token = resolve_alternative(session, gen, k, alt)
+    forced = [t.id for t in gen.tokens[:k]] + [token]
+    regenerate(session, index, emit, should_stop, forced=forced)
+    session.inspected = index
+
+
+@COMMANDS.command("raw")
+def cmd_raw(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    mode = IMPERSONATE if arg == "impersonate" else ("as-is" if arg == "as-is" else REPLY)
+    plan = session.bench.plan(session.conversation, mode)
+    records = session.bench.prompt_records(plan)  # as generation tokenizes it (literal content too)
+    backend = session.bench.engine
+    emit(RawPrompt(plan.prompt, [(r.piece, r.role, backend.is_special(r.id)) for r in records]))
+
+
+@COMMANDS.command("entropy")
+def cmd_entropy(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    if not session.history:
+        raise CommandError("no turn generated yet")
+    last = session.history[-1]
+    every = [t for g in session.history for t in g.tokens]
+    emit(EntropyReport({"last turn (generated)": role_summaries(last.tokens),
+                        "last turn (prompt)": role_summaries(last.prompt_tokens),
+                        "session (generated)": role_summaries(every)}))
+
+
+HANDLERS = COMMANDS.handlers

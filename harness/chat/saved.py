@@ -1,0 +1,246 @@
+"""Saved sessions: the conversation tree, the turns generated and the settings, in one JSON file.
+
+Sessions autosave to ``$HARNESS_HOME/sessions/ID.json`` after every command (atomically). The file
+holds ``messages`` (the chosen path — so /load and messages-file readers take it as is), the
+``tree`` with every branch and swipe, and the ``generations`` with their token statistics, so
+/tokens, /alts and /branch work after ``harness chat --resume ID``. Exports are the Markdown
+transcript with per-role statistics and the same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.chat.tree import Tree
+from harness.errors import StorageError
+from harness.generation.records import Generation, TokenRecord, role_summaries
+from harness.generation.settings import SamplingParams
+from harness.paths import data_dir, logs_dir
+from harness.stats.entropy import StepStats
+from harness.store import save_json
+
+if TYPE_CHECKING:
+    from harness.chat.session import Session
+
+FORMAT = "harness-session"
+VERSION = 1
+
+
+def sessions_dir() -> Path:
+    return data_dir() / "sessions"
+
+
+def new_id() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+class SessionFile:
+    """Where one session autosaves."""
+
+    def __init__(self, session_id: str | None = None, path: Path | None = None):
+        self.id = session_id or new_id()
+        self.path = path or sessions_dir() / f"{self.id}.json"
+        self.created = datetime.now().isoformat(timespec="seconds")
+
+    def save(self, session: Session) -> None:
+        if not len(session.tree) and not session.history and not self.path.exists():
+            return  # nothing said yet: no empty session files
+        save_json(self.path, {**session_state(session), "id": self.id, "created": self.created},
+                  indent=None)
+
+
+# -- the state -----------------------------------------------------------------------------------
+def _token_state(t: TokenRecord) -> list[Any]:
+    s = t.stats
+    if s is None:
+        return [t.id, t.piece, t.role]
+    return [t.id, t.piece, t.role, round(s.entropy_bits, 5), round(s.surprisal_bits, 5),
+            round(s.eot_prob, 6), list(s.top_ids), [round(p, 6) for p in s.top_probs]]
+
+
+def _token_from(item: list[Any]) -> TokenRecord:
+    stats = None
+    if len(item) >= 8:
+        stats = StepStats(item[3], item[4], item[5], tuple(item[6]), tuple(item[7]))
+    return TokenRecord(int(item[0]), str(item[1]), str(item[2]), stats)
+
+
+def generation_state(gen: Generation) -> dict[str, Any]:
+    return {"mode": gen.mode, "writer": gen.writer, "text": gen.text, "stop_reason": gen.stop_reason,
+            "seconds": gen.seconds, "prompt_seconds": gen.prompt_seconds,
+            "prompt_roles": role_summaries(gen.prompt_tokens), "n_prompt": len(gen.prompt_tokens),
+            "tokens": [_token_state(t) for t in gen.tokens]}
+
+
+def generation_from(data: Mapping[str, Any]) -> Generation:
+    gen = Generation("", data.get("mode", "reply"), data.get("writer"), data.get("text", ""),
+                     data.get("stop_reason", ""), [_token_from(t) for t in data.get("tokens", [])])
+    gen.seconds, gen.prompt_seconds = data.get("seconds", 0.0), data.get("prompt_seconds", 0.0)
+    return gen
+
+
+def session_state(session: Session) -> dict[str, Any]:
+    info = session.bench.info
+    return {"format": FORMAT, "version": VERSION, "updated": datetime.now().isoformat(timespec="seconds"),
+            "model": info.name, "model_spec": session.model_spec, "template": session.bench.template.name,
+            "template_spec": session.template_spec, "profile": session.profile_name,
+            "settings": session.params.to_dict(), "ui": dict(session.ui), "engine": engine_state(session),
+            "log": str(session.log.path) if session.log is not None else None,
+            "messages": session.conversation.to_dicts(), "tree": session.tree.to_dict(),
+            "generations": [generation_state(g) for g in session.history]}
+
+
+def engine_state(session: Session) -> dict[str, Any]:
+    """What reopening this session's workbench needs besides model and template."""
+    bench = session.bench
+    return {"backend": getattr(bench.engine, "url", None),
+            "variables": dict(bench.overrides), "literal_content": bool(bench.literal_content),
+            "context_overflow": session.context_overflow}
+
+
+def saved_engine(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The workbench options a saved session holds (None where it holds nothing usable)."""
+    engine = data.get("engine") if isinstance(data.get("engine"), dict) else {}
+    variables = engine.get("variables")
+    backend = engine.get("backend")
+    overflow = engine.get("context_overflow")
+    return {"model": _str_or_none(data.get("model_spec")), "template": _str_or_none(data.get("template_spec")),
+            "backend": backend if isinstance(backend, str) and "://" in backend else None,
+            "variables": variables if isinstance(variables, dict) else None,
+            "literal_content": engine.get("literal_content") if isinstance(engine.get("literal_content"), bool) else None,
+            "context_overflow": overflow if overflow in ("error", "truncate-oldest") else None}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def safe_log_path(value: Any) -> Path | None:
+    """A saved session's log, only where harness keeps logs: a file never decides where harness
+    writes (a shared session naming ~/.bashrc is resumed with a fresh log)."""
+    if not isinstance(value, str) or not value:
+        return None
+    base = logs_dir().resolve()
+    try:
+        if Path(value).is_symlink():
+            return None
+        path = Path(value).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return path if path.parent == base and path.suffix == ".jsonl" else None
+
+
+def read_session(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StorageError(f"cannot read the session: {exc}", where=str(path)) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise StorageError("not a harness session file", where=str(path))
+    return data
+
+
+def restore(session: Session, data: Mapping[str, Any]) -> None:
+    """Put a saved session's tree, turns and settings into `session` (model already chosen)."""
+    try:
+        session.tree = Tree.from_dict(data["tree"])
+        session.history = [generation_from(g) for g in data.get("generations", [])]
+        settings = dict(data.get("settings") or {})
+        settings["stop"] = tuple(settings.get("stop") or ())
+        session.params = SamplingParams(**settings)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StorageError(f"the session file is damaged: {exc}") from None
+    session.ui.update(data.get("ui") or {})
+    session.profile_name = data.get("profile")
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    id: str
+    when: str
+    messages: int
+    title: str
+    path: Path
+
+
+def list_sessions() -> list[SessionRow]:
+    """Saved sessions, oldest first."""
+    rows = []
+    for path in sorted(sessions_dir().glob("*.json"), key=lambda p: p.stat().st_mtime):
+        try:
+            data = read_session(path)
+        except StorageError:
+            continue
+        messages = data.get("messages") or []
+        first = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
+        rows.append(SessionRow(path.stem, str(data.get("updated", "")), len(messages),
+                               " ".join(str(first).split())[:50], path))
+    return rows
+
+
+def find_session(spec: str | None) -> Path:
+    """A session file by path, ID or ID prefix; the newest one for None or ""."""
+    if spec:
+        path = Path(spec).expanduser()
+        if path.is_file():
+            return path
+        exact = sessions_dir() / f"{spec}.json"
+        if exact.is_file():
+            return exact
+        matches = sorted(sessions_dir().glob(f"{spec}*.json"))
+        if len(matches) == 1:
+            return matches[0]
+        raise StorageError(f"no session '{spec}'" if not matches else f"'{spec}' matches {len(matches)} sessions",
+                           where=str(sessions_dir()), hint="/sessions lists them")
+    rows = list_sessions()
+    if not rows:
+        raise StorageError("no saved session to resume", where=str(sessions_dir()),
+                           hint="start without --resume")
+    return rows[-1].path
+
+
+# -- exports -------------------------------------------------------------------------------------
+def export_json(session: Session) -> str:
+    return json.dumps(session_state(session), ensure_ascii=False, indent=2, default=str)
+
+
+def _stats_line(roles: Mapping[str, Mapping[str, Any]]) -> str:
+    parts = []
+    for role, s in roles.items():
+        h = s.get("mean_entropy_bits")
+        parts.append(f"{role} {s['tokens']} tok" + (f", H̄ {h:.2f} bits" if h is not None else ""))
+    return "; ".join(parts)
+
+
+def export_markdown(session: Session) -> str:
+    info = session.bench.info
+    lines = ["# harness chat", "",
+             f"- model: `{info.name}`, template: `{session.bench.template.name}`, eos: `{session.params.eos}`",
+             f"- sampling: `{json.dumps(session.params.to_dict(), default=str)}`", ""]
+    for i, node in enumerate(session.tree.path()):
+        assert node.message is not None
+        siblings = session.tree.siblings(i)
+        alt = f" (alternative {siblings.index(node.id) + 1} of {len(siblings)})" if len(siblings) > 1 else ""
+        lines += [f"## {i} · {node.message.role}{alt}", "", node.message.content, ""]
+        gen_index = node.meta.get("gen")
+        if isinstance(gen_index, int) and 0 <= gen_index < len(session.history):
+            gen = session.history[gen_index]
+            lines += [f"> generated ({gen.mode}, {gen.stop_reason}, {len(gen.tokens)} tokens): "
+                      f"{_stats_line(role_summaries(gen.tokens))}", ""]
+    lines += ["## Per-role statistics (every generated token of the session)", "",
+              "| role | tokens | mean entropy (bits) | mean surprisal (bits) | perplexity |",
+              "|---|---|---|---|---|"]
+    for role, s in session.session_roles().items():
+        lines.append(f"| {role} | {s['tokens']} | {_f(s['mean_entropy_bits'])} | "
+                     f"{_f(s['mean_surprisal_bits'])} | {_f(s['perplexity'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"

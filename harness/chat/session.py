@@ -1,0 +1,184 @@
+"""Chat session state and `handle(line) -> events`; no terminal code.
+
+The session owns the conversation tree (the chosen path is what the template renders), the
+sampling settings and the workbench; each line is a user message or a slash command, and
+everything the user should see goes out as an event (harness/chat/events.py). Commands live in
+topic modules (edit, inspector, files, settings, replies) and :mod:`harness.chat.dispatch`
+hands each line to one; this module keeps the state and the one place a turn is generated and
+placed in the tree.
+
+A generated turn adds the writer's own turn (the text up to where the model closed it);
+anything the model wrote past that stays in the turn's record and the log. Every change of the
+tree is undoable: the tree is an immutable value and undo/redo are stacks of trees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.chat.events import (  # noqa: F401  (re-exported: the display and tests import them here)
+    Alternatives,
+    EditRequest,
+    Emit,
+    EntropyReport,
+    Event,
+    MessageList,
+    Notice,
+    RawPrompt,
+    TokenStreamed,
+    TokenView,
+    TurnFinished,
+    TurnStarted,
+)
+from harness.chat.tree import Tree
+from harness.errors import CommandError, StorageError
+from harness.generation.records import Generation, role_summaries
+from harness.generation.settings import SamplingParams
+from harness.generation.workbench import Workbench
+from harness.prompt.conversation import ASSISTANT, Conversation, Message
+from harness.prompt.modes import CONTINUE, REPLY
+from harness.prompt.turns import writer_turn
+
+WorkbenchLoader = Callable[[str | None, str | None], Workbench]
+Handler = Callable[["Session", str, Emit, Any], None]
+UNDO_DEPTH = 200
+
+
+@dataclass
+class Session:
+    bench: Workbench
+    params: SamplingParams = field(default_factory=SamplingParams)
+    tree: Tree = field(default_factory=Tree)
+    loader: WorkbenchLoader | None = None
+    log: Any = None  # a TurnLog, or None
+    template_spec: str | None = None
+    model_spec: str | None = None
+    history: list[Generation] = field(default_factory=list)  # every turn generated, in order
+    last_request: tuple[str, str] = (REPLY, "")
+    context_overflow: str = "error"
+    undo_stack: list[Tree] = field(default_factory=list)
+    redo_stack: list[Tree] = field(default_factory=list)
+    ui: dict[str, Any] = field(default_factory=lambda: {"shade": True, "multiline": False, "vi": False})
+    inspected: int | None = None  # path index /alts and /branch act on (set by /tokens N)
+    autosave: Any = None  # a SessionFile, or None
+    profile_name: str | None = None
+
+    # -- the conversation --------------------------------------------------------------------
+    @property
+    def conversation(self) -> Conversation:
+        return self.tree.conversation()
+
+    @conversation.setter
+    def conversation(self, value: Conversation) -> None:
+        self.change(Tree.from_conversation(value))
+
+    def change(self, tree: Tree) -> None:
+        """Replace the tree, remembering the old one for /undo."""
+        if tree is self.tree:
+            return
+        self.undo_stack.append(self.tree)
+        del self.undo_stack[:-UNDO_DEPTH]
+        self.redo_stack.clear()
+        self.tree = tree
+
+    def save(self, emit: Emit) -> None:
+        if self.autosave is None:
+            return
+        try:
+            self.autosave.save(self)
+        except StorageError as exc:
+            emit(Notice(f"{exc}; autosave is off for this session", "error"))
+            self.autosave = None
+
+    # -- generation --------------------------------------------------------------------------
+    def generate(self, mode: str, text: str, emit: Emit, should_stop, *, at: int | None = None,
+                 base: Message | None = None, forced: Sequence[int] = ()) -> Generation:
+        """Generate a turn and place it in the tree.
+
+        `at` None: after the conversation (for continue: as an alternative of the last message).
+        `at` an index: as a new alternative of message `at`, prompted by the messages before it
+        (plus `base`, the message a continue turn continued)."""
+        path = self.conversation.messages
+        if at is None:
+            at = len(path) - 1 if mode == CONTINUE else len(path)
+            base = path[-1] if mode == CONTINUE and path else None
+        before = Conversation(path[:at] + ((base,) if base is not None else ()))
+        gen, content, writer = self._run(before, mode, text, emit, should_stop, forced)
+        if mode == CONTINUE and base is not None:
+            content = base.content + content
+        meta = {"gen": len(self.history), "mode": mode, "text": text,
+                **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
+        self.history.append(gen)
+        message = Message(writer, content)
+        tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
+            self.tree.add_alternative(at, message, meta)
+        self.change(tree)
+        self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
+        emit(TurnFinished(gen, writer))
+        return gen
+
+    def _run(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
+             forced: Sequence[int]) -> tuple[Generation, str, str]:
+        """(generation, the writer's own text, the writer's role)."""
+        plan, dropped = self.bench.fit_conversation(before, mode, text, self.context_overflow)
+        if dropped:
+            emit(Notice(f"context full: the {dropped} oldest message(s) are left out of this prompt "
+                        f"(n_ctx {self.bench.info.n_ctx}); the conversation keeps them", "warning"))
+        for injection in self.bench.injections(plan):
+            emit(Notice(injection.describe(), "warning"))
+        self.last_request = (mode, text)
+        emit(TurnStarted(plan.writer, mode))
+
+        seen = [0]
+
+        def on_token(event) -> None:
+            stats = event.token.stats
+            seen[0] += 1
+            emit(TokenStreamed(event.text, event.role, stats.entropy_bits if stats else 0.0,
+                               forced=seen[0] <= len(forced)))
+
+        gen = self.bench.generate(plan, self.params, on_token=on_token, should_stop=should_stop,
+                                  forced=forced)
+        parser = self.bench.turn_parser()
+        full = plan.opened + gen.text
+        content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
+        return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
+
+    def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:
+        if self.log is None:
+            return
+        from harness.generation.records import generation_json
+
+        record = {"time": time.time(), "model": self.bench.info.name,
+                  "template": self.bench.template.name, "model_spec": self.model_spec,
+                  "template_spec": self.template_spec, "backend": getattr(self.bench.engine, "url", None),
+                  "settings": self.params.to_dict(),
+                  "messages_before": before.to_dicts(), "messages": self.conversation.to_dicts(),
+                  **generation_json(gen, self.bench.piece_text)}
+        record.pop("prompt_tokens")  # per-role prompt summary is kept; the prompt text is too
+        record["interrupted"] = gen.stop_reason == "interrupted"
+        record.update(place)  # where the turn went; forced_tokens > 0 for a /branch
+        try:
+            self.log.append(record)
+        except StorageError as exc:
+            emit(Notice(f"{exc}; the turn is kept in this session but not logged", "error"))
+
+    # -- what the display and toolbar read ---------------------------------------------------
+    def generation_at(self, index: int) -> tuple[int, Generation]:
+        """(path index, generation) of message `index`, or of the last generated message."""
+        path = self.tree.path()
+        if index < 0:
+            index = next((i for i in range(len(path) - 1, -1, -1) if "gen" in path[i].meta), -1)
+            if index < 0:
+                raise CommandError("no generated turn in the conversation yet")
+        node = self.tree.node_at(index)
+        if "gen" not in node.meta or not 0 <= node.meta["gen"] < len(self.history):
+            raise CommandError(f"message {index} was not generated in this session",
+                               hint="/messages marks generated messages with *")
+        return index, self.history[node.meta["gen"]]
+
+    def session_roles(self) -> dict[str, dict[str, Any]]:
+        return role_summaries([t for g in self.history for t in g.tokens])

@@ -1,0 +1,242 @@
+"""The non-interactive commands: render, generate, score, models, templates (and chat's setup).
+
+Each takes parsed arguments, writes its output to stdout and returns an exit code; errors are
+raised as HarnessError for the CLI to report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from harness.cli import lab
+from harness.errors import CommandError
+from harness.generation.profiles import Profile, default_profile, load_profile
+from harness.generation.settings import SamplingParams
+from harness.inputs import parse_bias, parse_vars, read_messages
+
+
+def run(args: argparse.Namespace) -> int:
+    handlers: dict[str, Callable[[argparse.Namespace], int]] = {
+        "render": cmd_render, "generate": cmd_generate, "score": cmd_score,
+        "models": cmd_models, "templates": cmd_templates, "chat": cmd_chat,
+        "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit, "import": cmd_import,
+        "run": cmd_run, "summary": cmd_summary, "report": cmd_report,
+    }
+    return handlers[args.command](args)
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    spec = getattr(args, "profile", None)
+    return load_profile(spec) if spec else default_profile()
+
+
+def sampling_from_args(args: argparse.Namespace, base: SamplingParams) -> SamplingParams:
+    """The profile's sampling settings with the command line's flags over them."""
+    from harness.generation.settings import SETTINGS
+
+    changes: dict[str, Any] = {}
+    given = vars(args)
+    for setting in SETTINGS:
+        if setting.flag and setting.name in given:
+            value = given[setting.name]
+            changes[setting.name] = tuple(value) if setting.name == "stop" else value
+    bias = parse_bias(getattr(args, "bias", []) or [])
+    if bias:
+        changes["logit_bias"] = {**base.logit_bias, **bias}
+    return base.updated(**changes)
+
+
+def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line says about opening a workbench (None: not said)."""
+    return {"model": getattr(args, "model", None), "backend": getattr(args, "backend", None),
+            "template": getattr(args, "template", None),
+            "variables": parse_vars(getattr(args, "var", []) or []) or None,
+            "n_ctx": getattr(args, "n_ctx", None), "threads": getattr(args, "threads", None),
+            "literal_content": True if getattr(args, "literal_content", False) else None,
+            "context_overflow": getattr(args, "context_overflow", None)}
+
+
+def open_workbench(args: argparse.Namespace, profile: Profile):
+    from harness.generation.open import open_workbench as open_bench
+    from harness.generation.open import workbench_options
+
+    return open_bench(**workbench_options(explicit_options(args), profile))
+
+
+def _mode_text(args: argparse.Namespace) -> str:
+    if args.prefill and args.mode not in ("prefill", "impersonate"):
+        raise CommandError("--prefill only applies to --mode prefill or impersonate")
+    return args.prefill
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from harness.generation.workbench import choose_template
+    from harness.paths import user_templates_dir
+    from harness.prompt.modes import plan_prompt
+
+    conversation = read_messages(args.messages)
+    variables: dict[str, Any] = {}
+    embedded, model_name = None, "model"
+    if args.model:
+        from harness.models.gguf import read_gguf_info
+        from harness.models.registry import resolve_model
+
+        model_name, path = resolve_model(args.model)
+        info = read_gguf_info(path)
+        embedded = info.chat_template
+        variables = {"bos_token": info.bos_token or "", "eos_token": info.eos_token or ""}
+    elif not args.template:
+        raise CommandError("render needs --template (or --model to use its embedded template)")
+    variables.update(parse_vars(args.var))
+    template = choose_template(args.template, embedded, model_name, user_templates_dir())
+    plan = plan_prompt(conversation, template, args.mode, text=_mode_text(args), variables=variables)
+    if args.show or args.tokens:
+        sys.stdout.write(lab.render_view(args, plan))
+    elif args.json:
+        json.dump({"prompt": plan.prompt, "segments": [s.to_dict() for s in plan.segments]},
+                  sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(plan.prompt)
+    sys.stdout.flush()
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from harness.generation.records import generation_json
+    from harness.interrupt import sigint_flag
+
+    profile = _profile(args)
+    params = sampling_from_args(args, profile.sampling)
+    conversation = read_messages(args.messages)
+    text = _mode_text(args)
+    bench = open_workbench(args, profile)
+    try:
+        plan, dropped = bench.fit_conversation(conversation, args.mode, text, getattr(args, "context_overflow", None) or profile.context_overflow)
+        _warn(bench, plan, dropped)
+        stream = None if args.json else _print_stream
+        with sigint_flag() as interrupted:
+            gen = bench.generate(plan, params, on_token=stream, should_stop=interrupted)
+        if args.json:
+            json.dump(generation_json(gen, bench.piece_text), sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+        if gen.stop_reason == "interrupted":
+            print("[interrupted]", file=sys.stderr)
+    finally:
+        bench.close()
+    return 0
+
+
+def _warn(bench, plan, dropped: int) -> None:
+    if dropped:
+        print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
+              f"of {bench.info.n_ctx} tokens", file=sys.stderr)
+    for injection in bench.injections(plan):
+        print(f"harness: warning: {injection.describe()}", file=sys.stderr)
+
+
+def _print_stream(event) -> None:
+    sys.stdout.write(event.text)
+    sys.stdout.flush()
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from harness.generation.records import role_summary_lines, score_json
+
+    if args.text:
+        from harness.cli.experiments import cmd_score_text
+
+        return cmd_score_text(args)
+    conversation = read_messages(args.messages)
+    bench = open_workbench(args, default_profile())
+    try:
+        plan, tokens = bench.score(conversation)
+        warnings = [i.describe() for i in bench.injections(plan)]
+        if args.json:
+            json.dump(score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings},
+                      sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+        else:
+            for warning in warnings:
+                print(f"harness: warning: {warning}", file=sys.stderr)
+            for line in role_summary_lines(tokens):
+                print(line)
+    finally:
+        bench.close()
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from harness.models.table import describe_known_models
+
+    rows = describe_known_models()
+    if args.json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for row in rows:
+        if "error" in row:
+            print(f"{row['name']:12} unavailable: {row['error']}")
+            continue
+        print(f"{row['name']:12} {row['architecture']:8} {row['size_mb']:7.1f} MB  vocab {row['n_vocab']:>6}  "
+              f"ctx {row['context_length']:>6}  eos {row['eos']!r:14} eog {row['eog']}  "
+              f"template {'embedded' if row['chat_template'] else 'none'}")
+        print(f"{'':12} {row['description']} — {row['path']}")
+    return 0
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    from harness.models.table import describe_templates
+
+    rows = describe_templates(args.model)
+    if args.json:
+        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for row in rows:
+        print(f"{row['name']}  ({row['origin']})")
+        if "error" in row:
+            print(f"    error: {row['error']}")
+            continue
+        m = row["markers"]
+        for role in ("system", "user", "assistant"):
+            if role in m["opens"]:
+                print(f"    {role:9} open {m['opens'][role]!r:48} close {m['closes'][role]!r}")
+        print(f"    generation prompt {m['generation_prompt']!r}"
+              + ("   (system folded into the first user turn)" if m["system_folded"] else ""))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from harness.lab.importers import cmd_import as import_templates
+
+    return import_templates(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.cli.experiments import cmd_run as run_experiment
+
+    return run_experiment(args)
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from harness.cli.experiments import cmd_summary as print_summary
+
+    return print_summary(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.cli.experiments import cmd_report as write_report
+
+    return write_report(args)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from harness.repl.chat import run_chat
+
+    return run_chat(explicit_options(args), _profile(args), resume=args.resume, log=args.log,
+                    system=args.system)

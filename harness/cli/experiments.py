@@ -1,0 +1,209 @@
+"""`harness run EXPERIMENT.yaml`, `harness summary DB` and `harness report DB|LOG`: the
+entropy lab's commands.
+
+Progress and notices go to stderr, the summary table (or ``--json``) to stdout. Ctrl-C stops
+after dropping the cell in flight and prints how to resume (exit 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from harness.errors import CommandError, HarnessError, RemoteError
+from harness.paths import data_dir
+
+EXIT_INTERRUPTED = 130
+
+
+def default_db(experiment: Path) -> Path:
+    return data_dir() / "experiments" / f"{experiment.stem}.sqlite"
+
+
+def _resume_command(args: argparse.Namespace, db: Path) -> str:
+    backend = f" --backend {shlex.quote(args.backend)}" if getattr(args, "backend", None) else ""
+    return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}{backend}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.experiment.db import connect, open_run, run_info
+    from harness.experiment.progress import Progress, format_duration
+    from harness.experiment.spec import expand, load_experiment
+
+    exp = load_experiment(args.experiment)
+    urls = _backend_urls(args, exp)
+    cells = expand(exp)
+    db = Path(args.db).expanduser() if args.db else default_db(Path(args.experiment))
+    conn = connect(db)
+    try:
+        run_id, resumed = open_run(conn, exp, cells, force_new=args.force_new)
+        info = run_info(conn, run_id)
+        finished = info["cells"].get("done", 0) + info["cells"].get("error", 0)
+        verb = f"resuming run {run_id} ({finished} of {len(cells)} cells finished)" if resumed \
+            else f"run {run_id}: {len(cells)} cells"
+        where = f" on {len(urls)} server{'s' * (len(urls) > 1)}" if urls else ""
+        print(f"harness: {exp.name}: {verb}{where} -> {db}", file=sys.stderr)
+        progress = Progress(len(cells), finished, sys.stderr)
+        outcome = _execute(exp, conn, run_id, cells, urls, progress)
+        done = outcome.already + outcome.ran + outcome.errors
+        if outcome.interrupted:
+            print(f"harness: interrupted after {done} of {outcome.total} cells; resume with: "
+                  f"{_resume_command(args, db)}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"harness: {outcome.ran + outcome.errors} cells in {format_duration(outcome.seconds)} "
+              f"({outcome.cells_per_minute:.1f} cells/min); {outcome.already} already finished"
+              + (f"; {outcome.errors} failed" if outcome.errors else ""), file=sys.stderr)
+        if done == outcome.total:
+            _print_summary(conn, run_id, db, args.json, outcome.to_dict())
+        if outcome.failed_servers:
+            raise _servers_failed(outcome.failed_servers, outcome.total - done, _resume_command(args, db))
+        return 1 if run_info(conn, run_id)["cells"].get("error") else 0
+    finally:
+        conn.close()
+
+
+def _backend_urls(args: argparse.Namespace, exp) -> list[str]:
+    """The servers of `--backend` (none: run locally), checked before anything is stored."""
+    from harness.backends.servers import parse_backend, split_backends
+    from harness.experiment.pool import pool_model
+
+    if not getattr(args, "backend", None):
+        return []
+    pool_model(exp)
+    urls = split_backends(args.backend)
+    for url in urls:
+        parse_backend(url)
+    if len(set(urls)) != len(urls):
+        raise CommandError("--backend names the same server twice", hint="give each URL once")
+    return urls
+
+
+def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
+    from harness.experiment.pool import run_cells_remote
+    from harness.experiment.run import run_cells
+    from harness.interrupt import sigint_flag
+
+    with sigint_flag() as interrupted:
+        if not urls:
+            return run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
+                             on_error=_warn_once())
+        return run_cells_remote(exp, conn, run_id, cells, urls, should_stop=interrupted, progress=progress,
+                                on_error=_warn_once(), on_notice=_server_notice)
+
+
+def _server_notice(url: str, message: str) -> None:
+    print(f"\nharness: {url}: {message}", file=sys.stderr)
+
+
+def _servers_failed(failed: dict[str, str], pending: int, resume: str) -> HarnessError:
+    """One line for the servers dropped during a run (the first one's reason)."""
+    url, reason = next(iter(failed.items()))
+    who = f"server {url} failed" if len(failed) == 1 else f"{len(failed)} servers failed (first {url})"
+    if not pending:
+        return RemoteError(f"{who}; the other servers finished every cell: {reason}")
+    return RemoteError(f"{who}; {pending} cells left pending: {reason}", hint=f"resume with: {resume}")
+
+
+def _warn_once():
+    """A cell-error callback printing each distinct message once (many cells share a cause)."""
+    seen: set[str] = set()
+
+    def on_error(cell, message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            print(f"\nharness: warning: cell {cell.key}: {message}", file=sys.stderr)
+
+    return on_error
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from harness.errors import StorageError
+    from harness.experiment.db import connect, resolve_run
+
+    db = Path(args.db).expanduser()
+    if not db.is_file():
+        raise StorageError("no such experiment database", where=str(db), hint="give the --db of a run")
+    conn = connect(db)
+    try:
+        run_id = resolve_run(conn, args.run, str(db))
+        _print_summary(conn, run_id, db, args.json, None)
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML report of a run (or a chat log); one line on stderr says where."""
+    from harness.report.html import ReportOptions, render_report
+    from harness.report.sources import load_report_input
+    from harness.store import write_text
+
+    if args.max_turns < 0:
+        raise CommandError("--max-turns must be 0 or more")
+    source = load_report_input(args.source, args.run)
+    page = render_report(source.turns, source.summary,
+                         ReportOptions(source.title, source.detail, max_turns=args.max_turns))
+    write_text(args.html, page)
+    shown = min(len(source.turns), args.max_turns)
+    print(f"harness: report of {len(source.turns)} turns ({shown} in the transcript) -> {args.html} "
+          f"({len(page.encode('utf-8')) / 1024:.0f} KB)", file=sys.stderr)
+    return 0
+
+
+def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
+    from harness.experiment.db import run_info, summary
+    from harness.experiment.summary import format_table
+
+    info = run_info(conn, run_id)
+    rows = summary(conn, run_id)
+    if as_json:
+        out = {"db": str(db), "run": info, "summary": [r.to_dict() for r in rows]}
+        if outcome is not None:
+            out["outcome"] = outcome
+        json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return
+    cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
+    print(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}")
+    print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
+          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over turns")
+    print(format_table(rows))
+    for err in info["errors"]:
+        print(f"error: {err['cell']}: {err['error']}")
+
+
+def cmd_score_text(args: argparse.Namespace) -> int:
+    """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
+    from harness.generation.records import role_summary_lines, score_json
+    from harness.generation.text_score import perplexity, score_text
+    from harness.models.registry import open_backend
+
+    if args.template or args.var or args.literal_content:
+        raise CommandError("score --text takes raw text: --template, --var and --literal-content do not apply")
+    try:
+        text = Path(args.text).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read the text: {exc.__class__.__name__}", where=args.text) from None
+    backend = open_backend(args.model, n_ctx=args.n_ctx or 4096, n_threads=args.threads)
+    try:
+        tokens = score_text(backend, text)
+
+        def name_of(token: int) -> str:
+            return backend.piece(token).decode("utf-8", "replace")
+
+        ppl = perplexity(tokens)
+        if args.json:
+            json.dump(score_json(text, tokens, name_of) | ppl, sys.stdout, ensure_ascii=False)
+            sys.stdout.write("\n")
+            return 0
+        for line in role_summary_lines(tokens):
+            print(line)
+        print(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
+              f"(exp of the mean NLL, {ppl['mean_nll_nats']:.4f} nats)")
+    finally:
+        backend.close()
+    return 0

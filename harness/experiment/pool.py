@@ -1,0 +1,273 @@
+"""Running an experiment's cells on servers: `harness run EXP.yaml --backend URL1,URL2,...`.
+
+A server serves one model, so the experiment must name exactly one; its label is stored in
+``cells.model`` as for a local run (the digest, the keys and a resume are the same) and the URL
+of the server that ran a cell in ``cells.backend``. Templates render here; ``gguf`` means the
+server's own template (llama-server's ``/props``).
+
+Each server gets a worker thread with its own engine and RemoteWorkbench and runs one cell at a
+time, taking cells from a :class:`~harness.experiment.cell_queue.CellQueue` (groups sharing a prompt
+prefix stay on one server). Workers never touch the database: they send each finished cell to
+the calling thread, which commits it in one transaction, so the sqlite3 connection stays in one
+thread. As for a local run, finished cells are skipped, a cell cut short by `should_stop` is
+dropped (it runs again on resume) and a cell that cannot run is stored as an error. A server
+that fails (refused, timed out, an HTTP error) is dropped: the cell it was running stays pending
+for a resume, its other cells go to the servers left, and the outcome names it. After a stop,
+a server that does not answer within STOP_GRACE_SECONDS is left behind (its cell stays pending).
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.backends.remote import RemoteEngine
+from harness.backends.servers import open_engine as open_server
+from harness.errors import CommandError, RemoteError
+from harness.experiment.cell_queue import CellQueue
+from harness.experiment.db import commit_cell, fail_cell, set_run_status
+from harness.experiment.progress import Progress
+from harness.experiment.run import CELL_ERRORS, RunOutcome, cell_turn, pending_cells, running
+from harness.experiment.spec import Cell, Experiment, ModelSpec, condition_label
+from harness.generation.remote_workbench import RemoteWorkbench
+from harness.generation.turn import StopReason
+from harness.generation.workbench import choose_template
+from harness.paths import user_templates_dir
+from harness.prompt.templates import ChatTemplate
+
+OpenEngine = Callable[[str], RemoteEngine]
+LoadServerTemplate = Callable[[str, RemoteEngine], ChatTemplate]
+POLL_SECONDS = 0.2
+STOP_GRACE_SECONDS = 15.0  # after Ctrl-C, how long to wait for a server that does not answer
+
+
+def pool_model(exp: Experiment) -> ModelSpec:
+    """The experiment's one model (its label names the servers' model), or why it cannot run
+    on servers."""
+    if len(exp.models) != 1:
+        labels = ", ".join(m.label for m in exp.models)
+        raise CommandError(f"--backend runs one model (a server serves one), the experiment lists "
+                           f"{len(exp.models)}: {labels}", where=exp.path,
+                           hint="keep one entry in `models:` (its label names the server's model)")
+    if exp.literal_content:
+        raise CommandError("literal_content needs a local model: a server tokenizes the whole prompt",
+                           where=exp.path, hint="remove literal_content, or run without --backend")
+    return exp.models[0]
+
+
+def server_template(spec: str, engine: RemoteEngine) -> ChatTemplate:
+    return choose_template(spec, engine.info.chat_template, f"the server at {engine.url}", user_templates_dir())
+
+
+@dataclass(frozen=True)
+class _Finished:
+    url: str
+    cell: Cell
+    turn: dict[str, Any] | None  # None: the cell could not run (`error` says why)
+    seconds: float
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class _Notice:
+    url: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _Exit:
+    url: str
+    interrupted: bool = False
+    lost: str = ""  # why the server was dropped
+    crash: BaseException | None = None  # a bug: re-raised by the calling thread
+
+
+class _Worker:
+    """One server's thread: opens its engine, then runs the cells the queue hands it."""
+
+    def __init__(self, url: str, exp: Experiment, tasks: CellQueue[Cell], results: queue.Queue,
+                 should_stop: Callable[[], bool], open_engine: OpenEngine, load_template: LoadServerTemplate):
+        self.url, self.tasks, self.results, self.should_stop = url, tasks, results, should_stop
+        self.open_engine, self.load_template = open_engine, load_template
+        self.conversations = {c.name: c.conversation for c in exp.conversations}
+        self.bench: RemoteWorkbench | None = None
+        self.current = ""  # the template spec the bench has
+        self.refused: dict[str, str] = {}  # template spec -> why it cannot be used here
+
+    def __call__(self) -> None:
+        engine, end = None, _Exit(self.url)
+        try:
+            engine = self.open_engine(self.url)
+            self.results.put(_Notice(self.url, f"serving {engine.info.name}"))
+            end = self._loop(engine)
+        except (RemoteError, OSError) as exc:
+            end = _Exit(self.url, lost=str(exc))
+        except BaseException as exc:  # handed to the calling thread, which re-raises it
+            end = _Exit(self.url, crash=exc)
+        finally:
+            if engine is not None:
+                engine.close()
+            self.results.put(end)
+
+    def _loop(self, engine: RemoteEngine) -> _Exit:
+        while not self.should_stop():
+            cell = self.tasks.take(self.url)
+            if cell is None:
+                return _Exit(self.url)
+            finished = self._run_cell(engine, cell)
+            if finished is None:
+                break
+            self.results.put(finished)
+        return _Exit(self.url, interrupted=True)
+
+    def _bench(self, engine: RemoteEngine, spec: str) -> RemoteWorkbench:
+        if spec in self.refused:
+            raise CommandError(self.refused[spec])
+        if spec != self.current or self.bench is None:
+            try:
+                template = self.load_template(spec, engine)
+                if self.bench is None:
+                    self.bench = RemoteWorkbench(engine, template)
+                else:
+                    self.bench.set_template(template)
+            except CELL_ERRORS as exc:
+                self.refused[spec] = str(exc)
+                raise
+            self.current = spec
+        return self.bench
+
+    def _run_cell(self, engine: RemoteEngine, cell: Cell) -> _Finished | None:
+        """The cell's turn or error; None when it was cut short (it is dropped)."""
+        started = time.perf_counter()
+        try:
+            bench = self._bench(engine, cell.template)
+            plan = bench.plan(self.conversations[cell.conversation], cell.mode.plan_mode, cell.mode.text)
+            gen = bench.generate(plan, cell.params, should_stop=self.should_stop)
+        except CELL_ERRORS as exc:
+            return _Finished(self.url, cell, None, 0.0, str(exc))
+        if gen.stop_reason == StopReason.INTERRUPTED:
+            return None
+        return _Finished(self.url, cell, cell_turn(bench, cell, gen), time.perf_counter() - started)
+
+
+class _Collector:
+    """The calling thread's side: starts the workers, commits what they send, counts."""
+
+    def __init__(self, exp: Experiment, conn: sqlite3.Connection, run_id: int, urls: Sequence[str], *,
+                 should_stop: Callable[[], bool], progress: Progress | None,
+                 on_cell: Callable[[Cell, dict[str, Any]], None] | None,
+                 on_error: Callable[[Cell, str], None] | None,
+                 on_notice: Callable[[str, str], None] | None,
+                 open_engine: OpenEngine, load_template: LoadServerTemplate):
+        self.exp, self.conn, self.run_id, self.urls = exp, conn, run_id, list(urls)
+        self.should_stop, self.progress = should_stop, progress
+        self.on_cell, self.on_error, self.on_notice = on_cell, on_error, on_notice
+        self.open_engine, self.load_template = open_engine, load_template
+        self.ran = self.errors = 0
+        self.interrupted = False
+        self.per_backend: Counter[str] = Counter()
+        self.failed: dict[str, str] = {}
+
+    def run(self, todo: Sequence[Cell]) -> None:
+        tasks: CellQueue[Cell] = CellQueue(todo)
+        results: queue.Queue = queue.Queue()
+        abort = threading.Event()
+
+        def stop() -> bool:
+            return abort.is_set() or self.should_stop()
+
+        threads = [threading.Thread(target=_Worker(url, self.exp, tasks, results, stop, self.open_engine,
+                                                   self.load_template), name=f"harness {url}", daemon=True)
+                   for url in self.urls]
+        for thread in threads:
+            thread.start()
+        crash: BaseException | None = None
+        running = len(threads)
+        give_up: float | None = None
+        try:
+            while running:
+                if give_up is None and stop():
+                    give_up = time.monotonic() + STOP_GRACE_SECONDS
+                if give_up is not None and time.monotonic() > give_up:
+                    self.interrupted = True  # a worker stuck in a request is left behind: its
+                    break                    # daemon thread's cell stays pending
+                try:
+                    message = results.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if isinstance(message, _Exit):
+                    running -= 1
+                    crash = crash or message.crash
+                    if message.crash is not None:
+                        abort.set()
+                    self._exit(message, tasks)
+                else:
+                    self._receive(message)
+        except BaseException:
+            abort.set()  # the workers stop at their next token; their cells stay pending
+            raise
+        if crash is not None:
+            raise crash
+
+    def _receive(self, message: _Finished | _Notice) -> None:
+        if isinstance(message, _Notice):
+            if self.on_notice is not None:
+                self.on_notice(message.url, message.message)
+            return
+        cell, note = message.cell, condition_label(message.cell.condition())
+        if message.turn is None:
+            fail_cell(self.conn, self.run_id, cell.key, message.error, backend=message.url)
+            self.errors += 1
+            note += " (error)"
+            if self.on_error is not None:
+                self.on_error(cell, message.error)
+        elif commit_cell(self.conn, self.run_id, cell.key, message.turn, message.seconds, backend=message.url):
+            self.ran += 1
+            if self.on_cell is not None:
+                self.on_cell(cell, message.turn)
+        self.per_backend[message.url] += 1
+        if self.progress is not None:
+            self.progress.advance(note)
+
+    def _exit(self, message: _Exit, tasks: CellQueue[Cell]) -> None:
+        self.interrupted = self.interrupted or message.interrupted
+        if message.lost:
+            tasks.release(message.url)
+            self.failed[message.url] = message.lost
+            if self.on_notice is not None:
+                self.on_notice(message.url, f"dropped: {message.lost}")
+
+
+def run_cells_remote(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Sequence[Cell],
+                     urls: Sequence[str], *, should_stop: Callable[[], bool] = lambda: False,
+                     progress: Progress | None = None,
+                     on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
+                     on_error: Callable[[Cell, str], None] | None = None,
+                     on_notice: Callable[[str, str], None] | None = None,
+                     open_engine: OpenEngine = open_server,
+                     load_template: LoadServerTemplate = server_template) -> RunOutcome:
+    """Run every pending cell of `run_id` on the servers at `urls`, one cell at a time each;
+    stop cleanly when `should_stop()` is true. `on_notice(url, text)`: a server's model name
+    when it opens, why it was dropped when it fails."""
+    pool_model(exp)
+    if not urls:
+        raise CommandError("--backend: no URL given")
+    todo = pending_cells(conn, run_id, cells)
+    started = time.perf_counter()
+    collector = _Collector(exp, conn, run_id, urls, should_stop=should_stop, progress=progress,
+                           on_cell=on_cell, on_error=on_error, on_notice=on_notice,
+                           open_engine=open_engine, load_template=load_template)
+    with running(conn, run_id, progress):
+        if todo:
+            collector.run(todo)
+    finished = collector.ran + collector.errors == len(todo)
+    set_run_status(conn, run_id, "done" if finished else "interrupted")
+    return RunOutcome(run_id, len(cells), len(cells) - len(todo), collector.ran, collector.errors,
+                      collector.interrupted and not finished, time.perf_counter() - started,
+                      dict(collector.per_backend), dict(collector.failed))

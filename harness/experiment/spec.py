@@ -1,0 +1,351 @@
+"""Experiments: a YAML matrix expanded into ordered cells.
+
+An experiment crosses models (each with its own templates) × modes × EOS policies × named
+sampling sets × seeds × conversations. The file is read with ``yaml.safe_load`` semantics and
+checked against a strict schema: an unknown key, a wrong type or a bad value fails with
+``file:line: field 'path': ...`` and nothing runs. Cells are ordered by model, template and
+conversation so that one model is loaded once and prompts sharing a prefix follow each other.
+
+Mode ``past-eos`` is ``reply`` under EOS policy ``continue``: the model ends its turn and goes on
+writing, and what it writes past its end of turn (the next user turn) is attributed by the turn
+parser. Its EOS policy is fixed, so it makes one cell per sampling set × seed × conversation
+whatever the ``eos`` list says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.errors import ExperimentError, HarnessError
+from harness.generation.settings import (
+    EOS_CONTINUE,
+    EOS_POLICIES,
+    EOS_STOP,
+    SETTINGS,
+    SamplingParams,
+)
+from harness.prompt.conversation import Conversation, parse_messages
+from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
+from harness.yamlio import error_location, field_lines
+
+PAST_EOS = "past-eos"
+MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE)
+_TEXT_MODES = (PREFILL, IMPERSONATE)  # modes that may carry a text: {prefill: "Sure,"}
+
+_TOP: dict[str, tuple[type, ...]] = {
+    "name": (str,), "description": (str,), "models": (list,), "templates": (list,),
+    "modes": (list,), "eos": (list,), "sampling": (dict,), "seeds": (list,), "max_tokens": (int,),
+    "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
+}
+_MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,)}
+# a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
+_SAMPLING: dict[str, tuple[type, ...]] = {s.name: s.types for s in SETTINGS if s.name not in ("seed", "eos")}
+_CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,), "modes": (list,)}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    label: str  # short name in labels and the database
+    source: str  # what open_backend is given: a known model name or a GGUF path
+    templates: tuple[str, ...]
+    n_ctx: int
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    kind: str
+    text: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}:{self.text}" if self.text else self.kind
+
+    @property
+    def plan_mode(self) -> str:
+        return REPLY if self.kind == PAST_EOS else self.kind
+
+    @property
+    def forced_eos(self) -> str | None:
+        return EOS_CONTINUE if self.kind == PAST_EOS else None
+
+
+@dataclass(frozen=True)
+class ConversationSpec:
+    name: str
+    conversation: Conversation
+    modes: tuple[str, ...] | None = None  # mode labels it is run in (None: every mode)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: str
+    description: str
+    models: tuple[ModelSpec, ...]
+    modes: tuple[ModeSpec, ...]
+    eos: tuple[str, ...]
+    sampling: tuple[tuple[str, SamplingParams], ...]
+    seeds: tuple[int, ...]
+    conversations: tuple[ConversationSpec, ...]
+    threads: int | None = None
+    literal_content: bool = False
+
+    def canonical(self) -> dict[str, Any]:
+        """Everything that decides the results (not the name, description or thread count)."""
+        return {
+            "models": [[m.label, m.source, list(m.templates), m.n_ctx] for m in self.models],
+            "modes": [m.label for m in self.modes], "eos": list(self.eos),
+            "sampling": {name: p.to_dict() for name, p in self.sampling},
+            "seeds": list(self.seeds), "literal_content": self.literal_content,
+            "conversations": [[c.name, c.conversation.to_dicts(), c.modes] for c in self.conversations],
+        }
+
+    def digest(self) -> str:
+        text = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One generation of the matrix."""
+
+    model: str
+    source: str
+    template: str
+    mode: ModeSpec
+    eos: str
+    sampling: str
+    params: SamplingParams  # seed and EOS policy included
+    seed: int
+    conversation: str
+
+    @property
+    def key(self) -> str:
+        return "|".join([self.model, self.template, self.mode.label, self.eos, self.sampling,
+                         str(self.seed), self.conversation])
+
+    def condition(self) -> dict[str, Any]:
+        return {"model": self.model, "template": self.template, "mode": self.mode.label, "eos": self.eos,
+                "sampling": self.sampling, "seed": self.seed, "conversation": self.conversation}
+
+
+def condition_label(condition: dict[str, Any], *, with_seed: bool = True) -> str:
+    """`smollm2 · gguf · impersonate · eos=stop · t0.8 · seed 1` (seed left out for pooled rows)."""
+    parts = [condition["model"], condition["template"], condition["mode"], f"eos={condition['eos']}",
+             condition["sampling"]]
+    if with_seed and condition.get("seed") is not None:
+        parts.append(f"seed {condition['seed']}")
+    return " · ".join(str(p) for p in parts)
+
+
+def expand(exp: Experiment) -> list[Cell]:
+    """Every cell, ordered model → template → conversation → mode → EOS → sampling → seed."""
+    out: list[Cell] = []
+    for model in exp.models:
+        for template in model.templates:
+            for conv in exp.conversations:
+                for mode in exp.modes:
+                    if conv.modes is not None and mode.label not in conv.modes:
+                        continue
+                    policies = (mode.forced_eos,) if mode.forced_eos else exp.eos
+                    for eos in policies:
+                        for name, params in exp.sampling:
+                            for seed in exp.seeds:
+                                out.append(Cell(model.label, model.source, template, mode, eos, name,
+                                                params.updated(seed=seed, eos=eos), seed, conv.name))
+    return out
+
+
+class _Schema:
+    """Field checks that fail with the file, the line and the field's path."""
+
+    def __init__(self, where: str, lines: dict[str, int]):
+        self.where = where
+        self.lines = lines
+
+    def fail(self, path: str, message: str) -> ExperimentError:
+        line = self.lines.get(path)
+        return ExperimentError(f"field '{path}': {message}",
+                               where=f"{self.where}:{line}" if line else self.where,
+                               hint="fix or remove the field")
+
+    def fields(self, data: Any, path: str, known: dict[str, tuple[type, ...]]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(path, f"expected a mapping with fields {', '.join(known)}")
+        for key, value in data.items():
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in known:
+                raise self.fail(sub, f"unknown field (known: {', '.join(known)})")
+            self.check(value, known[key], sub)
+        return data
+
+    def check(self, value: Any, types: tuple[type, ...], path: str) -> Any:
+        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+            raise self.fail(path, f"expected {_kind(types)}, got {value!r}")
+        return value
+
+    def items(self, data: dict[str, Any], key: str, types: tuple[type, ...], default: list[Any]) -> list[Any]:
+        values = data.get(key, default)
+        if not values:
+            raise self.fail(key, "must not be empty")
+        for i, value in enumerate(values):
+            self.check(value, types, f"{key}[{i}]")
+        if len(set(map(str, values))) != len(values):
+            raise self.fail(key, "lists the same value twice")
+        return values
+
+
+def _kind(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
+             dict: "a mapping", type(None): "null", bool: "a boolean"}
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExperimentError(f"cannot read the experiment: {exc.__class__.__name__}", where=str(path)) from None
+    return parse_experiment(text, where=str(path), base=path.parent, default_name=path.stem)
+
+
+def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "experiment") -> Experiment:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        at, problem = error_location(exc, where)
+        raise ExperimentError(f"not valid YAML: {problem}", where=at, hint="fix the file's syntax") from None
+    schema = _Schema(where, field_lines(node) if node is not None else {})
+    if not isinstance(data, dict):
+        raise ExperimentError("an experiment must be a mapping of fields", where=f"{where}:1")
+    schema.fields(data, "", _TOP)
+    modes = _modes(schema, data.get("modes", [REPLY]))
+    for required in ("models", "conversations"):
+        if required not in data:
+            raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
+    max_tokens = data.get("max_tokens", 96)
+    n_ctx = data.get("n_ctx", 2048)
+    for key, value, low in (("max_tokens", max_tokens, 1), ("n_ctx", n_ctx, 64)):
+        if value < low:
+            raise schema.fail(key, f"must be at least {low}")
+    templates = schema.items(data, "templates", (str,), ["gguf"])
+    eos = schema.items(data, "eos", (str,), [EOS_STOP])
+    for i, policy in enumerate(eos):
+        if policy not in EOS_POLICIES:
+            raise schema.fail(f"eos[{i}]", f"must be one of {', '.join(EOS_POLICIES)}")
+    seeds = schema.items(data, "seeds", (int,), [0])
+    return Experiment(
+        name=data.get("name", default_name), path=where, description=data.get("description", ""),
+        models=_models(schema, data["models"], tuple(templates), n_ctx),
+        modes=modes, eos=tuple(eos),
+        sampling=_sampling(schema, data.get("sampling", {"default": {}}), max_tokens),
+        seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base, modes),
+        threads=data.get("threads"), literal_content=data.get("literal_content", False))
+
+
+def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx: int) -> tuple[ModelSpec, ...]:
+    if not items:
+        raise schema.fail("models", "must not be empty")
+    out = []
+    for i, item in enumerate(items):
+        path = f"models[{i}]"
+        if isinstance(item, str):
+            item = {"name": item}
+        entry = schema.fields(item, path, _MODEL)
+        if "name" not in entry:
+            raise schema.fail(path, "a model needs 'name' (a known model or a GGUF path)")
+        own = tuple(entry.get("templates", templates))
+        if not own or not all(isinstance(t, str) for t in own):
+            raise schema.fail(f"{path}.templates", "expected a non-empty list of template names")
+        label = entry.get("label") or Path(entry["name"]).stem
+        out.append(ModelSpec(label, entry["name"], own, entry.get("n_ctx", n_ctx)))
+    labels = [m.label for m in out]
+    if len(set(labels)) != len(labels):
+        raise schema.fail("models", "two models share a label (set 'label' to tell them apart)")
+    return tuple(out)
+
+
+def _modes(schema: _Schema, items: list[Any]) -> tuple[ModeSpec, ...]:
+    if not items:
+        raise schema.fail("modes", "must not be empty")
+    out = []
+    for i, item in enumerate(items):
+        path = f"modes[{i}]"
+        if isinstance(item, dict) and len(item) == 1:
+            kind, text = next(iter(item.items()))
+            if kind not in _TEXT_MODES or not isinstance(text, str):
+                raise schema.fail(path, f"a mode with text is {{prefill: TEXT}} or {{impersonate: TEXT}}, got {item!r}")
+            out.append(ModeSpec(kind, text))
+        elif isinstance(item, str) and item in MODE_KINDS:
+            out.append(ModeSpec(item))
+        else:
+            raise schema.fail(path, f"expected one of {', '.join(MODE_KINDS)} or {{prefill: TEXT}}, got {item!r}")
+    if len({m.label for m in out}) != len(out):
+        raise schema.fail("modes", "lists the same mode twice")
+    return tuple(out)
+
+
+def _sampling(schema: _Schema, sets: dict[str, Any], max_tokens: int) -> tuple[tuple[str, SamplingParams], ...]:
+    if not sets:
+        raise schema.fail("sampling", "must name at least one sampling set")
+    out = []
+    for name, values in sets.items():
+        path = f"sampling.{name}"
+        values = dict(schema.fields(values or {}, path, _SAMPLING))
+        try:
+            params = SamplingParams().with_values({"max_tokens": max_tokens, **values})
+        except HarnessError as exc:
+            raise schema.fail(f"{path}.{exc.field}", exc.message) from None
+        out.append((str(name), params))
+    return tuple(out)
+
+
+def _conversations(schema: _Schema, items: list[Any], base: Path,
+                   modes: tuple[ModeSpec, ...]) -> tuple[ConversationSpec, ...]:
+    if not items:
+        raise schema.fail("conversations", "must not be empty")
+    out = []
+    for i, item in enumerate(items):
+        path = f"conversations[{i}]"
+        if isinstance(item, str):
+            item = {"file": item}
+        entry = schema.fields(item, path, _CONVERSATION)
+        if ("messages" in entry) == ("file" in entry):
+            raise schema.fail(path, "give either 'messages' (inline) or 'file' (a messages file)")
+        if "file" in entry:
+            file = base / entry["file"]
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
+            conversation = parse_messages(text, where=str(file))
+            name = entry.get("name") or file.stem
+        else:
+            line = schema.lines.get(f"{path}.messages")
+            conversation = Conversation.from_dicts(entry["messages"], where=f"{schema.where}:{line}")
+            name = entry.get("name") or f"c{i + 1}"
+        if not len(conversation):
+            raise schema.fail(path, "the conversation has no messages")
+        out.append(ConversationSpec(name, conversation, _only_modes(schema, entry, path, modes)))
+    if len({c.name for c in out}) != len(out):
+        raise schema.fail("conversations", "two conversations share a name (set 'name')")
+    return tuple(out)
+
+
+def _only_modes(schema: _Schema, entry: dict[str, Any], path: str, modes: tuple[ModeSpec, ...]) -> tuple[str, ...] | None:
+    """A conversation's own `modes:` list (e.g. impersonate only after an assistant turn)."""
+    if "modes" not in entry:
+        return None
+    labels = [m.label for m in modes]
+    for i, label in enumerate(entry["modes"]):
+        if label not in labels:
+            raise schema.fail(f"{path}.modes[{i}]", f"not one of the experiment's modes ({', '.join(labels)})")
+    return tuple(entry["modes"])

@@ -1,0 +1,138 @@
+"""Per condition × scope × role summaries of an experiment, with bootstrap intervals.
+
+A condition pools the seeds and conversations of one (model, template, mode, EOS policy,
+sampling set): those are its replicates. Two kinds of entropy are kept apart:
+
+- model entropy (``entropy_bits``): of the model's own next-token distribution at temperature 1,
+  before any sampling setting — what the model "believes";
+- sampling entropy (``sampling_entropy_bits``): of the distribution the token was actually drawn
+  from, after top-k / top-p / min-p / temperature / biases — generated tokens only.
+
+Intervals resample turns (see harness.stats.bootstrap). Prompt tokens do not depend on seed, EOS
+policy or sampling, so within a condition each distinct prompt is counted once: otherwise three
+seeds would triple the same prompt and shrink its interval for nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from harness.prompt.conversation import ATTRIBUTION_ROLES
+from harness.stats.bootstrap import Interval, cluster_mean_ci
+
+METRICS = ("entropy_bits", "surprisal_bits", "sampling_entropy_bits", "varentropy_bits2")
+SCOPES = ("generated", "prompt")
+
+
+@dataclass(frozen=True)
+class TokenStat:
+    """One stored token, reduced to what the summary needs."""
+
+    condition: str
+    turn: int
+    prompt_key: str  # identical prompts share it
+    scope: str
+    role: str
+    values: tuple[float | None, ...]  # in METRICS order; None where a token has no such statistic
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    condition: str
+    scope: str
+    role: str
+    turns: int
+    tokens: int
+    intervals: dict[str, Interval | None]
+
+    def mean(self, metric: str) -> float | None:
+        ci = self.intervals.get(metric)
+        return ci.mean if ci else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report contract, plus turns and the other metrics' intervals."""
+        ent, sur = self.intervals["entropy_bits"], self.intervals["surprisal_bits"]
+        samp, var = self.intervals["sampling_entropy_bits"], self.intervals["varentropy_bits2"]
+        return {
+            "condition": self.condition, "scope": self.scope, "role": self.role, "tokens": self.tokens,
+            "mean_entropy_bits": _r(ent.mean) if ent else None, "ci95": _ci(ent),
+            "mean_surprisal_bits": _r(sur.mean) if sur else None,
+            "perplexity": _r(2.0 ** sur.mean) if sur else None,
+            "mean_sampling_entropy_bits": _r(samp.mean) if samp else None,
+            "turns": self.turns, "surprisal_ci95": _ci(sur),
+            "perplexity_ci95": [_r(2.0 ** sur.low), _r(2.0 ** sur.high)] if sur else None,
+            "sampling_entropy_ci95": _ci(samp),
+            "mean_varentropy_bits2": _r(var.mean) if var else None, "varentropy_ci95": _ci(var),
+        }
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
+def _ci(interval: Interval | None) -> list[float] | None:
+    return [_r(interval.low), _r(interval.high)] if interval else None
+
+
+def _role_order(role: str) -> tuple[int, str]:
+    return (ATTRIBUTION_ROLES.index(role), "") if role in ATTRIBUTION_ROLES else (len(ATTRIBUTION_ROLES), role)
+
+
+def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[SummaryRow]:
+    """Rows in order of first appearance of each condition, generated scope before prompt."""
+    # (condition, scope, role) -> cluster -> per metric [sum, count]; plus token counts
+    acc: dict[tuple[str, str, str], dict[Any, list[list[float]]]] = defaultdict(dict)
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    owner: dict[tuple[str, str], int] = {}  # (condition, prompt_key) -> the turn that counts
+    order: dict[str, int] = {}
+    for t in tokens:
+        order.setdefault(t.condition, len(order))
+        cluster: Any = t.turn
+        if t.scope == "prompt":
+            first = owner.setdefault((t.condition, t.prompt_key), t.turn)
+            if first != t.turn:
+                continue
+        key = (t.condition, t.scope, t.role)
+        counts[key] += 1
+        sums = acc[key].setdefault(cluster, [[0.0, 0.0] for _ in METRICS])
+        for slot, value in zip(sums, t.values, strict=True):
+            if value is not None:
+                slot[0] += value
+                slot[1] += 1
+    rows = []
+    for key in sorted(acc, key=lambda k: (order[k[0]], SCOPES.index(k[1]) if k[1] in SCOPES else 9,
+                                          _role_order(k[2]))):
+        clusters = list(acc[key].values())
+        intervals = {m: cluster_mean_ci([c[i][0] for c in clusters], [c[i][1] for c in clusters], seed=seed)
+                     for i, m in enumerate(METRICS)}
+        rows.append(SummaryRow(key[0], key[1], key[2], len(clusters), counts[key], intervals))
+    return rows
+
+
+def _cell(ci: Interval | None, width: int = 19) -> str:
+    if ci is None:
+        return f"{'-':>{width}}"
+    return f"{ci.mean:6.3f} [{ci.low:5.2f},{ci.high:5.2f}]".rjust(width)
+
+
+def format_table(rows: list[SummaryRow]) -> str:
+    """A plain-text table: model entropy and sampling entropy in separate columns."""
+    if not rows:
+        return "no finished cells"
+    width = max(len("condition"), *(len(r.condition) for r in rows))
+    head = (f"{'condition':{width}}  {'scope':9} {'role':9} {'turns':>5} {'tokens':>6}  "
+            f"{'model H bits [95% CI]':>19}  {'surprisal [95% CI]':>19}  {'ppl':>7}  "
+            f"{'sampled H [95% CI]':>19}  {'varent':>6}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        sur = r.intervals["surprisal_bits"]
+        var = r.mean("varentropy_bits2")
+        lines.append(
+            f"{r.condition:{width}}  {r.scope:9} {r.role:9} {r.turns:5d} {r.tokens:6d}  "
+            f"{_cell(r.intervals['entropy_bits'])}  {_cell(sur)}  "
+            f"{(f'{2.0 ** sur.mean:7.2f}' if sur else '-'.rjust(7))}  "
+            f"{_cell(r.intervals['sampling_entropy_bits'])}  {(f'{var:6.2f}' if var is not None else '-'.rjust(6))}")
+    return "\n".join(lines)

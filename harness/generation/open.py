@@ -1,0 +1,74 @@
+"""Opening a workbench from what a person names: a model (or a server URL), a template and the
+template variables. Library code: keyword arguments in, a workbench out; the CLI, the REPL, the
+experiment runner and the Python API all open workbenches here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.errors import CommandError
+from harness.generation.remote_workbench import RemoteWorkbench
+from harness.generation.workbench import BaseWorkbench, Workbench, choose_template
+from harness.paths import user_templates_dir
+
+
+def open_server_workbench(url: str, template: str | None = None,
+                          variables: Mapping[str, Any] | None = None) -> RemoteWorkbench:
+    """One server with a template (default: the server's own, which only llama-server exposes)."""
+    from harness.backends.servers import open_engine, split_backends
+
+    if len(split_backends(url)) > 1:
+        raise CommandError("--backend: give one URL here (a list spreads cells only for `run`)")
+    engine = open_engine(url)
+    try:
+        chosen = choose_template(template, engine.info.chat_template, f"the server at {engine.url}",
+                                 user_templates_dir())
+        return RemoteWorkbench(engine, chosen, variables)
+    except BaseException:
+        engine.close()
+        raise
+
+
+def open_workbench(*, model: str | None = None, backend: str | None = None, template: str | None = None,
+                   variables: Mapping[str, Any] | None = None, n_ctx: int | None = None,
+                   threads: int | None = None, literal_content: bool = False) -> BaseWorkbench:
+    """A workbench on `model` (a name or GGUF path, loaded here) or on the server at `backend`,
+    with `template` (default: the model's embedded one)."""
+    if backend:
+        if model or literal_content:
+            raise CommandError("--backend generates on a server: it takes neither --model nor "
+                               "--literal-content (the server tokenizes the whole prompt)")
+        return open_server_workbench(backend, template, variables)
+    from harness.models.registry import DEFAULT_MODEL, open_backend
+
+    engine = open_backend(model or DEFAULT_MODEL, n_ctx=n_ctx or 4096, n_threads=threads)
+    try:
+        chosen = choose_template(template, engine.info.chat_template, engine.info.name, user_templates_dir())
+        bench = Workbench(engine, chosen, variables)
+        bench.literal_content = literal_content
+        return bench
+    except BaseException:
+        engine.close()
+        raise
+
+
+def workbench_options(explicit: Mapping[str, Any], profile: Any,
+                      saved: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The keyword arguments of :func:`open_workbench`: what the user said (`explicit`, None where
+    not said) over what a resumed session had (`saved`) over the profile."""
+    saved = saved or {}
+    backend = explicit.get("backend") or (None if explicit.get("model") else saved.get("backend"))
+
+    def pick(key: str, default: Any) -> Any:
+        for source in (explicit, saved):
+            if source.get(key) is not None:
+                return source[key]
+        return default
+
+    variables = {**profile.vars, **(saved.get("variables") or {}), **(explicit.get("variables") or {})}
+    return {"model": pick("model", None if backend else profile.model), "backend": backend,
+            "template": pick("template", profile.template), "variables": variables,
+            "n_ctx": pick("n_ctx", profile.n_ctx), "threads": explicit.get("threads"),
+            "literal_content": bool(pick("literal_content", profile.literal_content and not backend))}

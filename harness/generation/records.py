@@ -1,0 +1,136 @@
+"""Token records and results: the shapes `generate`, `score`, logs and the REPL share."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from harness.prompt.conversation import ATTRIBUTION_ROLES
+from harness.stats.entropy import StepStats, summarize
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: int
+    piece: str
+    role: str = "template"
+    stats: StepStats | None = None  # None for the first prompt token (nothing predicts it)
+    raw: bytes = b""  # the token's bytes; logged as hex when they are not valid UTF-8 alone
+
+    @property
+    def entropy_bits(self) -> float | None:
+        """Entropy of the distribution that predicted this token (None: nothing predicted it)."""
+        return self.stats.entropy_bits if self.stats else None
+
+    @property
+    def surprisal_bits(self) -> float | None:
+        return self.stats.surprisal_bits if self.stats else None
+
+    def with_role(self, role: str) -> TokenRecord:
+        return replace(self, role=role)
+
+    def to_dict(self, name_of: Callable[[int], str]) -> dict[str, Any]:
+        s = self.stats
+        out: dict[str, Any] = {"id": self.id, "piece": self.piece, "role": self.role}
+        if self.raw and not _is_utf8(self.raw):
+            out["bytes"] = self.raw.hex()
+        return out | {
+            "entropy_bits": _r(s.entropy_bits) if s else None,
+            "surprisal_bits": _r(s.surprisal_bits) if s else None,
+            "eot_prob": _r(s.eot_prob) if s else None,
+            "varentropy_bits2": _r(s.varentropy_bits2) if s else None,
+            "top": [[name_of(i), _r(p)] for i, p in zip(s.top_ids, s.top_probs, strict=True)] if s else [],
+        } | _optional(s)
+
+
+def _optional(s: StepStats | None) -> dict[str, Any]:
+    """Fields only some tokens have: the sampled distribution's entropy (generated tokens) and
+    the truncation of statistics computed from a top-k list (remote backends)."""
+    out: dict[str, Any] = {}
+    if s is not None and s.sampling_entropy_bits is not None:
+        out["sampling_entropy_bits"] = _r(s.sampling_entropy_bits)
+    if s is not None and s.truncated:
+        out["truncated"] = True
+        out["tail_mass"] = _r(s.tail_mass) if s.tail_mass is not None else None
+    return out
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _r(x: float) -> float | None:
+    """Six significant digits; NaN (a probability a server did not report) becomes null."""
+    return None if math.isnan(x) else float(f"{x:.6g}")
+
+
+def role_summaries(tokens: Sequence[TokenRecord]) -> dict[str, dict[str, Any]]:
+    """Per-role token counts, mean entropy / surprisal (bits) and perplexity."""
+    out = {}
+    others = sorted({t.role for t in tokens} - set(ATTRIBUTION_ROLES))  # e.g. 'text' of score --text
+    for role in (*ATTRIBUTION_ROLES, *others):
+        mine = [t for t in tokens if t.role == role]
+        if not mine:
+            continue
+        summary = summarize([t.stats.entropy_bits if t.stats else None for t in mine],
+                            [t.stats.surprisal_bits if t.stats else None for t in mine])
+        out[role] = summary.to_dict()
+    return out
+
+
+@dataclass
+class Generation:
+    """One generated turn: what was asked, what came, why it ended, every token's statistics."""
+
+    prompt: str
+    mode: str
+    writer: str | None
+    text: str = ""
+    stop_reason: str = ""
+    tokens: list[TokenRecord] = field(default_factory=list)
+    prompt_tokens: list[TokenRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    prompt_seconds: float = 0.0
+
+    @property
+    def tokens_per_second(self) -> float:
+        return len(self.tokens) / self.seconds if self.seconds > 0 else 0.0
+
+
+def tokens_json(tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> list[dict[str, Any]]:
+    return [t.to_dict(name_of) for t in tokens]
+
+
+def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str, Any]:
+    """The `generate --json` contract, plus the prompt's own per-token statistics."""
+    return {
+        "prompt": gen.prompt, "text": gen.text, "stop_reason": gen.stop_reason,
+        "mode": gen.mode,
+        "tokens": tokens_json(gen.tokens, name_of),
+        "roles": role_summaries(gen.tokens),
+        "prompt_tokens": tokens_json(gen.prompt_tokens, name_of),
+        "prompt_roles": role_summaries(gen.prompt_tokens),
+        "timing": {"prompt_seconds": round(gen.prompt_seconds, 4), "seconds": round(gen.seconds, 4),
+                   "tokens_per_second": round(gen.tokens_per_second, 2)},
+    }
+
+
+def score_json(prompt: str, tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> dict[str, Any]:
+    """The `score --json` contract: the first token has no statistics and is left out of means."""
+    return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": role_summaries(tokens)}
+
+
+def role_summary_lines(tokens: Sequence[TokenRecord]) -> list[str]:
+    """One aligned line per role: tokens, mean entropy and surprisal (bits), perplexity."""
+    def f(x: float | None) -> str:
+        return "   -  " if x is None else f"{x:6.3f}"
+
+    return [f"{role:10} {s['tokens']:6d} tokens  entropy {f(s['mean_entropy_bits'])} bits  "
+            f"surprisal {f(s['mean_surprisal_bits'])} bits  perplexity {f(s['perplexity'])}"
+            for role, s in role_summaries(tokens).items()]

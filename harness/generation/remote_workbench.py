@@ -1,0 +1,76 @@
+"""A server with a chosen template: the workbench over a RemoteEngine.
+
+The template renders here, exactly as for a local model; the server only completes raw text.
+End-of-generation ids are the server's EOS (when it names one) plus the template's assistant
+close marker when that is exactly one token, learned afresh at each template (an OpenAI-compatible server names no EOS at all,
+so ``<|im_end|>`` is found this way). ``score`` needs logits of the prompt and is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from harness.backends.remote import RemoteEngine
+from harness.errors import CommandError
+from harness.generation.evaluation import Injection
+from harness.generation.records import Generation, TokenRecord
+from harness.generation.remote_loop import DEFAULT_N_PROBS, generate_remote
+from harness.generation.settings import SamplingParams
+from harness.generation.turn import OnToken
+from harness.generation.workbench import BaseWorkbench
+from harness.prompt.conversation import ASSISTANT, Conversation
+from harness.prompt.markers import TurnMarkers
+from harness.prompt.modes import PromptPlan
+from harness.prompt.templates import ChatTemplate
+
+
+def end_of_generation_ids(server_eog: frozenset[int], engine: RemoteEngine,
+                          markers: TurnMarkers) -> frozenset[int]:
+    """The server's own end-of-generation ids plus the template's assistant close marker when
+    that is exactly one token."""
+    ids = set(server_eog)
+    close = markers.closes.get(ASSISTANT, "").strip()
+    token = engine.token_id(close) if close else None
+    if token is not None:
+        ids.add(token)
+    return frozenset(ids)
+
+
+class RemoteWorkbench(BaseWorkbench):
+    """A model behind a server: the server samples, harness renders and keeps statistics."""
+
+    def __init__(self, engine: RemoteEngine, template: ChatTemplate,
+                 variables: Mapping[str, Any] | None = None, n_probs: int = DEFAULT_N_PROBS):
+        self.server_eog = frozenset(engine.info.eog_ids)  # what the server itself names
+        self.n_probs = n_probs
+        super().__init__(engine, template, variables)
+        self._learn_eog()
+
+    def _learn_eog(self) -> None:
+        eog = end_of_generation_ids(self.server_eog, self.engine, self.markers)
+        self.engine.info = replace(self.engine.info, eog_ids=eog)
+
+    def set_template(self, template: ChatTemplate) -> None:
+        super().set_template(template)
+        self._learn_eog()
+
+    def count_tokens(self, plan: PromptPlan) -> int:
+        return len(self.engine.tokenize(plan.prompt))
+
+    def generate(self, plan: PromptPlan, params: SamplingParams, *, on_token: OnToken | None = None,
+                 should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
+        if forced:
+            raise CommandError("branching at a token needs a local model: a server cannot be "
+                               "given tokens to force", hint="use /retry, or chat with --model")
+        return generate_remote(self.engine, plan, self.markers, params, eog_ids=self.eog_ids,
+                               parser=self.turn_parser(), n_probs=self.n_probs, on_token=on_token,
+                               should_stop=should_stop)
+
+    def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
+        raise CommandError("score needs the prompt's logits, which a server does not give",
+                           hint="score with a local --model")
+
+    def injections(self, plan: PromptPlan) -> list[Injection]:
+        return []  # a server does not say which tokens are control tokens

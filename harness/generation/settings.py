@@ -1,0 +1,160 @@
+"""The sampling settings: declared once, here, and read by every place that takes them — CLI
+flags, profiles, experiments, the REPL's ``/set``, the Python API and server requests.
+
+Each :class:`Setting` says which YAML/JSON types it accepts, how a typed word (a flag, ``/set``)
+becomes a value, and the rule a value must keep. Errors name the setting in ``field`` so callers
+point at it without reading the message. No numpy here: ``harness --help`` builds its flags from
+this table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from harness.errors import CommandError
+
+EOS_STOP = "stop"
+EOS_CONTINUE = "continue"
+EOS_BAN = "ban"
+EOS_POLICIES = (EOS_STOP, EOS_CONTINUE, EOS_BAN)
+RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
+
+
+def parse_seed(word: str) -> int | None:
+    """A seed as typed: a number >= 0, or -1 / random / none for a random one."""
+    if word.strip().lower() in ("none", "random", ""):
+        return None
+    return int(word)
+
+
+def parse_stop(word: str) -> tuple[str, ...]:
+    """Stop strings as typed: none, a JSON list, or one string."""
+    if not word or word.lower() == "none":
+        return ()
+    try:
+        parsed = json.loads(word)
+    except ValueError:
+        return (word,)
+    return tuple(str(s) for s in (parsed if isinstance(parsed, list) else [parsed]))
+
+
+def _no_word(word: str) -> Any:
+    raise ValueError("set with its own syntax")
+
+
+_NUM = (int, float)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    types: tuple[type, ...]  # what a YAML/JSON value may be
+    parse: Callable[[str], Any]  # a typed word -> value (ValueError when it is not one)
+    valid: Callable[[Any], bool]
+    rule: str  # what `valid` demands, said when a value breaks it
+    help: str
+    flag: bool = True  # has a --flag on generating commands
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("temperature", _NUM, float, lambda v: v >= 0, "must be >= 0", "0 is greedy"),
+    Setting("top_k", (int,), int, lambda v: v >= 0, "must be >= 0 (0 disables it)", "keep the k most likely"),
+    Setting("top_p", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]", "nucleus mass"),
+    Setting("min_p", _NUM, float, lambda v: 0 <= v < 1, "must be in [0, 1)", "drop tokens below min_p x the top"),
+    Setting("repeat_penalty", _NUM, float, lambda v: v > 0, "must be > 0", "1 is off"),
+    Setting("repeat_last_n", (int,), int, lambda v: v >= 0, "must be >= 0", "tokens the penalty looks back"),
+    Setting("seed", (int, type(None)), parse_seed, lambda v: v is None or v >= 0,
+            "must be >= 0, or -1 (random)", "-1 or random: a new seed each time"),
+    Setting("max_tokens", (int,), int, lambda v: v > 0, "must be > 0", "tokens to generate at most"),
+    Setting("stop", (list, tuple), parse_stop, lambda v: all(isinstance(s, str) for s in v),
+            "must be a list of strings", "stop string (repeatable)"),
+    Setting("eos", (str,), str, lambda v: v in EOS_POLICIES, f"must be one of {', '.join(EOS_POLICIES)}",
+            "stop at end of turn, continue past it, or ban it"),
+    Setting("logit_bias", (dict,), _no_word, lambda v: all(isinstance(x, int | float) for x in v.values()),
+            "must map token texts or ids to numbers", "token -> added logit", flag=False),
+)
+BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+def describe_types(types: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", tuple: "a list",
+             dict: "a mapping", type(None): "null", bool: "a boolean"}
+    if float in types:
+        types = tuple(t for t in types if t is not int)
+    return " or ".join(dict.fromkeys(names[t] for t in types))
+
+
+def _fail(name: str, message: str) -> CommandError:
+    return CommandError(f"{name} {message}", field=name)
+
+
+def coerce(name: str, value: Any) -> Any:
+    """A setting's value as read from YAML/JSON/keywords, type-checked and normalised
+    (seed -1 -> None, stop -> tuple); the rule is checked by :meth:`SamplingParams.validate`."""
+    setting = BY_NAME.get(name)
+    if setting is None:
+        raise CommandError(f"unknown sampling setting '{name}'", field=name,
+                           hint=f"known: {', '.join(BY_NAME)}")
+    if isinstance(value, bool) or not isinstance(value, setting.types):
+        raise CommandError(f"{name}: expected {describe_types(setting.types)}, got {value!r}", field=name)
+    if name == "seed" and value == RANDOM_SEED:
+        return None
+    if name == "stop":
+        return tuple(value)
+    if name == "logit_bias":
+        for key, bias in value.items():
+            if isinstance(bias, bool) or not isinstance(bias, int | float):
+                raise CommandError(f"expected a number, got {bias!r}", field=f"logit_bias.{key}")
+        return {str(k): float(v) for k, v in value.items()}
+    return value
+
+
+def parse(name: str, word: str) -> Any:
+    """A setting's value from a typed word (`/set`, a flag)."""
+    setting = BY_NAME.get(name)
+    if setting is None:
+        raise CommandError(f"unknown setting '{name}'", field=name, hint=f"known: {', '.join(BY_NAME)}")
+    try:
+        value = setting.parse(word)
+    except ValueError:
+        raise _fail(name, f"cannot be '{word}' ({setting.rule})") from None
+    return coerce(name, value)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.95
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    repeat_last_n: int = 64
+    seed: int | None = None
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    eos: str = EOS_STOP
+    logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or id -> bias
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["stop"] = list(self.stop)
+        out["logit_bias"] = dict(self.logit_bias)
+        return out
+
+    def updated(self, **changes: Any) -> SamplingParams:
+        params = replace(self, **changes)
+        params.validate()
+        return params
+
+    def with_values(self, values: Mapping[str, Any]) -> SamplingParams:
+        """These settings with `values` (YAML/JSON/keyword values) checked and applied."""
+        return self.updated(**{name: coerce(name, value) for name, value in values.items()})
+
+    def validate(self) -> None:
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if not setting.valid(value):
+                raise _fail(setting.name, setting.rule)

@@ -1,0 +1,109 @@
+"""One generated turn as it grows, the same for the local token loop and the server loop.
+
+Both loops hand every token here: it is recorded, its bytes join the decoded text, stop strings
+and (under EOS policy ``stop``) the writer's close marker written as text are looked for, the
+token is streamed with the role the turn parser gives the text so far, and at the end the text is
+settled and every token labelled with its role. What differs between the loops (where logits and
+probabilities come from, who samples) stays in the loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from harness.errors import CommandError
+from harness.generation.records import Generation, TokenRecord
+from harness.generation.roles import attribute_tokens
+from harness.generation.settings import EOS_STOP, SamplingParams
+from harness.generation.stop_text import GrowingText, turn_end_marker
+from harness.prompt.markers import TurnMarkers
+from harness.prompt.modes import PromptPlan
+from harness.prompt.turns import TurnParser
+
+
+class StopReason(StrEnum):
+    """Why a turn ended (the strings are the JSON contract)."""
+
+    EOS = "eos"
+    STOP_STRING = "stop_string"
+    END_OF_TURN = "end_of_turn"  # the writer's close marker appeared as text (eos stop)
+    MAX_TOKENS = "max_tokens"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One generated token as it arrives: its record and the text it adds."""
+
+    token: TokenRecord
+    text: str
+    role: str
+
+
+OnToken = Callable[[StreamEvent], None]
+
+
+class TokenLookup(Protocol):
+    """What bias resolution needs of an engine (a local backend or a server)."""
+
+    def token_id(self, text: str) -> int | None: ...
+
+
+def resolve_bias(engine: TokenLookup, bias: Mapping[str, float], n_vocab: int = 0) -> dict[int, float]:
+    """`token-or-id -> value` to `id -> value`; a text must be exactly one token. Ids are
+    checked against `n_vocab` when the engine knows its vocabulary (a server may not: 0)."""
+    out: dict[int, float] = {}
+    for key, value in bias.items():
+        text = str(key)
+        token = int(text) if text.lstrip("-").isdigit() else engine.token_id(text)
+        if token is None or token < 0 or (n_vocab > 0 and token >= n_vocab):
+            raise CommandError(f"logit bias: '{key}' is not a single token id or token text",
+                               hint="use an id, or a text that tokenizes to exactly one token")
+        out[token] = float(value)
+    return out
+
+
+def eog_texts(piece: Callable[[int], bytes], eog_ids: Iterable[int]) -> list[str]:
+    return [piece(i).decode("utf-8", "replace") for i in sorted(eog_ids)]
+
+
+class GeneratedTurn:
+    """Records, text, stops and roles of one turn being generated after `plan`."""
+
+    def __init__(self, plan: PromptPlan, markers: TurnMarkers, params: SamplingParams,
+                 parser: TurnParser, on_token: OnToken | None = None):
+        self.plan, self.params, self.parser, self.on_token = plan, params, parser, on_token
+        self.turn_end = turn_end_marker(markers, plan.writer) if params.eos == EOS_STOP else None
+        self.text = GrowingText((*params.stop, *([self.turn_end] if self.turn_end else [])))
+        self.tokens: list[TokenRecord] = []
+
+    def add(self, record: TokenRecord, *, look: bool = True, silent: bool = False) -> StopReason | None:
+        """Record a token, add its bytes to the text (none when `silent`: an end-of-turn token
+        the user forced), stream it; the stop reason if its text ends the turn. `look` False:
+        no stop is looked for (tokens the user chose)."""
+        self.tokens.append(record)
+        before = self.text.text
+        added, hit = ("", None) if silent else self.text.add(record.raw, look=look)
+        if self.on_token is not None:
+            role = self.parser.role_at_end(self.plan.opened + before, self.plan.writer)
+            self.on_token(StreamEvent(record, added, role))
+        if hit is None:
+            return None
+        if hit == self.turn_end and hit not in self.params.stop:
+            return StopReason.END_OF_TURN
+        return StopReason.STOP_STRING
+
+    def end_with(self, record: TokenRecord) -> None:
+        """Record the end-of-generation token that ended the turn: last in `tokens`, no text."""
+        self.tokens.append(record)
+
+    def finish(self, result: Generation, reason: StopReason) -> Generation:
+        """Settle the text (cut at a stop, else flushed) and label every token with its role."""
+        cut = reason in (StopReason.STOP_STRING, StopReason.END_OF_TURN)
+        result.text = self.text.text if cut else self.text.finish()
+        result.stop_reason = reason
+        result.tokens = attribute_tokens(self.parser, self.plan, self.tokens)
+        return result

@@ -1,0 +1,168 @@
+"""A model with a chosen template: plan, generate and score conversations.
+
+A workbench ties an engine (a local backend, or a server: :mod:`harness.generation.remote_workbench`)
+to a template, the template's derived turn markers and the template variables
+(``bos_token``/``eos_token`` from the model, overridable). :class:`BaseWorkbench` holds all that
+the two share; :class:`Workbench` adds the prompt evaluator whose KV cache is reused from one call
+to the next, and the local token loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from harness.backends.base import Backend, ModelInfo
+from harness.errors import ContextOverflowError
+from harness.generation.evaluation import Injection, PromptEvaluator, encode_prompt, find_injections
+from harness.generation.loop import generate
+from harness.generation.records import Generation, TokenRecord
+from harness.generation.roles import turn_parser
+from harness.generation.settings import SamplingParams
+from harness.generation.turn import OnToken, eog_texts
+from harness.prompt.conversation import SYSTEM, Conversation
+from harness.prompt.markers import TurnMarkers, derive_markers
+from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
+from harness.prompt.templates import GGUF, ChatTemplate, load_template
+from harness.prompt.turns import TurnParser
+from harness.stats.entropy import StatsWorkspace
+
+OVERFLOW_ERROR = "error"
+OVERFLOW_TRUNCATE = "truncate-oldest"
+OVERFLOW_POLICIES = (OVERFLOW_ERROR, OVERFLOW_TRUNCATE)
+
+
+def model_variables(info: ModelInfo) -> dict[str, Any]:
+    return {"bos_token": info.bos_text, "eos_token": info.eos_text}
+
+
+def choose_template(spec: str | None, embedded: str | None, model_name: str,
+                    user_dir: Path | None = None) -> ChatTemplate:
+    """`spec`, or the model's embedded template, or an error that names --template."""
+    return load_template(spec or GGUF, embedded=embedded, model_name=model_name, user_dir=user_dir)
+
+
+def fit_plan(conversation: Conversation, plan_of: Callable[[Conversation], PromptPlan],
+             tokens_of: Callable[[PromptPlan], int], n_ctx: int,
+             policy: str = OVERFLOW_ERROR) -> tuple[PromptPlan, int]:
+    """Plan `conversation`, dropping its oldest non-system messages while the prompt (plus one
+    generated token) does not fit `n_ctx` and `policy` allows; returns (plan, dropped)."""
+    dropped = 0
+    while True:
+        plan = plan_of(conversation)
+        n = tokens_of(plan)
+        if n + 1 <= n_ctx:
+            return plan, dropped
+        if policy != OVERFLOW_TRUNCATE:
+            raise ContextOverflowError(
+                f"the prompt is {n} tokens and the context holds {n_ctx}",
+                hint="raise n_ctx, shorten the conversation, or set context_overflow: truncate-oldest")
+        oldest = next((i for i, m in enumerate(conversation) if m.role != SYSTEM), None)
+        if oldest is None or oldest >= len(conversation) - 1:
+            raise ContextOverflowError(f"even the last message alone does not fit the context of {n_ctx}",
+                                       hint="raise n_ctx or shorten the message")
+        conversation = Conversation(conversation.messages[:oldest] + conversation.messages[oldest + 1:])
+        dropped += 1
+
+
+class BaseWorkbench:
+    """What a workbench is, whatever runs the model: template, markers, variables, planning and
+    fitting the context. Subclasses give the engine, count tokens and generate."""
+
+    engine: Any  # a Backend or a RemoteEngine: tokenize, token_id, piece, is_special, info, close
+    literal_content = False  # tokenize message content as plain text
+
+    def __init__(self, engine: Any, template: ChatTemplate, variables: Mapping[str, Any] | None):
+        self.engine = engine
+        self.overrides = dict(variables or {})
+        self.template = template
+        self.markers: TurnMarkers = derive_markers(template, self.variables)
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.engine.info
+
+    @property
+    def eog_ids(self) -> frozenset[int]:
+        return self.info.eog_ids
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        return {**model_variables(self.info), **self.overrides}
+
+    def set_template(self, template: ChatTemplate) -> None:
+        markers = derive_markers(template, self.variables)  # raises before anything changes
+        self.template, self.markers = template, markers
+
+    def turn_parser(self) -> TurnParser:
+        """The parser of generated text under this template (the model's end-of-generation
+        texts count as closes)."""
+        return turn_parser(self.markers, eog_texts(self.engine.piece, self.eog_ids))
+
+    def plan(self, conversation: Conversation, mode: str = REPLY, text: str = "") -> PromptPlan:
+        return plan_prompt(conversation, self.template, mode, text=text, variables=self.variables)
+
+    def count_tokens(self, plan: PromptPlan) -> int:
+        raise NotImplementedError
+
+    def fit_conversation(self, conversation: Conversation, mode: str = REPLY, text: str = "",
+                         policy: str = OVERFLOW_ERROR) -> tuple[PromptPlan, int]:
+        """The prompt plan, after dropping the oldest non-system messages if `policy` is
+        truncate-oldest and the prompt does not fit the context; returns (plan, dropped). Without
+        a known context length (a server that does not say) nothing is dropped."""
+        n_ctx = self.info.n_ctx
+        if n_ctx <= 0:
+            return self.plan(conversation, mode, text), 0
+        return fit_plan(conversation, lambda c: self.plan(c, mode, text), self.count_tokens, n_ctx, policy)
+
+    def generate(self, plan: PromptPlan, params: SamplingParams, *, on_token: OnToken | None = None,
+                 should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
+        raise NotImplementedError
+
+    def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
+        raise NotImplementedError
+
+    def prompt_records(self, plan: PromptPlan) -> list[TokenRecord]:
+        """The prompt's tokens as the model is given them (content literal or not), with roles."""
+        return encode_prompt(self.engine, plan.prompt, plan.segments, literal_content=self.literal_content)
+
+    def injections(self, plan: PromptPlan) -> list[Injection]:
+        """Message content that becomes control tokens (unless content is literal)."""
+        return [] if self.literal_content else find_injections(self.engine, plan.prompt, plan.segments)
+
+    def piece_text(self, token: int) -> str:
+        return self.engine.piece(token).decode("utf-8", "replace")
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class Workbench(BaseWorkbench):
+    """A model loaded in this process."""
+
+    def __init__(self, backend: Backend, template: ChatTemplate,
+                 variables: Mapping[str, Any] | None = None):
+        self.evaluator = PromptEvaluator(backend, StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids))
+        super().__init__(backend, template, variables)
+
+    @property
+    def backend(self) -> Backend:
+        return self.engine
+
+    def count_tokens(self, plan: PromptPlan) -> int:
+        return len(self.prompt_records(plan))
+
+    def generate(self, plan: PromptPlan, params: SamplingParams, *, on_token: OnToken | None = None,
+                 should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
+        return generate(self.engine, self.evaluator, plan, self.markers, params, forced=forced,
+                        parser=self.turn_parser(), prompt_records=self.prompt_records(plan),
+                        on_token=on_token, should_stop=should_stop)
+
+    def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
+        """Teacher-forced statistics of the conversation exactly as rendered (mode as-is)."""
+        plan = self.plan(conversation, AS_IS)
+        records = self.prompt_records(plan)
+        stats, _ = self.evaluator.evaluate([r.id for r in records])
+        return plan, [replace(r, stats=s) for r, s in zip(records, stats, strict=True)]

@@ -1,0 +1,90 @@
+"""Load a model once in a sacrificial child process before harness loads it in-process.
+
+harness's header reader refuses broken GGUF structure, but a file can be well-formed and still
+crash llama.cpp (a tensor retyped to another type of the same size, an absurd hyper-parameter):
+llama.cpp then aborts or segfaults, which would take the REPL and its unsaved state with it.
+So a file is first checked structurally (harness.models.gguf_checks), then loaded and run for two tokens in a child with a memory limit and a timeout;
+a child killed by a signal becomes a ModelError. The verdict is remembered per (path, size,
+mtime), so each file pays this once (~0.5 s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.errors import ModelError
+from harness.models.gguf_checks import check_gguf
+from harness.paths import cache_dir
+
+PROBE_SECONDS = 180
+PROBE_MEMORY_BYTES = 8 * 1024**3  # raised to file size + 4 GiB for larger models
+
+
+def _key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
+
+
+def _memory_limiter(file_size: int):
+    want = max(PROBE_MEMORY_BYTES, file_size + 4 * 1024**3)
+
+    def limit_memory() -> None:  # runs in the child before exec
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return limit_memory
+
+
+def probe_model(path: str | Path) -> None:
+    """Raise ModelError if llama.cpp cannot load and run `path` without dying."""
+    path = Path(path)
+    marker = cache_dir() / "probes" / f"{_key(path)}.ok"
+    if marker.is_file():
+        return
+    check_gguf(path)  # structural defects get a precise message before llama.cpp sees them
+    code = "import sys; from harness.models.probe import _child; _child(sys.argv[1])"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                              timeout=PROBE_SECONDS, preexec_fn=_memory_limiter(path.stat().st_size),
+                              env=os.environ.copy())
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"llama.cpp did not finish loading the model within {PROBE_SECONDS} s",
+                         where=str(path), hint="the file may be damaged") from None
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ModelError(f"cannot start the model probe: {exc}", where=str(path),
+                         hint="check free memory and process limits") from None
+    if proc.returncode < 0:
+        raise ModelError(f"llama.cpp crashed (signal {-proc.returncode}) loading this file",
+                         where=str(path), hint="the file is damaged; download or assemble the model again")
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["unknown error"])[-1]
+        raise ModelError(f"llama.cpp could not load the model: {last}", where=str(path),
+                         hint="check that the file is a complete GGUF llama.cpp supports")
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("ok\n")
+    except OSError:
+        pass  # an unwritable cache only means probing again next time
+
+
+def _child(path: str) -> None:
+    """In the child: load, decode two tokens, exit 0 (any failure is a non-zero exit)."""
+    from harness.backends.llama_cpp import LlamaCppBackend
+
+    try:
+        backend = LlamaCppBackend(path, n_ctx=64, n_threads=1)
+        first = backend.info.bos_id if backend.info.bos_id is not None else 0
+        backend.tokenize("probe <|im_start|> text")
+        backend.decode([first, first], all_logits=True)
+        backend.close()
+    except Exception as exc:  # reported by the parent as one line
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(3)
