@@ -22,8 +22,9 @@ from harness.backends.fake import FakeBackend
 
 
 class StubModel:
-    def __init__(self, script: str, *, eos_probs_in_final: bool, eos_streamed: bool = False):
-        self.fake = FakeBackend(script)
+    def __init__(self, script: str, *, eos_probs_in_final: bool, eos_streamed: bool = False,
+                 specials: tuple[str, ...] | None = None):
+        self.fake = FakeBackend(script, **({"specials": specials} if specials else {}))
         self.eos_probs_in_final = eos_probs_in_final
         self.eos_streamed = eos_streamed  # as the llama-server build of llama-cpp-python 0.3.36 does
         self.requests: list[dict[str, Any]] = []
@@ -120,8 +121,10 @@ def _handler(model: StubModel):
 
 
 class StubServer:
-    def __init__(self, script: str, *, eos_probs_in_final: bool = True, eos_streamed: bool = False):
-        self.model = StubModel(script, eos_probs_in_final=eos_probs_in_final, eos_streamed=eos_streamed)
+    def __init__(self, script: str, *, eos_probs_in_final: bool = True, eos_streamed: bool = False,
+                 specials: tuple[str, ...] | None = None):
+        self.model = StubModel(script, eos_probs_in_final=eos_probs_in_final, eos_streamed=eos_streamed,
+                               specials=specials)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.model))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
