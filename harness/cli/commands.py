@@ -117,12 +117,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     bench = open_workbench(args, profile)
     try:
         plan, dropped = bench.fit_conversation(conversation, args.mode, text, getattr(args, "context_overflow", None) or profile.context_overflow)
-        _warn(bench, plan, dropped)
+        warnings = _warn(bench, plan, dropped)
         stream = None if args.json else _print_stream
         with sigint_flag() as interrupted:
             gen = bench.generate(plan, params, on_token=stream, should_stop=interrupted)
         if args.json:
-            json.dump(generation_json(gen, bench.piece_text), sys.stdout, ensure_ascii=False)
+            json.dump(generation_json(gen, bench.piece_text) | {"warnings": warnings}, sys.stdout,
+                      ensure_ascii=False)
         sys.stdout.write("\n")
         if gen.stop_reason == "interrupted":
             print("[interrupted]", file=sys.stderr)
@@ -131,12 +132,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn(bench, plan, dropped: int) -> None:
+def _warn(bench, plan, dropped: int) -> list[str]:
+    """Print the notices of a prompt on stderr; the warnings, for --json."""
     if dropped:
         print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
               f"of {bench.info.n_ctx} tokens", file=sys.stderr)
-    for injection in bench.injections(plan):
-        print(f"harness: warning: {injection.describe()}", file=sys.stderr)
+    warnings = [injection.describe() for injection in bench.injections(plan)]
+    for warning in warnings:
+        print(f"harness: warning: {warning}", file=sys.stderr)
+    return warnings
 
 
 def _print_stream(event) -> None:

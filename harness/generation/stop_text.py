@@ -33,7 +33,8 @@ class GrowingText:
 
     def add(self, raw: bytes, look: bool = True) -> tuple[str, str | None]:
         """Append a token's bytes; returns (the text added, the stop string that appeared or
-        None). On a stop the text is cut where the earliest stop string begins. `look`: False
+        None). On a stop the text is cut where the earliest stop string begins, and the text
+        added is what stands before it (a stop never reaches the stream from this token). `look`: False
         appends without looking for stops (tokens the user forced)."""
         added = self.decoder.decode(raw)
         before = len(self.text)
@@ -46,7 +47,7 @@ class GrowingText:
             if hits:
                 at, stop = hits[0]
                 self.text = self.text[: start + at]
-                return added, stop
+                return self.text[before:], stop  # what this token adds before the stop
         return added, None
 
     def finish(self) -> str:
