@@ -61,10 +61,6 @@ def clip(segments: Sequence[Segment], end: int) -> list[Segment]:
     return [Segment(s.start, min(s.end, end), s.role, s.kind) for s in segments if s.start < end]
 
 
-def shift(segments: Sequence[Segment], offset: int) -> list[Segment]:
-    return [Segment(s.start + offset, s.end + offset, s.role, s.kind) for s in segments]
-
-
 def with_sentinels(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{**m, "content": sentinel(i)} for i, m in enumerate(messages)]
 
