@@ -216,9 +216,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from harness.lab.importers import cmd_import as import_templates
+    """``harness import FILE [--name NAME] [--force]``: convert FILE into the user templates."""
+    from harness.lab.importers import import_templates
 
-    return import_templates(args)
+    name, written = import_templates(args.file, name=args.name, force=args.force)
+    for item in written:
+        print(f"{item.path}  ({item.kind})")
+        for note in item.notes:
+            print(f"    {note}")
+    print(f"use it with: --template {name}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ with a comment saying where it came from; the comment renders nothing.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -117,22 +116,28 @@ def write_imported(imported: ImportedTemplate, directory: Path | None = None, fo
     return target
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    """``harness import FILE [--name NAME] [--force]``: convert FILE into the user templates."""
-    if args.name is not None and not _NAME_RE.fullmatch(args.name):
-        raise CommandError(f"--name '{args.name}': use letters, digits, '.', '_', '+' and '-'")
-    imported = import_file(args.file, name=args.name)
+@dataclasses.dataclass(frozen=True)
+class Written:
+    path: Path
+    kind: str
+    notes: tuple[str, ...]
+
+
+def import_templates(file: str | Path, *, name: str | None = None, force: bool = False) -> tuple[str, list[Written]]:
+    """Convert `file` into user templates: (the main template's name, what was written). Nothing
+    is written when any target exists and `force` is false."""
+    if name is not None and not _NAME_RE.fullmatch(name):
+        raise CommandError(f"--name '{name}': use letters, digits, '.', '_', '+' and '-'")
+    imported = import_file(str(file), name=name)
     directory, everything = user_templates_dir(), [imported, *imported.extras]
     taken = [p for t in everything if (p := directory / f"{t.name}.jinja").exists()]
-    if taken and not args.force:  # refuse before writing any of them
+    if taken and not force:  # refuse before writing any of them
         raise TemplateError("template already exists", where=str(taken[0]), hint=_EXISTS_HINT)
+    written = []
     for item in everything:
-        print(f"{write_imported(item, directory, force=args.force)}  ({item.kind})")
         shadows = ("shadows the library template of the same name",) if item.name in list_library() else ()
-        for note in (*item.notes, *shadows):
-            print(f"    {note}")
-    print(f"use it with: --template {imported.name}")
-    return 0
+        written.append(Written(write_imported(item, directory, force=force), item.kind, (*item.notes, *shadows)))
+    return imported.name, written
 
 
 def _read(path: Path) -> _Document:
