@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -60,10 +61,8 @@ class Hostile(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             self.completion()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
     def event(self, data) -> None:
         self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")

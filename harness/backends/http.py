@@ -13,6 +13,7 @@ to the origin it was given for (a redirect elsewhere drops it).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import queue
@@ -171,10 +172,9 @@ class _LineReader:
                 if not isinstance(line, bytes) or not line or len(line) > max_line:
                     return
         finally:
-            try:  # the connection is closed by the thread that reads it, never under it
+            # the connection is closed by the thread that reads it, never under it
+            with contextlib.suppress(Exception):
                 self.response.close()
-            except Exception:  # noqa: BLE001, S110 - closing a broken connection
-                pass
 
     def next(self, should_stop: Callable[[], bool] | None):
         if should_stop is not None and should_stop():
@@ -192,10 +192,8 @@ class _LineReader:
         self.closed.set()
         sock = _socket_of(self.response)
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread out of recv
-            except OSError:
-                pass
         self.thread.join(timeout=POLL * 4)
 
 

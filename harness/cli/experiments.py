@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.errors import CommandError, HarnessError, RemoteError
 from harness.paths import data_dir
+from harness.untrusted import visible, visible_line
 
 EXIT_INTERRUPTED = 130
 
@@ -96,7 +97,7 @@ def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
 
 
 def _server_notice(url: str, message: str) -> None:
-    print(f"\nharness: {url}: {message}", file=sys.stderr)
+    print(f"\nharness: {visible_line(f'{url}: {message}')}", file=sys.stderr)
 
 
 def _servers_failed(failed: dict[str, str], pending: int, resume: str) -> HarnessError:
@@ -115,7 +116,7 @@ def _warn_once():
     def on_error(cell, message: str) -> None:
         if message not in seen:
             seen.add(message)
-            print(f"\nharness: warning: cell {cell.key}: {message}", file=sys.stderr)
+            print(f"\nharness: warning: {visible_line(f'cell {cell.key}: {message}')}", file=sys.stderr)
 
     return on_error
 
@@ -168,12 +169,12 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
         sys.stdout.write("\n")
         return
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
-    print(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}")
+    print(visible_line(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}"))
     print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
           "drawn from (generated tokens only); intervals: 95% percentile bootstrap over turns")
-    print(format_table(rows))
+    print(visible(format_table(rows)))  # run, model and condition names come from the file
     for err in info["errors"]:
-        print(f"error: {err['cell']}: {err['error']}")
+        print(visible_line(f"error: {err['cell']}: {err['error']}"))
 
 
 def cmd_score_text(args: argparse.Namespace) -> int:
