@@ -56,15 +56,16 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def content_findings(template, variables, backend, conversation) -> list:
     """L013: message content that the model's tokenizer turns into control tokens."""
-    from harness.generation.evaluation import find_injections
+    from harness.generation.evaluation import find_field_injections, find_injections, message_fields
     from harness.lab.lint import Finding
     from harness.prompt.modes import plan_prompt
 
     if backend is None:
         raise CommandError("lint --messages needs --model (control tokens are the model's)")
     plan = plan_prompt(conversation, template, "as-is", variables=variables)
-    return [Finding("L013", "warning", i.describe(), "messages")
-            for i in find_injections(backend, plan.prompt, plan.segments)]
+    found = [*find_injections(backend, plan.prompt, plan.segments),
+             *find_field_injections(backend, message_fields(conversation))]
+    return [Finding("L013", "warning", i.describe(), "messages") for i in found]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ import yaml
 from harness.errors import CommandError, TemplateError
 from harness.paths import user_templates_dir
 from harness.prompt.templates import ChatTemplate, list_library
-from harness.yamlio import error_location
+from harness.yamlio import error_location, load_yaml
 
 SILLYTAVERN = "sillytavern-instruct"
 TEXTGEN = "textgen-webui"
@@ -144,7 +144,7 @@ def _read(path: Path) -> _Document:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml") or (suffix != ".json" and not text.lstrip().startswith("{")):
         try:
-            return _Document(path, text, yaml.safe_load(text))
+            return _Document(path, text, load_yaml(text)[0])
         except yaml.YAMLError as exc:
             at, problem = error_location(exc, str(path))
             raise TemplateError(f"not valid YAML: {problem}", where=at, hint="fix the YAML") from None
