@@ -82,7 +82,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
              system: str | None = None) -> int:
     """The REPL on a workbench opened from `explicit` options (what the command line said, None
     where it said nothing) over a resumed session's over the profile's."""
-    from harness.chat.saved import SessionFile, restore, safe_log_path
+    from harness.chat.saved import SessionFile, restore, safe_log_path, saved_id
     from harness.generation.open import open_workbench, workbench_options
 
     display = Display()
@@ -100,7 +100,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     system = system if system is not None else profile.system
     if saved is not None:
         restore(session, saved)
-        session.autosave = SessionFile(saved.get("id") or target.stem, target)
+        session.autosave = SessionFile(saved_id(saved, target), target)
     elif resumed is not None:
         session.conversation = resumed
     elif system:
