@@ -49,11 +49,11 @@ class TurnLog:
 def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
     """Every complete turn of a log; a torn last line (crash mid-write) is skipped."""
     try:
-        with Path(path).open(encoding="utf-8") as handle:
+        with Path(path).open(encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 try:
                     turn = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(turn, dict):
                     yield turn
@@ -107,4 +107,8 @@ def resume_messages(path: str | None):
     turns = list(read_log(target))
     if not turns:
         raise StorageError("the log holds no complete turn", where=str(target))
-    return target, Conversation.from_dicts(turns[-1].get("messages") or [], where=str(target))
+    messages = turns[-1].get("messages") or []
+    if not isinstance(messages, list):
+        raise StorageError("the last turn's 'messages' is not a list", where=str(target),
+                           hint="is this a harness chat log?")
+    return target, Conversation.from_dicts(messages, where=str(target))

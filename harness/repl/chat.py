@@ -53,6 +53,7 @@ def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
     """What a chat log's last turn says about the model and template it ran on."""
     from harness.models.registry import KNOWN_MODELS
 
+    turn = {k: v for k, v in turn.items() if isinstance(v, str)}  # a log is data: strings only
     model = turn.get("model_spec") or (turn.get("model") if turn.get("model") in KNOWN_MODELS else None)
     template = turn.get("template_spec")
     if template is None and isinstance(turn.get("template"), str):
