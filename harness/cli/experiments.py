@@ -122,16 +122,18 @@ def _warn_once():
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from harness.errors import StorageError
-    from harness.experiment.db import connect, resolve_run
+    import sqlite3
+
+    from harness.experiment.db import resolve_run
+    from harness.experiment.db_guard import open_readonly, read_error
 
     db = Path(args.db).expanduser()
-    if not db.is_file():
-        raise StorageError("no such experiment database", where=str(db), hint="give the --db of a run")
-    conn = connect(db)
+    conn = open_readonly(db)  # someone else's file: read-only, checked, bounded
     try:
         run_id = resolve_run(conn, args.run, str(db))
         _print_summary(conn, run_id, db, args.json, None)
+    except sqlite3.Error as exc:
+        raise read_error(exc, str(db)) from None
     finally:
         conn.close()
     return 0
