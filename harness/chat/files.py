@@ -54,12 +54,12 @@ def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.chat.saved import list_sessions
 
+    if arg and not arg.isdigit():
+        raise CommandError(f"/sessions {arg}: expected a number of sessions", hint="/sessions [N]")
     rows = list_sessions()
     if not rows:
         emit(Notice("no saved sessions yet"))
         return
-    if arg and not arg.isdigit():
-        raise CommandError(f"/sessions {arg}: expected a number of sessions", hint="/sessions [N]")
     current = session.autosave.id if session.autosave is not None else None
     lines = [f"{'*' if r.id == current else ' '} {r.id}  {r.when}  {r.messages:3d} msgs  {r.title}"
              for r in rows[-int(arg or 20):]]

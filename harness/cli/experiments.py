@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CommandError, HarnessError, RemoteError
+from harness.errors import CommandError, HarnessError, RemoteError, StorageError
 from harness.paths import data_dir
 from harness.untrusted import visible, visible_line
 
@@ -63,6 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if outcome.failed_servers:
             raise _servers_failed(outcome.failed_servers, outcome.total - done, _resume_command(args, db))
         return 1 if run_info(conn, run_id)["cells"].get("error") else 0
+    except sqlite3.Error as exc:  # the cell in flight was rolled back: the database is consistent
+        full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        raise StorageError("the disk is full" if full else f"the database failed: {exc}", where=str(db),
+                           hint=f"free some space, then resume with: {_resume_command(args, db)}") from None
     finally:
         conn.close()
 
