@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 
 from prompt_toolkit.history import FileHistory
 
-
 MAX_HISTORY_BYTES = 64 * 2**20
 
 
