@@ -82,3 +82,11 @@ def test_code_in_the_schema_is_refused(db, tmp_path, statements, said):
     assert "not a harness experiment database" in proc.stderr and said in proc.stderr
     assert "Traceback" not in proc.stderr
     assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB: < 1 GB
+
+
+def test_names_from_the_database_reach_the_terminal_visibly(db, tmp_path, capsys):
+    path = _hostile(db, tmp_path, ["UPDATE runs SET name = char(27) || ']0;pwned' || char(7) || 'run'",
+                                   "UPDATE cells SET model = char(155) || '31mmodel'"])
+    assert main(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "␛]0;pwned␇run" in out
