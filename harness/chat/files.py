@@ -54,6 +54,8 @@ def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.chat.saved import list_sessions
 
+    if arg and not arg.isdigit():
+        raise CommandError(f"/sessions {arg}: expected a number of sessions", hint="/sessions [N]")
     rows = list_sessions()
     if not rows:
         emit(Notice("no saved sessions yet"))

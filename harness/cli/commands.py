@@ -17,6 +17,7 @@ from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
 from harness.generation.settings import SamplingParams
 from harness.inputs import parse_bias, parse_vars, read_messages
+from harness.untrusted import visible_line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +102,9 @@ def cmd_render(args: argparse.Namespace) -> int:
                   sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(plan.prompt)
+        from harness.untrusted import visible
+
+        sys.stdout.write(visible(plan.prompt) if sys.stdout.isatty() else plan.prompt)
     sys.stdout.flush()
     return 0
 
@@ -139,12 +142,15 @@ def _warn(bench, plan, dropped: int) -> list[str]:
               f"of {bench.info.n_ctx} tokens", file=sys.stderr)
     warnings = [injection.describe() for injection in bench.injections(plan)]
     for warning in warnings:
-        print(f"harness: warning: {warning}", file=sys.stderr)
+        print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
     return warnings
 
 
 def _print_stream(event) -> None:
-    sys.stdout.write(event.text)
+    from harness.untrusted import visible
+
+    # a terminal gets control characters shown (a token can be a raw ESC); a pipe gets the bytes
+    sys.stdout.write(visible(event.text) if sys.stdout.isatty() else event.text)
     sys.stdout.flush()
 
 
@@ -166,7 +172,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             for warning in warnings:
-                print(f"harness: warning: {warning}", file=sys.stderr)
+                print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
             for line in role_summary_lines(tokens):
                 print(line)
     finally:

@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.errors import CommandError
 from harness.inputs import parse_vars, read_messages
+from harness.untrusted import visible_line
 
 
 def _tokenizer_and_vars(model: str | None, var_items) -> tuple[Any, dict[str, Any]]:
@@ -47,7 +48,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         for f in findings:
-            print(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else ""))
+            print(visible_line(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else "")))
         count = {level: sum(f.severity == level for f in findings) for level in ("error", "warning", "info")}
         print(f"{template.name}: {count['error']} error(s), {count['warning']} warning(s), {count['info']} note(s)")
     return 1 if has_errors(findings) else 0
@@ -55,15 +56,16 @@ def cmd_lint(args: argparse.Namespace) -> int:
 
 def content_findings(template, variables, backend, conversation) -> list:
     """L013: message content that the model's tokenizer turns into control tokens."""
-    from harness.generation.evaluation import find_injections
+    from harness.generation.evaluation import find_field_injections, find_injections, message_fields
     from harness.lab.lint import Finding
     from harness.prompt.modes import plan_prompt
 
     if backend is None:
         raise CommandError("lint --messages needs --model (control tokens are the model's)")
     plan = plan_prompt(conversation, template, "as-is", variables=variables)
-    return [Finding("L013", "warning", i.describe(), "messages")
-            for i in find_injections(backend, plan.prompt, plan.segments)]
+    found = [*find_injections(backend, plan.prompt, plan.segments),
+             *find_field_injections(backend, message_fields(conversation))]
+    return [Finding("L013", "warning", i.describe(), "messages") for i in found]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -91,10 +93,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print("identical renderings")
         return 0
     print(f"--- {args.template_a}\n+++ {args.template_b}")
-    print("\n".join(describe(chars, "chars")))
+    print("\n".join(visible_line(line) for line in describe(chars, "chars")))
     if tokens is not None:
         print("token-level:")
-        print("\n".join(describe(tokens, "tokens")))
+        print("\n".join(visible_line(line) for line in describe(tokens, "tokens")))
     return 0
 
 
@@ -122,7 +124,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     print(f"{'rank':4} {'template':16} {'scaffold':>9} {'assistant':>9} {'end-turn':>9} {'sum':>8}  (mean surprisal, bits)")
     for i, r in enumerate(rows, 1):
         if r.error:
-            print(f"{i:4} {r.template:16} error: {r.error}")
+            print(visible_line(f"{i:4} {r.template:16} error: {r.error}"))
             continue
         print(f"{i:4} {r.template:16} {_f(r.scaffold_bits)} {_f(r.assistant_bits)} {_f(r.end_of_turn_bits)} {r.score:8.3f}")
     return 0
@@ -153,7 +155,7 @@ def render_view(args: argparse.Namespace, plan) -> str:
     finally:
         backend.close()
     for injection in injections:
-        print(f"harness: warning: {injection.describe()}", file=sys.stderr)
+        print(f"harness: warning: {visible_line(injection.describe())}", file=sys.stderr)
     if args.tokens:
         return token_table(rows) + "\n"
     return show_tokens([(p, role, sp) for _, p, role, sp in rows], colour) + "\n"

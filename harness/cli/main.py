@@ -184,7 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands.run(args)
     except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        from harness.untrusted import visible_line
+
+        print(f"harness: error: {visible_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)

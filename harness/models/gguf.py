@@ -80,7 +80,10 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                     hint=_CORRUPT,
                 )
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return _Reader(mm, size, where).info()
+                try:
+                    return _Reader(mm, size, where).info()
+                except (struct.error, IndexError, ValueError, OverflowError) as err:
+                    raise ModelError(f"file is corrupt: {err}", where=where, hint=_CORRUPT) from None
     except FileNotFoundError:
         raise ModelError("model file not found", where=where, hint="check the path") from None
     except OSError as err:
@@ -139,8 +142,12 @@ class _Reader:
             )
         scalars: dict[str, object] = {}
         tokens: list[int] | None = None
+        seen: set[str] = set()
         for i in range(n_kv):
             key = self.string(f"the key of metadata entry {i}")
+            if key in seen:  # llama.cpp would take one, harness the other: refuse both
+                raise self.fail(f"metadata key {key!r} appears twice")
+            seen.add(key)
             vtype = self.u32(f"the value type of {key!r}")
             if vtype != _ARRAY:
                 scalars[key] = self.scalar(vtype, key)

@@ -8,17 +8,21 @@ roles harness attributes tokens to are ``system``, ``user``, ``assistant`` and `
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import MessagesError
+from harness.untrusted import check_text
 
 SYSTEM = "system"
 USER = "user"
 ASSISTANT = "assistant"
 TEMPLATE = "template"  # scaffolding the chat template added around message content
 ATTRIBUTION_ROLES = (SYSTEM, USER, ASSISTANT, TEMPLATE)
+# A role is a name the template prints outside content: no newline, no "<|im_end|>" or "[INST]".
+ROLE_RE = re.compile(r"[^\W_][\w .:/-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,16 @@ class Conversation:
             role, content = item.get("role"), item.get("content", "")
             if not isinstance(role, str) or not role:
                 raise MessagesError(f"message {i} has no 'role' string", where=where)
+            if not ROLE_RE.fullmatch(role):
+                raise MessagesError(f"message {i}: role {role[:40]!r} is not a role name", where=where,
+                                    hint="a role is one word-like name (letters, digits, space, _.:/-), "
+                                         "no newlines or control-token text, at most 64 characters")
             if content is None:
                 content = ""
             if not isinstance(content, str):
                 raise MessagesError(f"message {i} ('{role}'): content must be a string", where=where)
             extra = {k: v for k, v in item.items() if k not in ("role", "content")}
+            check_text([content, extra], error=MessagesError, where=where, what=f"message {i} ('{role}')")
             messages.append(Message(role, content, extra))
         return cls(tuple(messages))
 
@@ -105,8 +114,10 @@ def _parse(text: str, where: str) -> Conversation:
     except ValueError:
         import yaml
 
+        from harness.yamlio import load_yaml
+
         try:
-            data = yaml.safe_load(text)
+            data, _ = load_yaml(text)
         except yaml.YAMLError as exc:
             from harness.yamlio import error_location
 

@@ -33,6 +33,9 @@ class PromptPlan:
     mode: str
     opened: str = ""  # text already written in the open turn (prefill / impersonate text)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # (what, text) of every non-content string of the messages the template may print (roles,
+    # names, extra keys): checked for control-token text like content (Workbench.plan)
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 def plan_prompt(conversation: Conversation, template: ChatTemplate, mode: str = REPLY, *,

@@ -22,6 +22,7 @@ from typing import Any
 from harness.errors import TemplateError
 from harness.paths import library_dir
 from harness.prompt import render_worker
+from harness.untrusted import has_surrogate
 
 MAX_SOURCE_CHARS = 1_000_000  # real chat templates are a few kilobytes
 LIBRARY_DIR = library_dir("templates")
@@ -51,8 +52,12 @@ def render_source(source: str, name: str, messages: Sequence[Mapping[str, Any]],
         raise TemplateError(f"template is too large ({len(source):,} characters; the limit is "
                             f"{MAX_SOURCE_CHARS:,})", where=name,
                             hint="a chat template is a few kilobytes; this is not one")
-    return render_worker.render(source, name, messages, add_generation_prompt=add_generation_prompt,
-                                variables=variables)
+    prompt = render_worker.render(source, name, messages, add_generation_prompt=add_generation_prompt,
+                                  variables=variables)
+    if has_surrogate(prompt):  # e.g. a "\ud800" escape in a string literal: not text a model can read
+        raise TemplateError("the template's output holds a lone surrogate, which is not text", where=name,
+                            hint="remove the \\uD800-\\uDFFF escape from the template or its variables")
+    return prompt
 
 
 def list_library() -> list[str]:

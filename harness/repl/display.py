@@ -22,6 +22,7 @@ from harness.chat.session import (
     TurnStarted,
 )
 from harness.repl.toolbar import ROLE_STYLES
+from harness.untrusted import visible
 
 # Background shades for entropy in bits: calm tokens stay plain, uncertain ones get darker/warmer.
 SHADES = ((1.0, ""), (2.5, "bg:#303030"), (4.0, "bg:#4e3a20"), (float("inf"), "bg:#6e2a2a"))
@@ -45,6 +46,7 @@ class Display:
         self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
+        fragments = [(style, visible(text)) for style, text in fragments]  # controls shown, not sent
         print_formatted_text(FormattedText(fragments), output=self.output, end=end, flush=True)
 
     def emit(self, event: Event) -> None:
