@@ -90,8 +90,8 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     options = workbench_options(explicit, profile, engine)
     bench = open_workbench(**options)
 
-    def loader(model: str | None, template: str | None):
-        return open_workbench(**{**options, "model": model, "template": template})
+    def loader(model: str | None, template: str | None, **changes: Any):
+        return open_workbench(**{**options, "model": model, "template": template, **changes})
 
     overflow = explicit.get("context_overflow") or engine.get("context_overflow") or profile.context_overflow
     session = Session(bench, params=profile.sampling, loader=loader,
