@@ -69,6 +69,7 @@ class Session:
     autosave: Any = None  # a SessionFile, or None
     profile_name: str | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)  # n_ctx, threads a reload keeps
+    restore_notes: list[str] = field(default_factory=list)  # what a resume could not restore
     warned: set[tuple[int | None, str]] = field(default_factory=set)  # injections already warned of
     beyond: Message | None = None  # the next turn the model wrote past its own (for /adopt)
 
@@ -186,7 +187,7 @@ class Session:
             return
         from harness.generation.records import generation_json
 
-        record = {"time": time.time(), "model": self.bench.info.name,
+        record = {"time": time.time(), "model": self.bench.info.name, "model_path": str(self.bench.info.path),
                   "template": self.bench.template.name, "model_spec": self.model_spec,
                   "template_spec": self.template_spec, "backend": getattr(self.bench.engine, "url", None),
                   "settings": self.params.to_dict(),

@@ -242,15 +242,23 @@ def cmd_template(session: Session, arg: str, emit: Emit, should_stop) -> None:
         return
     info = session.bench.info
     template = choose_template(words[0], info.chat_template, info.name, user_templates_dir())
+    from harness.errors import TemplateError
     from harness.prompt.markers import derive_markers
 
-    derive_markers(template, session.bench.variables)  # a template that cannot render says where
+    try:
+        derive_markers(template, session.bench.variables)
+        located = None
+    except TemplateError as exc:  # says where; lint says which check
+        located = exc
     tokenizer = None if getattr(session.bench.engine, "url", None) else session.bench.engine
     findings, _ = lint(template, session.bench.variables, tokenizer)
     fatal = [f for f in findings if f.code in ("L001", "L012")]
     if fatal:
         raise CommandError(f"template {template.name} refused: {fatal[0].code} {fatal[0].message}",
-                           hint=f"harness lint {words[0]} shows every finding")
+                           where=located.where if located else None,
+                           hint=f"harness lint {quote(words[0])} shows every finding")
+    if located is not None:
+        raise located
     session.bench.set_template(template)
     session.template_spec = words[0]
     emit(Notice(f"template: {template.name}"))

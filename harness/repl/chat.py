@@ -53,7 +53,12 @@ def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
     """What a chat log's last turn says about the model and template it ran on."""
     from harness.models.registry import KNOWN_MODELS
 
+    from pathlib import Path
+
     model = turn.get("model_spec") or (turn.get("model") if turn.get("model") in KNOWN_MODELS else None)
+    path = turn.get("model_path")
+    if model is None and isinstance(path, str) and Path(path).is_file():
+        model = path  # a model opened by path: the same file
     template = turn.get("template_spec")
     if template is None and isinstance(turn.get("template"), str):
         name = turn["template"]
@@ -112,6 +117,8 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
         display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
+    for note in session.restore_notes:
+        display.emit(Notice(note, "warning"))
     display.emit(Notice(f"session: {session.autosave.id}"))
     session.log = _open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display)
     try:
