@@ -1,7 +1,7 @@
 """Keys typed while the model streams: not echoed into the transcript, kept for the next prompt.
 
 During a command the terminal leaves canonical mode with echo off (signals stay on, so Ctrl-C
-still interrupts); afterwards whatever was typed is read without blocking and becomes the text
+still interrupts, and NOFLSH keeps it from discarding the typed keys); afterwards whatever was typed is read without blocking and becomes the text
 the next prompt starts with. Escape sequences (arrow keys) are dropped.
 """
 
@@ -37,6 +37,7 @@ def held_keys(fd: int | None) -> Iterator[list[str]]:
     old = termios.tcgetattr(fd)
     quiet = termios.tcgetattr(fd)
     quiet[3] &= ~(termios.ECHO | termios.ICANON)
+    quiet[3] |= termios.NOFLSH  # Ctrl-C interrupts the turn without discarding what was typed
     quiet[6][termios.VMIN], quiet[6][termios.VTIME] = 0, 0
     termios.tcsetattr(fd, termios.TCSANOW, quiet)
     try:
