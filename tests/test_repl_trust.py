@@ -344,3 +344,15 @@ def test_typed_keys_are_cleaned_for_the_prompt():
 
     assert clean("/tok\x1b[Dens\r") == "/tokens"[:4] + "ens"
     assert clean("ab\x7fc\x03") == "abc"
+
+
+def test_the_readme_documents_every_command_with_its_example():
+    from pathlib import Path
+
+    from harness.chat.slash import COMMANDS
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## The REPL", 1)[1].split("\n## ", 1)[0].replace("\\|", "|")
+    for command in COMMANDS:
+        assert f"`/{command.name}" in section, command.name
+        assert command.example and f"`{command.example}`" in section, command.name

@@ -31,7 +31,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
       "/help branch"),
     C("new", "/new", "start a fresh conversation (settings, model and template kept; /undo goes back)",
       "/new"),
-    C("reply", "/reply", "generate an assistant turn for the conversation as it stands"),
+    C("reply", "/reply", "generate an assistant turn for the conversation as it stands", "/reply"),
     C("impersonate", "/impersonate [TEXT]", "open a user turn (begun with TEXT) and let the model write it",
       "/impersonate Actually,"),
     C("prefill", "/prefill TEXT", "generate an assistant turn that starts with TEXT", "/prefill Sure! Here"),
@@ -62,7 +62,8 @@ COMMANDS: tuple[SlashCommand, ...] = (
       "edit"),
     C("undo", "/undo", "undo the last change to the conversation", "/undo", "edit"),
     C("redo", "/redo", "redo what /undo undid", "/redo", "edit"),
-    C("eos", "/eos stop|continue|ban", "end at end-of-turn, run past it, or ban it", "/eos continue",
+    C("eos", "/eos [stop|continue|ban]", "show the EOS policy, or: end at end-of-turn, run past it, or "
+      "ban it", "/eos continue",
       "settings"),
     C("bias", "/bias [TOKEN VALUE|TOKEN off|off]", "list logit biases, add one (token text or id; -inf "
       "bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
