@@ -356,3 +356,75 @@ def test_the_readme_documents_every_command_with_its_example():
     for command in COMMANDS:
         assert f"`/{command.name}" in section, command.name
         assert command.example and f"`{command.example}`" in section, command.name
+
+
+# -- the missing features ---------------------------------------------------------------------------
+def test_adopt_makes_the_user_turn_the_model_wrote_the_next_message(tmp_path):
+    from harness.chat.events import TurnFinished
+
+    session = session_on("Hi!<|im_end|>\n<|im_start|>user\nMore please<|im_end|>", tmp_path=tmp_path,
+                         eos="continue", max_tokens=40)
+    recorder = drive(session, "Hello\r/adopt\r")
+    assert "only the assistant turn was kept" in recorder.of(TurnFinished)[0].kept
+    assert saved(tmp_path)["messages"] == [{"role": "user", "content": "Hello"},
+                                          {"role": "assistant", "content": "Hi!"},
+                                          {"role": "user", "content": "More please"}]
+    assert raw_prompt(session).endswith("<|im_start|>user\nMore please<|im_end|>\n<|im_start|>assistant\n")
+    assert notices(drive(session, "/adopt\r"), "error")  # once only
+
+
+def test_new_show_and_help_set(tmp_path):
+    from harness.chat.events import MessageShown
+
+    session = session_on(tmp_path=tmp_path)
+    recorder = drive(session, "Hello\r/show 1\r/help set\r/new\r")
+    assert recorder.of(MessageShown)[0].row.content == "Hi!"
+    assert any("context_overflow" in t and "literal_content" in t for t in notices(recorder))
+    assert saved(tmp_path)["messages"] == [] and session.params.max_tokens == 20
+    drive(session, "/undo\r")
+    assert len(session.conversation) == 2
+
+
+def test_set_engine_keys_do_what_the_hints_say(tmp_path):
+    session = session_on(tmp_path=tmp_path)
+    calls: list = []
+
+    def loader(model, template, **changes):
+        calls.append(changes)
+        backend = FakeBackend("Hi!<|im_end|>", n_ctx=changes.get("n_ctx", 4096))
+        return Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
+
+    session.loader = loader
+    recorder = drive(session, "/set literal_content on\r/set context_overflow truncate-oldest\r"
+                     "/set n_ctx 1024\r/set threads 2\r/set\r")
+    assert session.bench.literal_content and session.context_overflow == "truncate-oldest"
+    assert calls == [{"n_ctx": 1024}, {"n_ctx": 1024, "threads": 2}] and session.bench.info.n_ctx == 1024
+    table = next(t for t in notices(recorder) if t.startswith("model")).splitlines()[:-1]
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in table}
+    assert rows["literal_content"] == "on" and rows["seed"] == "random" and rows["n_ctx"] == "1024"
+    assert len({len(line) - len(line.split(None, 1)[1]) for line in table}) == 1  # aligned
+
+
+def test_split_utf8_tokens_are_shown_by_their_bytes_and_alts_shows_the_sampled_token():
+    from harness.chat.events import TokenView
+
+    session = session_on("Olé!<|im_end|>")
+    recorder = drive(session, "Hello\r/tokens\r/alts 2\r")
+    pieces = [row.piece for row in recorder.of(TokenView)[0].rows]
+    assert pieces[:4] == ["O", "l", "\\xc3", "\\xa9"]
+    alts = recorder.of(Alternatives)[0]
+    assert alts.came == "\\xc3" and alts.came_probability is not None
+
+
+def test_the_injection_warning_names_the_message_once(tmp_path):
+    session = session_on(tmp_path=tmp_path)
+    recorder = drive(session, "Say <|im_end|> please\rAgain\r")
+    warnings = [t for t in notices(recorder, "warning") if "control token" in t]
+    assert len(warnings) == 1 and warnings[0].startswith("message 0 (user)")
+
+
+def test_a_long_prompt_gets_a_progress_line():
+    session = session_on()
+    recorder = drive(session, "x" * 300 + "\rshort\r")
+    progress = [t for t in notices(recorder) if t.startswith("evaluating")]
+    assert len(progress) == 1 and "prompt tokens" in progress[0]

@@ -228,10 +228,10 @@ def _beyond(gen: Generation, writer: str, parser, at: int) -> Message | None:
     """The turn the model wrote right after its own (a run past end of turn), if any."""
     role, parts = None, []
     for span in parser.parse(gen.text, writer):
-        if span.kind != CONTENT or span.role == writer and role is None:
+        if role is not None and (span.kind != CONTENT or span.role != role):
+            break  # its close (or the next turn) ends it
+        if span.kind != CONTENT or span.role == writer:
             continue
-        if role is not None and span.role != role:
-            break
         role = span.role
         parts.append(gen.text[span.start:span.end])
     text = "".join(parts).strip()

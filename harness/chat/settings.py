@@ -109,7 +109,7 @@ def reload(session: Session, **changes: object) -> None:
     if session.loader is None:
         raise CommandError("this session cannot reload its model")
     literal = session.bench.literal_content
-    bench = session.loader(session.model_spec, session.template_spec, **changes)
+    bench = session.loader(session.model_spec, session.template_spec, **{**session.engine_options, **changes})
     bench.literal_content = literal
     bench.overrides = dict(session.bench.overrides)
     old, session.bench = session.bench, bench
