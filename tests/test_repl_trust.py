@@ -91,6 +91,16 @@ def test_generate_refuses_a_negative_seed_without_a_traceback(tmp_path):
     assert run.returncode != 0 and "seed" in run.stderr and "Traceback" not in run.stderr
 
 
+@pytest.mark.model
+def test_generate_takes_seed_minus_one_as_random(tmp_path):
+    messages = tmp_path / "m.json"
+    messages.write_text('[{"role": "user", "content": "hi"}]')
+    run = subprocess.run([sys.executable, "-m", "harness", "generate", "--messages", str(messages),
+                          "--seed", "-1", "--max-tokens", "3", "--threads", "2"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and run.stdout.strip(), run.stderr
+
+
 # 3 -----------------------------------------------------------------------------------------------
 def test_alts_and_branch_follow_the_newest_turn_after_tokens(tmp_path):
     session = session_on(tmp_path=tmp_path)
@@ -271,7 +281,7 @@ def test_commands_take_unique_prefixes_aliases_and_suggest_a_near_name():
 
 # 11 ----------------------------------------------------------------------------------------------
 def test_a_model_without_a_chat_template_is_refused_before_loading(tmp_path):
-    from tests.test_gguf import gguf, kv, write, STR
+    from tests.test_gguf import STR, gguf, kv, write
 
     model = write(tmp_path, gguf([kv("general.architecture", STR, "tiny")]), "base.gguf")
     session = session_on()

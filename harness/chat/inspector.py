@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.chat.events import Alternatives, Emit, EntropyReport, Notice, RawPrompt, TokenRow, TokenView
+from harness.chat.events import (
+    Alternatives,
+    Emit,
+    EntropyReport,
+    Notice,
+    RawPrompt,
+    TokenRow,
+    TokenView,
+)
 from harness.chat.registry import CommandTable
 from harness.chat.slash import split_words
 from harness.errors import CommandError

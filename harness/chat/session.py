@@ -166,7 +166,7 @@ class Session:
         if cached is None:
             return 0
         ids = [r.id for r in self.bench.prompt_records(plan)]
-        shared = next((i for i, (a, b) in enumerate(zip(cached, ids)) if a != b), min(len(cached), len(ids)))
+        shared = next((i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b), min(len(cached), len(ids)))
         return len(ids) - shared
 
     def _warn_injections(self, plan, before: Conversation, emit: Emit) -> None:

@@ -19,9 +19,9 @@ from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import attribute_tokens
 from harness.generation.settings import EOS_STOP, SamplingParams
 from harness.generation.stop_text import GrowingText, turn_end_marker
+from harness.prompt.conversation import TEMPLATE
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
-from harness.prompt.conversation import TEMPLATE
 from harness.prompt.turns import TurnParser
 
 

@@ -51,9 +51,9 @@ def _resume_target(spec: str | None) -> tuple[str, Any]:
 
 def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
     """What a chat log's last turn says about the model and template it ran on."""
-    from harness.models.registry import KNOWN_MODELS
-
     from pathlib import Path
+
+    from harness.models.registry import KNOWN_MODELS
 
     model = turn.get("model_spec") or (turn.get("model") if turn.get("model") in KNOWN_MODELS else None)
     path = turn.get("model_path")
