@@ -185,7 +185,10 @@ def set_ui(session: Session, key: str, value: str) -> str:
 @COMMANDS.command("shade")
 def cmd_shade(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
-    emit(Notice(set_ui(session, "shade", words[0] if words else ("off" if session.ui["shade"] else "on"))))
+    if not words:
+        emit(Notice(f"shade = {written('shade', session.ui['shade'])}"))
+        return
+    emit(Notice(set_ui(session, "shade", words[0])))
 
 
 @COMMANDS.command("eos")
@@ -272,7 +275,11 @@ def cmd_template(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_model(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """/model NAME [TEMPLATE]: the template is checked against the model's file before loading."""
     words = split_words(arg)
-    if not words or len(words) > 2 or session.loader is None:
+    if not words:
+        info = session.bench.info
+        emit(Notice(f"model: {info.name} ({info.path}), template {session.bench.template.name}"))
+        return
+    if len(words) > 2 or session.loader is None:
         raise CommandError("usage: /model NAME|PATH [TEMPLATE]")
     name = words[0]
     template = words[1] if len(words) > 1 else session.template_spec

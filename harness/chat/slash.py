@@ -69,7 +69,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
       "bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
     C("template", "/template [gguf|NAME|PATH]", "show the template, or switch (conversation kept; "
       "checked by lint first)", "/template chatml", "settings"),
-    C("model", "/model NAME|PATH [TEMPLATE]", "switch model, optionally with a template (conversation "
+    C("model", "/model [NAME|PATH [TEMPLATE]]", "show the model, or switch model, optionally with a template (conversation "
       "kept)", "/model gemma3-270m raw", "settings"),
     C("profile", "/profile [NAME]", "switch profile live (model, template, sampling; conversation kept)",
       "/profile gemma3-base", "settings"),
@@ -77,7 +77,7 @@ COMMANDS: tuple[SlashCommand, ...] = (
       "/system Be terse.", "settings"),
     C("set", "/set [KEY [VALUE]]", "show all settings, show one, or change one (/help set lists the "
       "keys)", "/set temperature 0.3", "settings"),
-    C("shade", "/shade [on|off]", "shade streamed tokens by entropy", "/shade off", "settings"),
+    C("shade", "/shade [on|off]", "show or set the entropy shading of streamed tokens", "/shade off", "settings"),
     C("save", "/save FILE", "save conversation and settings as JSON", "/save chat.json", "files"),
     C("load", "/load FILE", "load a conversation (messages file or /save output)", "/load chat.json",
       "files"),
