@@ -68,7 +68,7 @@ def test_undo_retry_save_load(tmp_path):
 def test_errors_are_notices_and_the_repl_goes_on():
     session = fake_session()
     seen = []
-    for line in ("/bogus", "/eos maybe", "/set top_p 9", "/template nope", "/bias", "/continue"):
+    for line in ("/bogus", "/eos maybe", "/set top_p 9", "/template nope", "/bias a b c", "/continue"):
         handle(session, line, seen.append)
     errors = [e for e in seen if isinstance(e, Notice) and e.level == "error"]
     assert len(errors) == 6

@@ -138,11 +138,13 @@ def test_profile_switch_and_set_and_help(harness_home):
     assert "no profile 'nope'" in texts[-1]
 
 
-def test_shade_toggle():
+def test_shade_set_and_shown():
     session = fake_session()
     drive(session, "/shade off\r")
     assert session.ui["shade"] is False
-    drive(session, "/shade\r")
+    recorder = drive(session, "/shade\r")  # bare shows, changes nothing (issue 14, bug 5)
+    assert session.ui["shade"] is False and recorder.of(Notice)[0].text == "shade = off"
+    drive(session, "/shade on\r")
     assert session.ui["shade"] is True
 
 

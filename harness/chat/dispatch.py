@@ -1,6 +1,7 @@
 """One input line to the session: a user message (the model replies) or a slash command, handed
-to the handler its topic module registered. Errors become notices; the session is saved after
-every line."""
+to the handler its topic module registered. Errors become notices, and a line that fails leaves
+the conversation as it was (a user message whose reply failed is taken back); the session is
+saved after every line."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from harness.chat import edit, files, inspector, replies, settings
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import Handler
 from harness.chat.session import Session
-from harness.chat.slash import BY_NAME, parse_line
+from harness.chat.slash import parse_line, resolve
 from harness.errors import CommandError, HarnessError
 from harness.prompt.conversation import USER, Message
 from harness.prompt.modes import REPLY
@@ -29,16 +30,20 @@ def handler(name: str) -> Handler:
 def handle(session: Session, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
     """Act on one input line. Raises EOFError for /quit; reports errors as Notices."""
     name, arg = parse_line(line.rstrip("\n"))
+    before = (session.tree, list(session.undo_stack), list(session.redo_stack))
     try:
         if name is None:
             if arg.strip():
                 session.change(session.tree.append(Message(USER, arg)))
                 session.generate(REPLY, "", emit, should_stop)
             return
-        if name not in BY_NAME:
-            raise CommandError(f"unknown command /{name}", hint="/help lists them")
-        handler(name)(session, arg, emit, should_stop)
+        handler(resolve(name))(session, arg, emit, should_stop)
     except HarnessError as exc:
-        emit(Notice(str(exc), "error"))
+        if session.tree is not before[0]:
+            session.tree, session.undo_stack, session.redo_stack = before
+            exc_text = f"{exc} (the conversation is as it was)"
+        else:
+            exc_text = str(exc)
+        emit(Notice(exc_text, "error"))
     finally:
         session.save(emit)

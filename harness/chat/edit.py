@@ -1,4 +1,4 @@
-"""Editing the conversation: /messages, /edit, /delete, /role, /insert, /undo, /redo.
+"""Editing the conversation: /messages, /show, /edit, /delete, /role, /insert, /undo, /redo.
 
 Edits change the tree in place (later messages stay); each is one undo step. The next prompt is
 rendered again from the edited conversation, and the evaluator re-uses the KV cache for the
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, Notice
+from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, MessageShown, Notice
 from harness.chat.registry import CommandTable
+from harness.chat.slash import split_words, take_words
 from harness.errors import CommandError
 from harness.prompt.conversation import Message
 
@@ -30,6 +31,8 @@ def _index(word: str, usage: str) -> int:
 
 @COMMANDS.command("messages")
 def cmd_messages(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    if split_words(arg):
+        raise CommandError("usage: /messages", hint="/show N prints one message whole")
     tree = session.tree
     rows = []
     for i, node in enumerate(tree.path()):
@@ -40,15 +43,26 @@ def cmd_messages(session: Session, arg: str, emit: Emit, should_stop) -> None:
     emit(MessageList(tuple(rows)))
 
 
+@COMMANDS.command("show")
+def cmd_show(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    words = split_words(arg)
+    index = _index(words[0] if len(words) == 1 else "", "/show N")
+    node = session.tree.node_at(index)
+    assert node.message is not None
+    siblings = session.tree.siblings(index)
+    emit(MessageShown(MessageRow(index, node.message.role, node.message.content,
+                                 siblings.index(node.id) + 1, len(siblings), "gen" in node.meta)))
+
+
 @COMMANDS.command("edit")
 def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """/edit N [--editor] asks the REPL for the text; /edit N TEXT sets it."""
-    word, _, text = arg.partition(" ")
-    index = _index(word, "/edit N [TEXT|--editor]")
+    words, text = take_words(arg, 1)
+    index = _index(words[0] if words else "", "/edit N [TEXT|--editor]")
     message = session.tree.node_at(index).message
     assert message is not None
-    if not text or text.strip() == "--editor":
-        emit(EditRequest(index, message.content, editor=text.strip() == "--editor"))
+    if not text or text == "--editor":
+        emit(EditRequest(index, message.content, editor=text == "--editor"))
         return
     set_content(session, index, text, emit)
 
@@ -64,7 +78,8 @@ def set_content(session: Session, index: int, text: str, emit: Emit) -> None:
 
 @COMMANDS.command("delete")
 def cmd_delete(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    index = _index(arg, "/delete N")
+    words = split_words(arg)
+    index = _index(words[0] if len(words) == 1 else "", "/delete N")
     role = session.tree.node_at(index).message.role  # type: ignore[union-attr]
     session.change(session.tree.delete(index))
     emit(Notice(f"deleted message {index} ({role}); /undo brings it back"))
@@ -72,22 +87,22 @@ def cmd_delete(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("role")
 def cmd_role(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    word, _, role = arg.partition(" ")
-    index = _index(word, "/role N ROLE")
-    if not role.strip():
+    words = split_words(arg)
+    if len(words) != 2 or not words[1].strip():
         raise CommandError("usage: /role N ROLE")
-    session.change(session.tree.edit(index, role=role.strip()))
-    emit(Notice(f"message {index} is now {role.strip()}"))
+    index, role = _index(words[0], "/role N ROLE"), words[1]
+    session.change(session.tree.edit(index, role=role))
+    emit(Notice(f"message {index} is now {role}"))
 
 
 @COMMANDS.command("insert")
 def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    parts = arg.split(" ", 2)
-    if len(parts) < 2:
+    words, text = take_words(arg, 2)
+    if len(words) < 2:
         raise CommandError("usage: /insert N ROLE TEXT")
-    index = _index(parts[0], "/insert N ROLE TEXT")
-    session.change(session.tree.insert(index, Message(parts[1], parts[2] if len(parts) > 2 else "")))
-    emit(Notice(f"inserted a {parts[1]} message at {index}"))
+    index = _index(words[0], "/insert N ROLE TEXT")
+    session.change(session.tree.insert(index, Message(words[1], text)))
+    emit(Notice(f"inserted a {words[1]} message at {index}"))
 
 
 @COMMANDS.command("undo")

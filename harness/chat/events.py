@@ -22,6 +22,7 @@ class Notice:
 class TurnStarted:
     writer: str | None
     mode: str
+    given: str = ""  # text the turn starts with that the model was given (prefill, impersonate, continue)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class TokenStreamed:
 class TurnFinished:
     generation: Generation
     added: str  # role of the message added to the conversation
+    kept: str = ""  # said when the model wrote past its turn: what was kept, and /adopt
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ class Alternatives:
     came: str
     entropy_bits: float | None
     options: tuple[tuple[int, str, float], ...]  # (rank from 1, piece, probability)
+    came_probability: float | None = None  # of the sampled token, in the top or not
+    came_in_top: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,13 @@ class MessageList:
 
 
 @dataclass(frozen=True)
+class MessageShown:
+    """One message whole (/show N)."""
+
+    row: MessageRow
+
+
+@dataclass(frozen=True)
 class EditRequest:
     """/edit N without text: the REPL asks for the new content (prefilled, or in $EDITOR) and
     sends it back as `/edit N TEXT`."""
@@ -104,5 +115,5 @@ class EditRequest:
 
 
 Event = (Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport | TokenView
-         | Alternatives | MessageList | EditRequest)
+         | Alternatives | MessageList | MessageShown | EditRequest)
 Emit = Callable[[Event], None]

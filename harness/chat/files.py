@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import CommandTable
+from harness.chat.slash import split_words
 from harness.errors import CommandError
 
 if TYPE_CHECKING:
@@ -15,12 +16,18 @@ if TYPE_CHECKING:
 COMMANDS = CommandTable()
 
 
+def _file(arg: str, usage: str) -> str:
+    words = split_words(arg)
+    if len(words) != 1 or not words[0]:
+        raise CommandError(f"usage: {usage}", hint="quote a path with spaces")
+    return words[0]
+
+
 @COMMANDS.command("save")
 def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.store import save_json
 
-    if not arg:
-        raise CommandError("usage: /save FILE")
+    arg = _file(arg, "/save FILE")
     save_json(arg, {"messages": session.conversation.to_dicts(), "settings": session.params.to_dict(),
                     "model": session.bench.info.name, "template": session.bench.template.name})
     emit(Notice(f"saved {len(session.conversation)} messages to {arg}"))
@@ -30,8 +37,7 @@ def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.inputs import read_messages
 
-    if not arg:
-        raise CommandError("usage: /load FILE")
+    arg = _file(arg, "/load FILE")
     session.conversation = read_messages(arg)
     emit(Notice(f"loaded {len(session.conversation)} messages from {arg} (/undo goes back)"))
 
@@ -41,7 +47,8 @@ def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.chat.saved import export_json, export_markdown
     from harness.store import write_text
 
-    if not arg or not arg.lower().endswith((".md", ".json")):
+    arg = _file(arg, "/export FILE.md|FILE.json")
+    if not arg.lower().endswith((".md", ".json")):
         raise CommandError("usage: /export FILE.md|FILE.json")
     if arg.lower().endswith(".md"):
         write_text(arg, export_markdown(session))
@@ -54,7 +61,8 @@ def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.chat.saved import list_sessions
 
-    if arg and not arg.isdigit():
+    words = split_words(arg)
+    if len(words) > 1 or words and not words[0].isdigit():
         raise CommandError(f"/sessions {arg}: expected a number of sessions", hint="/sessions [N]")
     rows = list_sessions()
     if not rows:
@@ -62,7 +70,7 @@ def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
         return
     current = session.autosave.id if session.autosave is not None else None
     lines = [f"{'*' if r.id == current else ' '} {r.id}  {r.when}  {r.messages:3d} msgs  {r.title}"
-             for r in rows[-int(arg or 20):]]
+             for r in rows[-int(words[0] if words else 20):]]
     lines.append("harness chat --resume ID continues one")
     emit(Notice("\n".join(lines)))
 

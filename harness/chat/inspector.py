@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.chat.events import Alternatives, Emit, EntropyReport, RawPrompt, TokenRow, TokenView
+from harness.chat.events import (
+    Alternatives,
+    Emit,
+    EntropyReport,
+    Notice,
+    RawPrompt,
+    TokenRow,
+    TokenView,
+)
 from harness.chat.registry import CommandTable
+from harness.chat.slash import split_words
 from harness.errors import CommandError
 from harness.generation.records import Generation, role_summaries
 from harness.prompt.modes import IMPERSONATE, REPLY
@@ -34,15 +43,25 @@ def _inspected(session: Session) -> tuple[int, Generation]:
 
 @COMMANDS.command("tokens")
 def cmd_tokens(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    if arg and not arg.lstrip("-").isdigit():
+    words = split_words(arg)
+    if len(words) > 1 or words and not words[0].lstrip("-").isdigit():
         raise CommandError("usage: /tokens [N]", hint="N is a message number from /messages")
-    index, gen = session.generation_at(int(arg) if arg else -1)
+    index, gen = session.generation_at(int(words[0]) if words else -1)
     session.inspected = index
     special = session.bench.engine.is_special
-    rows = tuple(TokenRow(t.piece, t.role, t.stats.entropy_bits if t.stats else None,
+    rows = tuple(TokenRow(shown_piece(t.piece, t.raw or session.bench.engine.piece(t.id)), t.role, t.stats.entropy_bits if t.stats else None,
                           2.0 ** -t.stats.surprisal_bits if t.stats else None, special(t.id))
                  for t in gen.tokens)
     emit(TokenView(index, rows, gen.stop_reason))
+
+
+def shown_piece(piece: str, raw: bytes) -> str:
+    """A token's text, or its bytes as \\xNN when they are not UTF-8 on their own (a character
+    split over tokens)."""
+    try:
+        return raw.decode("utf-8") if raw else piece
+    except UnicodeDecodeError:
+        return "".join(f"\\x{b:02x}" for b in raw)
 
 
 def _position(gen: Generation, word: str, usage: str) -> int:
@@ -58,14 +77,19 @@ def _position(gen: Generation, word: str, usage: str) -> int:
 @COMMANDS.command("alts")
 def cmd_alts(session: Session, arg: str, emit: Emit, should_stop) -> None:
     index, gen = _inspected(session)
-    k = _position(gen, arg.strip(), "/alts K")
+    words = split_words(arg)
+    k = _position(gen, words[0] if len(words) == 1 else "", "/alts K")
     token = gen.tokens[k]
     stats = token.stats
     if stats is None:
         raise CommandError(f"token {k} has no statistics")
-    options = tuple((rank + 1, session.bench.piece_text(i), p)
+    engine = session.bench.engine
+    options = tuple((rank + 1, shown_piece("", engine.piece(i)), p)
                     for rank, (i, p) in enumerate(zip(stats.top_ids, stats.top_probs, strict=True)))
-    emit(Alternatives(index, k, token.piece, stats.entropy_bits, options))
+    came = 2.0 ** -stats.surprisal_bits if stats.surprisal_bits is not None else None
+    emit(Alternatives(index, k, shown_piece(token.piece, token.raw or engine.piece(token.id)),
+                      stats.entropy_bits, options, came,
+                      came_in_top=token.id in stats.top_ids))
 
 
 def resolve_alternative(session: Session, gen: Generation, k: int, alt: str) -> int:
@@ -74,7 +98,7 @@ def resolve_alternative(session: Session, gen: Generation, k: int, alt: str) -> 
     top = list(stats.top_ids) if stats else []
     if alt.isdigit() and 1 <= int(alt) <= len(top):
         return top[int(alt) - 1]
-    text = alt[1:-1] if len(alt) >= 2 and alt[0] == alt[-1] and alt[0] in "'\"" else alt
+    text = alt
     for i in top:
         if session.bench.piece_text(i) == text:
             return i
@@ -93,20 +117,27 @@ def resolve_alternative(session: Session, gen: Generation, k: int, alt: str) -> 
 def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.chat.replies import regenerate
 
-    word, _, alt = arg.partition(" ")
+    words = split_words(arg)
     index, gen = _inspected(session)
-    k = _position(gen, word, "/branch K ALT")
-    if not alt:
-        raise CommandError("usage: /branch K ALT", hint="ALT: a rank from /alts K or a token text")
-    token = resolve_alternative(session, gen, k, alt)
+    if len(words) != 2:
+        raise CommandError("usage: /branch K ALT", hint="ALT: a rank from /alts K or a token text (quote spaces)")
+    k = _position(gen, words[0], "/branch K ALT")
+    token = resolve_alternative(session, gen, k, words[1])
     forced = [t.id for t in gen.tokens[:k]] + [token]
+    later = len(session.tree) - index - 1
     regenerate(session, index, emit, should_stop, forced=forced)
     session.inspected = index
+    if later:
+        emit(Notice(f"the branch is a new candidate of message {index}; the {later} message(s) after "
+                    f"it stay with the old one (/swipe prev --at {index} goes back)", "warning"))
 
 
 @COMMANDS.command("raw")
 def cmd_raw(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    mode = IMPERSONATE if arg == "impersonate" else ("as-is" if arg == "as-is" else REPLY)
+    words = split_words(arg)
+    if words not in ([], ["as-is"], ["impersonate"]):
+        raise CommandError("usage: /raw [as-is|impersonate]")
+    mode = IMPERSONATE if words == ["impersonate"] else ("as-is" if words == ["as-is"] else REPLY)
     plan = session.bench.plan(session.conversation, mode)
     records = session.bench.prompt_records(plan)  # as generation tokenizes it (literal content too)
     backend = session.bench.engine

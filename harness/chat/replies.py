@@ -1,4 +1,9 @@
-"""Commands that generate turns or choose among them: reply modes, /retry and /swipe."""
+"""Commands that generate turns or choose among them: reply modes, /adopt, /retry and /swipe,
+and the session-level /help, /new and /quit.
+
+A retry under a fixed seed derives a new seed (shown) so each candidate differs; ``/retry same``
+repeats the turn's own seed. A swipe acts on the last message, or on message N with ``--at N``.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import help_text
+from harness.chat.slash import help_text, options, resolve, split_words, take_words
 from harness.errors import CommandError
-from harness.prompt.conversation import Conversation
+from harness.prompt.conversation import USER, Conversation
 from harness.prompt.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
 
 if TYPE_CHECKING:
@@ -20,12 +25,28 @@ COMMANDS = CommandTable()
 
 @COMMANDS.command("help")
 def cmd_help(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    emit(Notice(help_text(arg)))
+    words = split_words(arg)
+    if not words:
+        emit(Notice(help_text()))
+        return
+    name = resolve(words[0].lstrip("/").lower())
+    text = help_text(name)
+    if name == "set":
+        from harness.chat.settings import settings_help
+
+        text += "\n" + settings_help()
+    emit(Notice(text))
 
 
 @COMMANDS.command("quit")
 def cmd_quit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     raise EOFError
+
+
+@COMMANDS.command("new")
+def cmd_new(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    session.reset()
+    emit(Notice("a fresh conversation (settings kept); /undo brings the old one back"))
 
 
 @COMMANDS.command("reply")
@@ -35,14 +56,15 @@ def cmd_reply(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("impersonate")
 def cmd_impersonate(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    session.generate(IMPERSONATE, arg, emit, should_stop)
+    session.generate(IMPERSONATE, take_words(arg, 0)[1], emit, should_stop)
 
 
 @COMMANDS.command("prefill")
 def cmd_prefill(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    if not arg:
+    text = take_words(arg, 0)[1]
+    if not text:
         raise CommandError("usage: /prefill TEXT")
-    session.generate(PREFILL, arg, emit, should_stop)
+    session.generate(PREFILL, text, emit, should_stop)
 
 
 @COMMANDS.command("continue")
@@ -50,21 +72,49 @@ def cmd_continue(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.generate(CONTINUE, "", emit, should_stop)
 
 
-def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=()) -> None:
-    """A new alternative of generated message `index`, asked for the way it was."""
+@COMMANDS.command("adopt")
+def cmd_adopt(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    """The turn the model wrote past its own becomes the next message (as the model wrote it)."""
+    beyond = session.beyond
+    if beyond is None or not len(session.tree) or "gen" not in session.tree.node_at(len(session.tree) - 1).meta:
+        raise CommandError("nothing to adopt: the last turn did not run past its end",
+                           hint="/eos continue lets the model write the next turn too")
+    session.change(session.tree.append(beyond, {"adopted": True}))
+    session.beyond = None
+    what = "user message" if beyond.role == USER else f"{beyond.role} message"
+    emit(Notice(f"adopted the model's {what} as message {len(session.tree) - 1}; "
+                "send a line, or /reply, for the next turn"))
+
+
+def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=(), *,
+               same_seed: bool = True) -> None:
+    """A new alternative of generated message `index`, asked for the way it was. Under a fixed
+    seed and not `same_seed`, the seed moves on by the number of candidates so far (shown)."""
     node = session.tree.node_at(index)
     meta = node.meta
     base = None
     if meta.get("base"):
         base = Conversation.from_dicts([meta["base"]]).messages[0]
+    params = None
+    if not same_seed and session.params.seed is not None:
+        seed = session.params.seed + len(session.tree.siblings(index))
+        params = session.params.updated(seed=seed)
+        emit(Notice(f"seed {session.params.seed} -> {seed} for this candidate (/retry same repeats "
+                    f"seed {meta.get('seed', session.params.seed)})"))
+    elif same_seed and not forced and meta.get("seed") is not None:
+        params = session.params.updated(seed=meta["seed"])
     session.generate(meta.get("mode", REPLY), meta.get("text", ""), emit, should_stop, at=index,
-                     base=base, forced=forced)
+                     base=base, forced=forced, params=params)
 
 
 @COMMANDS.command("retry")
 def cmd_retry(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    """/retry [same]; issue 17's `/retry N` (N candidates at once) belongs beside `same`."""
+    words = split_words(arg)
+    if words not in ([], ["same"]):
+        raise CommandError("usage: /retry [same]")
     index, _ = session.generation_at(-1)
-    regenerate(session, index, emit, should_stop)
+    regenerate(session, index, emit, should_stop, same_seed=words == ["same"])
     emit(Notice(_candidates(session, index)))
 
 
@@ -76,31 +126,47 @@ def _candidates(session: Session, index: int) -> str:
 
 @COMMANDS.command("swipe")
 def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """next / prev / N among the alternatives of the last message; next past the last generates."""
+    """next / prev / K among the alternatives of the last message (or message N with --at N);
+    next past the last generates."""
+    words, found = options(split_words(arg), "at=")
     if not len(session.tree):
         raise CommandError("the conversation is empty")
     index = len(session.tree) - 1
+    if "at" in found:
+        try:
+            index = int(str(found["at"]))
+            session.tree.node_at(index)
+        except (ValueError, IndexError):
+            raise CommandError(f"no message {found['at']}", hint="/messages lists them") from None
     siblings = session.tree.siblings(index)
     current = siblings.index(session.tree.node_at(index).id)
-    word = arg.strip().lower() or "next"
+    if len(words) > 1:
+        raise CommandError("usage: /swipe next|prev|K [--at N]")
+    word = words[0].lower() if words else "next"
     if word in ("next", "n", ">"):
         target = current + 1
         if target == len(siblings):
             if "gen" not in session.tree.node_at(index).meta:
                 raise CommandError("this is the last alternative", hint="/swipe prev, or /swipe 1")
-            regenerate(session, index, emit, should_stop)  # past the last: a new candidate
+            regenerate(session, index, emit, should_stop, same_seed=False)  # past the last: a new one
             emit(Notice(_candidates(session, index)))
             return
     elif word in ("prev", "p", "<"):
         target = current - 1
         if target < 0:
             raise CommandError("this is the first alternative")
-    elif word.isdigit():
+    elif word.isdigit() and 1 <= int(word) <= len(siblings):
         target = int(word) - 1
+    elif word.isdigit():
+        raise CommandError(f"message {index} has candidates 1..{len(siblings)}")
     else:
-        raise CommandError("usage: /swipe next|prev|N")
+        raise CommandError("usage: /swipe next|prev|K [--at N]")
+    length = len(session.tree)
     session.change(session.tree.choose(index, target))
-    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].content)))
+    note = f" (the conversation now has {len(session.tree)} messages, was {length})" \
+        if len(session.tree) != length else ""
+    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].content)
+                + note))
 
 
 def _preview(text: str, width: int = 70) -> str:

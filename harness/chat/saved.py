@@ -165,11 +165,26 @@ def restore(session: Session, data: Mapping[str, Any]) -> None:
     try:
         session.tree = Tree.from_dict(data["tree"])
         session.history = [generation_from(g) for g in data.get("generations", [])]
-        session.params = SamplingParams().with_values(data.get("settings") or {})
+        session.params, dropped = _settings(data.get("settings") or {})
     except (KeyError, TypeError, ValueError, HarnessError) as exc:
         raise StorageError(f"the session file is damaged: {exc}") from None
+    session.restore_notes = [f"saved setting {d} is not valid; using the default" for d in dropped]
     session.ui.update(data.get("ui") or {})
     session.profile_name = data.get("profile")
+
+
+def _settings(saved: Mapping[str, Any]) -> tuple[SamplingParams, list[str]]:
+    """Saved sampling settings checked one by one (an old file may hold a seed of -5): the
+    valid ones, and the names of those left at their default."""
+    from harness.errors import CommandError
+
+    params, dropped = SamplingParams(), []
+    for name, value in saved.items():
+        try:
+            params = params.with_values({name: value})
+        except CommandError:
+            dropped.append(f"{name}={value!r}")
+    return params, dropped
 
 
 @dataclass(frozen=True)

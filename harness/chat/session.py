@@ -26,6 +26,7 @@ from harness.chat.events import (  # noqa: F401  (re-exported: the display and t
     EntropyReport,
     Event,
     MessageList,
+    MessageShown,
     Notice,
     RawPrompt,
     TokenStreamed,
@@ -40,11 +41,13 @@ from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.conversation import ASSISTANT, Conversation, Message
 from harness.prompt.modes import CONTINUE, REPLY
+from harness.prompt.segments import CONTENT
 from harness.prompt.turns import writer_turn
 
-WorkbenchLoader = Callable[[str | None, str | None], Workbench]
+WorkbenchLoader = Callable[..., Workbench]  # (model, template, **n_ctx/threads) -> a workbench
 Handler = Callable[["Session", str, Emit, Any], None]
 UNDO_DEPTH = 200
+PROGRESS_TOKENS = 256  # a prompt this many new tokens long gets a line before it is evaluated
 
 
 @dataclass
@@ -65,6 +68,10 @@ class Session:
     inspected: int | None = None  # path index /alts and /branch act on (set by /tokens N)
     autosave: Any = None  # a SessionFile, or None
     profile_name: str | None = None
+    engine_options: dict[str, Any] = field(default_factory=dict)  # n_ctx, threads a reload keeps
+    restore_notes: list[str] = field(default_factory=list)  # what a resume could not restore
+    warned: set[tuple[int | None, str]] = field(default_factory=set)  # injections already warned of
+    beyond: Message | None = None  # the next turn the model wrote past its own (for /adopt)
 
     # -- the conversation --------------------------------------------------------------------
     @property
@@ -95,42 +102,48 @@ class Session:
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, mode: str, text: str, emit: Emit, should_stop, *, at: int | None = None,
-                 base: Message | None = None, forced: Sequence[int] = ()) -> Generation:
+                 base: Message | None = None, forced: Sequence[int] = (),
+                 params: SamplingParams | None = None) -> Generation:
         """Generate a turn and place it in the tree.
 
         `at` None: after the conversation (for continue: as an alternative of the last message).
         `at` an index: as a new alternative of message `at`, prompted by the messages before it
-        (plus `base`, the message a continue turn continued)."""
+        (plus `base`, the message a continue turn continued). `params`: these settings for this
+        turn only (a retry's new seed)."""
         path = self.conversation.messages
         if at is None:
             at = len(path) - 1 if mode == CONTINUE else len(path)
             base = path[-1] if mode == CONTINUE and path else None
         before = Conversation(path[:at] + ((base,) if base is not None else ()))
-        gen, content, writer = self._run(before, mode, text, emit, should_stop, forced)
-        if mode == CONTINUE and base is not None:
-            content = base.content + content
-        meta = {"gen": len(self.history), "mode": mode, "text": text,
+        params = params or self.params
+        gen, content, writer = self._run(before, mode, text, emit, should_stop, forced, params)
+        # `content` is the writer's whole turn: a continued message's text is already in it
+        meta = {"gen": len(self.history), "mode": mode, "text": text, "seed": params.seed,
                 **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
         self.history.append(gen)
+        self.inspected = None  # /alts and /branch now mean the newest turn
         message = Message(writer, content)
         tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
             self.tree.add_alternative(at, message, meta)
         self.change(tree)
         self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
-        emit(TurnFinished(gen, writer))
+        self.beyond = _beyond(gen, writer, self.bench.turn_parser(), at)
+        emit(TurnFinished(gen, writer, kept=_kept_note(gen, writer, self.beyond)))
         return gen
 
     def _run(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
-             forced: Sequence[int]) -> tuple[Generation, str, str]:
+             forced: Sequence[int], params: SamplingParams) -> tuple[Generation, str, str]:
         """(generation, the writer's own text, the writer's role)."""
         plan, dropped = self.bench.fit_conversation(before, mode, text, self.context_overflow)
         if dropped:
             emit(Notice(f"context full: the {dropped} oldest message(s) are left out of this prompt "
                         f"(n_ctx {self.bench.info.n_ctx}); the conversation keeps them", "warning"))
-        for injection in self.bench.injections(plan):
-            emit(Notice(injection.describe(), "warning"))
+        self._warn_injections(plan, before, emit)
         self.last_request = (mode, text)
-        emit(TurnStarted(plan.writer, mode))
+        pending = self._uncached_tokens(plan)
+        if pending >= PROGRESS_TOKENS:
+            emit(Notice(f"evaluating {pending} prompt tokens ..."))
+        emit(TurnStarted(plan.writer, mode, given=plan.opened))
 
         seen = [0]
 
@@ -140,19 +153,41 @@ class Session:
             emit(TokenStreamed(event.text, event.role, stats.entropy_bits if stats else 0.0,
                                forced=seen[0] <= len(forced)))
 
-        gen = self.bench.generate(plan, self.params, on_token=on_token, should_stop=should_stop,
+        gen = self.bench.generate(plan, params, on_token=on_token, should_stop=should_stop,
                                   forced=forced)
         parser = self.bench.turn_parser()
         full = plan.opened + gen.text
         content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
         return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
 
+    def _uncached_tokens(self, plan) -> int:
+        """Prompt tokens the model has yet to evaluate (beyond its cached prefix)."""
+        cached = getattr(getattr(self.bench, "evaluator", None), "tokens", None)
+        if cached is None:
+            return 0
+        ids = [r.id for r in self.bench.prompt_records(plan)]
+        shared = next((i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b), min(len(cached), len(ids)))
+        return len(ids) - shared
+
+    def _warn_injections(self, plan, before: Conversation, emit: Emit) -> None:
+        """Warn once per message whose content becomes control tokens, naming the message."""
+        for injection in self.bench.injections(plan):
+            text = plan.prompt[injection.start:injection.end]
+            index = next((i for i, m in enumerate(before) if text and text in m.content), None)
+            key = (index, text)
+            if key in self.warned:
+                continue
+            self.warned.add(key)
+            where = f"message {index} ({injection.role})" if index is not None else f"{injection.role} text"
+            emit(Notice(f"{where} contains control token(s) {', '.join(injection.tokens)}; the model "
+                        "sees them as control tokens (/set literal_content on keeps them text)", "warning"))
+
     def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:
         if self.log is None:
             return
         from harness.generation.records import generation_json
 
-        record = {"time": time.time(), "model": self.bench.info.name,
+        record = {"time": time.time(), "model": self.bench.info.name, "model_path": str(self.bench.info.path),
                   "template": self.bench.template.name, "model_spec": self.model_spec,
                   "template_spec": self.template_spec, "backend": getattr(self.bench.engine, "url", None),
                   "settings": self.params.to_dict(),
@@ -180,5 +215,31 @@ class Session:
                                hint="/messages marks generated messages with *")
         return index, self.history[node.meta["gen"]]
 
+    def reset(self) -> None:
+        """A fresh conversation (one undo step); settings, model and template stay."""
+        self.change(Tree())
+        self.inspected, self.beyond = None, None
+
     def session_roles(self) -> dict[str, dict[str, Any]]:
         return role_summaries([t for g in self.history for t in g.tokens])
+
+
+def _beyond(gen: Generation, writer: str, parser, at: int) -> Message | None:
+    """The turn the model wrote right after its own (a run past end of turn), if any."""
+    role, parts = None, []
+    for span in parser.parse(gen.text, writer):
+        if role is not None and (span.kind != CONTENT or span.role != role):
+            break  # its close (or the next turn) ends it
+        if span.kind != CONTENT or span.role == writer:
+            continue
+        role = span.role
+        parts.append(gen.text[span.start:span.end])
+    text = "".join(parts).strip()
+    return Message(role, text) if role and text else None
+
+
+def _kept_note(gen: Generation, writer: str, beyond: Message | None) -> str:
+    if beyond is None:
+        return ""
+    return (f"only the {writer} turn was kept; the model went on as {beyond.role} "
+            f"({len(beyond.content)} chars): /adopt makes that the next {beyond.role} message")

@@ -1,12 +1,18 @@
-"""REPL slash commands: their names, usage and help, and the pure line parser.
+"""REPL slash commands: their names, usage and help, and the one pure parser of command lines.
 
-The registry is data; the session_* topic modules map each name to a handler. A line that does not start with
-``/`` is a user message (``//text`` sends a message that starts with a slash).
+The registry is data; the topic modules map each name to a handler. A line that does not start
+with ``/`` is a user message (``//text`` sends a message that starts with a slash). A command
+name may be abbreviated to a unique prefix. Arguments are split as a shell splits words
+(quotes group, backslash escapes); a command's trailing free text (a message, a system prompt)
+is taken verbatim, unless it is one quoted word, which is unquoted.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
+
+from harness.errors import CommandError
 
 
 @dataclass(frozen=True)
@@ -16,73 +22,190 @@ class SlashCommand:
     help: str
     example: str = ""
     topic: str = "chat"
+    aliases: tuple[str, ...] = ()
 
 
 C = SlashCommand
 COMMANDS: tuple[SlashCommand, ...] = (
-    C("help", "/help [COMMAND]", "list commands, or describe one", "/help branch"),
-    C("reply", "/reply", "generate an assistant turn for the conversation as it stands"),
+    C("help", "/help [COMMAND]", "list commands, or describe one (/help set lists the settings)",
+      "/help branch"),
+    C("new", "/new", "start a fresh conversation (settings, model and template kept; /undo goes back)",
+      "/new"),
+    C("reply", "/reply", "generate an assistant turn for the conversation as it stands", "/reply"),
     C("impersonate", "/impersonate [TEXT]", "open a user turn (begun with TEXT) and let the model write it",
       "/impersonate Actually,"),
     C("prefill", "/prefill TEXT", "generate an assistant turn that starts with TEXT", "/prefill Sure! Here"),
-    C("continue", "/continue", "continue the last message, whatever its role"),
-    C("retry", "/retry", "another candidate for the last generated turn (earlier ones are kept)", "/retry",
-      "branches"),
-    C("swipe", "/swipe next|prev|N", "choose among the candidates of the last message; next past the "
-      "last generates one", "/swipe 2", "branches"),
+    C("continue", "/continue", "continue the last message, whatever its role", "/continue"),
+    C("adopt", "/adopt", "after a run past end of turn: the user turn the model wrote becomes the next "
+      "user message", "/adopt"),
+    C("retry", "/retry [same]", "another candidate for the last generated turn (earlier ones are kept); "
+      "a fixed seed moves on unless `same`", "/retry", "branches"),
+    C("swipe", "/swipe next|prev|K [--at N]", "choose among the candidates of the last message (or of "
+      "message N); next past the last generates one", "/swipe 2 --at 3", "branches"),
     C("branch", "/branch K ALT", "rewind the inspected turn to token K, force an alternative (rank from "
       "/alts or token text) and go on; both branches are kept", "/branch 3 2", "branches"),
     C("tokens", "/tokens [N]", "the turn that made message N (default: the last) token by token, "
       "shaded by entropy", "/tokens 2", "inspect"),
-    C("alts", "/alts K", "top alternatives and their probabilities at token K of the inspected turn",
-      "/alts 3", "inspect"),
+    C("alts", "/alts K", "top alternatives and their probabilities at token K of the inspected turn "
+      "(the last generated one unless /tokens N chose another)", "/alts 3", "inspect"),
     C("raw", "/raw [as-is|impersonate]", "show the exact prompt of the next reply, special tokens visible",
       "/raw", "inspect"),
-    C("entropy", "/entropy", "per-role entropy of the last turn and of the session", "", "inspect"),
+    C("entropy", "/entropy", "per-role entropy of the last turn and of the session", "/entropy", "inspect"),
     C("messages", "/messages", "list the conversation with indexes (* generated, k/n alternatives)",
-      "", "edit"),
+      "/messages", "edit"),
+    C("show", "/show N", "print message N whole", "/show 2", "edit"),
     C("edit", "/edit N [TEXT|--editor]", "edit message N: inline (prefilled), in $EDITOR, or set TEXT",
       "/edit 1 --editor", "edit"),
     C("delete", "/delete N", "delete message N (the messages after it stay)", "/delete 2", "edit"),
     C("role", "/role N ROLE", "change the role of message N", "/role 2 user", "edit"),
     C("insert", "/insert N ROLE TEXT", "insert a message at position N", "/insert 1 user Hello there",
       "edit"),
-    C("undo", "/undo", "undo the last change to the conversation", "", "edit"),
-    C("redo", "/redo", "redo what /undo undid", "", "edit"),
-    C("eos", "/eos stop|continue|ban", "end at end-of-turn, run past it, or ban it", "/eos continue",
+    C("undo", "/undo", "undo the last change to the conversation", "/undo", "edit"),
+    C("redo", "/redo", "redo what /undo undid", "/redo", "edit"),
+    C("eos", "/eos [stop|continue|ban]", "show the EOS policy, or: end at end-of-turn, run past it, or "
+      "ban it", "/eos continue",
       "settings"),
-    C("bias", "/bias TOKEN VALUE|off", "add a logit bias (token text or id; -inf bans); off removes",
-      "/bias <|im_end|> -5", "settings"),
-    C("template", "/template gguf|NAME|PATH", "switch chat template (conversation kept)",
-      "/template chatml", "settings"),
-    C("model", "/model NAME|PATH", "switch model (conversation kept)", "/model gemma3-270m", "settings"),
+    C("bias", "/bias [TOKEN VALUE|TOKEN off|off]", "list logit biases, add one (token text or id; -inf "
+      "bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
+    C("template", "/template [gguf|NAME|PATH]", "show the template, or switch (conversation kept; "
+      "checked by lint first)", "/template chatml", "settings"),
+    C("model", "/model [NAME|PATH [TEMPLATE]]", "show the model, or switch model, optionally with a template (conversation "
+      "kept)", "/model gemma3-270m raw", "settings"),
     C("profile", "/profile [NAME]", "switch profile live (model, template, sampling; conversation kept)",
       "/profile gemma3-base", "settings"),
-    C("system", "/system [TEXT]", "set the system prompt (empty removes it)", "/system Be terse.",
-      "settings"),
-    C("set", "/set [KEY VALUE]", "change a setting (no argument: show all); also shade, multiline, vi "
-      "on|off", "/set temperature 0.3", "settings"),
-    C("shade", "/shade [on|off]", "shade streamed tokens by entropy", "/shade off", "settings"),
+    C("system", "/system [TEXT|--clear]", "show the system prompt, set it, or remove it",
+      "/system Be terse.", "settings"),
+    C("set", "/set [KEY [VALUE]]", "show all settings, show one, or change one (/help set lists the "
+      "keys)", "/set temperature 0.3", "settings"),
+    C("shade", "/shade [on|off]", "show or set the entropy shading of streamed tokens", "/shade off", "settings"),
     C("save", "/save FILE", "save conversation and settings as JSON", "/save chat.json", "files"),
     C("load", "/load FILE", "load a conversation (messages file or /save output)", "/load chat.json",
       "files"),
     C("export", "/export FILE.md|FILE.json", "Markdown transcript with per-role stats, or the full "
       "session as JSON", "/export chat.md", "files"),
     C("sessions", "/sessions [N]", "list saved sessions (resume one with harness chat --resume ID)",
-      "", "files"),
-    C("quit", "/quit", "leave (Ctrl-D does the same); the session is saved"),
+      "/sessions 5", "files"),
+    C("quit", "/quit", "leave (also /exit, /q, Ctrl-D); says where the session was saved", "/quit",
+      aliases=("exit", "q")),
 )
 BY_NAME = {c.name: c for c in COMMANDS}
+ALIASES = {alias: c.name for c in COMMANDS for alias in c.aliases}
 
 
 def parse_line(line: str) -> tuple[str | None, str]:
-    """(command name, argument) for a slash command, (None, text) for a message."""
+    """(command name as typed, argument) for a slash command, (None, text) for a message."""
     if line.startswith("//"):
         return None, line[1:]
     if not line.startswith("/"):
         return None, line
     name, _, arg = line[1:].partition(" ")
     return name.strip().lower(), arg.strip()
+
+
+def resolve(typed: str) -> str:
+    """The command a typed name means: the name, an alias, or a unique prefix of one name."""
+    if typed in BY_NAME:
+        return typed
+    if typed in ALIASES:
+        return ALIASES[typed]
+    matches = [c.name for c in COMMANDS if c.name.startswith(typed)] if typed else []
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise CommandError(f"/{typed} is ambiguous: " + ", ".join("/" + m for m in matches))
+    close = difflib.get_close_matches(typed, [*BY_NAME, *ALIASES], n=1, cutoff=0.6)
+    hint = f"did you mean /{close[0]}?" if close else "/help lists them"
+    raise CommandError(f"unknown command /{typed}", hint=hint)
+
+
+# -- arguments -----------------------------------------------------------------------------------
+QUOTES = "'\""
+
+
+def _scan(text: str, start: int) -> tuple[str, int, int]:
+    """The shell word beginning at or after `start`: (word, where it began, where it ended)."""
+    i = start
+    while i < len(text) and text[i].isspace():
+        i += 1
+    begin, word, quote = i, [], ""
+    while i < len(text):
+        char = text[i]
+        if quote:
+            if char == quote:
+                quote = ""
+            elif char == "\\" and quote == '"' and i + 1 < len(text) and text[i + 1] in '"\\':
+                i += 1
+                word.append(text[i])
+            else:
+                word.append(char)
+        elif char in QUOTES:
+            quote = char
+        elif char == "\\" and i + 1 < len(text):
+            i += 1
+            word.append(text[i])
+        elif char.isspace():
+            break
+        else:
+            word.append(char)
+        i += 1
+    if quote:
+        raise CommandError(f"unbalanced {quote} in: {text}", hint="close the quote, or escape it with \\")
+    return "".join(word), begin, i
+
+
+def split_words(text: str) -> list[str]:
+    """Every word of `text`, split as a shell splits it ("" is an empty word)."""
+    words, i = [], 0
+    while text[i:].strip():
+        word, _, i = _scan(text, i)
+        words.append(word)
+    return words
+
+
+def take_words(text: str, count: int) -> tuple[list[str], str]:
+    """The first `count` shell words of `text` and the free text after them (verbatim, or
+    unquoted when it is one quoted word: ``"  two spaces"``)."""
+    words, i = [], 0
+    while len(words) < count and text[i:].strip():
+        word, _, i = _scan(text, i)
+        words.append(word)
+    rest = text[i:].strip()
+    if rest and rest[0] in QUOTES and rest[-1] == rest[0] and len(rest) >= 2:
+        try:
+            whole = split_words(rest)
+        except CommandError:
+            whole = []
+        if len(whole) == 1 and _scan(rest, 0)[2] == len(rest):
+            return words, whole[0]
+    return words, rest
+
+
+def quote(word: str) -> str:
+    """`word` as one argument for this parser."""
+    return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def options(words: list[str], *names: str) -> tuple[list[str], dict[str, str | bool]]:
+    """Positional words and `--name [VALUE]` options (a name ending in = takes a value)."""
+    positional: list[str] = []
+    found: dict[str, str | bool] = {}
+    flags = {n.rstrip("="): n.endswith("=") for n in names}
+    i = 0
+    while i < len(words):
+        word = words[i]
+        name = word[2:] if word.startswith("--") else None
+        if name in flags:
+            if flags[name]:
+                if i + 1 >= len(words):
+                    raise CommandError(f"--{name} needs a value")
+                found[name] = words[i + 1]
+                i += 1
+            else:
+                found[name] = True
+        else:
+            positional.append(word)
+        i += 1
+    return positional, found
 
 
 def help_text(name: str = "") -> str:

@@ -19,6 +19,7 @@ from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import attribute_tokens
 from harness.generation.settings import EOS_STOP, SamplingParams
 from harness.generation.stop_text import GrowingText, turn_end_marker
+from harness.prompt.conversation import TEMPLATE
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
 from harness.prompt.turns import TurnParser
@@ -90,11 +91,21 @@ class GeneratedTurn:
         if self.on_token is not None:
             role = self.parser.role_at_end(self.plan.opened + before, self.plan.writer)
             self.on_token(StreamEvent(record, added, role))
+        if hit is None and look and self.switched():
+            return StopReason.END_OF_TURN
         if hit is None:
             return None
         if hit == self.turn_end and hit not in self.params.stop:
             return StopReason.END_OF_TURN
         return StopReason.STOP_STRING
+
+    def switched(self) -> bool:
+        """Under EOS policy stop: the text has opened another role's turn (a template whose
+        close is whitespace, like raw's blank line, ends a turn only by the next one opening)."""
+        if self.params.eos != EOS_STOP or self.plan.writer is None:
+            return False
+        role = self.parser.role_at_end(self.plan.opened + self.text.text, self.plan.writer)
+        return role not in (self.plan.writer, TEMPLATE)
 
     def end_with(self, record: TokenRecord) -> None:
         """Record the end-of-generation token that ended the turn: last in `tokens`, no text."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 import tempfile
 from typing import Any
 
@@ -28,6 +29,9 @@ from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
 from harness.repl.history import TolerantFileHistory
 from harness.repl.toolbar import toolbar_fragments
+from harness.repl.typeahead import held_keys
+
+USER_PROMPT = [("ansigreen bold", "user> ")]
 
 
 def make_key_bindings(ui: dict[str, Any]) -> KeyBindings:
@@ -64,7 +68,7 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
 
     history = TolerantFileHistory(history_path, history_failed) if history_path else InMemoryHistory()
     return PromptSession(
-        message=[("ansigreen bold", "user> ")], bottom_toolbar=lambda: toolbar_fragments(session),
+        message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session),
         key_bindings=make_key_bindings(session.ui), history=history, input=input, output=output,
         multiline=True, completer=HarnessCompleter(), complete_while_typing=False,
         enable_history_search=False,
@@ -76,23 +80,35 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
     display = display or Display(output, session.ui)
     prompt = build_prompt_session(session, input=input, output=output, history_path=history_path,
                                   emit=display.emit)
+    terminal = sys.stdin.fileno() if input is None and sys.stdin.isatty() else None
+    typed = ""
     try:
         while True:
-            try:
-                line = prompt.prompt(vi_mode=bool(session.ui.get("vi")))
+            try:  # the label every time: an /edit prompt must not leave its label behind
+                line = prompt.prompt(USER_PROMPT, default=typed, vi_mode=bool(session.ui.get("vi")))
             except KeyboardInterrupt:
+                typed = ""
                 continue  # Ctrl-C at the prompt: the line is cleared
             except EOFError:
                 break
             try:
-                with sigint_flag() as stop:
+                with sigint_flag() as stop, held_keys(terminal) as held:
                     handle_line(session, line, display.emit, stop)
             except EOFError:
                 break
+            finally:
+                typed = "".join(held)
             _answer_edits(session, prompt, display)
     finally:
         session.save(display.emit)
+        _say_where_saved(session, display)
     return 0
+
+
+def _say_where_saved(session: Session, display: Display) -> None:
+    saved = session.autosave
+    if saved is not None and saved.path.exists():
+        display.emit(Notice(f"session saved to {saved.path}; resume: harness chat --resume {saved.id}"))
 
 
 def _answer_edits(session: Session, prompt: PromptSession, display: Display) -> None:

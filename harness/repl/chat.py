@@ -51,10 +51,15 @@ def _resume_target(spec: str | None) -> tuple[str, Any]:
 
 def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
     """What a chat log's last turn says about the model and template it ran on."""
+    from pathlib import Path
+
     from harness.models.registry import KNOWN_MODELS
 
     turn = {k: v for k, v in turn.items() if isinstance(v, str)}  # a log is data: strings only
     model = turn.get("model_spec") or (turn.get("model") if turn.get("model") in KNOWN_MODELS else None)
+    path = turn.get("model_path")
+    if model is None and isinstance(path, str) and Path(path).is_file():
+        model = path  # a model opened by path: the same file
     template = turn.get("template_spec")
     if template is None and isinstance(turn.get("template"), str):
         name = turn["template"]
@@ -91,8 +96,8 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     options = workbench_options(explicit, profile, engine)
     bench = open_workbench(**options)
 
-    def loader(model: str | None, template: str | None):
-        return open_workbench(**{**options, "model": model, "template": template})
+    def loader(model: str | None, template: str | None, **changes: Any):
+        return open_workbench(**{**options, "model": model, "template": template, **changes})
 
     overflow = explicit.get("context_overflow") or engine.get("context_overflow") or profile.context_overflow
     session = Session(bench, params=profile.sampling, loader=loader,
@@ -113,6 +118,8 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
         display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
+    for note in session.restore_notes:
+        display.emit(Notice(note, "warning"))
     display.emit(Notice(f"session: {session.autosave.id}"))
     session.log = _open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display)
     try:

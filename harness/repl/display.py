@@ -1,12 +1,20 @@
 """Render session events on the terminal: streamed tokens coloured by role and shaded by
-entropy, notices, the token inspector, the message list."""
+entropy, notices, the token inspector, the message list.
+
+Entropy shading picks its palette for the terminal's colour depth: the three shades must stay
+apart where the terminal has 256 colours (prompt_toolkit maps nearby hex colours to one index)
+or 16, and the legend names what is drawn.
+"""
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 from prompt_toolkit import print_formatted_text
+from prompt_toolkit.application.current import get_app_session
 from prompt_toolkit.formatted_text import FormattedText
+from prompt_toolkit.output import ColorDepth
 
 from harness.chat.session import (
     Alternatives,
@@ -14,6 +22,7 @@ from harness.chat.session import (
     EntropyReport,
     Event,
     MessageList,
+    MessageShown,
     Notice,
     RawPrompt,
     TokenStreamed,
@@ -24,14 +33,35 @@ from harness.chat.session import (
 from harness.repl.toolbar import ROLE_STYLES
 from harness.untrusted import visible
 
-# Background shades for entropy in bits: calm tokens stay plain, uncertain ones get darker/warmer.
-SHADES = ((1.0, ""), (2.5, "bg:#303030"), (4.0, "bg:#4e3a20"), (float("inf"), "bg:#6e2a2a"))
+# Entropy in bits: calm tokens (< 1 bit) stay plain; above, three shades per colour depth, each
+# (name in the legend, style). The 256-colour ones are exact xterm palette entries.
+LIMITS = (1.0, 2.5, 4.0)
+PALETTES: dict[ColorDepth, tuple[tuple[str, str], ...]] = {
+    ColorDepth.DEPTH_24_BIT: (("grey", "bg:#3a3a3a"), ("brown", "bg:#5f4b1f"), ("red", "bg:#7a2a2a")),
+    ColorDepth.DEPTH_8_BIT: (("grey", "bg:#444444"), ("brown", "bg:#875f00"), ("red", "bg:#870000")),
+    ColorDepth.DEPTH_4_BIT: (("grey", "bg:ansibrightblack"), ("yellow", "bg:ansiyellow"), ("red", "bg:ansired")),
+    ColorDepth.DEPTH_1_BIT: (("underlined", "underline"), ("bold", "bold"), ("bold underlined", "bold underline")),
+}
 
 
-def shade(entropy_bits: float | None) -> str:
-    if entropy_bits is None:
+def shade(entropy_bits: float | None, depth: ColorDepth = ColorDepth.DEPTH_8_BIT) -> str:
+    if entropy_bits is None or entropy_bits < LIMITS[0]:
         return ""
-    return next(style for limit, style in SHADES if entropy_bits < limit)
+    palette = PALETTES[depth]
+    return next((style for limit, (_, style) in zip((*LIMITS[1:], float("inf")), palette, strict=True)
+                 if entropy_bits < limit))
+
+
+def legend(depth: ColorDepth) -> str:
+    """The shading legend for what `shade` draws at `depth`."""
+    names = [name for name, _ in PALETTES[depth]]
+    return f"plain < 1 bit < {names[0]} < 2.5 < {names[1]} < 4 < {names[2]}"
+
+
+def terminal_depth(output: Any = None) -> ColorDepth:
+    """The colour depth prompt_toolkit will draw with on `output` (default: the terminal)."""
+    output = output or get_app_session().output
+    return ColorDepth.from_env() or output.get_default_color_depth()
 
 
 def _visible(text: str) -> str:
@@ -43,6 +73,7 @@ class Display:
         self.output = output
         self.ui = ui if ui is not None else {"shade": True}
         self._role: str | None = None
+        self.depth = terminal_depth(output)
         self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
@@ -61,12 +92,14 @@ class Display:
     def _on_TurnStarted(self, event: TurnStarted) -> None:
         self._role = event.writer
         self._print([("bold " + ROLE_STYLES.get(event.writer or "", ""), f"[{event.writer or 'text'}] ")])
+        if event.given:  # what the model was given to start from: shown, marked as given
+            self._print([(f"{ROLE_STYLES.get(event.writer or '', '')} italic underline", event.given)])
 
     def _on_TokenStreamed(self, event: TokenStreamed) -> None:
         if event.role != self._role and event.role != "template":
             self._print([("bold " + ROLE_STYLES.get(event.role, ""), f" [{event.role}] ")])
         self._role = event.role if event.role != "template" else self._role
-        background = shade(event.entropy_bits) if self.ui.get("shade") else ""
+        background = shade(event.entropy_bits, self.depth) if self.ui.get("shade") else ""
         replayed = " italic underline" if event.forced else ""  # a /branch's replayed prefix
         self._print([(f"{ROLE_STYLES.get(event.role, '')} {background}{replayed}", event.text)])
 
@@ -74,6 +107,8 @@ class Display:
         gen = event.generation
         tail = f"[{gen.stop_reason}, {len(gen.tokens)} tokens, {gen.tokens_per_second:.0f} tok/s]"
         self._print([("", "\n"), ("ansibrightblack", tail)], end="\n")
+        if event.kept:
+            self._print([("ansiyellow", event.kept)], end="\n")
 
     def _on_RawPrompt(self, event: RawPrompt) -> None:
         fragments = []
@@ -90,13 +125,13 @@ class Display:
         for k, row in enumerate(event.rows):
             if k % 10 == 0:
                 fragments.append(("ansibrightblack", f"⟨{k}⟩"))
-            style = f"{ROLE_STYLES.get(row.role, '')} {shade(row.entropy_bits)}"
+            style = f"{ROLE_STYLES.get(row.role, '')} {shade(row.entropy_bits, self.depth)}"
             style += " reverse" if row.special else (" underline" if k % 2 else "")
             fragments.append((style, _visible(row.piece)))
         self._print(fragments, end="\n")
         self._print([("ansibrightblack", f"message {event.message}: {len(event.rows)} tokens, "
-                      f"{event.stop_reason}; ⟨k⟩ marks token k; background = entropy "
-                      "(plain < 1 bit < grey < 2.5 < brown < 4 < red); /alts K, /branch K ALT")], end="\n")
+                      f"{event.stop_reason}; ⟨k⟩ marks token k; \\xNN bytes of a split character; "
+                      f"entropy: {legend(self.depth)}; /alts K, /branch K ALT")], end="\n")
 
     def _on_Alternatives(self, event: Alternatives) -> None:
         h = "-" if event.entropy_bits is None else f"{event.entropy_bits:.2f} bits"
@@ -107,17 +142,28 @@ class Display:
             bar = "█" * max(1, round(prob * 30))
             self._print([("", f" {mark}{rank}  {prob:7.2%}  "), ("ansicyan", f"{bar} "), ("", repr(piece))],
                         end="\n")
+        if not event.came_in_top and event.came_probability is not None:
+            self._print([("", f" *-  {event.came_probability:7.2%}  "), ("", repr(event.came)),
+                         ("ansibrightblack", "  (sampled, not in the top)")], end="\n")
 
     def _on_MessageList(self, event: MessageList) -> None:
         for row in event.rows:
             alt = f" [{row.alternative}/{row.alternatives}]" if row.alternatives > 1 else ""
             flat = " ".join(row.content.split())
-            text = flat if len(flat) <= 90 else flat[:89] + "…"
+            room = max(20, shutil.get_terminal_size((100, 24)).columns - 16 - len(alt))
+            text = flat if len(flat) <= room else flat[:room - 1] + "…"
             self._print([("ansibrightblack", f"{row.index:3d}{'*' if row.generated else ' '} "),
                          ("bold " + ROLE_STYLES.get(row.role, ""), f"{row.role:9}"),
                          ("ansibrightblack", alt), ("", f" {text}")], end="\n")
         if not event.rows:
             self._print([("ansibrightblack", "(empty conversation)")], end="\n")
+
+    def _on_MessageShown(self, event: MessageShown) -> None:
+        row = event.row
+        alt = f" [{row.alternative}/{row.alternatives}]" if row.alternatives > 1 else ""
+        self._print([("ansibrightblack", f"{row.index}{'*' if row.generated else ''} "),
+                     ("bold " + ROLE_STYLES.get(row.role, ""), row.role), ("ansibrightblack", alt)], end="\n")
+        self._print([("", row.content)], end="\n")
 
     def _on_EditRequest(self, event: EditRequest) -> None:
         self.edit_requests.append(event)
