@@ -35,7 +35,7 @@ def cmd_messages(session: Session, arg: str, emit: Emit, should_stop) -> None:
     for i, node in enumerate(tree.path()):
         assert node.message is not None
         siblings = tree.siblings(i)
-        rows.append(MessageRow(i, node.message.role, node.message.content, siblings.index(node.id) + 1,
+        rows.append(MessageRow(i, node.message.role, node.message.text, siblings.index(node.id) + 1,
                                len(siblings), "gen" in node.meta))
     emit(MessageList(tuple(rows)))
 
@@ -48,7 +48,7 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     message = session.tree.node_at(index).message
     assert message is not None
     if not text or text.strip() == "--editor":
-        emit(EditRequest(index, message.content, editor=text.strip() == "--editor"))
+        emit(EditRequest(index, message.text, editor=text.strip() == "--editor"))
         return
     set_content(session, index, text, emit)
 

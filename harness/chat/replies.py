@@ -100,7 +100,7 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
     else:
         raise CommandError("usage: /swipe next|prev|N")
     session.change(session.tree.choose(index, target))
-    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].content)))
+    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].text)))
 
 
 def _preview(text: str, width: int = 70) -> str:

@@ -108,7 +108,7 @@ class Session:
         before = Conversation(path[:at] + ((base,) if base is not None else ()))
         gen, content, writer = self._run(before, mode, text, emit, should_stop, forced)
         if mode == CONTINUE and base is not None:
-            content = base.content + content
+            content = base.text + content
         meta = {"gen": len(self.history), "mode": mode, "text": text,
                 **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
         self.history.append(gen)
