@@ -144,7 +144,8 @@ class Session:
                                   forced=forced)
         parser = self.bench.turn_parser()
         full = plan.opened + gen.text
-        content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
+        spans = parser.parse(full, parser.start_role(plan.writer, plan.mode))
+        content, went_past = writer_turn(spans, full, plan.writer)
         return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
 
     def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:

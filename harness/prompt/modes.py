@@ -11,10 +11,11 @@ Modes:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import ModeError
+from harness.prompt.blocks import split_reasoning
 from harness.prompt.conversation import ASSISTANT, USER, Conversation
 from harness.prompt.mode_names import AS_IS, CONTINUE, IMPERSONATE, MODES, PREFILL, REPLY
 from harness.prompt.segments import CONTENT, Segment, clip, render_segmented, sentinel, tile
@@ -37,6 +38,12 @@ class PromptPlan:
 
 def plan_prompt(conversation: Conversation, template: ChatTemplate, mode: str = REPLY, *,
                 text: str = "", variables: Mapping[str, Any] | None = None) -> PromptPlan:
+    plan = _plan(conversation, template, mode, text, variables)
+    return replace(plan, segments=tuple(split_reasoning(plan.prompt, plan.segments)))
+
+
+def _plan(conversation: Conversation, template: ChatTemplate, mode: str, text: str,
+          variables: Mapping[str, Any] | None) -> PromptPlan:
     messages = conversation.to_dicts()
     if mode == AS_IS:
         prompt, segments = render_segmented(template, messages, add_generation_prompt=False,

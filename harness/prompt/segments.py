@@ -40,17 +40,21 @@ class Segment:
         return {"start": self.start, "end": self.end, "role": self.role, "kind": self.kind}
 
 
-def tile(length: int, content: Sequence[tuple[int, int, str]]) -> list[Segment]:
-    """Content spans (start, end, role) -> segments tiling [0, length): gaps are scaffold."""
+def tile(length: int, content: Sequence[tuple[int, int, str] | tuple[int, int, str, str]]) -> list[Segment]:
+    """Spans (start, end, role[, kind]) -> segments tiling [0, length): gaps are template
+    scaffold; a span's kind is CONTENT unless it says otherwise (a tool call the template
+    spells is the ``tool_call`` role's scaffold)."""
     segments: list[Segment] = []
     pos = 0
-    for start, end, role in sorted(content):
+    for span in sorted(content):
+        start, end, role = span[0], span[1], span[2]
+        kind = span[3] if len(span) > 3 else CONTENT  # type: ignore[misc]
         start, end = max(start, pos), min(end, length)
         if end <= start:
             continue
         if start > pos:
             segments.append(Segment(pos, start, TEMPLATE, SCAFFOLD))
-        segments.append(Segment(start, end, role, CONTENT))
+        segments.append(Segment(start, end, role, kind))
         pos = end
     if pos < length:
         segments.append(Segment(pos, length, TEMPLATE, SCAFFOLD))
@@ -153,7 +157,7 @@ def _spans_by_sentinel(template: ChatTemplate, messages: Sequence[Mapping[str, A
     if spans is None:
         return None
     calls = _tool_call_regions(template, sentinelled, marked, add_generation_prompt, variables)
-    return spans + _regions_in_text(calls, matches, scaffold, spans)
+    return [*spans, *_regions_in_text(calls, matches, scaffold, spans)]
 
 
 def _tool_call_regions(template: ChatTemplate, sentinelled: list[dict[str, Any]], marked: str,
@@ -198,7 +202,7 @@ def _difference(text: str, other: str) -> tuple[int, int]:
 
 
 def _regions_in_text(regions: list[tuple[int, int]], matches: list[re.Match[str]], scaffold: list[str],
-                     spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+                     spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str, str]]:
     """Tool-call regions of the marked text as tool_call spans of the real text: only their
     scaffold (the sentinels inside keep their own roles), leading/trailing whitespace left out."""
     marked_starts = [0, *[m.end() for m in matches]]  # where each scaffold piece begins, marked
@@ -213,7 +217,7 @@ def _regions_in_text(regions: list[tuple[int, int]], matches: list[re.Match[str]
                 b -= 1
             if a < b:
                 shift_by = real_starts[j] - marked_starts[j]
-                out.append((a + shift_by, b + shift_by, TOOL_CALL))
+                out.append((a + shift_by, b + shift_by, TOOL_CALL, SCAFFOLD))
     return out
 
 
