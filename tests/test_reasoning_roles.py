@@ -133,3 +133,36 @@ def smollm2_summary(gen):
     from harness.generation.records import role_summaries
 
     return role_summaries(gen.tokens)
+
+
+# --- parsing generated text back into a message -------------------------------------------------
+
+CALL = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}
+
+
+@pytest.mark.parametrize("message", [
+    {"role": "assistant", "reasoning_content": "Check the weather.", "content": "Let me look.",
+     "tool_calls": [CALL]},
+    {"role": "assistant", "reasoning_content": "Easy.", "content": "Hello there!"},
+    {"role": "assistant", "content": "Just an answer."},
+])
+def test_render_parse_render_round_trip_on_qwen3(message):
+    from harness.prompt.response import parse_response
+
+    messages = [{"role": "user", "content": "Hi"}, message]
+    rendered = QWEN3.render(messages, add_generation_prompt=False)
+    markers = derive_markers(QWEN3)
+    blocks = derive_blocks(QWEN3, None, markers.generation_prompt)
+    turn = [t for t in TurnParser(markers, blocks=blocks).turns(rendered, None) if t.role == "assistant"][-1]
+    parsed = parse_response(rendered[turn.start:turn.end], blocks)
+    assert parsed.to_dict() == {**message, "content": message["content"]}
+    assert QWEN3.render([messages[0], parsed.to_dict()], add_generation_prompt=False) == rendered
+
+
+def test_parse_a_generation_that_began_inside_the_thinking_block():
+    from harness.prompt.response import parse_response
+
+    parsed = parse_response("Let me think.\n</think>\n\nHi!", in_reasoning=True)
+    assert (parsed.reasoning, parsed.content) == ("Let me think.", "Hi!")
+    kept = parse_response("no call <tool_call>not json</tool_call>")
+    assert kept.content == "no call <tool_call>not json</tool_call>" and "tool_calls" not in kept.extra
