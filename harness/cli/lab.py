@@ -34,6 +34,7 @@ def _template(spec: str, backend) -> Any:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from harness.lab.audit import capabilities
     from harness.lab.lint import has_errors, lint
 
     backend, variables = _tokenizer_and_vars(args.model, args.var)
@@ -41,13 +42,16 @@ def cmd_lint(args: argparse.Namespace) -> int:
     findings, markers = lint(template, variables, backend)
     if args.messages:
         findings += content_findings(template, variables, backend, read_messages(args.messages))
+    caps = capabilities(template, variables)
     if args.json:
         json.dump({"template": template.name, "findings": [f.to_dict() for f in findings],
-                   "markers": markers.to_dict() if markers else None}, sys.stdout, ensure_ascii=False, indent=2)
+                   "markers": markers.to_dict() if markers else None, "capabilities": caps},
+                  sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
         for f in findings:
             print(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else ""))
+        print(f"{template.name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in caps.items()))
         count = {level: sum(f.severity == level for f in findings) for level in ("error", "warning", "info")}
         print(f"{template.name}: {count['error']} error(s), {count['warning']} warning(s), {count['info']} note(s)")
     return 1 if has_errors(findings) else 0

@@ -65,6 +65,16 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
 
 
+def _pinned_strftime_now(now: str) -> Any:
+    """``strftime_now`` reading a fixed ISO date-time (a run's pinned date) instead of the clock."""
+    when = datetime.fromisoformat(now)
+
+    def strftime_now(fmt: str) -> str:
+        return when.strftime(fmt)
+
+    return strftime_now
+
+
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
     """The immutable sandbox with ``*`` and ``**`` checked first, so ``'x' * 4000000000`` and
     ``9 ** 999999999`` fail at once instead of exhausting the render worker's memory or time."""
@@ -138,7 +148,8 @@ def _template_line(exc: BaseException, name: str) -> str:
 
 
 def render_sandboxed(source: str, name: str, messages: Sequence[Mapping[str, Any]], *,
-                     add_generation_prompt: bool, variables: Mapping[str, Any] | None = None) -> str:
+                     add_generation_prompt: bool, variables: Mapping[str, Any] | None = None,
+                     now: str | None = None) -> str:
     """Render in *this* process: the sandbox and the output cap, but no memory or time limit.
     The render worker calls this; everything else calls :func:`render_source`."""
     template = _compile(source, name)
@@ -148,6 +159,8 @@ def render_sandboxed(source: str, name: str, messages: Sequence[Mapping[str, Any
         context.update(variables or {})
         context["messages"] = [dict(m) for m in messages]
         context["add_generation_prompt"] = add_generation_prompt
+        if now:
+            context["strftime_now"] = _pinned_strftime_now(now)
         return _bounded(template.generate(**context))
     except _RaisedByTemplate as exc:
         raise TemplateError(f"template refused the conversation: {exc}",
