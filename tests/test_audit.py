@@ -101,3 +101,17 @@ def test_strftime_now_is_pinned_per_template():
     assert t.render([], add_generation_prompt=False) == datetime.date.today().isoformat()
     with pytest.raises(TemplateError):
         t.pinned("next tuesday")
+
+
+def test_a_date_string_in_the_variables_pins_strftime_now(tmp_path):
+    """--date, a profile's `vars: {strftime_now: 2026-12-01}` or an experiment's variables."""
+    t = ChatTemplate("date", "{{ strftime_now('%d %b %Y') }}", "test")
+    assert t.render([], add_generation_prompt=False, variables={"strftime_now": "2026-12-01"}) == "01 Dec 2026"
+    messages = tmp_path / "m.json"
+    messages.write_text('[{"role": "user", "content": "hi"}]')
+    out = subprocess.run([sys.executable, "-m", "harness", "render", "--template",
+                          str(TEMPLATES / "meta-llama-Llama-3.2-3B-Instruct.jinja"), "--messages", str(messages),
+                          "--date", "2030-07-04"], capture_output=True, text=True, timeout=120)
+    assert "Today Date: 04 Jul 2030" in out.stdout
+    with pytest.raises(TemplateError):
+        t.render([], add_generation_prompt=False, variables={"strftime_now": "soon"})

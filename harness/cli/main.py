@@ -22,6 +22,8 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--template", "-t", help="gguf (embedded; default), a templates/ name, or a .jinja path")
     p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
                    help="set or override a template variable (repeatable)")
+    p.add_argument("--date", metavar="YYYY-MM-DD",
+                   help="pin the date strftime_now gives templates (the variable strftime_now)")
     p.add_argument("--n-ctx", type=int, default=None, help="context window (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--literal-content", action="store_true",
