@@ -123,12 +123,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         json.dump({"model": args.model, "ranking": [r.to_dict() for r in rows]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print(f"{'rank':4} {'template':16} {'scaffold':>9} {'assistant':>9} {'end-turn':>9} {'sum':>8}  (mean surprisal, bits)")
+    print(f"{'rank':4} {'template':16} {'total bits':>10} {'content':>9} {'scaffold':>9} {'end-turn':>9}"
+          "  (content, scaffold: bits per byte; end-turn: bits of the close marker's bytes)")
     for i, r in enumerate(rows, 1):
         if r.error:
             print(f"{i:4} {r.template:16} error: {r.error}")
             continue
-        print(f"{i:4} {r.template:16} {_f(r.scaffold_bits)} {_f(r.assistant_bits)} {_f(r.end_of_turn_bits)} {r.score:8.3f}")
+        print(f"{i:4} {r.template:16} {r.score:10.1f} {_f(r.content_bits_per_byte)} "
+              f"{_f(r.scaffold_bits_per_byte)} {_f(r.end_of_turn_bits)}")
     return 0
 
 
