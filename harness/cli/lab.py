@@ -76,8 +76,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     backend, variables = _tokenizer_and_vars(args.model, args.var)
     conversation = read_messages(args.messages)
+    if (args.template_b is None) == (args.against is None):
+        raise CommandError("diff compares two templates, or one template --against a server URL")
+    if args.against is not None and args.mode != "reply":
+        raise CommandError("--against renders with the generation prompt: use --mode reply")
     a = plan_prompt(conversation, _template(args.template_a, backend), args.mode, variables=variables).prompt
-    b = plan_prompt(conversation, _template(args.template_b, backend), args.mode, variables=variables).prompt
+    if args.against is not None:
+        from harness.lab.against import server_render
+
+        b = server_render(args.against, conversation.to_dicts(), variables)
+        args.template_b = args.against
+    else:
+        b = plan_prompt(conversation, _template(args.template_b, backend), args.mode, variables=variables).prompt
     chars = diff_sequences(a, b)
     tokens = None
     if backend is not None:

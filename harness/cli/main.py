@@ -144,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diff", help="character and token differences of two templates' renderings")
     p.add_argument("template_a")
-    p.add_argument("template_b")
+    p.add_argument("template_b", nargs="?", default=None)
+    p.add_argument("--against", metavar="URL",
+                   help="compare with a server's rendering (llama-server's /apply-template)")
     p.add_argument("--messages", required=True, metavar="F")
     p.add_argument("--model", "-m", help="token-level diff with this model's tokenizer")
     p.add_argument("--mode", choices=MODES, default=REPLY)
