@@ -166,3 +166,19 @@ def test_parse_a_generation_that_began_inside_the_thinking_block():
     assert (parsed.reasoning, parsed.content) == ("Let me think.", "Hi!")
     kept = parse_response("no call <tool_call>not json</tool_call>")
     assert kept.content == "no call <tool_call>not json</tool_call>" and "tool_calls" not in kept.extra
+
+
+def test_repl_insert_and_edit_take_json_messages():
+    from harness.chat.session import Session
+    from tests.test_repl import drive
+
+    wb = Workbench(FakeBackend("ok<|im_end|>"), load_template("chatml"))
+    session = Session(wb, params=SamplingParams(temperature=0, max_tokens=5))
+    drive(session, '/insert 0 user Weather?\r'
+                   '/insert 1 {"role": "assistant", "content": null, "tool_calls": [{"type": "function", '
+                   '"function": {"name": "get_weather", "arguments": {"city": "Oslo"}}}]}\r'
+                   '/insert 2 tool 3 C\r'
+                   '/edit 2 {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "4 C"}]}\r')
+    messages = session.conversation.to_dicts()
+    assert messages[1]["content"] is None and messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert messages[2] == {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "4 C"}]}

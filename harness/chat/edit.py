@@ -50,6 +50,11 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if not text or text.strip() == "--editor":
         emit(EditRequest(index, message.text, editor=text.strip() == "--editor"))
         return
+    if text.lstrip().startswith("{"):
+        replacement = json_message(text)
+        session.change(session.tree.replace_message(index, replacement))
+        emit(Notice(f"message {index} replaced ({replacement.role})"))
+        return
     set_content(session, index, text, emit)
 
 
@@ -84,10 +89,27 @@ def cmd_role(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
     parts = arg.split(" ", 2)
     if len(parts) < 2:
-        raise CommandError("usage: /insert N ROLE TEXT")
+        raise CommandError("usage: /insert N ROLE TEXT  or  /insert N {JSON message}")
     index = _index(parts[0], "/insert N ROLE TEXT")
-    session.change(session.tree.insert(index, Message(parts[1], parts[2] if len(parts) > 2 else "")))
-    emit(Notice(f"inserted a {parts[1]} message at {index}"))
+    rest = arg.split(" ", 1)[1]
+    message = json_message(rest) if rest.lstrip().startswith("{") else \
+        Message(parts[1], parts[2] if len(parts) > 2 else "")
+    session.change(session.tree.insert(index, message))
+    emit(Notice(f"inserted a {message.role} message at {index}"))
+
+
+def json_message(text: str) -> Message:
+    """A message written as a JSON object (content parts, tool_calls, reasoning_content, ...)."""
+    import json
+
+    from harness.prompt.conversation import Conversation
+
+    try:
+        item = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"not a JSON message: {exc}",
+                           hint='e.g. {"role": "assistant", "content": null, "tool_calls": [...]}') from None
+    return Conversation.from_dicts([item], where="message").messages[0]
 
 
 @COMMANDS.command("undo")
