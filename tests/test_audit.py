@@ -115,3 +115,18 @@ def test_a_date_string_in_the_variables_pins_strftime_now(tmp_path):
     assert "Today Date: 04 Jul 2030" in out.stdout
     with pytest.raises(TemplateError):
         t.render([], add_generation_prompt=False, variables={"strftime_now": "soon"})
+
+
+def test_every_named_template_of_a_gguf_is_listed_and_linted(tmp_path):
+    from harness.lab.audit import lint_named
+    from harness.models.gguf import read_gguf_info
+    from tests.test_gguf import STR, gguf, kv, tiny_kvs, write
+
+    path = write(tmp_path, gguf([*tiny_kvs(), kv("tokenizer.chat_template.tool_use", STR, CHATML_BODY),
+                                 kv("tokenizer.chat_template.rag", STR, STATIC["L106"])]))
+    info = read_gguf_info(path)
+    assert list(info.named_templates) == ["rag", "tool_use"]
+    report = lint_named(info, "tiny")
+    assert list(report) == ["tiny:gguf:rag", "tiny:gguf:tool_use"]
+    assert [f["code"] for f in report["tiny:gguf:rag"]["findings"]] == ["L106"]
+    assert report["tiny:gguf:tool_use"]["capabilities"]["system_role"] == "yes"

@@ -43,18 +43,34 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if args.messages:
         findings += content_findings(template, variables, backend, read_messages(args.messages))
     caps = capabilities(template, variables)
+    named = _named_templates(args, backend, variables)
     if args.json:
         json.dump({"template": template.name, "findings": [f.to_dict() for f in findings],
-                   "markers": markers.to_dict() if markers else None, "capabilities": caps},
+                   "markers": markers.to_dict() if markers else None, "capabilities": caps,
+                   **({"named_templates": named} if named else {})},
                   sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
+        for name, report in named.items():
+            for f in report["findings"]:
+                print(f"{name}: {f['code']} {f['severity']}: {f['message']}")
+            print(f"{name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in report["capabilities"].items()))
         for f in findings:
             print(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else ""))
         print(f"{template.name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in caps.items()))
         count = {level: sum(f.severity == level for f in findings) for level in ("error", "warning", "info")}
         print(f"{template.name}: {count['error']} error(s), {count['warning']} warning(s), {count['info']} note(s)")
     return 1 if has_errors(findings) else 0
+
+
+def _named_templates(args: argparse.Namespace, backend, variables) -> dict:
+    """With ``gguf --model M``: every named template the GGUF holds, linted too."""
+    if args.template != "gguf" or backend is None:
+        return {}
+    from harness.lab.audit import lint_named
+    from harness.models.gguf import read_gguf_info
+
+    return lint_named(read_gguf_info(backend.info.path), backend.info.name, variables)
 
 
 def content_findings(template, variables, backend, conversation) -> list:
