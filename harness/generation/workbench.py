@@ -22,8 +22,8 @@ from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import turn_parser
 from harness.generation.settings import SamplingParams
 from harness.generation.turn import OnToken, eog_texts
-from harness.prompt.conversation import SYSTEM, Conversation
 from harness.prompt.blocks import BlockMarkers, derive_blocks
+from harness.prompt.conversation import SYSTEM, Conversation
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
 from harness.prompt.templates import GGUF, ChatTemplate, load_template

@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import TemplateError
-from harness.prompt.conversation import ASSISTANT, REASONING, REASONING_KEYS, TEMPLATE, TOOL_CALL, USER
+from harness.prompt.conversation import (
+    ASSISTANT,
+    REASONING,
+    REASONING_KEYS,
+    TEMPLATE,
+    TOOL_CALL,
+    USER,
+)
 from harness.prompt.segments import CONTENT, Segment, sentinel
 from harness.prompt.templates import ChatTemplate
 

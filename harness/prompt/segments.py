@@ -14,8 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.prompt.conversation import (REASONING, REASONING_KEYS, TEMPLATE, TOOL_CALL,
-                                         attribution_role, content_text)
+from harness.prompt.conversation import (
+    REASONING,
+    REASONING_KEYS,
+    TEMPLATE,
+    TOOL_CALL,
+    attribution_role,
+    content_text,
+)
 from harness.prompt.templates import ChatTemplate
 
 CONTENT = "content"

@@ -24,7 +24,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from harness.prompt.blocks import KNOWN, BlockMarkers
-from harness.prompt.conversation import ASSISTANT, REASONING, SYSTEM, TEMPLATE, TOOL_CALL, USER, attribution_role
+from harness.prompt.conversation import (
+    ASSISTANT,
+    REASONING,
+    SYSTEM,
+    TEMPLATE,
+    TOOL_CALL,
+    USER,
+    attribution_role,
+)
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.segments import CONTENT, SCAFFOLD, Segment
 
