@@ -67,7 +67,7 @@ def _named_templates(args: argparse.Namespace, backend, variables) -> dict:
     """With ``gguf --model M``: every named template the GGUF holds, linted too."""
     if args.template != "gguf" or backend is None:
         return {}
-    from harness.lab.audit import lint_named
+    from harness.lab.lint import lint_named
     from harness.models.gguf import read_gguf_info
 
     return lint_named(read_gguf_info(backend.info.path), backend.info.name, variables)

@@ -238,15 +238,3 @@ def capabilities(t: ChatTemplate, variables: Mapping[str, Any] | None = None) ->
         report["add_generation_prompt"] = "raises"
     return report
 
-
-def lint_named(info: Any, model_name: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Lint findings and capabilities of each named template of a GGUF (`info`: its header)."""
-    from harness.lab.lint import lint
-
-    out = {}
-    for name, source in info.named_templates.items():
-        template = ChatTemplate(f"{model_name}:gguf:{name}", source, "gguf")
-        findings, _ = lint(template, variables)
-        out[template.name] = {"findings": [f.to_dict() for f in findings],
-                              "capabilities": capabilities(template, variables)}
-    return out

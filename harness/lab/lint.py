@@ -205,3 +205,16 @@ def lint(t: ChatTemplate, variables: Mapping[str, Any] | None = None,
 
 def has_errors(findings: Sequence[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
+
+
+def lint_named(info: Any, model_name: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Lint findings and capabilities of each named template of a GGUF (`info`: its header)."""
+    from harness.lab.audit import capabilities
+
+    out = {}
+    for name, source in info.named_templates.items():
+        template = ChatTemplate(f"{model_name}:gguf:{name}", source, "gguf")
+        findings, _ = lint(template, variables)
+        out[template.name] = {"findings": [f.to_dict() for f in findings],
+                              "capabilities": capabilities(template, variables)}
+    return out
