@@ -254,7 +254,7 @@ def export_markdown(session: Session) -> str:
         assert node.message is not None
         siblings = session.tree.siblings(i)
         alt = f" (alternative {siblings.index(node.id) + 1} of {len(siblings)})" if len(siblings) > 1 else ""
-        lines += [f"## {i} · {node.message.role}{alt}", "", node.message.content, ""]
+        lines += [f"## {i} · {node.message.role}{alt}", "", node.message.text, ""]
         gen_index = node.meta.get("gen")
         if isinstance(gen_index, int) and 0 <= gen_index < len(session.history):
             gen = session.history[gen_index]

@@ -55,10 +55,18 @@ def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     """What the command line says about opening a workbench (None: not said)."""
     return {"model": getattr(args, "model", None), "backend": getattr(args, "backend", None),
             "template": getattr(args, "template", None),
-            "variables": parse_vars(getattr(args, "var", []) or []) or None,
+            "variables": _variables(args) or None,
             "n_ctx": getattr(args, "n_ctx", None), "threads": getattr(args, "threads", None),
             "literal_content": True if getattr(args, "literal_content", False) else None,
             "context_overflow": getattr(args, "context_overflow", None)}
+
+
+def _variables(args: argparse.Namespace) -> dict[str, Any]:
+    """--var settings, and --date as the variable ``strftime_now`` (a date string pins it)."""
+    variables = parse_vars(getattr(args, "var", []) or [])
+    if getattr(args, "date", None):
+        variables["strftime_now"] = args.date
+    return variables
 
 
 def open_workbench(args: argparse.Namespace, profile: Profile):
@@ -92,7 +100,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         variables = {"bos_token": info.bos_token or "", "eos_token": info.eos_token or ""}
     elif not args.template:
         raise CommandError("render needs --template (or --model to use its embedded template)")
-    variables.update(parse_vars(args.var))
+    variables.update(_variables(args))
     template = choose_template(args.template, embedded, model_name, user_templates_dir())
     plan = plan_prompt(conversation, template, args.mode, text=_mode_text(args), variables=variables)
     if args.show or args.tokens:

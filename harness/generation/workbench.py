@@ -30,6 +30,7 @@ from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import turn_parser
 from harness.generation.settings import SamplingParams
 from harness.generation.turn import OnToken, eog_texts
+from harness.prompt.blocks import BlockMarkers, derive_blocks
 from harness.prompt.conversation import SYSTEM, Conversation
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
@@ -87,6 +88,7 @@ class BaseWorkbench:
         self.overrides = dict(variables or {})
         self.template = template
         self.markers: TurnMarkers = derive_markers(template, self.variables)
+        self.blocks: BlockMarkers = derive_blocks(template, self.variables, self.markers.generation_prompt)
 
     @property
     def info(self) -> ModelInfo:
@@ -103,11 +105,12 @@ class BaseWorkbench:
     def set_template(self, template: ChatTemplate) -> None:
         markers = derive_markers(template, self.variables)  # raises before anything changes
         self.template, self.markers = template, markers
+        self.blocks = derive_blocks(template, self.variables, markers.generation_prompt)
 
     def turn_parser(self) -> TurnParser:
         """The parser of generated text under this template (the model's end-of-generation
         texts count as closes)."""
-        return turn_parser(self.markers, eog_texts(self.engine.piece, self.eog_ids))
+        return turn_parser(self.markers, eog_texts(self.engine.piece, self.eog_ids), self.blocks)
 
     def plan(self, conversation: Conversation, mode: str = REPLY, text: str = "") -> PromptPlan:
         """The prompt plan; with literal content, a role or field holding control-token text is

@@ -66,6 +66,13 @@ class GGUFInfo:
     chat_template: str | None = field(repr=False)
     scalars: Mapping[str, object] = field(repr=False)
 
+    @property
+    def named_templates(self) -> dict[str, str]:
+        """The named chat templates (``tokenizer.chat_template.<name>``: tool_use, rag, ...)."""
+        prefix = "tokenizer.chat_template."
+        return {k[len(prefix):]: v for k, v in sorted(self.scalars.items())
+                if k.startswith(prefix) and isinstance(v, str)}
+
 
 def read_gguf_info(path: str | Path) -> GGUFInfo:
     """Read the header of the GGUF file at `path`; ModelError if it is missing or malformed."""
