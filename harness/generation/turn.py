@@ -19,7 +19,7 @@ from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import attribute_tokens
 from harness.generation.settings import EOS_STOP, SamplingParams
 from harness.generation.stop_text import GrowingText, turn_end_marker
-from harness.prompt.conversation import TEMPLATE
+from harness.prompt.conversation import ASSISTANT, REASONING, TEMPLATE, TOOL_CALL
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
 from harness.prompt.turns import TurnParser
@@ -105,8 +105,10 @@ class GeneratedTurn:
         close is whitespace, like raw's blank line, ends a turn only by the next one opening)."""
         if self.params.eos != EOS_STOP or self.plan.writer is None:
             return False
-        role = self.parser.role_at_end(self.plan.opened + self.text.text, self.plan.writer)
-        return role not in (self.plan.writer, TEMPLATE)
+        start = self.parser.start_role(self.plan.writer, self.plan.mode)
+        role = self.parser.role_at_end(self.plan.opened + self.text.text, start)
+        own = (self.plan.writer, TEMPLATE, *((REASONING, TOOL_CALL) if self.plan.writer == ASSISTANT else ()))
+        return role not in own
 
     def end_with(self, record: TokenRecord) -> None:
         """Record the end-of-generation token that ended the turn: last in `tokens`, no text."""
