@@ -156,11 +156,11 @@ def _failing_after(n: int):
         engine = open_engine(url)
         complete, calls = engine.complete, []
 
-        def failing(request):
+        def failing(request, should_stop=None):
             calls.append(1)
             if len(calls) > n:
                 raise RemoteError("cannot reach the server: connection reset", where=url + "/completion")
-            return complete(request)
+            return complete(request, should_stop)
 
         engine.complete = failing
         return engine
