@@ -27,6 +27,7 @@ directory, the inputs' folder).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -292,10 +293,8 @@ def mutate_db(seed: Path, rng: random.Random) -> tuple[str, bytes]:
         shutil.copy(seed, path)
         if sql:
             conn = sqlite3.connect(path, isolation_level=None)
-            try:
+            with contextlib.suppress(sqlite3.Error):  # a mutation that does not apply is still a case
                 conn.executescript(sql)
-            except sqlite3.Error:
-                pass
             conn.close()
         raw = bytearray(path.read_bytes())
         if not sql:
@@ -343,16 +342,16 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_LIMIT, CHILD_LIMIT))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    err = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd, preexec_fn=limit)
-    timer = threading.Timer(CASE_SECONDS, lambda: proc.send_signal(signal.SIGKILL))
-    timer.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err.seek(0)
-    text = err.read().decode("utf-8", "replace")
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd, preexec_fn=limit)
+        timer = threading.Timer(CASE_SECONDS, lambda: proc.send_signal(signal.SIGKILL))
+        timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak RSS
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
     return proc.returncode, text, usage.ru_maxrss, proc.returncode == -signal.SIGKILL
 
 
