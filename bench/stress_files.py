@@ -21,12 +21,13 @@ tracebacks, other exits, timeouts, the child's peak RSS, raw control characters 
 files written or changed outside the data directory (a fake $HOME with a .bashrc, the working
 directory, the inputs' folder).
 
-    python bench/stress_files.py [--quick] [--seed 0] [--per-seed N]
+    python bench/stress_files.py [--quick] [--seed 0] [--per-seed N]   (6 per kind: ~3.5 min)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -292,10 +293,8 @@ def mutate_db(seed: Path, rng: random.Random) -> tuple[str, bytes]:
         shutil.copy(seed, path)
         if sql:
             conn = sqlite3.connect(path, isolation_level=None)
-            try:
+            with contextlib.suppress(sqlite3.Error):  # a mutation that does not apply is still a case
                 conn.executescript(sql)
-            except sqlite3.Error:
-                pass
             conn.close()
         raw = bytearray(path.read_bytes())
         if not sql:
@@ -343,16 +342,16 @@ def run_child(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str
         resource.setrlimit(resource.RLIMIT_AS, (CHILD_LIMIT, CHILD_LIMIT))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-    err = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd, preexec_fn=limit)
-    timer = threading.Timer(CASE_SECONDS, lambda: proc.send_signal(signal.SIGKILL))
-    timer.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err.seek(0)
-    text = err.read().decode("utf-8", "replace")
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([sys.executable, __file__, "--child", *argv], stdout=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, stderr=err, env=env, cwd=cwd, preexec_fn=limit)
+        timer = threading.Timer(CASE_SECONDS, lambda: proc.send_signal(signal.SIGKILL))
+        timer.start()
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak RSS
+        timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
     return proc.returncode, text, usage.ru_maxrss, proc.returncode == -signal.SIGKILL
 
 
@@ -371,11 +370,11 @@ def classify(code: int, stderr: str, timed_out: bool) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="4 mutants per seed kind (~2 minutes)")
-    parser.add_argument("--per-seed", type=int, default=None, help="mutants per seed kind (default 12)")
+    parser.add_argument("--quick", action="store_true", help="3 mutants per seed kind (~1.5 minutes)")
+    parser.add_argument("--per-seed", type=int, default=None, help="mutants per seed kind (default 6)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    per_seed = args.per_seed or (4 if args.quick else 12)
+    per_seed = args.per_seed or (3 if args.quick else 6)
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="stress-files-"))
     try:

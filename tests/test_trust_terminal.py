@@ -98,3 +98,21 @@ def test_the_repl_display_never_writes_a_raw_control():
     written = buffer.getvalue()
     assert "\x9b" not in written and "\x07" not in written and "\x08" not in written
     assert "a\\x9b31mb␇c␈d" in written
+
+
+@pytest.mark.model
+def test_a_llama_cpp_error_naming_a_hostile_architecture_is_shown_once_and_visibly(tmp_path, capsys):
+    from harness.models.registry import resolve_model
+
+    _, path = resolve_model("smollm2")
+    data = bytearray(path.read_bytes())
+    at = data.find(b"general.architecture\x08\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00llama")
+    assert at >= 0
+    data[at + 32:at + 37] = b"\x1b]0;x"  # same length: the header stays well-formed
+    evil = tmp_path / "evil.gguf"
+    evil.write_bytes(bytes(data))
+    code = main(["generate", "--model", str(evil), "--template", "chatml", "--messages", _messages(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1, err
+    assert "\x1b" not in err and "␛]0;x" in err
+    assert err.count("could not load the model") == 1

@@ -62,6 +62,21 @@ def check_schema(conn: sqlite3.Connection, where: str) -> None:
             raise refuse(f"table '{table}' has columns {sorted(found ^ columns)} harness does not know")
         if any(row[6] != 0 for row in rows):  # hidden: 2 and 3 are generated columns
             raise refuse(f"table '{table}' has generated columns")
+        _check_values(conn, table, rows, refuse)
+
+
+_KINDS = {"INTEGER": ("integer", "null"), "REAL": ("real", "integer", "null"), "TEXT": ("text", "null")}
+
+
+def _check_values(conn: sqlite3.Connection, table: str, columns: list, refuse) -> None:
+    """Every value of the declared type (SQLite stores anything anywhere), and `top` JSON lists:
+    one scan per table, under the progress handler's bounds."""
+    tests = [f"typeof({row[1]}) NOT IN ({', '.join(repr(k) for k in _KINDS[row[2].upper()])})"
+             for row in columns if row[2].upper() in _KINDS]
+    if table == "tokens":
+        tests.append("json_valid(top) = 0 OR json_type(top) != 'array'")
+    if tests and conn.execute(f"SELECT 1 FROM {table} WHERE {' OR '.join(tests)} LIMIT 1").fetchone():
+        raise refuse(f"table '{table}' holds values of the wrong type")
 
 
 def open_readonly(path: str | Path, *, deadline_s: float = READ_DEADLINE_S) -> sqlite3.Connection:
@@ -76,14 +91,20 @@ def open_readonly(path: str | Path, *, deadline_s: float = READ_DEADLINE_S) -> s
     uri = f"file:{urllib.parse.quote(str(target))}?mode=ro" + ("&immutable=1" if idle else "")
     try:
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise read_error(exc, where) from None
+    try:
         conn.execute("PRAGMA trusted_schema=OFF")
         conn.execute("PRAGMA query_only=ON")
         conn.execute(f"PRAGMA hard_heap_limit={HEAP_LIMIT}")
+        conn.set_progress_handler(_bounded(time.monotonic() + deadline_s, _ctrl_c_flag()), _OPCODES_PER_CHECK)
         check_schema(conn, where)
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot read the database: {exc}", where=where,
-                           hint="is this a harness experiment database?") from None
-    conn.set_progress_handler(_bounded(time.monotonic() + deadline_s, _ctrl_c_flag()), _OPCODES_PER_CHECK)
+        conn.close()
+        raise read_error(exc, where) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 

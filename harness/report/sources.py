@@ -86,9 +86,31 @@ def _from_log(source: Path) -> ReportInput:
     if not records:
         raise StorageError("the log holds no complete turn", where=str(source),
                            hint="give a chat .jsonl log or an experiment .sqlite")
+    for i, record in enumerate(records):
+        bad = next((k for k, t in enumerate(record["tokens"]) if not _token_ok(t)), None)
+        if bad is not None:
+            raise StorageError(f"turn {i + 1}, token {bad}: not a token of harness's log format",
+                               where=str(source), hint="is this a harness chat log?")
     turns = [log_turn(i, r, source.stem) for i, r in enumerate(records)]
     return ReportInput("log", turns, log_summary(turns), title=source.name,
                        detail=f"{source} · session log")
+
+
+_NUMBERS = ("id", "entropy_bits", "surprisal_bits", "eot_prob", "varentropy_bits2", "sampling_entropy_bits",
+            "tail_mass")
+
+
+def _token_ok(token: Any) -> bool:
+    """A logged token as the report reads it: numbers where numbers go, texts, a top list."""
+    if not isinstance(token, dict):
+        return False
+    numbers_ok = all(token.get(k) is None or (isinstance(token[k], int | float) and not isinstance(token[k], bool))
+                     for k in _NUMBERS)
+    top = token.get("top", [])
+    top_ok = isinstance(top, list) and all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[0], str)
+        and (e[1] is None or isinstance(e[1], int | float)) for e in top)
+    return numbers_ok and top_ok and isinstance(token.get("piece", ""), str) and isinstance(token.get("role", ""), str)
 
 
 def log_turn(index: int, record: dict[str, Any], name: str) -> dict[str, Any]:
