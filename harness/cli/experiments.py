@@ -178,6 +178,7 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
 
 def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
+    from harness.cli.reference import merge_reference, print_reference
     from harness.generation.records import role_summary_lines, score_json
     from harness.generation.text_score import perplexity, score_text
     from harness.models.registry import open_backend
@@ -196,14 +197,23 @@ def cmd_score_text(args: argparse.Namespace) -> int:
             return backend.piece(token).decode("utf-8", "replace")
 
         ppl = perplexity(tokens)
+        extra = {}
+        if args.reference:
+            from harness.cli.reference import score_against_reference
+            from harness.generation.text_score import TEXT, encode_text
+
+            extra = score_against_reference(args.reference, args.threads, backend, tokens, text=text, segments=[],
+                                            encode=lambda b: encode_text(b, text), default_role=TEXT)
         if args.json:
-            json.dump(score_json(text, tokens, name_of) | ppl, sys.stdout, ensure_ascii=False)
+            json.dump(merge_reference(score_json(text, tokens, name_of) | ppl, extra), sys.stdout,
+                      ensure_ascii=False)
             sys.stdout.write("\n")
             return 0
         for line in role_summary_lines(tokens):
             print(line)
         print(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
               f"(exp of the mean NLL, {ppl['mean_nll_nats']:.4f} nats)")
+        print_reference(extra)
     finally:
         backend.close()
     return 0

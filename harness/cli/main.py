@@ -110,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--messages", metavar="F")
     source.add_argument("--text", metavar="F", help="score a raw text file (no template; llama.cpp perplexity)")
+    p.add_argument("--reference", metavar="R",
+                   help="teacher-force the same text through a second model (name or GGUF path): "
+                        "KL and rank under one vocabulary, bits per byte per role always")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("run", help="run an experiment matrix into a SQLite database (resumable)")
