@@ -18,6 +18,7 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,13 @@ from typing import Any
 from harness import __version__
 from harness.errors import StorageError
 from harness.experiment.spec import Cell, Experiment, condition_label
-from harness.experiment.summary import METRICS, SummaryRow, TokenStat, summarize_tokens
+from harness.experiment.summary import (
+    METRICS,
+    SummaryRow,
+    TokenStat,
+    condition_diversity,
+    summarize_tokens,
+)
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (0, 1, SCHEMA_VERSION)  # 0: a new file; 1: upgraded in place
@@ -293,23 +300,34 @@ def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
     """Every stored token of a run's finished cells, reduced for the summary."""
-    turns: dict[int, tuple[str, str]] = {}
+    turns: dict[int, tuple[str, str, str]] = {}
     for row in conn.execute(f"SELECT t.id, t.prompt, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
                             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,)):
-        label = condition_label(_condition(row[2:]), with_seed=False)
-        turns[row[0]] = (label, hashlib.sha256(row[1].encode("utf-8")).hexdigest())
+        condition = _condition(row[2:])
+        turns[row[0]] = (condition_label(condition, with_seed=False),
+                         hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"])
     out = []
     for row in conn.execute(
             f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)} FROM tokens k"
             " JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)):
-        label, prompt_key = turns[row[0]]
-        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:])))
+        label, prompt_key, conversation = turns[row[0]]
+        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:]), conversation))
     return out
 
 
+def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[str, str, str]]:
+    """(condition label without seed, conversation, text) of every finished turn of a run."""
+    return [(condition_label(_condition(row[1:]), with_seed=False), row[7], row[0]) for row in conn.execute(
+        f"SELECT t.text, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,))]
+
+
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:
-    return summarize_tokens(token_stats(conn, run_id))
+    """The summary rows, generated rows carrying their condition's diversity across seeds."""
+    div = condition_diversity(turn_texts(conn, run_id))
+    return [replace(r, diversity=div.get(r.condition)) if r.scope == "generated" else r
+            for r in summarize_tokens(token_stats(conn, run_id))]
 
 
 def _read(db_path: str | Path, run_id: int | None):

@@ -8,7 +8,9 @@ sampling set): those are its replicates. Two kinds of entropy are kept apart:
 - sampling entropy (``sampling_entropy_bits``): of the distribution the token was actually drawn
   from, after top-k / top-p / min-p / temperature / biases — generated tokens only.
 
-Intervals resample turns (see harness.stats.bootstrap). Prompt tokens do not depend on seed, EOS
+Intervals resample conversations, then turns within them (see harness.stats.bootstrap:
+nested_mean_ci): the seeds of one conversation share its prompt and are not independent
+evidence about the condition. Prompt tokens do not depend on seed, EOS
 policy or sampling, so within a condition each distinct prompt is counted once: otherwise three
 seeds would triple the same prompt and shrink its interval for nothing.
 """
@@ -21,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.prompt.conversation import ATTRIBUTION_ROLES
-from harness.stats.bootstrap import Interval, cluster_mean_ci
+from harness.stats.bootstrap import Interval, cluster_mean_ci, nested_mean_ci
+from harness.stats.diversity import METRICS as DIVERSITY_METRICS
+from harness.stats.diversity import diversity
 
 METRICS = ("entropy_bits", "surprisal_bits", "sampling_entropy_bits", "varentropy_bits2")
 SCOPES = ("generated", "prompt")
@@ -37,6 +41,7 @@ class TokenStat:
     scope: str
     role: str
     values: tuple[float | None, ...]  # in METRICS order; None where a token has no such statistic
+    group: str = ""  # the conversation: the outer unit the intervals resample
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class SummaryRow:
     turns: int
     tokens: int
     intervals: dict[str, Interval | None]
+    diversity: dict[str, Any] | None = None  # the condition's, on generated rows
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -66,7 +72,7 @@ class SummaryRow:
             "perplexity_ci95": [_r(2.0 ** sur.low), _r(2.0 ** sur.high)] if sur else None,
             "sampling_entropy_ci95": _ci(samp),
             "mean_varentropy_bits2": _r(var.mean) if var else None, "varentropy_ci95": _ci(var),
-        }
+        } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {})
 
 
 def _r(x: float) -> float:
@@ -85,12 +91,14 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
     """Rows in order of first appearance of each condition, generated scope before prompt."""
     # (condition, scope, role) -> cluster -> per metric [sum, count]; plus token counts
     acc: dict[tuple[str, str, str], dict[Any, list[list[float]]]] = defaultdict(dict)
+    group_of: dict[Any, str] = {}
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     owner: dict[tuple[str, str], int] = {}  # (condition, prompt_key) -> the turn that counts
     order: dict[str, int] = {}
     for t in tokens:
         order.setdefault(t.condition, len(order))
         cluster: Any = t.turn
+        group_of[cluster] = t.group
         if t.scope == "prompt":
             first = owner.setdefault((t.condition, t.prompt_key), t.turn)
             if first != t.turn:
@@ -106,10 +114,33 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
     for key in sorted(acc, key=lambda k: (order[k[0]], SCOPES.index(k[1]) if k[1] in SCOPES else 9,
                                           _role_order(k[2]))):
         clusters = list(acc[key].values())
-        intervals = {m: cluster_mean_ci([c[i][0] for c in clusters], [c[i][1] for c in clusters], seed=seed)
+        groups = [group_of[turn] for turn in acc[key]]
+        intervals = {m: nested_mean_ci(groups, [c[i][0] for c in clusters], [c[i][1] for c in clusters],
+                                       seed=seed)
                      for i, m in enumerate(METRICS)}
         rows.append(SummaryRow(key[0], key[1], key[2], len(clusters), counts[key], intervals))
     return rows
+
+
+def condition_diversity(texts: Iterable[tuple[str, str, str]], *, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """(condition, conversation, text) triples -> per condition the `summary --json` diversity:
+    each metric computed per conversation over its seeds' texts, then the plain mean over the
+    conversations, with a bootstrap interval over conversations (``ci95``: metric -> [lo, hi])."""
+    by: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for condition, conversation, text in texts:
+        by[condition][conversation].append(text)
+    out = {}
+    for condition, convs in by.items():
+        per = [diversity(t).values for t in convs.values()]
+        entry: dict[str, Any] = {}
+        cis: dict[str, list[float] | None] = {}
+        for i, metric in enumerate(DIVERSITY_METRICS):
+            vals = [v[i] for v in per if v[i] is not None]
+            ci = cluster_mean_ci(vals, [1.0] * len(vals), seed=seed) if vals else None
+            entry[metric] = _r(ci.mean) if ci else None
+            cis[metric] = _ci(ci)
+        out[condition] = entry | {"conversations": len(convs), "ci95": cis}
+    return out
 
 
 def _cell(ci: Interval | None, width: int = 19) -> str:
@@ -118,14 +149,20 @@ def _cell(ci: Interval | None, width: int = 19) -> str:
     return f"{ci.mean:6.3f} [{ci.low:5.2f},{ci.high:5.2f}]".rjust(width)
 
 
+def _distinct2(row: SummaryRow) -> str:
+    d2 = (row.diversity or {}).get("distinct_2") if row.scope == "generated" else None
+    return f"{d2:6.3f}" if d2 is not None else "-".rjust(6)
+
+
 def format_table(rows: list[SummaryRow]) -> str:
-    """A plain-text table: model entropy and sampling entropy in separate columns."""
+    """A plain-text table: model entropy and sampling entropy in separate columns; dist-2 is the
+    condition's distinct-2 across seeds (generated rows)."""
     if not rows:
         return "no finished cells"
     width = max(len("condition"), *(len(r.condition) for r in rows))
     head = (f"{'condition':{width}}  {'scope':9} {'role':9} {'turns':>5} {'tokens':>6}  "
             f"{'model H bits [95% CI]':>19}  {'surprisal [95% CI]':>19}  {'ppl':>7}  "
-            f"{'sampled H [95% CI]':>19}  {'varent':>6}")
+            f"{'sampled H [95% CI]':>19}  {'varent':>6}  {'dist-2':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         sur = r.intervals["surprisal_bits"]
@@ -134,5 +171,6 @@ def format_table(rows: list[SummaryRow]) -> str:
             f"{r.condition:{width}}  {r.scope:9} {r.role:9} {r.turns:5d} {r.tokens:6d}  "
             f"{_cell(r.intervals['entropy_bits'])}  {_cell(sur)}  "
             f"{(f'{2.0 ** sur.mean:7.2f}' if sur else '-'.rjust(7))}  "
-            f"{_cell(r.intervals['sampling_entropy_bits'])}  {(f'{var:6.2f}' if var is not None else '-'.rjust(6))}")
+            f"{_cell(r.intervals['sampling_entropy_bits'])}  {(f'{var:6.2f}' if var is not None else '-'.rjust(6))}"
+            f"  {_distinct2(r)}")
     return "\n".join(lines)
