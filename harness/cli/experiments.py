@@ -130,7 +130,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     conn = connect(db)
     try:
         run_id = resolve_run(conn, args.run, str(db))
-        _print_summary(conn, run_id, db, args.json, None)
+        if args.compare:
+            _print_comparison(conn, run_id, db, args)
+        else:
+            _print_summary(conn, run_id, db, args.json, None)
     finally:
         conn.close()
     return 0
@@ -154,6 +157,23 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> None:
+    from harness.experiment.compare import compare_conditions, format_comparison, resolve_condition
+    from harness.experiment.db import token_stats
+
+    if args.first_k < 1:
+        raise CommandError("--first-k must be 1 or more")
+    stats = token_stats(conn, run_id)
+    labels = list(dict.fromkeys(t.condition for t in stats))
+    a, b = (resolve_condition(labels, q) for q in args.compare)
+    data = compare_conditions(stats, a, b, metric=args.metric, first_k=args.first_k)
+    if args.json:
+        json.dump({"db": str(db), "run": run_id, "compare": data}, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(format_comparison(data))
+
+
 def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
     from harness.experiment.db import run_info, summary
     from harness.experiment.summary import format_table
@@ -170,7 +190,8 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
     print(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}")
     print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
-          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over turns")
+          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
+          "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
     print(format_table(rows))
     for err in info["errors"]:
         print(f"error: {err['cell']}: {err['error']}")

@@ -127,6 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")
     p.add_argument("db", metavar="DB")
     p.add_argument("--run", type=int, default=None, metavar="ID", help="run id (default: the newest)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                   help="two conditions (a label or a part only one label contains): A - B per role")
+    p.add_argument("--metric", default="entropy_bits",
+                   help="with --compare: entropy_bits (default), surprisal_bits, sampling_entropy_bits, "
+                        "varentropy_bits2")
+    p.add_argument("--first-k", type=int, default=8, metavar="K",
+                   help="with --compare: position-matched means over the first K tokens of a turn")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run or a chat log")
