@@ -166,7 +166,7 @@ def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> 
     stats = token_stats(conn, run_id)
     labels = list(dict.fromkeys(t.condition for t in stats))
     a, b = (resolve_condition(labels, q) for q in args.compare)
-    data = compare_conditions(stats, a, b, metric=args.metric, first_k=args.first_k)
+    data = compare_conditions(stats, a, b, metric=args.metric, first_k=args.first_k, swapped=args.swapped)
     if args.json:
         json.dump({"db": str(db), "run": run_id, "compare": data}, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")

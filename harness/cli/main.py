@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", default="entropy_bits",
                    help="with --compare: entropy_bits (default), surprisal_bits, sampling_entropy_bits, "
                         "varentropy_bits2")
+    p.add_argument("--swapped", action="store_true",
+                   help="with --compare: B's user/assistant tokens against A's assistant/user tokens "
+                        "(a {score: swap_roles} condition against score)")
     p.add_argument("--first-k", type=int, default=8, metavar="K",
                    help="with --compare: position-matched means over the first K tokens of a turn")
     p.add_argument("--json", action="store_true")

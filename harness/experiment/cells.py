@@ -27,8 +27,9 @@ from harness.errors import (
     TemplateError,
 )
 from harness.experiment.db import cell_status, commit_cell, fail_cell, set_run_status
+from harness.experiment.fixed_text import score_turn
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, condition_label
+from harness.experiment.spec import SCORE, Cell, condition_label
 from harness.generation.records import tokens_json
 from harness.generation.turn import StopReason
 from harness.generation.workbench import BaseWorkbench
@@ -113,6 +114,8 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     """Run one cell: its turn, or its error; None when it was cut short (dropped: a resume runs
     it again)."""
     started = time.perf_counter()
+    if cell.mode.kind == SCORE:
+        return _score_cell(benches, conversations, cell, backend)
     try:
         bench = benches.bench_for(cell.template)
         plan = bench.plan(conversations[cell.conversation], cell.mode.plan_mode, cell.mode.text)
@@ -122,6 +125,18 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     if gen.stop_reason == StopReason.INTERRUPTED:
         return None
     return CellResult(cell, cell_turn(bench, cell, gen), time.perf_counter() - started, backend=backend)
+
+
+def _score_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
+                backend: str | None) -> CellResult:
+    """A fixed-text cell: the conversation teacher-forced (harness.experiment.fixed_text)."""
+    started = time.perf_counter()
+    try:
+        turn = score_turn(benches.bench_for(cell.template), conversations[cell.conversation],
+                          mode_label=cell.mode.label, option=cell.mode.text)
+    except CELL_ERRORS as exc:
+        return CellResult(cell, None, 0.0, str(exc), backend)
+    return CellResult(cell, turn, time.perf_counter() - started, backend=backend)
 
 
 class CellLedger:

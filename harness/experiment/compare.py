@@ -19,6 +19,7 @@ from typing import Any
 
 from harness.errors import CommandError
 from harness.experiment.summary import METRICS, SCOPES, TokenStat, _role_order
+from harness.prompt.conversation import ASSISTANT, USER
 from harness.stats.bootstrap import difference_ci
 
 DEFAULT_FIRST_K = 8
@@ -36,9 +37,13 @@ def resolve_condition(labels: Sequence[str], query: str) -> str:
                        hint="conditions: " + "; ".join(found or labels))
 
 
-def _turn_sums(tokens: Iterable[TokenStat], conditions: set[str], metric: int,
-               first_k: int) -> dict[tuple[str, str, str], dict[Any, list[float]]]:
-    """(condition, scope, role) -> turn -> [sum, count, first-k sum, first-k count] (+ group)."""
+_SWAPPED = {USER: ASSISTANT, ASSISTANT: USER}
+
+
+def _turn_sums(tokens: Iterable[TokenStat], conditions: set[str], metric: int, first_k: int,
+               swapped: str | None = None) -> dict[tuple[str, str, str], dict[Any, list[Any]]]:
+    """(condition, scope, role) -> turn -> [sum, count, first-k sum, first-k count, group, seen];
+    the roles of condition `swapped` have user and assistant exchanged."""
     acc: dict[tuple[str, str, str], dict[Any, list[Any]]] = defaultdict(dict)
     owner: dict[tuple[str, str], int] = {}
     for t in tokens:
@@ -47,7 +52,8 @@ def _turn_sums(tokens: Iterable[TokenStat], conditions: set[str], metric: int,
         if t.scope == "prompt" and owner.setdefault((t.condition, t.prompt_key), t.turn) != t.turn:
             continue
         value = t.values[metric]
-        slot = acc[(t.condition, t.scope, t.role)].setdefault(t.turn, [0.0, 0, 0.0, 0, t.group, 0])
+        role = _SWAPPED.get(t.role, t.role) if t.condition == swapped else t.role
+        slot = acc[(t.condition, t.scope, role)].setdefault(t.turn, [0.0, 0, 0.0, 0, t.group, 0])
         slot[5] += 1  # tokens of this role seen in the turn, with or without the metric
         if value is None:
             continue
@@ -60,11 +66,16 @@ def _turn_sums(tokens: Iterable[TokenStat], conditions: set[str], metric: int,
 
 
 def compare_conditions(tokens: Iterable[TokenStat], a: str, b: str, *, metric: str = "entropy_bits",
-                       first_k: int = DEFAULT_FIRST_K, seed: int = 0) -> dict[str, Any]:
-    """The `--compare` result: one row per (scope, role) both conditions have."""
+                       first_k: int = DEFAULT_FIRST_K, swapped: bool = False, seed: int = 0) -> dict[str, Any]:
+    """The `--compare` result: one row per (scope, role) both conditions have. `swapped`: B's
+    user tokens are compared with A's assistant tokens and B's assistant with A's user (a
+    `{score: swap_roles}` condition against `score`: the same text in the other role); rows
+    are named by A's roles."""
     if metric not in METRICS:
         raise CommandError(f"unknown metric {metric!r}", hint="one of " + ", ".join(METRICS))
-    acc = _turn_sums(tokens, {a, b}, METRICS.index(metric), first_k)
+    if a == b:
+        raise CommandError("--compare needs two different conditions")
+    acc = _turn_sums(tokens, {a, b}, METRICS.index(metric), first_k, b if swapped else None)
     keys = sorted({(s, r) for (c, s, r) in acc if c == a} & {(s, r) for (c, s, r) in acc if c == b},
                   key=lambda k: (SCOPES.index(k[0]) if k[0] in SCOPES else 9, _role_order(k[1])))
     rows = []
@@ -86,12 +97,12 @@ def compare_conditions(tokens: Iterable[TokenStat], a: str, b: str, *, metric: s
             diff = difference_ci(cols(ta, kind), cols(tb, kind), seed=seed)
             row[name] = diff.to_dict() if diff else None
         rows.append(row)
-    return {"a": a, "b": b, "metric": metric, "first_k": first_k, "rows": rows}
+    return {"a": a, "b": b, "metric": metric, "first_k": first_k, "swapped": swapped, "rows": rows}
 
 
 def format_comparison(data: dict[str, Any]) -> str:
     """Plain text: per scope × role, A, B and A - B [95% CI] for the three means."""
-    lines = [f"A = {data['a']}", f"B = {data['b']}",
+    lines = [f"A = {data['a']}", f"B = {data['b']}" + (" (user and assistant swapped)" if data["swapped"] else ""),
              f"metric {data['metric']}; A - B with 95% intervals resampling conversations, then turns "
              f"({'paired' if any((r['token_weighted'] or {}).get('paired') for r in data['rows']) else 'unpaired'}); "
              f"first-k = the first {data['first_k']} tokens of the role in each turn"]

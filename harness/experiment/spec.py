@@ -10,6 +10,10 @@ Mode ``past-eos`` is ``reply`` under EOS policy ``continue``: the model ends its
 writing, and what it writes past its end of turn (the next user turn) is attributed by the turn
 parser. Its EOS policy is fixed, so it makes one cell per sampling set × seed × conversation
 whatever the ``eos`` list says.
+
+Mode ``score`` (and ``{score: swap_roles}``) makes fixed-text cells: the conversation is scored
+teacher-forced, nothing is sampled, so it makes one cell per conversation (the first sampling set
+and seed name it).
 """
 
 from __future__ import annotations
@@ -35,7 +39,9 @@ from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
 from harness.yamlio import error_location, field_lines
 
 PAST_EOS = "past-eos"
-MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE)
+SCORE = "score"  # a fixed-text cell: the conversation teacher-forced (harness.experiment.fixed_text)
+SCORE_OPTIONS = ("swap_roles",)
+MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE, SCORE)
 _TEXT_MODES = (PREFILL, IMPERSONATE)  # modes that may carry a text: {prefill: "Sure,"}
 
 _TOP: dict[str, tuple[type, ...]] = {
@@ -72,7 +78,14 @@ class ModeSpec:
 
     @property
     def forced_eos(self) -> str | None:
+        if self.kind == SCORE:
+            return EOS_STOP  # nothing is generated: one cell, whatever `eos` lists
         return EOS_CONTINUE if self.kind == PAST_EOS else None
+
+    @property
+    def samples(self) -> bool:
+        """False for fixed-text cells: one cell per conversation, not per sampling set and seed."""
+        return self.kind != SCORE
 
 
 @dataclass(frozen=True)
@@ -154,9 +167,10 @@ def expand(exp: Experiment) -> list[Cell]:
                     if conv.modes is not None and mode.label not in conv.modes:
                         continue
                     policies = (mode.forced_eos,) if mode.forced_eos else exp.eos
+                    sets = exp.sampling if mode.samples else exp.sampling[:1]
                     for eos in policies:
-                        for name, params in exp.sampling:
-                            for seed in exp.seeds:
+                        for name, params in sets:
+                            for seed in (exp.seeds if mode.samples else exp.seeds[:1]):
                                 out.append(Cell(model.label, model.source, template, mode, eos, name,
                                                 params.updated(seed=seed, eos=eos), seed, conv.name))
     return out
@@ -281,6 +295,9 @@ def _modes(schema: _Schema, items: list[Any]) -> tuple[ModeSpec, ...]:
         path = f"modes[{i}]"
         if isinstance(item, dict) and len(item) == 1:
             kind, text = next(iter(item.items()))
+            if kind == SCORE and text in SCORE_OPTIONS:
+                out.append(ModeSpec(kind, text))
+                continue
             if kind not in _TEXT_MODES or not isinstance(text, str):
                 raise schema.fail(path, f"a mode with text is {{prefill: TEXT}} or {{impersonate: TEXT}}, got {item!r}")
             out.append(ModeSpec(kind, text))
