@@ -308,12 +308,22 @@ def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
                          hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"])
     out = []
     for row in conn.execute(
-            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)} FROM tokens k"
-            " JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
+            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+            " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)):
         label, prompt_key, conversation = turns[row[0]]
-        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:]), conversation))
+        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-2]), conversation,
+                             _top1(row[-2], row[-1])))
     return out
+
+
+def _top1(piece: str, top: str) -> tuple[float, bool] | None:
+    """(top-1 probability, the token was the top-1) from a stored token; the top list names
+    tokens by their text, so a token counts as the top-1 when its text is the top-1's."""
+    first = json.loads(top)[:1] if top != "[]" else []
+    if not first or first[0][1] is None:
+        return None
+    return float(first[0][1]), first[0][0] == piece
 
 
 def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[str, str, str]]:

@@ -48,6 +48,7 @@ _TOP: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "models": (list,), "templates": (list,),
     "modes": (list,), "eos": (list,), "sampling": (dict,), "seeds": (list,), "max_tokens": (int,),
     "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
+    "sweep": (dict,),
 }
 _MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,)}
 # a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
@@ -260,7 +261,8 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         name=data.get("name", default_name), path=where, description=data.get("description", ""),
         models=_models(schema, data["models"], tuple(templates), n_ctx),
         modes=modes, eos=tuple(eos),
-        sampling=_sampling(schema, data.get("sampling", {"default": {}}), max_tokens),
+        sampling=_sweep(schema, data.get("sweep", {}),
+                        _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)),
         seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base, modes),
         threads=data.get("threads"), literal_content=data.get("literal_content", False))
 
@@ -322,6 +324,34 @@ def _sampling(schema: _Schema, sets: dict[str, Any], max_tokens: int) -> tuple[t
         except HarnessError as exc:
             raise schema.fail(f"{path}.{exc.field}", exc.message) from None
         out.append((str(name), params))
+    return tuple(out)
+
+
+def _sweep(schema: _Schema, sweep: dict[str, Any],
+           sets: tuple[tuple[str, SamplingParams], ...]) -> tuple[tuple[str, SamplingParams], ...]:
+    """`sweep: {temperature: [0.3, 1.0]}` crosses every sampling set with every value: set `t`
+    becomes `t T=0.3`, `t T=1.0` (the one default set becomes `T=0.3`, ...). Several settings
+    cross with each other, in the order given."""
+    out = list(sets)
+    for key, values in sweep.items():
+        path = f"sweep.{key}"
+        if key not in _SAMPLING:
+            raise schema.fail(path, f"not a sampling setting (known: {', '.join(_SAMPLING)})")
+        if not isinstance(values, list) or not values:
+            raise schema.fail(path, "expected a non-empty list of values")
+        short = {"temperature": "T"}.get(key, key)
+        crossed = []
+        for name, params in out:
+            for i, value in enumerate(values):
+                try:
+                    swept = params.with_values({key: value})
+                except HarnessError as exc:
+                    raise schema.fail(f"{path}[{i}]", exc.message) from None
+                label = f"{short}={value}" if (name == "default" and len(sets) == 1) else f"{name} {short}={value}"
+                crossed.append((label, swept))
+        out = crossed
+    if len({name for name, _ in out}) != len(out):
+        raise schema.fail("sweep", "lists the same value twice")
     return tuple(out)
 
 

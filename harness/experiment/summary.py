@@ -24,6 +24,7 @@ from typing import Any
 
 from harness.prompt.conversation import ATTRIBUTION_ROLES
 from harness.stats.bootstrap import Interval, cluster_mean_ci, nested_mean_ci
+from harness.stats.calibration import calibration
 from harness.stats.diversity import METRICS as DIVERSITY_METRICS
 from harness.stats.diversity import diversity
 
@@ -42,6 +43,7 @@ class TokenStat:
     role: str
     values: tuple[float | None, ...]  # in METRICS order; None where a token has no such statistic
     group: str = ""  # the conversation: the outer unit the intervals resample
+    top1: tuple[float, bool] | None = None  # (top-1 probability, the token was the top-1): calibration
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class SummaryRow:
     tokens: int
     intervals: dict[str, Interval | None]
     diversity: dict[str, Any] | None = None  # the condition's, on generated rows
+    calibration: dict[str, Any] | None = None  # ECE and reliability bins of the row's tokens
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -72,7 +75,8 @@ class SummaryRow:
             "perplexity_ci95": [_r(2.0 ** sur.low), _r(2.0 ** sur.high)] if sur else None,
             "sampling_entropy_ci95": _ci(samp),
             "mean_varentropy_bits2": _r(var.mean) if var else None, "varentropy_ci95": _ci(var),
-        } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {})
+        } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {}) \
+          | ({"calibration": self.calibration} if self.calibration is not None else {})
 
 
 def _r(x: float) -> float:
@@ -92,6 +96,7 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
     # (condition, scope, role) -> cluster -> per metric [sum, count]; plus token counts
     acc: dict[tuple[str, str, str], dict[Any, list[list[float]]]] = defaultdict(dict)
     group_of: dict[Any, str] = {}
+    top1: dict[tuple[str, str, str], list[tuple[float, bool]]] = defaultdict(list)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     owner: dict[tuple[str, str], int] = {}  # (condition, prompt_key) -> the turn that counts
     order: dict[str, int] = {}
@@ -105,6 +110,8 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
                 continue
         key = (t.condition, t.scope, t.role)
         counts[key] += 1
+        if t.top1 is not None:
+            top1[key].append(t.top1)
         sums = acc[key].setdefault(cluster, [[0.0, 0.0] for _ in METRICS])
         for slot, value in zip(sums, t.values, strict=True):
             if value is not None:
@@ -118,7 +125,8 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
         intervals = {m: nested_mean_ci(groups, [c[i][0] for c in clusters], [c[i][1] for c in clusters],
                                        seed=seed)
                      for i, m in enumerate(METRICS)}
-        rows.append(SummaryRow(key[0], key[1], key[2], len(clusters), counts[key], intervals))
+        cal = calibration([c for c, _ in top1[key]], [h for _, h in top1[key]]).to_dict() if top1[key] else None
+        rows.append(SummaryRow(key[0], key[1], key[2], len(clusters), counts[key], intervals, calibration=cal))
     return rows
 
 
