@@ -25,7 +25,8 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import StorageError
-from harness.experiment.spec import Cell, Experiment, condition_label
+from harness.experiment.past_eos import class_counts
+from harness.experiment.spec import PAST_EOS, Cell, Experiment, condition_label
 from harness.experiment.summary import (
     METRICS,
     SummaryRow,
@@ -333,11 +334,28 @@ def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[str, str, st
         " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,))]
 
 
+def past_eos_roles(conn: sqlite3.Connection, run_id: int) -> dict[str, list[list[tuple[str, str]]]]:
+    """Condition label (seed pooled) -> the generated tokens' (role, piece) of each past-eos turn."""
+    turns: dict[int, tuple[str, list[tuple[str, str]]]] = {}
+    for row in conn.execute(
+            f"SELECT t.id, k.role, k.piece, {_CELL_FIELDS} FROM tokens k JOIN turns t ON t.id = k.turn_id"
+            " JOIN cells c ON c.id = t.cell_id WHERE c.run_id = ? AND c.status = 'done' AND c.mode = ?"
+            " AND k.scope = 'generated' ORDER BY t.id, k.pos", (run_id, PAST_EOS)):
+        label = condition_label(_condition(row[3:]), with_seed=False)
+        turns.setdefault(row[0], (label, []))[1].append((row[1], row[2]))
+    out: dict[str, list[list[tuple[str, str]]]] = {}
+    for label, roles in turns.values():
+        out.setdefault(label, []).append(roles)
+    return out
+
+
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:
-    """The summary rows, generated rows carrying their condition's diversity across seeds."""
+    """The summary rows; generated rows carry their condition's diversity across seeds and, for
+    past-eos conditions, how many turns continued the conversation or started a new one."""
     div = condition_diversity(turn_texts(conn, run_id))
-    return [replace(r, diversity=div.get(r.condition)) if r.scope == "generated" else r
-            for r in summarize_tokens(token_stats(conn, run_id))]
+    past = {label: class_counts(roles) for label, roles in past_eos_roles(conn, run_id).items()}
+    return [replace(r, diversity=div.get(r.condition), past_eos=past.get(r.condition))
+            if r.scope == "generated" else r for r in summarize_tokens(token_stats(conn, run_id))]
 
 
 def _read(db_path: str | Path, run_id: int | None):

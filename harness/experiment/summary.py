@@ -56,6 +56,7 @@ class SummaryRow:
     intervals: dict[str, Interval | None]
     diversity: dict[str, Any] | None = None  # the condition's, on generated rows
     calibration: dict[str, Any] | None = None  # ECE and reliability bins of the row's tokens
+    past_eos: dict[str, int] | None = None  # past-eos conditions: turns per class (generated rows)
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -76,7 +77,8 @@ class SummaryRow:
             "sampling_entropy_ci95": _ci(samp),
             "mean_varentropy_bits2": _r(var.mean) if var else None, "varentropy_ci95": _ci(var),
         } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {}) \
-          | ({"calibration": self.calibration} if self.calibration is not None else {})
+          | ({"calibration": self.calibration} if self.calibration is not None else {}) \
+          | ({"past_eos": self.past_eos} if self.past_eos is not None else {})
 
 
 def _r(x: float) -> float:
@@ -162,6 +164,12 @@ def _distinct2(row: SummaryRow) -> str:
     return f"{d2:6.3f}" if d2 is not None else "-".rjust(6)
 
 
+def _past_eos(row: SummaryRow) -> str:
+    """`cont 3 new 8`: past-eos turns that continued the conversation / started a new one."""
+    p = row.past_eos
+    return f"cont {p['continues']} new {p['new_conversation']}" if p else "-"
+
+
 def format_table(rows: list[SummaryRow]) -> str:
     """A plain-text table: model entropy and sampling entropy in separate columns; dist-2 is the
     condition's distinct-2 across seeds (generated rows)."""
@@ -170,7 +178,7 @@ def format_table(rows: list[SummaryRow]) -> str:
     width = max(len("condition"), *(len(r.condition) for r in rows))
     head = (f"{'condition':{width}}  {'scope':9} {'role':9} {'turns':>5} {'tokens':>6}  "
             f"{'model H bits [95% CI]':>19}  {'surprisal [95% CI]':>19}  {'ppl':>7}  "
-            f"{'sampled H [95% CI]':>19}  {'varent':>6}  {'dist-2':>6}")
+            f"{'sampled H [95% CI]':>19}  {'varent':>6}  {'dist-2':>6}  {'past EOS':>13}")
     lines = [head, "-" * len(head)]
     for r in rows:
         sur = r.intervals["surprisal_bits"]
@@ -180,5 +188,5 @@ def format_table(rows: list[SummaryRow]) -> str:
             f"{_cell(r.intervals['entropy_bits'])}  {_cell(sur)}  "
             f"{(f'{2.0 ** sur.mean:7.2f}' if sur else '-'.rjust(7))}  "
             f"{_cell(r.intervals['sampling_entropy_bits'])}  {(f'{var:6.2f}' if var is not None else '-'.rjust(6))}"
-            f"  {_distinct2(r)}")
+            f"  {_distinct2(r)}  {_past_eos(r):>13}")
     return "\n".join(lines)
