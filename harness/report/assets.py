@@ -24,6 +24,7 @@ table.sum{border-collapse:collapse;font-size:12px}
 table.sum th,table.sum td{padding:2px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 table.sum th{background:#f4f4f4;position:sticky;top:0}
 table.sum td.l,table.sum th.l{text-align:left}
+.relgroup{display:inline-block;vertical-align:top;margin:0 14px 10px 0}
 .turn{border-left:4px solid #ccc;padding:4px 0 8px 12px;margin:16px 0}
 .toks{font:13px/1.9 ui-monospace,"DejaVu Sans Mono",monospace;white-space:pre-wrap;word-break:break-all}
 details.prompt .toks,details.prompt pre{opacity:.72}

@@ -32,6 +32,7 @@ from harness.report.charts import (
     role_colour,
     shade_bin,
 )
+from harness.report.study_charts import calibration_section, sweep_chart
 
 MAX_TURNS = 50
 MAX_PROMPT_TOKENS = 1000
@@ -92,12 +93,24 @@ def render_report(turns: Sequence[dict[str, Any]], summary: Sequence[dict[str, A
         '<section id="summary"><h2>Per-role summary</h2>', _summary_table(summary), "</section>",
         '<section id="conditions"><h2>Conditions</h2>',
         condition_chart([r for r in summary if r.get("scope", "generated") == "generated"] or summary),
-        "</section>",
+        "</section>", _study_sections(summary),
         '<section id="transcript"><h2>Transcript</h2>',
         f'<p class="note">{escape(note)}</p>' if note else "", *sections, "</section>",
         f'<script type="application/json" id="tokdata">{script_json(data)}</script>',
         f"<script>{APP}</script></body></html>\n",
     ])
+
+
+def _study_sections(summary: Sequence[dict[str, Any]]) -> str:
+    """Temperature sweeps (when the run has one) and reliability diagrams per condition and role."""
+    sweep = sweep_chart(summary)
+    out = (f'<section id="sweep"><h2>Temperature</h2>{sweep}</section>' if sweep else "")
+    if any(r.get("calibration") for r in summary):
+        out += ('<section id="calibration"><h2>Calibration</h2><p class="note">Per condition and role: '
+                "tokens binned by the top-1 probability of the distribution that predicted them; bars are "
+                "the fraction that was the top-1, ticks the mean confidence, the dashed diagonal perfect "
+                f"calibration.</p>{calibration_section(summary)}</section>")
+    return out
 
 
 def _all_tokens(turn: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,7 +146,7 @@ def _legend(roles: Sequence[str]) -> str:
 
 _COLUMNS = (("condition", "l"), ("scope", "l"), ("role", "l"), ("turns", ""), ("tokens", ""),
             ("model H bits", ""), ("95% CI", ""), ("surprisal", ""), ("ppl", ""), ("sampled H", ""),
-            ("varentropy", ""))
+            ("varentropy", ""), ("ECE", ""), ("distinct-2", ""), ("past EOS cont/new", ""))
 
 
 def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -158,8 +171,15 @@ def _summary_row(r: dict[str, Any]) -> str:
         f"<td>{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '–'}</td>",
         f'<td>{_num(r.get("mean_surprisal_bits"))}</td><td>{_num(r.get("perplexity"), 2)}</td>',
         f'<td>{_num(r.get("mean_sampling_entropy_bits"))}</td><td>{_num(r.get("mean_varentropy_bits2"))}</td>',
+        f'<td>{_num((r.get("calibration") or {}).get("ece"))}</td>',
+        f'<td>{_num((r.get("diversity") or {}).get("distinct_2"))}</td>',
+        f'<td>{_past_eos(r.get("past_eos"))}</td>',
     ]
     return f"<tr>{''.join(cells)}</tr>"
+
+
+def _past_eos(counts: dict[str, int] | None) -> str:
+    return "–" if not counts else f"{counts['continues']}/{counts['new_conversation']}"
 
 
 def _turn(i: int, turn: dict[str, Any], y_max: float, max_prompt: int) -> tuple[str, dict[str, Any]]:
