@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from harness.report.html import ReportOptions, render_report
-from harness.report.study_charts import calibration_section, reliability_diagram, sweep_chart, sweep_series
+from harness.report.study_charts import (
+    calibration_section,
+    reliability_diagram,
+    sweep_chart,
+    sweep_series,
+)
 from harness.stats.calibration import calibration
 
 
