@@ -175,13 +175,16 @@ def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> 
 
 
 def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
-    from harness.experiment.db import run_info, summary
+    from harness.experiment.db import choice_rows, run_info, summary
     from harness.experiment.summary import format_table
 
     info = run_info(conn, run_id)
     rows = summary(conn, run_id)
+    choices = choice_rows(conn, run_id)
     if as_json:
         out = {"db": str(db), "run": info, "summary": [r.to_dict() for r in rows]}
+        if choices:
+            out["choices"] = choices
         if outcome is not None:
             out["outcome"] = outcome
         json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
@@ -193,6 +196,10 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
           "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
           "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
     print(format_table(rows))
+    for c in choices:
+        print(f"multiple choice: {c['condition']}: {c['items']} items, accuracy {c['accuracy']:.3f}, "
+              f"mean confidence {c['mean_confidence']:.3f}, ECE {c['calibration']['ece']:.3f}, "
+              f"letters took {c['mean_letter_mass']:.3f} of the probability")
     for err in info["errors"]:
         print(f"error: {err['cell']}: {err['error']}")
 

@@ -100,6 +100,15 @@ CREATE TABLE IF NOT EXISTS tokens (
     top TEXT NOT NULL,
     PRIMARY KEY (turn_id, scope, pos)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS choices (
+    turn_id INTEGER PRIMARY KEY REFERENCES turns(id),
+    answer TEXT NOT NULL,
+    chosen TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    correct INTEGER NOT NULL,
+    letter_mass REAL NOT NULL,
+    probs TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS tokens_role ON tokens(role);
 CREATE INDEX IF NOT EXISTS tokens_scope_role ON tokens(scope, role);
 """
@@ -216,6 +225,11 @@ def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str,
         rows = [_token_row(turn_id, "prompt", i, d) for i, d in enumerate(turn["prompt_tokens"])]
         rows += [_token_row(turn_id, "generated", i, d) for i, d in enumerate(turn["tokens"])]
         conn.executemany(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)
+        if "choice" in turn:
+            c = turn["choice"]
+            conn.execute("INSERT INTO choices (turn_id, answer, chosen, confidence, correct, letter_mass, probs)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (turn_id, c["answer"], c["chosen"], c["confidence"],
+                                                          int(c["correct"]), c["letter_mass"], json.dumps(c["probs"])))
         conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (_now(), run_id))
     return True
 
@@ -347,6 +361,17 @@ def past_eos_roles(conn: sqlite3.Connection, run_id: int) -> dict[str, list[list
     for label, roles in turns.values():
         out.setdefault(label, []).append(roles)
     return out
+
+
+def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+    """Per condition of multiple-choice cells: items, accuracy, ECE and reliability bins."""
+    from harness.experiment.choice import choice_summary
+
+    return choice_summary([(condition_label(_condition(row[3:]), with_seed=False), row[0], bool(row[1]), row[2])
+                           for row in conn.execute(
+        f"SELECT h.confidence, h.correct, h.letter_mass, {_CELL_FIELDS} FROM choices h"
+        " JOIN turns t ON t.id = h.turn_id JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord", (run_id,))])
 
 
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:

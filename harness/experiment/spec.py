@@ -41,19 +41,23 @@ from harness.yamlio import error_location, field_lines
 PAST_EOS = "past-eos"
 SCORE = "score"  # a fixed-text cell: the conversation teacher-forced (harness.experiment.fixed_text)
 SCORE_OPTIONS = ("swap_roles",)
+CHOICE = "choice"  # a multiple-choice item read from the option letters (harness.experiment.choice)
 MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE, SCORE)
+_READ_ONLY = (SCORE, CHOICE)  # nothing sampled: one cell per conversation
 _TEXT_MODES = (PREFILL, IMPERSONATE)  # modes that may carry a text: {prefill: "Sure,"}
 
 _TOP: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "models": (list,), "templates": (list,),
     "modes": (list,), "eos": (list,), "sampling": (dict,), "seeds": (list,), "max_tokens": (int,),
     "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
-    "sweep": (dict,),
+    "sweep": (dict,), "items": (list,),
 }
 _MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,)}
 # a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
 _SAMPLING: dict[str, tuple[type, ...]] = {s.name: s.types for s in SETTINGS if s.name not in ("seed", "eos")}
 _CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,), "modes": (list,)}
+_ITEM: dict[str, tuple[type, ...]] = {"name": (str,), "question": (str,), "options": (list,), "answer": (str, int),
+                                      "file": (str,)}
 
 
 @dataclass(frozen=True)
@@ -79,14 +83,15 @@ class ModeSpec:
 
     @property
     def forced_eos(self) -> str | None:
-        if self.kind == SCORE:
+        if self.kind in _READ_ONLY:
             return EOS_STOP  # nothing is generated: one cell, whatever `eos` lists
         return EOS_CONTINUE if self.kind == PAST_EOS else None
 
     @property
     def samples(self) -> bool:
-        """False for fixed-text cells: one cell per conversation, not per sampling set and seed."""
-        return self.kind != SCORE
+        """False for fixed-text and choice cells: one cell per conversation, not per sampling
+        set and seed."""
+        return self.kind not in _READ_ONLY
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,7 @@ class ConversationSpec:
     name: str
     conversation: Conversation
     modes: tuple[str, ...] | None = None  # mode labels it is run in (None: every mode)
+    item: bool = False  # a multiple-choice item: run in mode choice only
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,8 @@ def expand(exp: Experiment) -> list[Cell]:
             for conv in exp.conversations:
                 for mode in exp.modes:
                     if conv.modes is not None and mode.label not in conv.modes:
+                        continue
+                    if (mode.kind == CHOICE) != conv.item:
                         continue
                     policies = (mode.forced_eos,) if mode.forced_eos else exp.eos
                     sets = exp.sampling if mode.samples else exp.sampling[:1]
@@ -243,8 +251,10 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         raise ExperimentError("an experiment must be a mapping of fields", where=f"{where}:1")
     schema.fields(data, "", _TOP)
     modes = _modes(schema, data.get("modes", [REPLY]))
+    if data.get("items"):
+        modes += (ModeSpec(CHOICE),)
     for required in ("models", "conversations"):
-        if required not in data:
+        if required not in data and not (required == "conversations" and "items" in data):
             raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
     max_tokens = data.get("max_tokens", 96)
     n_ctx = data.get("n_ctx", 2048)
@@ -263,7 +273,9 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         modes=modes, eos=tuple(eos),
         sampling=_sweep(schema, data.get("sweep", {}),
                         _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)),
-        seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base, modes),
+        seeds=tuple(seeds),
+        conversations=(_conversations(schema, data["conversations"], base, modes) if "conversations" in data else ())
+        + _items(schema, data.get("items", []), base),
         threads=data.get("threads"), literal_content=data.get("literal_content", False))
 
 
@@ -385,6 +397,47 @@ def _conversations(schema: _Schema, items: list[Any], base: Path,
     if len({c.name for c in out}) != len(out):
         raise schema.fail("conversations", "two conversations share a name (set 'name')")
     return tuple(out)
+
+
+def _items(schema: _Schema, items: list[Any], base: Path) -> tuple[ConversationSpec, ...]:
+    """`items:` entries ({question, options, answer} or {file: a YAML list of them}) as
+    conversations run in mode choice only."""
+    out = []
+    for i, entry in enumerate(items):
+        path = f"items[{i}]"
+        entry = schema.fields(entry, path, _ITEM)
+        if "file" in entry:
+            file = base / entry["file"]
+            try:
+                listed = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
+            inner = _Schema(str(file), {})
+            out += [_item(inner, item, f"{file.stem}[{k}]", f"{file.stem}-{k + 1}") for k, item in enumerate(listed or [])]
+        else:
+            out.append(_item(schema, entry, path, f"item-{i + 1}"))
+    if len({c.name for c in out}) != len(out):
+        raise schema.fail("items", "two items share a name (set 'name')")
+    return tuple(out)
+
+
+def _item(schema: _Schema, entry: Any, path: str, default_name: str) -> ConversationSpec:
+    from harness.experiment.choice import LETTERS, Item
+
+    entry = schema.fields(entry, path, _ITEM)
+    for key in ("question", "options", "answer"):
+        if key not in entry:
+            raise schema.fail(path, f"an item needs 'question', 'options' and 'answer' (missing '{key}')")
+    options = entry["options"]
+    if not 2 <= len(options) <= len(LETTERS) or not all(isinstance(o, str) for o in options):
+        raise schema.fail(f"{path}.options", f"expected 2 to {len(LETTERS)} option strings")
+    answer = entry["answer"]
+    index = LETTERS.find(answer) if isinstance(answer, str) else answer
+    if not (isinstance(index, int) and 0 <= index < len(options)) or (isinstance(answer, str) and len(answer) != 1):
+        raise schema.fail(f"{path}.answer", f"expected a letter A-{LETTERS[len(options) - 1]} or an option index")
+    name = entry.get("name", default_name)
+    item = Item(name, entry["question"], tuple(options), index)
+    return ConversationSpec(name, item.conversation(), None, item=True)
 
 
 def _only_modes(schema: _Schema, entry: dict[str, Any], path: str, modes: tuple[ModeSpec, ...]) -> tuple[str, ...] | None:
