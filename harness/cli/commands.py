@@ -165,6 +165,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         if args.reference:
             from harness.generation.evaluation import encode_prompt
 
+            if args.backend:
+                raise CommandError("--reference needs a local --model (both models' full distributions)")
             bench.evaluator.forget()
             extra = score_against_reference(
                 args.reference, args.threads, bench.backend, tokens, text=plan.prompt, segments=plan.segments,

@@ -211,6 +211,8 @@ def cmd_score_text(args: argparse.Namespace) -> int:
     from harness.generation.text_score import perplexity, score_text
     from harness.models.registry import open_backend
 
+    if args.backend:
+        raise CommandError("score --text needs a local --model")
     if args.template or args.var or args.literal_content:
         raise CommandError("score --text takes raw text: --template, --var and --literal-content do not apply")
     try:

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="per-token statistics of the rendered conversation itself")
     _add_model_args(p)
+    p.add_argument("--backend", metavar="URL",
+                   help="score on a server that gives prompt logprobs (vLLM: openai+http://HOST:PORT)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--messages", metavar="F")
     source.add_argument("--text", metavar="F", help="score a raw text file (no template; llama.cpp perplexity)")
