@@ -47,3 +47,14 @@ def test_the_report_page_carries_the_study_sections():
             for t in (0.3, 1.0)]
     page = render_report([], rows, ReportOptions("t", "s"))
     assert 'id="sweep"' in page and 'id="calibration"' in page and "<td>1/2</td>" in page
+
+
+def test_entropy_varentropy_quadrants_annotate_tokens():
+    from harness.report.html import _details
+    from harness.stats.quadrants import quadrant
+
+    assert quadrant(0.3, 0.5) == "confident" and quadrant(0.3, 9.0) == "confident, long tail"
+    assert quadrant(3.0, 0.5) == "evenly torn" and quadrant(3.0, 9.0) == "uncertain, lumpy"
+    assert quadrant(None, None) is None
+    token = {"piece": "a", "role": "user", "entropy_bits": 3.0, "varentropy_bits2": 1.0}
+    assert _details(token)[12] == "evenly torn"

@@ -72,6 +72,7 @@ function fill(d){tip.textContent='';
  row(t,'role',d[1]);row(t,'token id',d[2]);row(t,'entropy',num(d[3],3)+' bits');
  row(t,'surprisal',num(d[4],3)+' bits');row(t,'end-of-turn prob',num(d[5],4));
  row(t,'varentropy',num(d[6],3)+' bits\\u00b2');
+ if(d[12])row(t,'H \\u00d7 V',d[12]);
  if(d[7]!==null)row(t,'sampling entropy',num(d[7],3)+' bits');
  if(d[9])row(t,'truncated','tail mass '+num(d[10],4));
  if(d[11])row(t,'bytes',d[11]);

@@ -33,6 +33,7 @@ from harness.report.charts import (
     shade_bin,
 )
 from harness.report.study_charts import calibration_section, sweep_chart
+from harness.stats.quadrants import quadrant
 
 MAX_TURNS = 50
 MAX_PROMPT_TOKENS = 1000
@@ -220,4 +221,5 @@ def _details(t: dict[str, Any]) -> list[Any]:
     """A token's tooltip data, positional to keep the page small (see report_assets.APP)."""
     return [t["piece"], t["role"], t.get("id"), t.get("entropy_bits"), t.get("surprisal_bits"),
             t.get("eot_prob"), t.get("varentropy_bits2"), t.get("sampling_entropy_bits"),
-            t.get("top") or [], 1 if t.get("truncated") else 0, t.get("tail_mass"), t.get("bytes")]
+            t.get("top") or [], 1 if t.get("truncated") else 0, t.get("tail_mass"), t.get("bytes"),
+            quadrant(t.get("entropy_bits"), t.get("varentropy_bits2"))]
