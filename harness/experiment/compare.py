@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from harness.errors import CommandError
-from harness.experiment.summary import METRICS, SCOPES, TokenStat, _role_order
+from harness.experiment.summary import METRICS, SCOPES, TokenStat, role_order
 from harness.prompt.conversation import ASSISTANT, USER
 from harness.stats.bootstrap import difference_ci
 
@@ -65,6 +65,18 @@ def _turn_sums(tokens: Iterable[TokenStat], conditions: set[str], metric: int, f
     return acc
 
 
+def _columns(turns: Iterable[list[Any]], kind: str) -> tuple[list[Any], list[float], list[float]]:
+    """(groups, sums, counts) of the turns that have the metric, for one kind of mean: token
+    (sum / count), turn (each turn's mean counts once) or first (the first-k sums)."""
+    turns = [t for t in turns if t[1]]
+    groups = [t[4] for t in turns]
+    if kind == "token":
+        return groups, [t[0] for t in turns], [t[1] for t in turns]
+    if kind == "turn":
+        return groups, [t[0] / t[1] for t in turns], [1.0] * len(turns)
+    return groups, [t[2] for t in turns], [t[3] for t in turns]
+
+
 def compare_conditions(tokens: Iterable[TokenStat], a: str, b: str, *, metric: str = "entropy_bits",
                        first_k: int = DEFAULT_FIRST_K, swapped: bool = False, seed: int = 0) -> dict[str, Any]:
     """The `--compare` result: one row per (scope, role) both conditions have. `swapped`: B's
@@ -77,24 +89,16 @@ def compare_conditions(tokens: Iterable[TokenStat], a: str, b: str, *, metric: s
         raise CommandError("--compare needs two different conditions")
     acc = _turn_sums(tokens, {a, b}, METRICS.index(metric), first_k, b if swapped else None)
     keys = sorted({(s, r) for (c, s, r) in acc if c == a} & {(s, r) for (c, s, r) in acc if c == b},
-                  key=lambda k: (SCOPES.index(k[0]) if k[0] in SCOPES else 9, _role_order(k[1])))
+                  key=lambda k: (SCOPES.index(k[0]) if k[0] in SCOPES else 9, role_order(k[1])))
     rows = []
     for scope, role in keys:
         ta, tb = acc[(a, scope, role)].values(), acc[(b, scope, role)].values()
-
-        def cols(turns: Iterable[list[Any]], kind: str) -> tuple[list[Any], list[float], list[float]]:
-            turns = [t for t in turns if t[1]]
-            if kind == "token":
-                return [t[4] for t in turns], [t[0] for t in turns], [t[1] for t in turns]
-            if kind == "turn":
-                return [t[4] for t in turns], [t[0] / t[1] for t in turns], [1.0] * len(turns)
-            return [t[4] for t in turns], [t[2] for t in turns], [t[3] for t in turns]
 
         row: dict[str, Any] = {"scope": scope, "role": role,
                                "turns": [sum(1 for t in ta if t[1]), sum(1 for t in tb if t[1])],
                                "tokens": [sum(t[1] for t in ta), sum(t[1] for t in tb)]}
         for kind, name in (("token", "token_weighted"), ("turn", "turn_weighted"), ("first", "first_k")):
-            diff = difference_ci(cols(ta, kind), cols(tb, kind), seed=seed)
+            diff = difference_ci(_columns(ta, kind), _columns(tb, kind), seed=seed)
             row[name] = diff.to_dict() if diff else None
         rows.append(row)
     return {"a": a, "b": b, "metric": metric, "first_k": first_k, "swapped": swapped, "rows": rows}

@@ -89,7 +89,7 @@ def _ci(interval: Interval | None) -> list[float] | None:
     return [_r(interval.low), _r(interval.high)] if interval else None
 
 
-def _role_order(role: str) -> tuple[int, str]:
+def role_order(role: str) -> tuple[int, str]:
     return (ATTRIBUTION_ROLES.index(role), "") if role in ATTRIBUTION_ROLES else (len(ATTRIBUTION_ROLES), role)
 
 
@@ -121,7 +121,7 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
                 slot[1] += 1
     rows = []
     for key in sorted(acc, key=lambda k: (order[k[0]], SCOPES.index(k[1]) if k[1] in SCOPES else 9,
-                                          _role_order(k[2]))):
+                                          role_order(k[2]))):
         clusters = list(acc[key].values())
         groups = [group_of[turn] for turn in acc[key]]
         intervals = {m: nested_mean_ci(groups, [c[i][0] for c in clusters], [c[i][1] for c in clusters],

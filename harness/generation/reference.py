@@ -10,6 +10,7 @@ Intervals resample the turns of the text (maximal runs of one role), never singl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,7 +101,8 @@ def score_reference(model: Backend, records: Sequence[TokenRecord], reference: B
 
 
 def _r(x: float) -> float | None:
-    return None if x != x else float(f"{x:.6g}")  # NaN -> null
+    """Six significant digits; NaN becomes null."""
+    return None if math.isnan(x) else float(f"{x:.6g}")
 
 
 def token_fields(steps: Sequence[RefStep | None]) -> list[dict[str, Any]]:
