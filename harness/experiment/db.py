@@ -32,6 +32,7 @@ from harness.experiment.summary import (
     SummaryRow,
     TokenStat,
     condition_diversity,
+    condition_refusals,
     summarize_tokens,
 )
 
@@ -377,9 +378,11 @@ def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:
     """The summary rows; generated rows carry their condition's diversity across seeds and, for
     past-eos conditions, how many turns continued the conversation or started a new one."""
-    div = condition_diversity(turn_texts(conn, run_id))
+    texts = turn_texts(conn, run_id)
+    div, refusals = condition_diversity(texts), condition_refusals(texts)
     past = {label: class_counts(roles) for label, roles in past_eos_roles(conn, run_id).items()}
-    return [replace(r, diversity=div.get(r.condition), past_eos=past.get(r.condition))
+    return [replace(r, diversity=div.get(r.condition), past_eos=past.get(r.condition),
+                    refusal=refusals.get(r.condition))
             if r.scope == "generated" else r for r in summarize_tokens(token_stats(conn, run_id))]
 
 

@@ -27,6 +27,7 @@ from harness.stats.bootstrap import Interval, cluster_mean_ci, nested_mean_ci
 from harness.stats.calibration import calibration
 from harness.stats.diversity import METRICS as DIVERSITY_METRICS
 from harness.stats.diversity import diversity
+from harness.stats.refusal import refusal_rate
 
 METRICS = ("entropy_bits", "surprisal_bits", "sampling_entropy_bits", "varentropy_bits2")
 SCOPES = ("generated", "prompt")
@@ -57,6 +58,7 @@ class SummaryRow:
     diversity: dict[str, Any] | None = None  # the condition's, on generated rows
     calibration: dict[str, Any] | None = None  # ECE and reliability bins of the row's tokens
     past_eos: dict[str, int] | None = None  # past-eos conditions: turns per class (generated rows)
+    refusal: dict[str, Any] | None = None  # the condition's refusal rate (generated rows)
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -78,7 +80,8 @@ class SummaryRow:
             "mean_varentropy_bits2": _r(var.mean) if var else None, "varentropy_ci95": _ci(var),
         } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {}) \
           | ({"calibration": self.calibration} if self.calibration is not None else {}) \
-          | ({"past_eos": self.past_eos} if self.past_eos is not None else {})
+          | ({"past_eos": self.past_eos} if self.past_eos is not None else {}) \
+          | ({"refusal": self.refusal} if self.refusal is not None and self.scope == "generated" else {})
 
 
 def _r(x: float) -> float:
@@ -150,6 +153,21 @@ def condition_diversity(texts: Iterable[tuple[str, str, str]], *, seed: int = 0)
             entry[metric] = _r(ci.mean) if ci else None
             cis[metric] = _ci(ci)
         out[condition] = entry | {"conversations": len(convs), "ci95": cis}
+    return out
+
+
+def condition_refusals(texts: Iterable[tuple[str, str, str]], *, seed: int = 0) -> dict[str, dict[str, Any]]:
+    """(condition, conversation, text) triples -> per condition the refusal rate
+    (harness.stats.refusal): per conversation over its seeds, then the plain mean over the
+    conversations with a bootstrap interval over them."""
+    by: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for condition, conversation, text in texts:
+        by[condition][conversation].append(text)
+    out = {}
+    for condition, convs in by.items():
+        rates = [r for r in (refusal_rate(t) for t in convs.values()) if r is not None]
+        ci = cluster_mean_ci(rates, [1.0] * len(rates), seed=seed)
+        out[condition] = {"rate": _r(ci.mean) if ci else None, "ci95": _ci(ci), "conversations": len(convs)}
     return out
 
 
