@@ -177,6 +177,11 @@ def _cell(ci: Interval | None, width: int = 19) -> str:
     return f"{ci.mean:6.3f} [{ci.low:5.2f},{ci.high:5.2f}]".rjust(width)
 
 
+def _ece(row: SummaryRow) -> str:
+    ece = (row.calibration or {}).get("ece")
+    return f"{ece:5.3f}" if ece is not None else "-".rjust(5)
+
+
 def _distinct2(row: SummaryRow) -> str:
     d2 = (row.diversity or {}).get("distinct_2") if row.scope == "generated" else None
     return f"{d2:6.3f}" if d2 is not None else "-".rjust(6)
@@ -196,7 +201,7 @@ def format_table(rows: list[SummaryRow]) -> str:
     width = max(len("condition"), *(len(r.condition) for r in rows))
     head = (f"{'condition':{width}}  {'scope':9} {'role':9} {'turns':>5} {'tokens':>6}  "
             f"{'model H bits [95% CI]':>19}  {'surprisal [95% CI]':>19}  {'ppl':>7}  "
-            f"{'sampled H [95% CI]':>19}  {'varent':>6}  {'dist-2':>6}  {'past EOS':>13}")
+            f"{'sampled H [95% CI]':>19}  {'varent':>6}  {'ECE':>5}  {'dist-2':>6}  {'past EOS':>13}")
     lines = [head, "-" * len(head)]
     for r in rows:
         sur = r.intervals["surprisal_bits"]
@@ -206,5 +211,5 @@ def format_table(rows: list[SummaryRow]) -> str:
             f"{_cell(r.intervals['entropy_bits'])}  {_cell(sur)}  "
             f"{(f'{2.0 ** sur.mean:7.2f}' if sur else '-'.rjust(7))}  "
             f"{_cell(r.intervals['sampling_entropy_bits'])}  {(f'{var:6.2f}' if var is not None else '-'.rjust(6))}"
-            f"  {_distinct2(r)}  {_past_eos(r):>13}")
+            f"  {_ece(r)}  {_distinct2(r)}  {_past_eos(r):>13}")
     return "\n".join(lines)
