@@ -58,3 +58,12 @@ def test_entropy_varentropy_quadrants_annotate_tokens():
     assert quadrant(None, None) is None
     token = {"piece": "a", "role": "user", "entropy_bits": 3.0, "varentropy_bits2": 1.0}
     assert _details(token)[12] == "evenly torn"
+
+
+def test_multiple_choice_results_get_their_own_section():
+    choice = {"condition": "m · t · choice · eos=stop · default", "items": 3, "accuracy": 2 / 3,
+              "mean_confidence": 0.7, "mean_letter_mass": 0.9,
+              "calibration": calibration([0.9, 0.6, 0.55], [True, False, True]).to_dict()}
+    page = render_report([], [], ReportOptions("t", "s", choices=(choice,)))
+    assert 'id="choices"' in page and "accuracy 0.667" in page and page.count('class="relbar"') == 2
+    assert 'id="choices"' not in render_report([], [], ReportOptions("t", "s"))

@@ -149,7 +149,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CommandError("--max-turns must be 0 or more")
     source = load_report_input(args.source, args.run)
     page = render_report(source.turns, source.summary,
-                         ReportOptions(source.title, source.detail, max_turns=args.max_turns))
+                         ReportOptions(source.title, source.detail, max_turns=args.max_turns,
+                                       choices=source.choices))
     write_text(args.html, page)
     shown = min(len(source.turns), args.max_turns)
     print(f"harness: report of {len(source.turns)} turns ({shown} in the transcript) -> {args.html} "

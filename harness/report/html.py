@@ -32,7 +32,7 @@ from harness.report.charts import (
     role_colour,
     shade_bin,
 )
-from harness.report.study_charts import calibration_section, sweep_chart
+from harness.report.study_charts import calibration_section, choice_section, sweep_chart
 from harness.stats.quadrants import quadrant
 
 MAX_TURNS = 50
@@ -47,6 +47,7 @@ class ReportOptions:
     source: str  # one line under the title: the input file, run, counts
     max_turns: int = MAX_TURNS
     max_prompt_tokens: int = MAX_PROMPT_TOKENS
+    choices: tuple[dict[str, Any], ...] = ()  # multiple-choice results per condition
 
 
 def script_json(value: Any) -> str:
@@ -94,7 +95,7 @@ def render_report(turns: Sequence[dict[str, Any]], summary: Sequence[dict[str, A
         '<section id="summary"><h2>Per-role summary</h2>', _summary_table(summary), "</section>",
         '<section id="conditions"><h2>Conditions</h2>',
         condition_chart([r for r in summary if r.get("scope", "generated") == "generated"] or summary),
-        "</section>", _study_sections(summary),
+        "</section>", _study_sections(summary, options.choices),
         '<section id="transcript"><h2>Transcript</h2>',
         f'<p class="note">{escape(note)}</p>' if note else "", *sections, "</section>",
         f'<script type="application/json" id="tokdata">{script_json(data)}</script>',
@@ -102,10 +103,15 @@ def render_report(turns: Sequence[dict[str, Any]], summary: Sequence[dict[str, A
     ])
 
 
-def _study_sections(summary: Sequence[dict[str, Any]]) -> str:
-    """Temperature sweeps (when the run has one) and reliability diagrams per condition and role."""
+def _study_sections(summary: Sequence[dict[str, Any]], choices: Sequence[dict[str, Any]] = ()) -> str:
+    """Temperature sweeps (when the run has one), multiple-choice results and reliability
+    diagrams per condition and role."""
     sweep = sweep_chart(summary)
     out = (f'<section id="sweep"><h2>Temperature</h2>{sweep}</section>' if sweep else "")
+    if choices:
+        out += ('<section id="choices"><h2>Multiple choice</h2><p class="note">Per condition: the answer is '
+                "the most probable option letter; confidence its probability renormalised over the letters."
+                f"</p>{choice_section(choices)}</section>")
     if any(r.get("calibration") for r in summary):
         out += ('<section id="calibration"><h2>Calibration</h2><p class="note">Per condition and role: '
                 "tokens binned by the top-1 probability of the distribution that predicted them; bars are "

@@ -57,6 +57,18 @@ def calibration_section(rows: Sequence[dict[str, Any]]) -> str:
                    for c, g in groups.items())
 
 
+def choice_section(choices: Sequence[dict[str, Any]]) -> str:
+    """Per multiple-choice condition: accuracy, letters' share and a reliability diagram."""
+    out = []
+    for c in choices:
+        row = {"scope": "items", "role": "answers", "calibration": c["calibration"]}
+        out.append(f'<div class="relgroup"><h3>{escape(str(c["condition"]))}</h3>'
+                   f'<p class="meta">{c["items"]} items · accuracy {c["accuracy"]:.3f} · mean confidence '
+                   f'{c["mean_confidence"]:.3f} · letters took {c["mean_letter_mass"]:.3f}</p>'
+                   f"{reliability_diagram(row)}</div>")
+    return "".join(out)
+
+
 def sweep_series(rows: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float, dict[str, Any]]]]:
     """Generated summary rows of swept conditions (sampling set named `... T=v`), grouped by the
     rest of the condition, each series sorted by temperature; per condition the row of the role
