@@ -65,5 +65,5 @@ def test_multiple_choice_results_get_their_own_section():
               "mean_confidence": 0.7, "mean_letter_mass": 0.9,
               "calibration": calibration([0.9, 0.6, 0.55], [True, False, True]).to_dict()}
     page = render_report([], [], ReportOptions("t", "s", choices=(choice,)))
-    assert 'id="choices"' in page and "accuracy 0.667" in page and page.count('class="relbar"') == 2
+    assert 'id="choices"' in page and "accuracy 0.667" in page and page.count('class="relbar"') == 3  # bins 5, 6 and 9
     assert 'id="choices"' not in render_report([], [], ReportOptions("t", "s"))
