@@ -74,3 +74,30 @@ def test_score_backend_from_the_cli(smollm2_backend, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["tokens"][1]["truncated"] is True and data["roles"]["assistant"]["tokens"] > 0
     assert data["calibration"]["n"] == len(data["tokens"]) - 1
+
+
+@pytest.mark.model
+def test_fixed_text_cells_run_on_a_vllm_stub(smollm2_backend, tmp_path):
+    from harness.experiment.db import connect, load_turns, open_run
+    from harness.experiment.pool import run_cells_remote
+    from harness.experiment.spec import expand, parse_experiment
+
+    exp = parse_experiment("""\
+models: [{name: stub, templates: [chatml]}]
+modes: [score, {score: swap_roles}]
+conversations:
+  - {name: a, messages: [{role: user, content: "The same words either way."}]}
+""", where="x.yaml", base=tmp_path)
+    cells = expand(exp)
+    conn = connect(tmp_path / "r.sqlite")
+    run_id, _ = open_run(conn, exp, cells)
+    server, url = serve(VllmStub(smollm2_backend))
+    try:
+        outcome = run_cells_remote(exp, conn, run_id, cells, ["openai+" + url])
+    finally:
+        server.shutdown()
+    assert outcome.ran == 2 and outcome.errors == 0
+    turns = load_turns(conn, run_id)
+    conn.close()
+    assert {t["stop_reason"] for t in turns} == {"scored"}
+    assert all(t["prompt_tokens"][1]["truncated"] for t in turns)
