@@ -13,12 +13,15 @@ What the API gives and what it does not:
   -100 on the end-of-generation ids (the OpenAI range is [-100, 100]).
 - the chat template is not exposed: pass ``--template``.
 - the context length is known only when ``/v1/models`` reports ``max_model_len`` (vLLM).
+- scoring a prompt: vLLM's ``prompt_logprobs`` (a non-streamed ``/v1/completions`` with the prompt
+  as token ids) gives, per prompt position after the first, the logprob and rank of the token
+  that came and of the top-k; other servers answer without it (refused with one line).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from harness.backends.base import ModelInfo
@@ -202,6 +205,30 @@ class OpenAICompatEngine:
             entries = sorted(((t, _prob(v)) for t, v in (top or {}).items()), key=lambda e: -e[1])
             yield RemoteStep(self.stream_id(text), text.encode("utf-8"), _prob(lp) if lp is not None else None,
                              tuple(TopEntry(self.stream_id(t), t, p) for t, p in entries))
+
+    def prompt_logprobs(self, ids: Sequence[int], k: int) -> list[list[tuple[int, float, int | None]] | None]:
+        """vLLM's ``prompt_logprobs`` of the prompt `ids`: per position None (the first: nothing
+        predicts it) or [(token id, probability, rank)] holding the token that came and the
+        top-k (rank 1 = most probable; vLLM's documented ``{id: {logprob, rank, decoded_token}}``)."""
+        path = "/v1/completions"
+        answer = self.http.post(path, {"model": self.model, "prompt": list(ids), "max_tokens": 1,
+                                       "temperature": 0.0, "prompt_logprobs": k})
+        rows = _first_choice(answer, self.url).get("prompt_logprobs")
+        if rows is None and isinstance(answer, dict):
+            rows = answer.get("prompt_logprobs")  # some vLLM versions put it beside the choices
+        if not isinstance(rows, list) or len(rows) != len(ids):
+            raise RemoteError("the server gave no prompt_logprobs for the prompt", where=self.url + path,
+                              hint="scoring on a server needs vLLM (prompt_logprobs); or score with a local --model")
+        out: list[list[tuple[int, float, int | None]] | None] = []
+        for row in rows:
+            if not row:
+                out.append(None)
+                continue
+            try:
+                out.append([(int(token), _prob(v["logprob"]), v.get("rank")) for token, v in row.items()])
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise RemoteError("prompt_logprobs in an unknown shape", where=self.url + path) from None
+        return out
 
     def close(self) -> None:
         pass

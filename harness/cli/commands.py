@@ -163,6 +163,7 @@ def _print_stream(event) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from harness.cli.reference import merge_reference, print_reference, score_against_reference
     from harness.generation.records import role_summary_lines, score_json
 
     if args.text:
@@ -174,15 +175,27 @@ def cmd_score(args: argparse.Namespace) -> int:
     try:
         plan, tokens = bench.score(conversation)
         warnings = [i.describe() for i in bench.injections(plan)]
+        extra = {}
+        if args.reference:
+            from harness.generation.evaluation import encode_prompt
+
+            if args.backend:
+                raise CommandError("--reference needs a local --model (both models' full distributions)")
+            bench.evaluator.forget()
+            extra = score_against_reference(
+                args.reference, args.threads, bench.backend, tokens, text=plan.prompt, segments=plan.segments,
+                encode=lambda b: encode_prompt(b, plan.prompt, plan.segments,
+                                               literal_content=bench.literal_content))
         if args.json:
-            json.dump(score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings},
-                      sys.stdout, ensure_ascii=False)
+            data = score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings}
+            json.dump(merge_reference(data, extra), sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")
         else:
             for warning in warnings:
                 print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
             for line in role_summary_lines(tokens):
                 print(line)
+            print_reference(extra)
     finally:
         bench.close()
     return 0

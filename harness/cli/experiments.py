@@ -136,7 +136,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     conn = open_readonly(db)  # someone else's file: read-only, checked, bounded
     try:
         run_id = resolve_run(conn, args.run, str(db))
-        _print_summary(conn, run_id, db, args.json, None)
+        if args.compare:
+            _print_comparison(conn, run_id, db, args)
+        else:
+            _print_summary(conn, run_id, db, args.json, None)
     except sqlite3.Error as exc:
         raise read_error(exc, str(db)) from None
     finally:
@@ -154,7 +157,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CommandError("--max-turns must be 0 or more")
     source = load_report_input(args.source, args.run)
     page = render_report(source.turns, source.summary,
-                         ReportOptions(source.title, source.detail, max_turns=args.max_turns))
+                         ReportOptions(source.title, source.detail, max_turns=args.max_turns,
+                                       choices=source.choices))
     write_text(args.html, page)
     shown = min(len(source.turns), args.max_turns)
     print(f"harness: report of {len(source.turns)} turns ({shown} in the transcript) -> {args.html} "
@@ -162,14 +166,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> None:
+    from harness.experiment.compare import compare_conditions, format_comparison, resolve_condition
+    from harness.experiment.db import token_stats
+
+    if args.first_k < 1:
+        raise CommandError("--first-k must be 1 or more")
+    stats = token_stats(conn, run_id)
+    labels = list(dict.fromkeys(t.condition for t in stats))
+    a, b = (resolve_condition(labels, q) for q in args.compare)
+    data = compare_conditions(stats, a, b, metric=args.metric, first_k=args.first_k, swapped=args.swapped)
+    if args.json:
+        json.dump({"db": str(db), "run": run_id, "compare": data}, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(format_comparison(data))
+
+
 def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
-    from harness.experiment.db import run_info, summary
+    from harness.experiment.db import choice_rows, run_info, summary
     from harness.experiment.summary import format_table
 
     info = run_info(conn, run_id)
     rows = summary(conn, run_id)
+    choices = choice_rows(conn, run_id)
     if as_json:
         out = {"db": str(db), "run": info, "summary": [r.to_dict() for r in rows]}
+        if choices:
+            out["choices"] = choices
         if outcome is not None:
             out["outcome"] = outcome
         json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
@@ -178,18 +202,26 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
     print(visible_line(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}"))
     print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
-          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over turns")
+          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
+          "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
     print(visible(format_table(rows)))  # run, model and condition names come from the file
+    for c in choices:
+        print(visible(f"multiple choice: {c['condition']}: {c['items']} items, accuracy {c['accuracy']:.3f}, "
+                      f"mean confidence {c['mean_confidence']:.3f}, ECE {c['calibration']['ece']:.3f}, "
+                      f"letters took {c['mean_letter_mass']:.3f} of the probability"))
     for err in info["errors"]:
         print(visible_line(f"error: {err['cell']}: {err['error']}"))
 
 
 def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
+    from harness.cli.reference import merge_reference, print_reference
     from harness.generation.records import role_summary_lines, score_json
     from harness.generation.text_score import perplexity, score_text
     from harness.models.registry import open_backend
 
+    if args.backend:
+        raise CommandError("score --text needs a local --model")
     if args.template or args.var or args.literal_content:
         raise CommandError("score --text takes raw text: --template, --var and --literal-content do not apply")
     try:
@@ -204,14 +236,23 @@ def cmd_score_text(args: argparse.Namespace) -> int:
             return backend.piece(token).decode("utf-8", "replace")
 
         ppl = perplexity(tokens)
+        extra = {}
+        if args.reference:
+            from harness.cli.reference import score_against_reference
+            from harness.generation.text_score import TEXT, encode_text
+
+            extra = score_against_reference(args.reference, args.threads, backend, tokens, text=text, segments=[],
+                                            encode=lambda b: encode_text(b, text), default_role=TEXT)
         if args.json:
-            json.dump(score_json(text, tokens, name_of) | ppl, sys.stdout, ensure_ascii=False)
+            json.dump(merge_reference(score_json(text, tokens, name_of) | ppl, extra), sys.stdout,
+                      ensure_ascii=False)
             sys.stdout.write("\n")
             return 0
         for line in role_summary_lines(tokens):
             print(line)
         print(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
               f"(exp of the mean NLL, {ppl['mean_nll_nats']:.4f} nats)")
+        print_reference(extra)
     finally:
         backend.close()
     return 0

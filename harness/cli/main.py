@@ -109,9 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("score", help="per-token statistics of the rendered conversation itself")
     _add_model_args(p)
+    p.add_argument("--backend", metavar="URL",
+                   help="score on a server that gives prompt logprobs (vLLM: openai+http://HOST:PORT)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--messages", metavar="F")
     source.add_argument("--text", metavar="F", help="score a raw text file (no template; llama.cpp perplexity)")
+    p.add_argument("--reference", metavar="R",
+                   help="teacher-force the same text through a second model (name or GGUF path): "
+                        "KL and rank under one vocabulary, bits per byte per role always")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("run", help="run an experiment matrix into a SQLite database (resumable)")
@@ -126,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")
     p.add_argument("db", metavar="DB")
     p.add_argument("--run", type=int, default=None, metavar="ID", help="run id (default: the newest)")
+    p.add_argument("--compare", nargs=2, metavar=("A", "B"),
+                   help="two conditions (a label or a part only one label contains): A - B per role")
+    p.add_argument("--metric", default="entropy_bits",
+                   help="with --compare: entropy_bits (default), surprisal_bits, sampling_entropy_bits, "
+                        "varentropy_bits2")
+    p.add_argument("--swapped", action="store_true",
+                   help="with --compare: B's user/assistant tokens against A's assistant/user tokens "
+                        "(a {score: swap_roles} condition against score)")
+    p.add_argument("--first-k", type=int, default=8, metavar="K",
+                   help="with --compare: position-matched means over the first K tokens of a turn")
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run or a chat log")

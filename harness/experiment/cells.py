@@ -26,9 +26,11 @@ from harness.errors import (
     ModeError,
     TemplateError,
 )
+from harness.experiment.choice import choice_turn
 from harness.experiment.db import cell_status, commit_cell, fail_cell, set_run_status
+from harness.experiment.fixed_text import score_turn
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, condition_label
+from harness.experiment.spec import CHOICE, SCORE, Cell, condition_label
 from harness.generation.records import tokens_json
 from harness.generation.turn import StopReason
 from harness.generation.workbench import BaseWorkbench
@@ -113,6 +115,8 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     """Run one cell: its turn, or its error; None when it was cut short (dropped: a resume runs
     it again)."""
     started = time.perf_counter()
+    if cell.mode.kind in (SCORE, CHOICE):
+        return _read_only_cell(benches, conversations, cell, backend)
     try:
         bench = benches.bench_for(cell.template)
         plan = bench.plan(conversations[cell.conversation], cell.mode.plan_mode, cell.mode.text)
@@ -122,6 +126,23 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     if gen.stop_reason == StopReason.INTERRUPTED:
         return None
     return CellResult(cell, cell_turn(bench, cell, gen), time.perf_counter() - started, backend=backend)
+
+
+def _read_only_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
+                    backend: str | None) -> CellResult:
+    """A cell that samples nothing: a fixed text teacher-forced (harness.experiment.fixed_text)
+    or a multiple-choice item read from the option letters (harness.experiment.choice)."""
+    started = time.perf_counter()
+    try:
+        bench = benches.bench_for(cell.template)
+        conversation = conversations[cell.conversation]
+        if cell.mode.kind == CHOICE:
+            turn = choice_turn(bench, conversation, mode_label=cell.mode.label)
+        else:
+            turn = score_turn(bench, conversation, mode_label=cell.mode.label, option=cell.mode.text)
+    except CELL_ERRORS as exc:
+        return CellResult(cell, None, 0.0, str(exc), backend)
+    return CellResult(cell, turn, time.perf_counter() - started, backend=backend)
 
 
 class CellLedger:

@@ -18,14 +18,23 @@ import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
 from harness.errors import StorageError
-from harness.experiment.spec import Cell, Experiment, condition_label
-from harness.experiment.summary import METRICS, SummaryRow, TokenStat, summarize_tokens
+from harness.experiment.past_eos import class_counts
+from harness.experiment.spec import PAST_EOS, Cell, Experiment, condition_label
+from harness.experiment.summary import (
+    METRICS,
+    SummaryRow,
+    TokenStat,
+    condition_diversity,
+    condition_refusals,
+    summarize_tokens,
+)
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (0, 1, SCHEMA_VERSION)  # 0: a new file; 1: upgraded in place
@@ -92,6 +101,15 @@ CREATE TABLE IF NOT EXISTS tokens (
     top TEXT NOT NULL,
     PRIMARY KEY (turn_id, scope, pos)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS choices (
+    turn_id INTEGER PRIMARY KEY REFERENCES turns(id),
+    answer TEXT NOT NULL,
+    chosen TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    correct INTEGER NOT NULL,
+    letter_mass REAL NOT NULL,
+    probs TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS tokens_role ON tokens(role);
 CREATE INDEX IF NOT EXISTS tokens_scope_role ON tokens(scope, role);
 """
@@ -208,6 +226,11 @@ def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str,
         rows = [_token_row(turn_id, "prompt", i, d) for i, d in enumerate(turn["prompt_tokens"])]
         rows += [_token_row(turn_id, "generated", i, d) for i, d in enumerate(turn["tokens"])]
         conn.executemany(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)
+        if "choice" in turn:
+            c = turn["choice"]
+            conn.execute("INSERT INTO choices (turn_id, answer, chosen, confidence, correct, letter_mass, probs)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)", (turn_id, c["answer"], c["chosen"], c["confidence"],
+                                                          int(c["correct"]), c["letter_mass"], json.dumps(c["probs"])))
         conn.execute("UPDATE runs SET updated_at = ? WHERE id = ?", (_now(), run_id))
     return True
 
@@ -293,23 +316,74 @@ def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
     """Every stored token of a run's finished cells, reduced for the summary."""
-    turns: dict[int, tuple[str, str]] = {}
+    turns: dict[int, tuple[str, str, str]] = {}
     for row in conn.execute(f"SELECT t.id, t.prompt, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
                             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,)):
-        label = condition_label(_condition(row[2:]), with_seed=False)
-        turns[row[0]] = (label, hashlib.sha256(row[1].encode("utf-8")).hexdigest())
+        condition = _condition(row[2:])
+        turns[row[0]] = (condition_label(condition, with_seed=False),
+                         hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"])
     out = []
     for row in conn.execute(
-            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)} FROM tokens k"
-            " JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
+            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+            " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)):
-        label, prompt_key = turns[row[0]]
-        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:])))
+        label, prompt_key, conversation = turns[row[0]]
+        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-2]), conversation,
+                             _top1(row[-2], row[-1])))
     return out
 
 
+def _top1(piece: str, top: str) -> tuple[float, bool] | None:
+    """(top-1 probability, the token was the top-1) from a stored token; the top list names
+    tokens by their text, so a token counts as the top-1 when its text is the top-1's."""
+    first = json.loads(top)[:1] if top != "[]" else []
+    if not first or first[0][1] is None:
+        return None
+    return float(first[0][1]), first[0][0] == piece
+
+
+def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[str, str, str]]:
+    """(condition label without seed, conversation, text) of every finished turn of a run."""
+    return [(condition_label(_condition(row[1:]), with_seed=False), row[7], row[0]) for row in conn.execute(
+        f"SELECT t.text, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,))]
+
+
+def past_eos_roles(conn: sqlite3.Connection, run_id: int) -> dict[str, list[list[tuple[str, str]]]]:
+    """Condition label (seed pooled) -> the generated tokens' (role, piece) of each past-eos turn."""
+    turns: dict[int, tuple[str, list[tuple[str, str]]]] = {}
+    for row in conn.execute(
+            f"SELECT t.id, k.role, k.piece, {_CELL_FIELDS} FROM tokens k JOIN turns t ON t.id = k.turn_id"
+            " JOIN cells c ON c.id = t.cell_id WHERE c.run_id = ? AND c.status = 'done' AND c.mode = ?"
+            " AND k.scope = 'generated' ORDER BY t.id, k.pos", (run_id, PAST_EOS)):
+        label = condition_label(_condition(row[3:]), with_seed=False)
+        turns.setdefault(row[0], (label, []))[1].append((row[1], row[2]))
+    out: dict[str, list[list[tuple[str, str]]]] = {}
+    for label, roles in turns.values():
+        out.setdefault(label, []).append(roles)
+    return out
+
+
+def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+    """Per condition of multiple-choice cells: items, accuracy, ECE and reliability bins."""
+    from harness.experiment.choice import choice_summary
+
+    return choice_summary([(condition_label(_condition(row[3:]), with_seed=False), row[0], bool(row[1]), row[2])
+                           for row in conn.execute(
+        f"SELECT h.confidence, h.correct, h.letter_mass, {_CELL_FIELDS} FROM choices h"
+        " JOIN turns t ON t.id = h.turn_id JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord", (run_id,))])
+
+
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:
-    return summarize_tokens(token_stats(conn, run_id))
+    """The summary rows; generated rows carry their condition's diversity across seeds and, for
+    past-eos conditions, how many turns continued the conversation or started a new one."""
+    texts = turn_texts(conn, run_id)
+    div, refusals = condition_diversity(texts), condition_refusals(texts)
+    past = {label: class_counts(roles) for label, roles in past_eos_roles(conn, run_id).items()}
+    return [replace(r, diversity=div.get(r.condition), past_eos=past.get(r.condition),
+                    refusal=refusals.get(r.condition))
+            if r.scope == "generated" else r for r in summarize_tokens(token_stats(conn, run_id))]
 
 
 def _read(db_path: str | Path, run_id: int | None):

@@ -10,6 +10,10 @@ Mode ``past-eos`` is ``reply`` under EOS policy ``continue``: the model ends its
 writing, and what it writes past its end of turn (the next user turn) is attributed by the turn
 parser. Its EOS policy is fixed, so it makes one cell per sampling set × seed × conversation
 whatever the ``eos`` list says.
+
+Mode ``score`` (and ``{score: swap_roles}``) makes fixed-text cells: the conversation is scored
+teacher-forced, nothing is sampled, so it makes one cell per conversation (the first sampling set
+and seed name it).
 """
 
 from __future__ import annotations
@@ -35,18 +39,25 @@ from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
 from harness.yamlio import error_location, field_lines, load_yaml
 
 PAST_EOS = "past-eos"
-MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE)
+SCORE = "score"  # a fixed-text cell: the conversation teacher-forced (harness.experiment.fixed_text)
+SCORE_OPTIONS = ("swap_roles",)
+CHOICE = "choice"  # a multiple-choice item read from the option letters (harness.experiment.choice)
+MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE, SCORE)
+_READ_ONLY = (SCORE, CHOICE)  # nothing sampled: one cell per conversation
 _TEXT_MODES = (PREFILL, IMPERSONATE)  # modes that may carry a text: {prefill: "Sure,"}
 
 _TOP: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "models": (list,), "templates": (list,),
     "modes": (list,), "eos": (list,), "sampling": (dict,), "seeds": (list,), "max_tokens": (int,),
     "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
+    "sweep": (dict,), "items": (list,),
 }
 _MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,)}
 # a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
 _SAMPLING: dict[str, tuple[type, ...]] = {s.name: s.types for s in SETTINGS if s.name not in ("seed", "eos")}
 _CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,), "modes": (list,)}
+_ITEM: dict[str, tuple[type, ...]] = {"name": (str,), "question": (str,), "options": (list,), "answer": (str, int),
+                                      "file": (str,)}
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,15 @@ class ModeSpec:
 
     @property
     def forced_eos(self) -> str | None:
+        if self.kind in _READ_ONLY:
+            return EOS_STOP  # nothing is generated: one cell, whatever `eos` lists
         return EOS_CONTINUE if self.kind == PAST_EOS else None
+
+    @property
+    def samples(self) -> bool:
+        """False for fixed-text and choice cells: one cell per conversation, not per sampling
+        set and seed."""
+        return self.kind not in _READ_ONLY
 
 
 @dataclass(frozen=True)
@@ -80,6 +99,7 @@ class ConversationSpec:
     name: str
     conversation: Conversation
     modes: tuple[str, ...] | None = None  # mode labels it is run in (None: every mode)
+    item: bool = False  # a multiple-choice item: run in mode choice only
 
 
 @dataclass(frozen=True)
@@ -153,10 +173,13 @@ def expand(exp: Experiment) -> list[Cell]:
                 for mode in exp.modes:
                     if conv.modes is not None and mode.label not in conv.modes:
                         continue
+                    if (mode.kind == CHOICE) != conv.item:
+                        continue
                     policies = (mode.forced_eos,) if mode.forced_eos else exp.eos
+                    sets = exp.sampling if mode.samples else exp.sampling[:1]
                     for eos in policies:
-                        for name, params in exp.sampling:
-                            for seed in exp.seeds:
+                        for name, params in sets:
+                            for seed in (exp.seeds if mode.samples else exp.seeds[:1]):
                                 out.append(Cell(model.label, model.source, template, mode, eos, name,
                                                 params.updated(seed=seed, eos=eos), seed, conv.name))
     return out
@@ -227,8 +250,10 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         raise ExperimentError("an experiment must be a mapping of fields", where=f"{where}:1")
     schema.fields(data, "", _TOP)
     modes = _modes(schema, data.get("modes", [REPLY]))
+    if data.get("items"):
+        modes += (ModeSpec(CHOICE),)
     for required in ("models", "conversations"):
-        if required not in data:
+        if required not in data and not (required == "conversations" and "items" in data):
             raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
     max_tokens = data.get("max_tokens", 96)
     n_ctx = data.get("n_ctx", 2048)
@@ -245,8 +270,11 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         name=data.get("name", default_name), path=where, description=data.get("description", ""),
         models=_models(schema, data["models"], tuple(templates), n_ctx),
         modes=modes, eos=tuple(eos),
-        sampling=_sampling(schema, data.get("sampling", {"default": {}}), max_tokens),
-        seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base, modes),
+        sampling=_sweep(schema, data.get("sweep", {}),
+                        _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)),
+        seeds=tuple(seeds),
+        conversations=(_conversations(schema, data["conversations"], base, modes) if "conversations" in data else ())
+        + _items(schema, data.get("items", []), base),
         threads=data.get("threads"), literal_content=data.get("literal_content", False))
 
 
@@ -280,6 +308,9 @@ def _modes(schema: _Schema, items: list[Any]) -> tuple[ModeSpec, ...]:
         path = f"modes[{i}]"
         if isinstance(item, dict) and len(item) == 1:
             kind, text = next(iter(item.items()))
+            if kind == SCORE and text in SCORE_OPTIONS:
+                out.append(ModeSpec(kind, text))
+                continue
             if kind not in _TEXT_MODES or not isinstance(text, str):
                 raise schema.fail(path, f"a mode with text is {{prefill: TEXT}} or {{impersonate: TEXT}}, got {item!r}")
             out.append(ModeSpec(kind, text))
@@ -304,6 +335,34 @@ def _sampling(schema: _Schema, sets: dict[str, Any], max_tokens: int) -> tuple[t
         except HarnessError as exc:
             raise schema.fail(f"{path}.{exc.field}", exc.message) from None
         out.append((str(name), params))
+    return tuple(out)
+
+
+def _sweep(schema: _Schema, sweep: dict[str, Any],
+           sets: tuple[tuple[str, SamplingParams], ...]) -> tuple[tuple[str, SamplingParams], ...]:
+    """`sweep: {temperature: [0.3, 1.0]}` crosses every sampling set with every value: set `t`
+    becomes `t T=0.3`, `t T=1.0` (the one default set becomes `T=0.3`, ...). Several settings
+    cross with each other, in the order given."""
+    out = list(sets)
+    for key, values in sweep.items():
+        path = f"sweep.{key}"
+        if key not in _SAMPLING:
+            raise schema.fail(path, f"not a sampling setting (known: {', '.join(_SAMPLING)})")
+        if not isinstance(values, list) or not values:
+            raise schema.fail(path, "expected a non-empty list of values")
+        short = {"temperature": "T"}.get(key, key)
+        crossed = []
+        for name, params in out:
+            for i, value in enumerate(values):
+                try:
+                    swept = params.with_values({key: value})
+                except HarnessError as exc:
+                    raise schema.fail(f"{path}[{i}]", exc.message) from None
+                label = f"{short}={value}" if (name == "default" and len(sets) == 1) else f"{name} {short}={value}"
+                crossed.append((label, swept))
+        out = crossed
+    if len({name for name, _ in out}) != len(out):
+        raise schema.fail("sweep", "lists the same value twice")
     return tuple(out)
 
 
@@ -337,6 +396,47 @@ def _conversations(schema: _Schema, items: list[Any], base: Path,
     if len({c.name for c in out}) != len(out):
         raise schema.fail("conversations", "two conversations share a name (set 'name')")
     return tuple(out)
+
+
+def _items(schema: _Schema, items: list[Any], base: Path) -> tuple[ConversationSpec, ...]:
+    """`items:` entries ({question, options, answer} or {file: a YAML list of them}) as
+    conversations run in mode choice only."""
+    out = []
+    for i, entry in enumerate(items):
+        path = f"items[{i}]"
+        entry = schema.fields(entry, path, _ITEM)
+        if "file" in entry:
+            file = base / entry["file"]
+            try:
+                listed = yaml.safe_load(file.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
+            inner = _Schema(str(file), {})
+            out += [_item(inner, item, f"{file.stem}[{k}]", f"{file.stem}-{k + 1}") for k, item in enumerate(listed or [])]
+        else:
+            out.append(_item(schema, entry, path, f"item-{i + 1}"))
+    if len({c.name for c in out}) != len(out):
+        raise schema.fail("items", "two items share a name (set 'name')")
+    return tuple(out)
+
+
+def _item(schema: _Schema, entry: Any, path: str, default_name: str) -> ConversationSpec:
+    from harness.experiment.choice import LETTERS, Item
+
+    entry = schema.fields(entry, path, _ITEM)
+    for key in ("question", "options", "answer"):
+        if key not in entry:
+            raise schema.fail(path, f"an item needs 'question', 'options' and 'answer' (missing '{key}')")
+    options = entry["options"]
+    if not 2 <= len(options) <= len(LETTERS) or not all(isinstance(o, str) for o in options):
+        raise schema.fail(f"{path}.options", f"expected 2 to {len(LETTERS)} option strings")
+    answer = entry["answer"]
+    index = LETTERS.find(answer) if isinstance(answer, str) else answer
+    if not (isinstance(index, int) and 0 <= index < len(options)) or (isinstance(answer, str) and len(answer) != 1):
+        raise schema.fail(f"{path}.answer", f"expected a letter A-{LETTERS[len(options) - 1]} or an option index")
+    name = entry.get("name", default_name)
+    item = Item(name, entry["question"], tuple(options), index)
+    return ConversationSpec(name, item.conversation(), None, item=True)
 
 
 def _only_modes(schema: _Schema, entry: dict[str, Any], path: str, modes: tuple[ModeSpec, ...]) -> tuple[str, ...] | None:

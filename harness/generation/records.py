@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.prompt.conversation import ATTRIBUTION_ROLES
+from harness.stats.calibration import Calibration, calibration
 from harness.stats.entropy import StepStats, summarize
 
 
@@ -121,9 +122,22 @@ def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str,
     }
 
 
+def token_calibration(tokens: Sequence[TokenRecord]) -> Calibration:
+    """Calibration of the distributions that predicted `tokens`: confidence = top-1
+    probability, correct = the token that came was the top-1 (tokens without statistics skipped)."""
+    scored = [t for t in tokens if t.stats is not None and t.stats.top_ids]
+    return calibration([t.stats.top_probs[0] for t in scored if t.stats],
+                       [t.id == t.stats.top_ids[0] for t in scored if t.stats])
+
+
 def score_json(prompt: str, tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> dict[str, Any]:
-    """The `score --json` contract: the first token has no statistics and is left out of means."""
-    return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": role_summaries(tokens)}
+    """The `score --json` contract: the first token has no statistics and is left out of means.
+    `calibration` covers every scored token; each role in `roles` carries its own `ece`."""
+    roles = role_summaries(tokens)
+    for role, summary in roles.items():
+        summary["ece"] = token_calibration([t for t in tokens if t.role == role]).to_dict()["ece"]
+    return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": roles,
+            "calibration": token_calibration(tokens).to_dict()}
 
 
 def role_summary_lines(tokens: Sequence[TokenRecord]) -> list[str]:

@@ -3,7 +3,9 @@
 The template renders here, exactly as for a local model; the server only completes raw text.
 End-of-generation ids are the server's EOS (when it names one) plus the template's assistant
 close marker when that is exactly one token, learned afresh at each template (an OpenAI-compatible server names no EOS at all,
-so ``<|im_end|>`` is found this way). ``score`` needs logits of the prompt and is refused.
+so ``<|im_end|>`` is found this way). ``score`` needs the prompt's probabilities: a server that
+gives them (vLLM's ``prompt_logprobs``) scores with truncated top-k statistics, as generation does
+(surprisal exact); others are refused.
 """
 
 from __future__ import annotations
@@ -22,8 +24,20 @@ from harness.generation.turn import OnToken
 from harness.generation.workbench import BaseWorkbench
 from harness.prompt.conversation import ASSISTANT, Conversation
 from harness.prompt.markers import TurnMarkers
-from harness.prompt.modes import PromptPlan
+from harness.prompt.modes import AS_IS, PromptPlan
 from harness.prompt.templates import ChatTemplate
+from harness.stats.entropy import StepStats
+from harness.stats.topk import truncated_stats
+
+
+def prompt_step(row: Sequence[tuple[int, float, int | None]], token: int, k: int,
+                eog_ids: frozenset[int]) -> StepStats:
+    """A prompt position's statistics from [(id, probability, rank)]: the top-k by rank (the
+    token that came is listed even when it is not among them) and that token's probability."""
+    chosen = next((p for i, p, _ in row if i == token), None)
+    ranked = sorted(row, key=lambda e: (e[2] if e[2] is not None else 1 << 30, -e[1]))
+    top = [(i, p) for i, p, rank in ranked if rank is None or rank <= k][:k]
+    return truncated_stats(top, chosen, eog_ids)
 
 
 def end_of_generation_ids(server_eog: frozenset[int], engine: RemoteEngine,
@@ -69,8 +83,16 @@ class RemoteWorkbench(BaseWorkbench):
                                should_stop=should_stop)
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
-        raise CommandError("score needs the prompt's logits, which a server does not give",
-                           hint="score with a local --model")
+        """Teacher-forced statistics from the server's prompt logprobs (top-k, truncated)."""
+        scorer = getattr(self.engine, "prompt_logprobs", None)
+        if scorer is None:
+            raise CommandError("score needs the prompt's logits, which this server does not give",
+                               hint="score with a local --model, or on vLLM (prompt_logprobs)")
+        plan = self.plan(conversation, AS_IS)
+        records = self.prompt_records(plan)
+        rows = scorer([r.id for r in records], self.n_probs)
+        return plan, [replace(r, stats=None if row is None else prompt_step(row, r.id, self.n_probs, self.eog_ids))
+                      for r, row in zip(records, rows, strict=True)]
 
     def injections(self, plan: PromptPlan) -> list[Injection | FieldInjection]:
         return []  # a server does not say which tokens are control tokens

@@ -24,6 +24,7 @@ table.sum{border-collapse:collapse;font-size:12px}
 table.sum th,table.sum td{padding:2px 8px;border-bottom:1px solid #eee;text-align:right;white-space:nowrap}
 table.sum th{background:#f4f4f4;position:sticky;top:0}
 table.sum td.l,table.sum th.l{text-align:left}
+.relgroup{display:inline-block;vertical-align:top;margin:0 14px 10px 0}
 .turn{border-left:4px solid #ccc;padding:4px 0 8px 12px;margin:16px 0}
 .toks{font:13px/1.9 ui-monospace,"DejaVu Sans Mono",monospace;white-space:pre-wrap;word-break:break-all}
 details.prompt .toks,details.prompt pre{opacity:.72}
@@ -71,6 +72,7 @@ function fill(d){tip.textContent='';
  row(t,'role',d[1]);row(t,'token id',d[2]);row(t,'entropy',num(d[3],3)+' bits');
  row(t,'surprisal',num(d[4],3)+' bits');row(t,'end-of-turn prob',num(d[5],4));
  row(t,'varentropy',num(d[6],3)+' bits\\u00b2');
+ if(d[12])row(t,'H \\u00d7 V',d[12]);
  if(d[7]!==null)row(t,'sampling entropy',num(d[7],3)+' bits');
  if(d[9])row(t,'truncated','tail mass '+num(d[10],4));
  if(d[11])row(t,'bytes',d[11]);

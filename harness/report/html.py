@@ -34,6 +34,8 @@ from harness.report.charts import (
     role_colour,
     shade_bin,
 )
+from harness.report.study_charts import calibration_section, choice_section, sweep_chart
+from harness.stats.quadrants import quadrant
 
 MAX_TURNS = 50
 MAX_PROMPT_TOKENS = 1000
@@ -57,6 +59,7 @@ class ReportOptions:
     source: str  # one line under the title: the input file, run, counts
     max_turns: int = MAX_TURNS
     max_prompt_tokens: int = MAX_PROMPT_TOKENS
+    choices: tuple[dict[str, Any], ...] = ()  # multiple-choice results per condition
 
 
 def script_json(value: Any) -> str:
@@ -104,12 +107,29 @@ def render_report(turns: Sequence[dict[str, Any]], summary: Sequence[dict[str, A
         '<section id="summary"><h2>Per-role summary</h2>', _summary_table(summary), "</section>",
         '<section id="conditions"><h2>Conditions</h2>',
         condition_chart([r for r in summary if r.get("scope", "generated") == "generated"] or summary),
-        "</section>",
+        "</section>", _study_sections(summary, options.choices),
         '<section id="transcript"><h2>Transcript</h2>',
         f'<p class="note">{escape(note)}</p>' if note else "", *sections, "</section>",
         f'<script type="application/json" id="tokdata">{script_json(data)}</script>',
         f"<script>{APP}</script></body></html>\n",
     ])
+
+
+def _study_sections(summary: Sequence[dict[str, Any]], choices: Sequence[dict[str, Any]] = ()) -> str:
+    """Temperature sweeps (when the run has one), multiple-choice results and reliability
+    diagrams per condition and role."""
+    sweep = sweep_chart(summary)
+    out = (f'<section id="sweep"><h2>Temperature</h2>{sweep}</section>' if sweep else "")
+    if choices:
+        out += ('<section id="choices"><h2>Multiple choice</h2><p class="note">Per condition: the answer is '
+                "the most probable option letter; confidence its probability renormalised over the letters."
+                f"</p>{choice_section(choices)}</section>")
+    if any(r.get("calibration") for r in summary):
+        out += ('<section id="calibration"><h2>Calibration</h2><p class="note">Per condition and role: '
+                "tokens binned by the top-1 probability of the distribution that predicted them; bars are "
+                "the fraction that was the top-1, ticks the mean confidence, the dashed diagonal perfect "
+                f"calibration.</p>{calibration_section(summary)}</section>")
+    return out
 
 
 def _all_tokens(turn: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,7 +165,7 @@ def _legend(roles: Sequence[str]) -> str:
 
 _COLUMNS = (("condition", "l"), ("scope", "l"), ("role", "l"), ("turns", ""), ("tokens", ""),
             ("model H bits", ""), ("95% CI", ""), ("surprisal", ""), ("ppl", ""), ("sampled H", ""),
-            ("varentropy", ""))
+            ("varentropy", ""), ("ECE", ""), ("distinct-2", ""), ("past EOS cont/new", ""))
 
 
 def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -170,8 +190,15 @@ def _summary_row(r: dict[str, Any]) -> str:
         f"<td>{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '–'}</td>",
         f'<td>{_num(r.get("mean_surprisal_bits"))}</td><td>{_num(r.get("perplexity"), 2)}</td>',
         f'<td>{_num(r.get("mean_sampling_entropy_bits"))}</td><td>{_num(r.get("mean_varentropy_bits2"))}</td>',
+        f'<td>{_num((r.get("calibration") or {}).get("ece"))}</td>',
+        f'<td>{_num((r.get("diversity") or {}).get("distinct_2"))}</td>',
+        f'<td>{_past_eos(r.get("past_eos"))}</td>',
     ]
     return f"<tr>{''.join(cells)}</tr>"
+
+
+def _past_eos(counts: dict[str, int] | None) -> str:
+    return "–" if not counts else f"{counts['continues']}/{counts['new_conversation']}"
 
 
 def _turn(i: int, turn: dict[str, Any], y_max: float, max_prompt: int) -> tuple[str, dict[str, Any]]:
@@ -212,4 +239,5 @@ def _details(t: dict[str, Any]) -> list[Any]:
     """A token's tooltip data, positional to keep the page small (see report_assets.APP)."""
     return [t["piece"], t["role"], t.get("id"), t.get("entropy_bits"), t.get("surprisal_bits"),
             t.get("eot_prob"), t.get("varentropy_bits2"), t.get("sampling_entropy_bits"),
-            t.get("top") or [], 1 if t.get("truncated") else 0, t.get("tail_mass"), t.get("bytes")]
+            t.get("top") or [], 1 if t.get("truncated") else 0, t.get("tail_mass"), t.get("bytes"),
+            quadrant(t.get("entropy_bits"), t.get("varentropy_bits2"))]

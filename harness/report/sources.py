@@ -31,6 +31,7 @@ class ReportInput:
     summary: list[dict[str, Any]]
     title: str
     detail: str  # the source in one line
+    choices: tuple[dict[str, Any], ...] = ()  # multiple-choice results per condition (a run with items)
 
 
 def is_database(path: Path) -> bool:
@@ -58,7 +59,7 @@ def load_report_input(path: str | Path, run_id: int | None = None) -> ReportInpu
 def _from_database(source: Path, run_id: int | None) -> ReportInput:
     import sqlite3
 
-    from harness.experiment.db import load_turns, resolve_run, run_info, summary
+    from harness.experiment.db import choice_rows, load_turns, resolve_run, run_info, summary
     from harness.experiment.db_guard import open_readonly, read_error
 
     conn = open_readonly(source)  # someone else's file: read-only, checked, bounded
@@ -66,6 +67,7 @@ def _from_database(source: Path, run_id: int | None) -> ReportInput:
         run = resolve_run(conn, run_id, str(source))
         info = run_info(conn, run)
         turns, rows = load_turns(conn, run), [row.to_dict() for row in summary(conn, run)]
+        choices = tuple(choice_rows(conn, run))
     except sqlite3.Error as exc:
         raise read_error(exc, str(source)) from None
     finally:
@@ -73,7 +75,7 @@ def _from_database(source: Path, run_id: int | None) -> ReportInput:
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
     return ReportInput("db", turns, rows,
                        title=f"{info['name']} · run {run}",
-                       detail=f"{source} · run {run} ({info['status']}; {cells})")
+                       detail=f"{source} · run {run} ({info['status']}; {cells})", choices=choices)
 
 
 def _from_log(source: Path) -> ReportInput:

@@ -1,0 +1,47 @@
+"""Past-EOS turns classified: continuing the conversation or starting a new one."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.experiment.db import report_summary
+from harness.experiment.past_eos import CLASSES, class_counts, classify
+from tests.test_experiment import _fake_run
+
+A, U, S, T = "assistant", "user", "system", "template"
+
+
+END, START, NL = (T, "<|im_end|>"), (T, "<|im_start|>"), (T, "\n")
+
+
+def _open(role):
+    return [START, (T, role), NL]
+
+
+@pytest.mark.parametrize(("tokens", "expected"), [
+    ([(A, "Hi"), (A, "!"), END, NL, *_open("user"), (U, "Thanks")], "continues"),
+    ([(A, "Hi"), END, NL, *_open("system"), (S, "You are"), END, NL, *_open("user"), (U, "Write")],
+     "new_conversation"),
+    ([(A, "Hi"), END, NL, *_open("system"), END, NL, *_open("user"), (U, "Write")],
+     "new_conversation"),  # an empty system turn: only scaffolding says so
+    ([(A, "Hi"), END, NL, *_open("assistant"), (A, "Again")], "same_role_again"),
+    ([(A, "Hi"), (A, " there")], "nothing"),  # the budget ran out inside its own turn
+    ([(A, "Hi"), END], "nothing"),  # it closed its turn and stopped
+    ([], "nothing"),
+])
+def test_classify_past_eos_turns(tokens, expected):
+    assert classify(tokens) == expected
+
+
+def test_class_counts_name_every_class():
+    assert class_counts([[(A, "a"), END, (U, "b")], [(A, "a"), (S, "s"), (U, "u")], [(A, "a")]]) == {
+        "continues": 1, "new_conversation": 1, "same_role_again": 0, "nothing": 1}
+    assert set(class_counts([])) == set(CLASSES)
+
+
+def test_summary_generated_rows_of_past_eos_conditions_carry_the_counts(tmp_path):
+    _, run_id, _, _, _ = _fake_run(tmp_path)
+    rows = report_summary(tmp_path / "fake.sqlite", run_id)
+    past = [r for r in rows if "past-eos" in r["condition"] and r["scope"] == "generated"]
+    assert past and all(sum(r["past_eos"].values()) == 4 for r in past)  # 2 conversations x 2 seeds
+    assert all("past_eos" not in r for r in rows if "past-eos" not in r["condition"])
