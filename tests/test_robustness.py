@@ -84,7 +84,8 @@ def test_session_truncates_visibly_and_keeps_the_full_conversation():
     seen = []
     handle(strict, "Last question", seen.append)
     assert seen[-1].level == "error" and "context" in seen[-1].text
-    assert strict.conversation.messages[-1].content == "Last question"  # the typed message is kept
+    # a failed turn leaves the conversation as it was (issue 14, bug 13); history recalls the line
+    assert strict.conversation.messages[-1].content == "Answer 11" and "as it was" in seen[-1].text
 
 
 @pytest.mark.model
