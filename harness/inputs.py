@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CommandError, MessagesError
+from harness.untrusted import check_text
 
 
 def parse_vars(items: Sequence[str]) -> dict[str, Any]:
@@ -23,6 +24,9 @@ def parse_vars(items: Sequence[str]) -> dict[str, Any]:
             out[key] = json.loads(raw)
         except ValueError:
             out[key] = raw  # a bare word is taken as a string
+        except RecursionError:
+            raise CommandError(f"--var {key}: nested too deeply", hint="flatten the value") from None
+        check_text([key, out[key]], error=CommandError, where=None, what=f"--var {key}")
     return out
 
 

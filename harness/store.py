@@ -5,8 +5,10 @@ A crash loses at most the turn in flight; a line cut short by a crash is skipped
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -47,11 +49,11 @@ class TurnLog:
 def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
     """Every complete turn of a log; a torn last line (crash mid-write) is skipped."""
     try:
-        with Path(path).open(encoding="utf-8") as handle:
+        with Path(path).open(encoding="utf-8", errors="replace") as handle:
             for line in handle:
                 try:
                     turn = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(turn, dict):
                     yield turn
@@ -65,15 +67,28 @@ def save_json(path: str | Path, data: Mapping[str, Any], *, indent: int | None =
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write a file atomically (temp file + rename)."""
+    """Write a file atomically: a temp file created exclusively beside it (never an existing file
+    or a symlink someone planted), fsynced, renamed over the target (a symlink target is
+    replaced, not followed). On any failure (a full disk) the temp file is removed."""
     target = Path(path).expanduser()
-    tmp = target.with_name(target.name + ".tmp")
+    tmp: str | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except OSError as exc:
-        raise StorageError(f"cannot save: {exc.strerror or exc}", where=str(target)) from None
+        tmp = None
+    except (OSError, UnicodeEncodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise StorageError(f"cannot save: {reason}", where=str(target),
+                           hint="free some disk space or choose another place") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def latest_log() -> Path | None:
@@ -92,4 +107,8 @@ def resume_messages(path: str | None):
     turns = list(read_log(target))
     if not turns:
         raise StorageError("the log holds no complete turn", where=str(target))
-    return target, Conversation.from_dicts(turns[-1].get("messages") or [], where=str(target))
+    messages = turns[-1].get("messages") or []
+    if not isinstance(messages, list):
+        raise StorageError("the last turn's 'messages' is not a list", where=str(target),
+                           hint="is this a harness chat log?")
+    return target, Conversation.from_dicts(messages, where=str(target))

@@ -34,3 +34,57 @@ def field_lines(node, prefix: str = "") -> dict[str, int]:
             out[path] = item.start_mark.line + 1
             out.update(field_lines(item, path))
     return out
+
+
+MAX_EXPANDED = 4_000_000  # nodes plus scalar characters of a document once aliases are expanded
+
+
+def load_yaml(text: str):
+    """(data, composed node) of a YAML document, as ``yaml.safe_load`` reads it, refusing what
+    only an attack needs: an alias that refers to itself (a cyclic anchor), an alias bomb
+    whose expansion exceeds MAX_EXPANDED, nesting deeper than Python's stack. Each is a
+    ``yaml.YAMLError`` with the line of the culprit, like a syntax error."""
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is None:
+            return None, None
+        _check_expansion(node)
+        loader = yaml.SafeLoader("")
+        try:
+            return loader.construct_document(node), node
+        finally:
+            loader.dispose()
+    except RecursionError:
+        raise yaml.MarkedYAMLError(problem="nested too deeply to be read") from None
+
+
+def _check_expansion(root) -> None:
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise yaml.MarkedYAMLError(problem="an alias refers to the node that contains it (a cycle)",
+                                       problem_mark=node.start_mark)
+        open_nodes.add(key)
+        if isinstance(node, yaml.ScalarNode):
+            total = 1 + len(node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(item) for item in node.value)
+        else:
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        open_nodes.discard(key)
+        if total > MAX_EXPANDED:
+            raise yaml.MarkedYAMLError(problem=f"expands to more than {MAX_EXPANDED:,} values and "
+                                       "characters through aliases (*name)", problem_mark=node.start_mark)
+        sizes[key] = total
+        return total
+
+    size(root)

@@ -54,3 +54,10 @@ def write_messages(path: Path, messages: list[dict]) -> Path:
 
     path.write_text(json.dumps(messages), encoding="utf-8")
     return path
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """A test that needs Gemma needs a model: `-m "not model"` leaves both out."""
+    for item in items:
+        if item.get_closest_marker("gemma") is not None and item.get_closest_marker("model") is None:
+            item.add_marker(pytest.mark.model)

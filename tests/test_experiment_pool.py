@@ -156,11 +156,11 @@ def _failing_after(n: int):
         engine = open_engine(url)
         complete, calls = engine.complete, []
 
-        def failing(request):
+        def failing(request, **options):
             calls.append(1)
             if len(calls) > n:
                 raise RemoteError("cannot reach the server: connection reset", where=url + "/completion")
-            return complete(request)
+            return complete(request, **options)
 
         engine.complete = failing
         return engine
@@ -248,10 +248,10 @@ def test_a_stop_does_not_wait_forever_for_a_server_that_hangs(exp_file, monkeypa
         release.wait(30)  # a connect that never completes
         raise RemoteError("cannot reach the server: timed out", where=url)
 
-    started = time.monotonic()
     outcome = _run(exp_file, ["http://10.255.255.1:9"], open_engine=hanging, should_stop=lambda: True)
+    still_hanging = not release.is_set()  # the run returned while the server still hung
     release.set()
-    assert outcome.interrupted and outcome.ran == 0 and time.monotonic() - started < 5
+    assert still_hanging and outcome.interrupted and outcome.ran == 0
     assert set(_cells_by_status(exp_file.with_suffix(".sqlite"))) == {"pending"}
 
 

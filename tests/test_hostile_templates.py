@@ -170,16 +170,14 @@ def test_worker_audit_hook_refuses_side_effects(event, args, refused):
 
 
 @pytest.mark.parametrize("attack", ATTACKS, ids=[a["id"] for a in ATTACKS])
-def test_resource_attack_is_stopped_within_2_s(attack):
+def test_resource_attack_is_stopped(attack):
+    """The worker's limits stop it (how fast is bench/stress_templates.py's business)."""
     source = attack_source(attack)
-    started = time.monotonic()
     with pytest.raises(TemplateError) as err:
         render(attack["id"], source)
-    elapsed = time.monotonic() - started
     expected = attack["error"] if isinstance(attack["error"], list) else [attack["error"]]
     assert any(text in err.value.message for text in expected), err.value.message
     assert err.value.where and err.value.where.startswith(attack["id"])
-    assert elapsed < 2.5
     assert_chatml_still_renders()
 
 

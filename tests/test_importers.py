@@ -25,8 +25,9 @@ import jinja2.ext
 import pytest
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from harness.cli.commands import cmd_import
 from harness.errors import CommandError, TemplateError
-from harness.lab.importers import cmd_import, import_file, write_imported
+from harness.lab.importers import import_file, write_imported
 from harness.paths import user_templates_dir
 from harness.prompt.markers import derive_markers
 from harness.prompt.templates import load_template

@@ -98,3 +98,22 @@ def test_fit_ranks_chatml_family_first_for_smollm2(smollm2):
     assert {rows[0].template, rows[1].template} == {"chatml", "smollm2:gguf"}
     assert rows[0].score < rows[2].score - 1.0  # a clear margin over the next family
     assert smollm2.template.origin == "gguf"  # fit restores the workbench's template
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", ["fit-conversation.yaml", "fit/recipe.yaml", "fit/travel.yaml"])
+def test_fit_ranks_the_models_own_format_first_on_ordinary_conversations(smollm2, name):
+    """Total bits of the whole rendered conversation: ChatML (SmolLM2's format) first on each,
+    by at least 10 bits. Its embedded template writes a default system prompt when there is
+    none, which costs its bits (recipe.yaml has no system message)."""
+    from harness.inputs import read_messages
+    from harness.lab.fit import rank_templates
+    from tests.conftest import REPO
+
+    conversation = read_messages(str(REPO / "tests" / "data" / name))
+    candidates = [load_template(n) for n in list_library()] + [smollm2.template]
+    rows = rank_templates(smollm2, conversation, candidates)
+    assert rows[0].template in ("chatml", "smollm2:gguf")
+    others = [r for r in rows if r.template not in ("chatml", "smollm2:gguf")]
+    assert rows[0].score < others[0].score - 10.0
+    assert rows[0].content_bits_per_byte is not None and rows[0].end_of_turn_bits is not None

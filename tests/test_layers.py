@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 
 # Lowest first. A module may import its own layer and any layer before it, never a later one.
 LAYERS: list[tuple[str, ...]] = [
-    ("harness.errors", "harness.paths", "harness.yamlio", "harness.interrupt"),
+    ("harness.errors", "harness.paths", "harness.yamlio", "harness.interrupt", "harness.untrusted"),
     ("harness.stats",),
     ("harness.prompt",),
     ("harness.inputs",),

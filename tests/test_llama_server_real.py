@@ -99,3 +99,15 @@ def test_real_llama_server_runs_past_end_of_turn(llama_server, smollm2):
     assert [t.id for t in served.tokens] == [t.id for t in local.tokens]
     assert any(t.id in remote.engine.info.eog_ids for t in served.tokens[:-1])  # went on after it
     assert {t.role for t in served.tokens} == {t.role for t in local.tokens}
+
+
+def test_diff_against_the_real_llama_server_apply_template(llama_server, tmp_path):
+    """harness's rendering of SmolLM2's embedded template against llama-server's (minja)."""
+    from harness.lab.against import server_render
+    from harness.prompt.templates import load_template
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Grüße, 世界!"}]
+    served = server_render(llama_server, messages)
+    remote = open_server_workbench(llama_server, None)
+    assert served == load_template("gguf", embedded=remote.engine.info.chat_template).render(
+        messages, add_generation_prompt=True, variables=remote.variables)

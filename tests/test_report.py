@@ -215,7 +215,7 @@ def test_report_of_a_database(db, tmp_path, capsys):
     (["DB", "--run", "999"], "no run 999 (runs: 1)"),
     (["garbage.bin"], "the log holds no complete turn"),
     (["notes.jsonl", "--run", "1"], "--run applies to an experiment database, not to a log"),
-    (["broken.db"], "cannot open the experiment database"),
+    (["broken.db"], "cannot read the database"),
     (["DB", "--max-turns", "-1"], "--max-turns must be 0 or more"),
 ])
 def test_report_errors_are_one_line(db, tmp_path, capsys, args, message):

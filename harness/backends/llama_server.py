@@ -14,7 +14,7 @@ loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.backends.base import ModelInfo
@@ -43,8 +43,12 @@ class LlamaServerEngine:
             raise RemoteError("/props is not an object", where=self.url + "/props",
                               hint="is this a llama-server?")
         self._pieces: dict[int, bytes] = {}
-        settings = props.get("default_generation_settings") or {}
-        n_ctx = int(settings.get("n_ctx") or props.get("n_ctx") or 0)
+        settings = props.get("default_generation_settings")
+        settings = settings if isinstance(settings, dict) else {}
+        n_ctx = settings.get("n_ctx") or props.get("n_ctx") or 0
+        if not isinstance(n_ctx, int) or isinstance(n_ctx, bool) or n_ctx < 0:
+            raise RemoteError(f"/props gives n_ctx {n_ctx!r:.40}, not a count", where=self.url + "/props",
+                              hint="is this a llama-server?")
         bos_text, eos_text = str(props.get("bos_token") or ""), str(props.get("eos_token") or "")
         bos_id = self.token_id(bos_text) if bos_text else None
         eos_id = self.token_id(eos_text) if eos_text else None
@@ -69,12 +73,16 @@ class LlamaServerEngine:
         if not isinstance(tokens, list):
             raise RemoteError("/tokenize answered without tokens", where=self.url + "/tokenize")
         ids = []
-        for token in tokens:
-            if isinstance(token, dict):
-                ids.append(int(token["id"]))
-                self._pieces.setdefault(int(token["id"]), _piece_bytes(token.get("piece")))
-            else:
-                ids.append(int(token))
+        try:
+            for token in tokens:
+                if isinstance(token, dict):
+                    ids.append(_int(token["id"]))
+                    self._pieces.setdefault(ids[-1], _piece_bytes(token.get("piece")))
+                else:
+                    ids.append(_int(token))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise RemoteError(f"/tokenize answered a malformed token list ({exc})",
+                              where=self.url + "/tokenize", hint="is this a llama-server?") from None
         return ids
 
     def token_id(self, text: str) -> int | None:
@@ -109,12 +117,13 @@ class LlamaServerEngine:
             "return_tokens": True, "post_sampling_probs": False,
         }
 
-    def complete(self, request: CompletionRequest) -> Iterator[RemoteStep | RemoteFinish]:
+    def complete(self, request: CompletionRequest,
+                 should_stop: Callable[[], bool] | None = None) -> Iterator[RemoteStep | RemoteFinish]:
         held: RemoteStep | None = None  # an end-of-generation token, until we see what follows it
-        for chunk in self.http.stream("/completion", self.request_body(request)):
+        for chunk in self.http.stream("/completion", self.request_body(request), should_stop):
             if not isinstance(chunk, dict):
                 raise RemoteError("a completion chunk is not an object", where=self.url + "/completion")
-            steps = [self._step(p) for p in chunk.get("completion_probabilities") or []]
+            steps = self._steps(chunk.get("completion_probabilities") or [])
             if chunk.get("stop"):
                 reason = {"eos": "eos", "word": "stop"}.get(str(chunk.get("stop_type")), "length")
                 emitted = chunk.get("tokens") or chunk.get("content")
@@ -134,6 +143,13 @@ class LlamaServerEngine:
         if held is not None:
             yield held
         yield RemoteFinish("length")
+
+    def _steps(self, entries: Any) -> list[RemoteStep]:
+        try:
+            return [self._step(entry) for entry in entries]
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise RemoteError(f"a malformed token probability entry ({exc.__class__.__name__}: {exc})",
+                              where=self.url + "/completion", hint="is this a llama-server?") from None
 
     def _step(self, entry: Any) -> RemoteStep:
         if not isinstance(entry, dict) or "id" not in entry:
@@ -159,6 +175,12 @@ def _prob(entry: dict[str, Any]) -> float:
     if "logprob" in entry:
         return math.exp(float(entry["logprob"]))
     return float(entry.get("prob", 0.0))
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"a token id must be an integer, not {value!r:.40}")
+    return value
 
 
 def _piece_bytes(piece: Any) -> bytes:

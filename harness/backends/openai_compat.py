@@ -18,7 +18,7 @@ What the API gives and what it does not:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.backends.base import ModelInfo
@@ -27,6 +27,7 @@ from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep,
 from harness.errors import RemoteError
 
 BAN_BIAS = -100.0
+MAX_RESOLVE = 4096  # distinct token texts resolved through /tokenize, per engine
 PROVISIONAL_BASE = -1_000_000  # ids below this are texts seen while streaming, resolved later
 _TOKENIZE_ROUTES = (("/tokenize", "prompt", "tokens"), ("/extras/tokenize", "input", "tokens"))
 _DETOKENIZE_ROUTES = (("/detokenize", "prompt"), ("/extras/detokenize", "text"))
@@ -49,9 +50,14 @@ class OpenAICompatEngine:
         self._provisional: dict[str, int] = {}  # texts seen while streaming, not resolved yet
         self._provisional_text: dict[int, str] = {}
         self._pieces: dict[int, bytes] = {}
+        self._asked = 0  # texts resolved through the server
+        self._unknown = 0  # negative ids handed out
         self._bos_prefix = self._tokenize_raw("")  # llama-cpp-python adds BOS when the model does
         name = self.model.rsplit("/", 1)[-1] or self.url
-        n_ctx = int(data[0].get("max_model_len") or 0)
+        n_ctx = data[0].get("max_model_len") or 0
+        if not isinstance(n_ctx, int) or isinstance(n_ctx, bool) or n_ctx < 0:
+            raise RemoteError(f"/v1/models gives max_model_len {n_ctx!r:.40}, not a count",
+                              where=self.url + "/v1/models")
         self.info = ModelInfo(name=name, path=self.url, architecture="remote (openai)", n_vocab=0,
                               n_ctx=n_ctx, n_ctx_train=n_ctx, eog_ids=frozenset(), bos_id=None,
                               eos_id=None, bos_text="", eos_text="", add_bos=False, chat_template=None)
@@ -84,11 +90,20 @@ class OpenAICompatEngine:
         return ids[len(prefix):] if prefix and ids[: len(prefix)] == prefix else ids
 
     def resolve(self, text: str) -> int:
-        """The id of a token named by its text; a negative id of its own if it is not one token."""
+        """The id of a token named by its text; a negative id of its own if it is not one token.
+        At most MAX_RESOLVE texts are ever asked of the server (one request each); texts past
+        that (a server streaming ever new strings) keep a negative id."""
         found = self._texts.get(text)
         if found is None:
-            ids = self.tokenize(text) if text else []
-            found = ids[0] if len(ids) == 1 else -(sum(1 for i in self._texts.values() if i < 0) + 1)
+            ids: list[int] = []
+            if text and self._asked < MAX_RESOLVE:
+                self._asked += 1
+                ids = self.tokenize(text)
+            if len(ids) == 1:
+                found = ids[0]
+            else:
+                self._unknown += 1
+                found = -self._unknown
             self._texts[text] = found
             self._pieces.setdefault(found, text.encode("utf-8"))
         return found
@@ -159,11 +174,18 @@ class OpenAICompatEngine:
             body["seed"] = req.seed
         return body
 
-    def complete(self, request: CompletionRequest) -> Iterator[RemoteStep | RemoteFinish]:
+    def complete(self, request: CompletionRequest,
+                 should_stop: Callable[[], bool] | None = None) -> Iterator[RemoteStep | RemoteFinish]:
         finish = "length"
-        for chunk in self.http.stream("/v1/completions", self.request_body(request)):
+        for chunk in self.http.stream("/v1/completions", self.request_body(request), should_stop):
             choice = _first_choice(chunk, self.url)
-            yield from self._steps(choice.get("logprobs"))
+            try:
+                steps = list(self._steps(choice.get("logprobs")))
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise RemoteError(f"a malformed completion chunk ({exc.__class__.__name__}: {exc})",
+                                  where=self.url + "/v1/completions",
+                                  hint="is this an OpenAI-compatible completion server?") from None
+            yield from steps
             if choice.get("finish_reason"):
                 finish = "eos" if choice["finish_reason"] == "stop" else "length"
         yield RemoteFinish(finish)
@@ -175,6 +197,8 @@ class OpenAICompatEngine:
         chosen = logprobs.get("token_logprobs") or [None] * len(tokens)
         tops = logprobs.get("top_logprobs") or [None] * len(tokens)
         for text, lp, top in zip(tokens, chosen, tops, strict=False):
+            if not isinstance(text, str) or not isinstance(top, dict | None):
+                raise TypeError("tokens must be texts and top_logprobs mappings of text to logprob")
             entries = sorted(((t, _prob(v)) for t, v in (top or {}).items()), key=lambda e: -e[1])
             yield RemoteStep(self.stream_id(text), text.encode("utf-8"), _prob(lp) if lp is not None else None,
                              tuple(TopEntry(self.stream_id(t), t, p) for t, p in entries))

@@ -9,7 +9,7 @@ never chat messages: templates render here, in harness.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -93,8 +93,10 @@ class RemoteEngine(Protocol):
         by text resolve ids only once a stream has ended (a request made while streaming may
         interrupt it: llama-cpp-python's server cancels the running completion)."""
 
-    def complete(self, request: CompletionRequest) -> Iterator[RemoteStep | RemoteFinish]:
+    def complete(self, request: CompletionRequest,
+                 should_stop: Callable[[], bool] | None = None) -> Iterator[RemoteStep | RemoteFinish]:
         """Stream the generated tokens, then one RemoteFinish. Closing the iterator early
-        (generator ``close``) ends the request."""
+        (generator ``close``) ends the request; so does `should_stop()` turning true, even while
+        the server sends nothing (the stream then just ends)."""
 
     def close(self) -> None: ...

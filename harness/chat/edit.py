@@ -38,7 +38,7 @@ def cmd_messages(session: Session, arg: str, emit: Emit, should_stop) -> None:
     for i, node in enumerate(tree.path()):
         assert node.message is not None
         siblings = tree.siblings(i)
-        rows.append(MessageRow(i, node.message.role, node.message.content, siblings.index(node.id) + 1,
+        rows.append(MessageRow(i, node.message.role, node.message.text, siblings.index(node.id) + 1,
                                len(siblings), "gen" in node.meta))
     emit(MessageList(tuple(rows)))
 
@@ -61,8 +61,13 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     index = _index(words[0] if words else "", "/edit N [TEXT|--editor]")
     message = session.tree.node_at(index).message
     assert message is not None
-    if not text or text == "--editor":
-        emit(EditRequest(index, message.content, editor=text == "--editor"))
+    if not text or text.strip() == "--editor":
+        emit(EditRequest(index, message.text, editor=text.strip() == "--editor"))
+        return
+    if text.lstrip().startswith("{"):
+        replacement = json_message(text)
+        session.change(session.tree.replace_message(index, replacement))
+        emit(Notice(f"message {index} replaced ({replacement.role})"))
         return
     set_content(session, index, text, emit)
 
@@ -97,12 +102,31 @@ def cmd_role(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("insert")
 def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    words, text = take_words(arg, 2)
-    if len(words) < 2:
-        raise CommandError("usage: /insert N ROLE TEXT")
+    words, rest = take_words(arg, 1)
+    if not words or not rest:
+        raise CommandError("usage: /insert N ROLE TEXT  or  /insert N {JSON message}")
     index = _index(words[0], "/insert N ROLE TEXT")
-    session.change(session.tree.insert(index, Message(words[1], text)))
-    emit(Notice(f"inserted a {words[1]} message at {index}"))
+    if rest.lstrip().startswith("{"):
+        message = json_message(rest)
+    else:
+        role, text = take_words(rest, 1)
+        message = Message(role[0], text)
+    session.change(session.tree.insert(index, message))
+    emit(Notice(f"inserted a {message.role} message at {index}"))
+
+
+def json_message(text: str) -> Message:
+    """A message written as a JSON object (content parts, tool_calls, reasoning_content, ...)."""
+    import json
+
+    from harness.prompt.conversation import Conversation
+
+    try:
+        item = json.loads(text)
+    except ValueError as exc:
+        raise CommandError(f"not a JSON message: {exc}",
+                           hint='e.g. {"role": "assistant", "content": null, "tool_calls": [...]}') from None
+    return Conversation.from_dicts([item], where="message").messages[0]
 
 
 @COMMANDS.command("undo")

@@ -63,7 +63,7 @@ def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
     words = split_words(arg)
     if len(words) > 1 or words and not words[0].isdigit():
-        raise CommandError("usage: /sessions [N]")
+        raise CommandError(f"/sessions {arg}: expected a number of sessions", hint="/sessions [N]")
     rows = list_sessions()
     if not rows:
         emit(Notice("no saved sessions yet"))

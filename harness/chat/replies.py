@@ -166,7 +166,7 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.change(session.tree.choose(index, target))
     note = f" (the conversation now has {len(session.tree)} messages, was {length})" \
         if len(session.tree) != length else ""
-    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].content)
+    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].text)
                 + note))
 
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.chat.session_check import check_session
 from harness.chat.tree import Tree
-from harness.errors import StorageError
+from harness.errors import HarnessError, StorageError
 from harness.generation.records import Generation, TokenRecord, role_summaries
 from harness.generation.settings import SamplingParams
 from harness.paths import data_dir, logs_dir
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from harness.chat.session import Session
 
 FORMAT = "harness-session"
+MAX_SESSION_BYTES = 512 * 2**20
 VERSION = 1
 
 
@@ -136,13 +139,24 @@ def safe_log_path(value: Any) -> Path | None:
     return path if path.parent == base and path.suffix == ".jsonl" else None
 
 
+def saved_id(data: Mapping[str, Any], path: Path) -> str:
+    """A resumed session's id: the file's own when it is a plain id, else the file name's."""
+    value = data.get("id")
+    return value if isinstance(value, str) and re.fullmatch(r"[\w.-]{1,80}", value) else path.stem
+
+
 def read_session(path: Path) -> dict[str, Any]:
     try:
+        if path.stat().st_size > MAX_SESSION_BYTES:
+            raise StorageError(f"the session file is over {MAX_SESSION_BYTES // 2**20} MB", where=str(path),
+                               hint="is this a harness session file?")
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise StorageError(f"cannot read the session: {exc}", where=str(path)) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise StorageError(f"cannot read the session: {exc.__class__.__name__}", where=str(path),
+                           hint="is this a harness session file?") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise StorageError("not a harness session file", where=str(path))
+    check_session(data, str(path))
     return data
 
 
@@ -152,7 +166,7 @@ def restore(session: Session, data: Mapping[str, Any]) -> None:
         session.tree = Tree.from_dict(data["tree"])
         session.history = [generation_from(g) for g in data.get("generations", [])]
         session.params, dropped = _settings(data.get("settings") or {})
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, HarnessError) as exc:
         raise StorageError(f"the session file is damaged: {exc}") from None
     session.restore_notes = [f"saved setting {d} is not valid; using the default" for d in dropped]
     session.ui.update(data.get("ui") or {})
@@ -240,7 +254,7 @@ def export_markdown(session: Session) -> str:
         assert node.message is not None
         siblings = session.tree.siblings(i)
         alt = f" (alternative {siblings.index(node.id) + 1} of {len(siblings)})" if len(siblings) > 1 else ""
-        lines += [f"## {i} · {node.message.role}{alt}", "", node.message.content, ""]
+        lines += [f"## {i} · {node.message.role}{alt}", "", node.message.text, ""]
         gen_index = node.meta.get("gen")
         if isinstance(gen_index, int) and 0 <= gen_index < len(session.history):
             gen = session.history[gen_index]

@@ -158,7 +158,8 @@ class Session:
                                   forced=forced)
         parser = self.bench.turn_parser()
         full = plan.opened + gen.text
-        content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
+        spans = parser.parse(full, parser.start_role(plan.writer, plan.mode))
+        content, went_past = writer_turn(spans, full, plan.writer)
         return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
 
     def _uncached_tokens(self, plan) -> int:
@@ -176,7 +177,7 @@ class Session:
         """Warn once per message whose content becomes control tokens, naming the message."""
         for injection in self.bench.injections(plan):
             text = plan.prompt[injection.start:injection.end]
-            index = next((i for i, m in enumerate(before) if text and text in m.content), None)
+            index = next((i for i, m in enumerate(before) if text and text in m.text), None)
             key = (index, text)
             if key in self.warned:
                 continue

@@ -114,6 +114,11 @@ class Tree:
                           role=role or node.message.role)
         return self._with(replace(node, message=message))
 
+    def replace_message(self, index: int, message: Message) -> Tree:
+        """Message `index` replaced whole (role, content and every other field)."""
+        node = self.node_at(index)
+        return self._with(replace(node, message=message))
+
     def delete(self, index: int) -> Tree:
         """Remove message `index` from the path; its chosen continuation moves up to its parent.
         Its other alternatives below it go with it (/undo brings them back)."""

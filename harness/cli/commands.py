@@ -17,6 +17,7 @@ from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
 from harness.generation.settings import SamplingParams
 from harness.inputs import parse_bias, parse_vars, read_messages
+from harness.untrusted import visible_line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +55,18 @@ def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
     """What the command line says about opening a workbench (None: not said)."""
     return {"model": getattr(args, "model", None), "backend": getattr(args, "backend", None),
             "template": getattr(args, "template", None),
-            "variables": parse_vars(getattr(args, "var", []) or []) or None,
+            "variables": _variables(args) or None,
             "n_ctx": getattr(args, "n_ctx", None), "threads": getattr(args, "threads", None),
             "literal_content": True if getattr(args, "literal_content", False) else None,
             "context_overflow": getattr(args, "context_overflow", None)}
+
+
+def _variables(args: argparse.Namespace) -> dict[str, Any]:
+    """--var settings, and --date as the variable ``strftime_now`` (a date string pins it)."""
+    variables = parse_vars(getattr(args, "var", []) or [])
+    if getattr(args, "date", None):
+        variables["strftime_now"] = args.date
+    return variables
 
 
 def open_workbench(args: argparse.Namespace, profile: Profile):
@@ -91,7 +100,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         variables = {"bos_token": info.bos_token or "", "eos_token": info.eos_token or ""}
     elif not args.template:
         raise CommandError("render needs --template (or --model to use its embedded template)")
-    variables.update(parse_vars(args.var))
+    variables.update(_variables(args))
     template = choose_template(args.template, embedded, model_name, user_templates_dir())
     plan = plan_prompt(conversation, template, args.mode, text=_mode_text(args), variables=variables)
     if args.show or args.tokens:
@@ -101,7 +110,9 @@ def cmd_render(args: argparse.Namespace) -> int:
                   sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(plan.prompt)
+        from harness.untrusted import visible
+
+        sys.stdout.write(visible(plan.prompt) if sys.stdout.isatty() else plan.prompt)
     sys.stdout.flush()
     return 0
 
@@ -139,12 +150,15 @@ def _warn(bench, plan, dropped: int) -> list[str]:
               f"of {bench.info.n_ctx} tokens", file=sys.stderr)
     warnings = [injection.describe() for injection in bench.injections(plan)]
     for warning in warnings:
-        print(f"harness: warning: {warning}", file=sys.stderr)
+        print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
     return warnings
 
 
 def _print_stream(event) -> None:
-    sys.stdout.write(event.text)
+    from harness.untrusted import visible
+
+    # a terminal gets control characters shown (a token can be a raw ESC); a pipe gets the bytes
+    sys.stdout.write(visible(event.text) if sys.stdout.isatty() else event.text)
     sys.stdout.flush()
 
 
@@ -166,7 +180,7 @@ def cmd_score(args: argparse.Namespace) -> int:
             sys.stdout.write("\n")
         else:
             for warning in warnings:
-                print(f"harness: warning: {warning}", file=sys.stderr)
+                print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
             for line in role_summary_lines(tokens):
                 print(line)
     finally:
@@ -216,9 +230,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from harness.lab.importers import cmd_import as import_templates
+    """``harness import FILE [--name NAME] [--force]``: convert FILE into the user templates."""
+    from harness.lab.importers import import_templates
 
-    return import_templates(args)
+    name, written = import_templates(args.file, name=args.name, force=args.force)
+    for item in written:
+        print(f"{item.path}  ({item.kind})")
+        for note in item.notes:
+            print(f"    {note}")
+    print(f"use it with: --template {name}")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:

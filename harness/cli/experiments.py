@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness.errors import CommandError, HarnessError, RemoteError
+from harness.errors import CommandError, HarnessError, RemoteError, StorageError
 from harness.paths import data_dir
+from harness.untrusted import visible, visible_line
 
 EXIT_INTERRUPTED = 130
 
@@ -62,6 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if outcome.failed_servers:
             raise _servers_failed(outcome.failed_servers, outcome.total - done, _resume_command(args, db))
         return 1 if run_info(conn, run_id)["cells"].get("error") else 0
+    except sqlite3.Error as exc:  # the cell in flight was rolled back: the database is consistent
+        full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+        raise StorageError("the disk is full" if full else f"the database failed: {exc}", where=str(db),
+                           hint=f"free some space, then resume with: {_resume_command(args, db)}") from None
     finally:
         conn.close()
 
@@ -96,7 +102,7 @@ def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
 
 
 def _server_notice(url: str, message: str) -> None:
-    print(f"\nharness: {url}: {message}", file=sys.stderr)
+    print(f"\nharness: {visible_line(f'{url}: {message}')}", file=sys.stderr)
 
 
 def _servers_failed(failed: dict[str, str], pending: int, resume: str) -> HarnessError:
@@ -115,22 +121,24 @@ def _warn_once():
     def on_error(cell, message: str) -> None:
         if message not in seen:
             seen.add(message)
-            print(f"\nharness: warning: cell {cell.key}: {message}", file=sys.stderr)
+            print(f"\nharness: warning: {visible_line(f'cell {cell.key}: {message}')}", file=sys.stderr)
 
     return on_error
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from harness.errors import StorageError
-    from harness.experiment.db import connect, resolve_run
+    import sqlite3
+
+    from harness.experiment.db import resolve_run
+    from harness.experiment.db_guard import open_readonly, read_error
 
     db = Path(args.db).expanduser()
-    if not db.is_file():
-        raise StorageError("no such experiment database", where=str(db), hint="give the --db of a run")
-    conn = connect(db)
+    conn = open_readonly(db)  # someone else's file: read-only, checked, bounded
     try:
         run_id = resolve_run(conn, args.run, str(db))
         _print_summary(conn, run_id, db, args.json, None)
+    except sqlite3.Error as exc:
+        raise read_error(exc, str(db)) from None
     finally:
         conn.close()
     return 0
@@ -168,12 +176,12 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
         sys.stdout.write("\n")
         return
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
-    print(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}")
+    print(visible_line(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}"))
     print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
           "drawn from (generated tokens only); intervals: 95% percentile bootstrap over turns")
-    print(format_table(rows))
+    print(visible(format_table(rows)))  # run, model and condition names come from the file
     for err in info["errors"]:
-        print(f"error: {err['cell']}: {err['error']}")
+        print(visible_line(f"error: {err['cell']}: {err['error']}"))
 
 
 def cmd_score_text(args: argparse.Namespace) -> int:

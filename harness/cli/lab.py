@@ -9,6 +9,7 @@ from typing import Any
 
 from harness.errors import CommandError
 from harness.inputs import parse_vars, read_messages
+from harness.untrusted import visible_line
 
 
 def _tokenizer_and_vars(model: str | None, var_items) -> tuple[Any, dict[str, Any]]:
@@ -34,6 +35,7 @@ def _template(spec: str, backend) -> Any:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
+    from harness.lab.audit import capabilities
     from harness.lab.lint import has_errors, lint
 
     backend, variables = _tokenizer_and_vars(args.model, args.var)
@@ -41,29 +43,49 @@ def cmd_lint(args: argparse.Namespace) -> int:
     findings, markers = lint(template, variables, backend)
     if args.messages:
         findings += content_findings(template, variables, backend, read_messages(args.messages))
+    caps = capabilities(template, variables)
+    named = _named_templates(args, backend, variables)
     if args.json:
         json.dump({"template": template.name, "findings": [f.to_dict() for f in findings],
-                   "markers": markers.to_dict() if markers else None}, sys.stdout, ensure_ascii=False, indent=2)
+                   "markers": markers.to_dict() if markers else None, "capabilities": caps,
+                   **({"named_templates": named} if named else {})},
+                  sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
+        for name, report in named.items():
+            for f in report["findings"]:
+                print(f"{name}: {f['code']} {f['severity']}: {f['message']}")
+            print(f"{name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in report["capabilities"].items()))
         for f in findings:
-            print(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else ""))
+            print(visible_line(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else "")))
+        print(visible_line(f"{template.name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in caps.items())))
         count = {level: sum(f.severity == level for f in findings) for level in ("error", "warning", "info")}
         print(f"{template.name}: {count['error']} error(s), {count['warning']} warning(s), {count['info']} note(s)")
     return 1 if has_errors(findings) else 0
 
 
+def _named_templates(args: argparse.Namespace, backend, variables) -> dict:
+    """With ``gguf --model M``: every named template the GGUF holds, linted too."""
+    if args.template != "gguf" or backend is None:
+        return {}
+    from harness.lab.lint import lint_named
+    from harness.models.gguf import read_gguf_info
+
+    return lint_named(read_gguf_info(backend.info.path), backend.info.name, variables)
+
+
 def content_findings(template, variables, backend, conversation) -> list:
     """L013: message content that the model's tokenizer turns into control tokens."""
-    from harness.generation.evaluation import find_injections
+    from harness.generation.evaluation import find_field_injections, find_injections, message_fields
     from harness.lab.lint import Finding
     from harness.prompt.modes import plan_prompt
 
     if backend is None:
         raise CommandError("lint --messages needs --model (control tokens are the model's)")
     plan = plan_prompt(conversation, template, "as-is", variables=variables)
-    return [Finding("L013", "warning", i.describe(), "messages")
-            for i in find_injections(backend, plan.prompt, plan.segments)]
+    found = [*find_injections(backend, plan.prompt, plan.segments),
+             *find_field_injections(backend, message_fields(conversation))]
+    return [Finding("L013", "warning", i.describe(), "messages") for i in found]
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -72,8 +94,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     backend, variables = _tokenizer_and_vars(args.model, args.var)
     conversation = read_messages(args.messages)
+    if (args.template_b is None) == (args.against is None):
+        raise CommandError("diff compares two templates, or one template --against a server URL")
+    if args.against is not None and args.mode != "reply":
+        raise CommandError("--against renders with the generation prompt: use --mode reply")
     a = plan_prompt(conversation, _template(args.template_a, backend), args.mode, variables=variables).prompt
-    b = plan_prompt(conversation, _template(args.template_b, backend), args.mode, variables=variables).prompt
+    if args.against is not None:
+        from harness.lab.against import server_render
+
+        b = server_render(args.against, conversation.to_dicts(), variables)
+        args.template_b = args.against
+    else:
+        b = plan_prompt(conversation, _template(args.template_b, backend), args.mode, variables=variables).prompt
     chars = diff_sequences(a, b)
     tokens = None
     if backend is not None:
@@ -91,10 +123,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print("identical renderings")
         return 0
     print(f"--- {args.template_a}\n+++ {args.template_b}")
-    print("\n".join(describe(chars, "chars")))
+    print("\n".join(visible_line(line) for line in describe(chars, "chars")))
     if tokens is not None:
         print("token-level:")
-        print("\n".join(describe(tokens, "tokens")))
+        print("\n".join(visible_line(line) for line in describe(tokens, "tokens")))
     return 0
 
 
@@ -119,12 +151,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         json.dump({"model": args.model, "ranking": [r.to_dict() for r in rows]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    print(f"{'rank':4} {'template':16} {'scaffold':>9} {'assistant':>9} {'end-turn':>9} {'sum':>8}  (mean surprisal, bits)")
+    print(f"{'rank':4} {'template':16} {'total bits':>10} {'content':>9} {'scaffold':>9} {'end-turn':>9}"
+          "  (content, scaffold: bits per byte; end-turn: bits of the close marker's bytes)")
     for i, r in enumerate(rows, 1):
         if r.error:
-            print(f"{i:4} {r.template:16} error: {r.error}")
+            print(visible_line(f"{i:4} {r.template:16} error: {r.error}"))
             continue
-        print(f"{i:4} {r.template:16} {_f(r.scaffold_bits)} {_f(r.assistant_bits)} {_f(r.end_of_turn_bits)} {r.score:8.3f}")
+        print(f"{i:4} {r.template:16} {r.score:10.1f} {_f(r.content_bits_per_byte)} "
+              f"{_f(r.scaffold_bits_per_byte)} {_f(r.end_of_turn_bits)}")
     return 0
 
 
@@ -153,7 +187,7 @@ def render_view(args: argparse.Namespace, plan) -> str:
     finally:
         backend.close()
     for injection in injections:
-        print(f"harness: warning: {injection.describe()}", file=sys.stderr)
+        print(f"harness: warning: {visible_line(injection.describe())}", file=sys.stderr)
     if args.tokens:
         return token_table(rows) + "\n"
     return show_tokens([(p, role, sp) for _, p, role, sp in rows], colour) + "\n"

@@ -22,6 +22,8 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--template", "-t", help="gguf (embedded; default), a templates/ name, or a .jinja path")
     p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
                    help="set or override a template variable (repeatable)")
+    p.add_argument("--date", metavar="YYYY-MM-DD",
+                   help="pin the date strftime_now gives templates (the variable strftime_now)")
     p.add_argument("--n-ctx", type=int, default=None, help="context window (default 4096)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     p.add_argument("--literal-content", action="store_true",
@@ -142,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("diff", help="character and token differences of two templates' renderings")
     p.add_argument("template_a")
-    p.add_argument("template_b")
+    p.add_argument("template_b", nargs="?", default=None)
+    p.add_argument("--against", metavar="URL",
+                   help="compare with a server's rendering (llama-server's /apply-template)")
     p.add_argument("--messages", required=True, metavar="F")
     p.add_argument("--model", "-m", help="token-level diff with this model's tokenizer")
     p.add_argument("--mode", choices=MODES, default=REPLY)
@@ -184,7 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands.run(args)
     except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        from harness.untrusted import visible_line
+
+        print(f"harness: error: {visible_line(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)

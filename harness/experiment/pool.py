@@ -22,7 +22,6 @@ import queue
 import sqlite3
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,12 +30,19 @@ from harness.backends.remote import RemoteEngine
 from harness.backends.servers import open_engine as open_server
 from harness.errors import CommandError, RemoteError
 from harness.experiment.cell_queue import CellQueue
-from harness.experiment.db import commit_cell, fail_cell, set_run_status
+from harness.experiment.cells import (
+    BenchCache,
+    CellLedger,
+    CellResult,
+    RunOutcome,
+    execute_cell,
+    finish_run,
+    pending_cells,
+    running,
+)
 from harness.experiment.progress import Progress
-from harness.experiment.run import CELL_ERRORS, RunOutcome, cell_turn, pending_cells, running
-from harness.experiment.spec import Cell, Experiment, ModelSpec, condition_label
+from harness.experiment.spec import Cell, Experiment, ModelSpec
 from harness.generation.remote_workbench import RemoteWorkbench
-from harness.generation.turn import StopReason
 from harness.generation.workbench import choose_template
 from harness.paths import user_templates_dir
 from harness.prompt.templates import ChatTemplate
@@ -66,15 +72,6 @@ def server_template(spec: str, engine: RemoteEngine) -> ChatTemplate:
 
 
 @dataclass(frozen=True)
-class _Finished:
-    url: str
-    cell: Cell
-    turn: dict[str, Any] | None  # None: the cell could not run (`error` says why)
-    seconds: float
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class _Notice:
     url: str
     message: str
@@ -96,9 +93,6 @@ class _Worker:
         self.url, self.tasks, self.results, self.should_stop = url, tasks, results, should_stop
         self.open_engine, self.load_template = open_engine, load_template
         self.conversations = {c.name: c.conversation for c in exp.conversations}
-        self.bench: RemoteWorkbench | None = None
-        self.current = ""  # the template spec the bench has
-        self.refused: dict[str, str] = {}  # template spec -> why it cannot be used here
 
     def __call__(self) -> None:
         engine, end = None, _Exit(self.url)
@@ -116,44 +110,16 @@ class _Worker:
             self.results.put(end)
 
     def _loop(self, engine: RemoteEngine) -> _Exit:
+        benches = BenchCache(engine, self.load_template, RemoteWorkbench)
         while not self.should_stop():
             cell = self.tasks.take(self.url)
             if cell is None:
                 return _Exit(self.url)
-            finished = self._run_cell(engine, cell)
+            finished = execute_cell(benches, self.conversations, cell, self.should_stop, backend=self.url)
             if finished is None:
                 break
             self.results.put(finished)
         return _Exit(self.url, interrupted=True)
-
-    def _bench(self, engine: RemoteEngine, spec: str) -> RemoteWorkbench:
-        if spec in self.refused:
-            raise CommandError(self.refused[spec])
-        if spec != self.current or self.bench is None:
-            try:
-                template = self.load_template(spec, engine)
-                if self.bench is None:
-                    self.bench = RemoteWorkbench(engine, template)
-                else:
-                    self.bench.set_template(template)
-            except CELL_ERRORS as exc:
-                self.refused[spec] = str(exc)
-                raise
-            self.current = spec
-        return self.bench
-
-    def _run_cell(self, engine: RemoteEngine, cell: Cell) -> _Finished | None:
-        """The cell's turn or error; None when it was cut short (it is dropped)."""
-        started = time.perf_counter()
-        try:
-            bench = self._bench(engine, cell.template)
-            plan = bench.plan(self.conversations[cell.conversation], cell.mode.plan_mode, cell.mode.text)
-            gen = bench.generate(plan, cell.params, should_stop=self.should_stop)
-        except CELL_ERRORS as exc:
-            return _Finished(self.url, cell, None, 0.0, str(exc))
-        if gen.stop_reason == StopReason.INTERRUPTED:
-            return None
-        return _Finished(self.url, cell, cell_turn(bench, cell, gen), time.perf_counter() - started)
 
 
 class _Collector:
@@ -165,13 +131,11 @@ class _Collector:
                  on_error: Callable[[Cell, str], None] | None,
                  on_notice: Callable[[str, str], None] | None,
                  open_engine: OpenEngine, load_template: LoadServerTemplate):
-        self.exp, self.conn, self.run_id, self.urls = exp, conn, run_id, list(urls)
-        self.should_stop, self.progress = should_stop, progress
-        self.on_cell, self.on_error, self.on_notice = on_cell, on_error, on_notice
+        self.exp, self.urls = exp, list(urls)
+        self.should_stop, self.on_notice = should_stop, on_notice
         self.open_engine, self.load_template = open_engine, load_template
-        self.ran = self.errors = 0
+        self.ledger = CellLedger(conn, run_id, progress=progress, on_cell=on_cell, on_error=on_error)
         self.interrupted = False
-        self.per_backend: Counter[str] = Counter()
         self.failed: dict[str, str] = {}
 
     def run(self, todo: Sequence[Cell]) -> None:
@@ -215,25 +179,12 @@ class _Collector:
         if crash is not None:
             raise crash
 
-    def _receive(self, message: _Finished | _Notice) -> None:
+    def _receive(self, message: CellResult | _Notice) -> None:
         if isinstance(message, _Notice):
             if self.on_notice is not None:
                 self.on_notice(message.url, message.message)
             return
-        cell, note = message.cell, condition_label(message.cell.condition())
-        if message.turn is None:
-            fail_cell(self.conn, self.run_id, cell.key, message.error, backend=message.url)
-            self.errors += 1
-            note += " (error)"
-            if self.on_error is not None:
-                self.on_error(cell, message.error)
-        elif commit_cell(self.conn, self.run_id, cell.key, message.turn, message.seconds, backend=message.url):
-            self.ran += 1
-            if self.on_cell is not None:
-                self.on_cell(cell, message.turn)
-        self.per_backend[message.url] += 1
-        if self.progress is not None:
-            self.progress.advance(note)
+        self.ledger.record(message)
 
     def _exit(self, message: _Exit, tasks: CellQueue[Cell]) -> None:
         self.interrupted = self.interrupted or message.interrupted
@@ -266,8 +217,5 @@ def run_cells_remote(exp: Experiment, conn: sqlite3.Connection, run_id: int, cel
     with running(conn, run_id, progress):
         if todo:
             collector.run(todo)
-    finished = collector.ran + collector.errors == len(todo)
-    set_run_status(conn, run_id, "done" if finished else "interrupted")
-    return RunOutcome(run_id, len(cells), len(cells) - len(todo), collector.ran, collector.errors,
-                      collector.interrupted and not finished, time.perf_counter() - started,
-                      dict(collector.per_backend), dict(collector.failed))
+    return finish_run(conn, run_id, cells, todo, collector.ledger, started, stopped=collector.interrupted,
+                      failed_servers=collector.failed)

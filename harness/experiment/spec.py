@@ -32,7 +32,7 @@ from harness.generation.settings import (
 )
 from harness.prompt.conversation import Conversation, parse_messages
 from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
-from harness.yamlio import error_location, field_lines
+from harness.yamlio import error_location, field_lines, load_yaml
 
 PAST_EOS = "past-eos"
 MODE_KINDS = (REPLY, IMPERSONATE, PAST_EOS, PREFILL, CONTINUE)
@@ -218,8 +218,7 @@ def load_experiment(path: str | Path) -> Experiment:
 
 def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "experiment") -> Experiment:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = load_yaml(text)
     except yaml.YAMLError as exc:
         at, problem = error_location(exc, where)
         raise ExperimentError(f"not valid YAML: {problem}", where=at, hint="fix the file's syntax") from None

@@ -10,8 +10,10 @@ only what changed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +21,7 @@ from harness.backends.base import Backend
 from harness.errors import ContextOverflowError
 from harness.generation.records import TokenRecord
 from harness.prompt.attribution import char_offsets, roles_for_spans
-from harness.prompt.conversation import TEMPLATE
+from harness.prompt.conversation import TEMPLATE, Conversation
 from harness.prompt.segments import CONTENT, Segment
 from harness.stats.entropy import StatsWorkspace, StepStats
 
@@ -63,6 +65,56 @@ class Injection:
     def describe(self) -> str:
         return (f"{self.role} content at {self.start}-{self.end} contains control token(s) "
                 f"{', '.join(self.tokens)} (use literal content to keep it as text)")
+
+
+@dataclass(frozen=True)
+class FieldInjection:
+    """A role, name or other message field whose text the tokenizer turns into control tokens.
+    The template prints it outside content, so literal content cannot keep it text."""
+
+    what: str
+    tokens: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"{self.what} contains control token(s) {', '.join(self.tokens)} (the template "
+                "prints it outside message content: remove them from the field)")
+
+
+_PLAIN_FIELD = re.compile(r"[\w .,:;/'\-]*")  # no text of this shape is a control-token string
+
+
+def message_fields(conversation: Conversation) -> tuple[tuple[str, str], ...]:
+    """(what, text) for each message's role and every string in its other keys."""
+    out: list[tuple[str, str]] = []
+
+    def walk(value: Any, what: str) -> None:
+        if isinstance(value, str):
+            if not _PLAIN_FIELD.fullmatch(value):
+                out.append((what, value))
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(str(key), f"{what} key")
+                walk(item, f"{what}.{key}")
+        elif isinstance(value, list | tuple):
+            for k, item in enumerate(value):
+                walk(item, f"{what}[{k}]")
+
+    for i, message in enumerate(conversation):
+        walk(message.role, f"message {i} role")
+        for key, value in message.extra.items():
+            walk(str(key), f"message {i} key")
+            walk(value, f"message {i} '{key}'")
+    return tuple(out)
+
+
+def find_field_injections(backend: Backend, fields: Sequence[tuple[str, str]]) -> list[FieldInjection]:
+    found = []
+    for what, text in fields:
+        special = [backend.piece(i).decode("utf-8", "replace") for i in backend.tokenize(text)
+                   if backend.is_special(i)]
+        if special:
+            found.append(FieldInjection(what, tuple(dict.fromkeys(special))))
+    return found
 
 
 def find_injections(backend: Backend, prompt: str, segments: Sequence[Segment]) -> list[Injection]:

@@ -17,7 +17,7 @@ import yaml
 from harness.errors import HarnessError, ProfileError
 from harness.generation.settings import SETTINGS, SamplingParams, describe_types
 from harness.paths import data_dir, library_dir
-from harness.yamlio import error_location
+from harness.yamlio import error_location, load_yaml
 
 PROFILES_DIR = library_dir("profiles")
 
@@ -68,8 +68,7 @@ def _check(value: Any, types: tuple[type, ...]) -> bool:
 
 def parse_profile(text: str, *, name: str, where: str) -> Profile:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = load_yaml(text)
     except yaml.YAMLError as exc:
         at, problem = error_location(exc, where)
         raise ProfileError(f"not valid YAML: {problem}", where=at, hint="fix the file's syntax") from None

@@ -104,9 +104,11 @@ class RemoteGeneration:
 
     def run_once(self, budget: int, should_stop) -> tuple[StopReason | None, RemoteFinish | None]:
         """One server completion; (stop reason if decided, the server's finish)."""
-        stream = self.engine.complete(self.request(budget))
+        stream = self.engine.complete(self.request(budget), should_stop=should_stop)
         try:
             for item in stream:
+                if should_stop is not None and should_stop():
+                    return StopReason.INTERRUPTED, None
                 if isinstance(item, RemoteFinish):
                     return None, item
                 stopped = self.accept(item)
@@ -114,6 +116,8 @@ class RemoteGeneration:
                     return stopped, None
                 if should_stop is not None and should_stop():
                     return StopReason.INTERRUPTED, None
+                if len(self.ids) >= self.params.max_tokens:  # a server that ignores its budget
+                    return StopReason.MAX_TOKENS, None
         finally:
             close = getattr(stream, "close", None)
             if close is not None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness.backends.remote import RemoteEngine
 from harness.errors import CommandError
-from harness.generation.evaluation import Injection
+from harness.generation.evaluation import FieldInjection, Injection
 from harness.generation.records import Generation, TokenRecord
 from harness.generation.remote_loop import DEFAULT_N_PROBS, generate_remote
 from harness.generation.settings import SamplingParams
@@ -72,5 +72,5 @@ class RemoteWorkbench(BaseWorkbench):
         raise CommandError("score needs the prompt's logits, which a server does not give",
                            hint="score with a local --model")
 
-    def injections(self, plan: PromptPlan) -> list[Injection]:
+    def injections(self, plan: PromptPlan) -> list[Injection | FieldInjection]:
         return []  # a server does not say which tokens are control tokens

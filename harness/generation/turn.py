@@ -89,7 +89,8 @@ class GeneratedTurn:
         before = self.text.text
         added, hit = ("", None) if silent else self.text.add(record.raw, look=look)
         if self.on_token is not None:
-            role = self.parser.role_at_end(self.plan.opened + before, self.plan.writer)
+            role = self.parser.role_at_end(self.plan.opened + before,
+                                           self.parser.start_role(self.plan.writer, self.plan.mode))
             self.on_token(StreamEvent(record, added, role))
         if hit is None and look and self.switched():
             return StopReason.END_OF_TURN

@@ -15,13 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import Backend, ModelInfo
-from harness.errors import ContextOverflowError
-from harness.generation.evaluation import Injection, PromptEvaluator, encode_prompt, find_injections
+from harness.errors import ContextOverflowError, MessagesError
+from harness.generation.evaluation import (
+    FieldInjection,
+    Injection,
+    PromptEvaluator,
+    encode_prompt,
+    find_field_injections,
+    find_injections,
+    message_fields,
+)
 from harness.generation.loop import generate
 from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import turn_parser
 from harness.generation.settings import SamplingParams
 from harness.generation.turn import OnToken, eog_texts
+from harness.prompt.blocks import BlockMarkers, derive_blocks
 from harness.prompt.conversation import SYSTEM, Conversation
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
@@ -79,6 +88,7 @@ class BaseWorkbench:
         self.overrides = dict(variables or {})
         self.template = template
         self.markers: TurnMarkers = derive_markers(template, self.variables)
+        self.blocks: BlockMarkers = derive_blocks(template, self.variables, self.markers.generation_prompt)
 
     @property
     def info(self) -> ModelInfo:
@@ -95,14 +105,24 @@ class BaseWorkbench:
     def set_template(self, template: ChatTemplate) -> None:
         markers = derive_markers(template, self.variables)  # raises before anything changes
         self.template, self.markers = template, markers
+        self.blocks = derive_blocks(template, self.variables, markers.generation_prompt)
 
     def turn_parser(self) -> TurnParser:
         """The parser of generated text under this template (the model's end-of-generation
         texts count as closes)."""
-        return turn_parser(self.markers, eog_texts(self.engine.piece, self.eog_ids))
+        return turn_parser(self.markers, eog_texts(self.engine.piece, self.eog_ids), self.blocks)
 
     def plan(self, conversation: Conversation, mode: str = REPLY, text: str = "") -> PromptPlan:
-        return plan_prompt(conversation, self.template, mode, text=text, variables=self.variables)
+        """The prompt plan; with literal content, a role or field holding control-token text is
+        refused (the template prints it outside content, where literal tokenization cannot reach)."""
+        plan = plan_prompt(conversation, self.template, mode, text=text, variables=self.variables)
+        plan = replace(plan, fields=message_fields(conversation))
+        if self.literal_content:
+            found = find_field_injections(self.engine, plan.fields)
+            if found:
+                raise MessagesError(found[0].describe(), hint="literal content covers message "
+                                    "content only; remove the control-token text from the field")
+        return plan
 
     def count_tokens(self, plan: PromptPlan) -> int:
         raise NotImplementedError
@@ -128,9 +148,12 @@ class BaseWorkbench:
         """The prompt's tokens as the model is given them (content literal or not), with roles."""
         return encode_prompt(self.engine, plan.prompt, plan.segments, literal_content=self.literal_content)
 
-    def injections(self, plan: PromptPlan) -> list[Injection]:
+    def injections(self, plan: PromptPlan) -> list[Injection | FieldInjection]:
         """Message content that becomes control tokens (unless content is literal)."""
-        return [] if self.literal_content else find_injections(self.engine, plan.prompt, plan.segments)
+        if self.literal_content:
+            return []  # fields with control tokens were refused by plan()
+        return [*find_injections(self.engine, plan.prompt, plan.segments),
+                *find_field_injections(self.engine, plan.fields)]
 
     def piece_text(self, token: int) -> str:
         return self.engine.piece(token).decode("utf-8", "replace")

@@ -1,12 +1,17 @@
 """Template fit: how "at home" a model is in each candidate template.
 
-The same conversation is rendered with each template and scored teacher-forced. Three
-surprisals (bits) describe the fit: the mean over the scaffold tokens the template adds, the mean
-over the assistant's content, and the cost of ending an assistant turn — the summed surprisal
-of the tokens spelling the template's end-of-turn marker after each assistant message, averaged
-over messages (a marker split into five ordinary tokens costs all five).
-Candidates are ranked by their sum, lowest first: a model trained on a format predicts its
-scaffolding, the replies inside it and where the replies end.
+The same conversation is rendered with each template and scored teacher-forced. Templates are
+ranked by the **total bits of the whole rendered conversation** — its description length under
+the model, the summed surprisal of every scored token, lowest first. That measure does not
+depend on how a template tokenizes: a marker spelled in five predictable pieces costs what its
+pieces cost together, and a token straddling the end of the content and a marker (``.<``) counts
+once, wherever the boundary falls.
+
+Beside it, for reading, bits are spread evenly over each token's bytes and summed per byte
+range: bits per byte of message content, bits per byte of scaffold, and the end-of-turn cost —
+the bits of the bytes of the assistant's close marker, counted from the byte where the content
+ends, averaged over assistant messages. The first token has no prediction and is left out of
+every template's total alike.
 """
 
 from __future__ import annotations
@@ -18,23 +23,24 @@ from dataclasses import asdict, dataclass
 from harness.errors import HarnessError
 from harness.generation.records import TokenRecord
 from harness.generation.workbench import Workbench
-from harness.prompt.conversation import ASSISTANT, TEMPLATE, Conversation
+from harness.prompt.conversation import ASSISTANT, Conversation
+from harness.prompt.segments import CONTENT, Segment
 from harness.prompt.templates import ChatTemplate
 
 
 @dataclass(frozen=True)
 class FitRow:
     template: str
-    scaffold_bits: float | None = None
-    assistant_bits: float | None = None
+    total_bits: float | None = None
+    content_bits_per_byte: float | None = None
+    scaffold_bits_per_byte: float | None = None
     end_of_turn_bits: float | None = None
     tokens: int = 0
     error: str | None = None
 
     @property
     def score(self) -> float:
-        parts = (self.scaffold_bits, self.assistant_bits, self.end_of_turn_bits)
-        return math.inf if self.error or None in parts else sum(parts)  # type: ignore[arg-type]
+        return math.inf if self.error or self.total_bits is None else self.total_bits
 
     def to_dict(self) -> dict[str, object]:
         out: dict[str, object] = asdict(self)
@@ -42,46 +48,62 @@ class FitRow:
         return out
 
 
-def _mean(values: Sequence[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def bits_per_byte(tokens: Sequence[TokenRecord]) -> list[float]:
+    """Each token's surprisal spread evenly over its bytes (unscored tokens: 0)."""
+    out: list[float] = []
+    for t in tokens:
+        bits = t.stats.surprisal_bits if t.stats is not None else 0.0
+        out += [bits / len(t.raw)] * len(t.raw) if t.raw else []
+    return out
 
 
-def _end_costs(tokens: Sequence[TokenRecord], close: str) -> list[float]:
-    """Summed surprisal of the scaffold tokens spelling `close` after each assistant message."""
-    want = max(len(close.strip()), 1)
-    costs = []
-    for i in range(1, len(tokens)):
-        if tokens[i - 1].role != ASSISTANT or tokens[i].role != TEMPLATE:
-            continue
-        spelled, cost, j = "", 0.0, i
-        while j < len(tokens) and tokens[j].role == TEMPLATE and len(spelled.strip()) < want:
-            stats = tokens[j].stats
-            cost += stats.surprisal_bits if stats else 0.0
-            spelled += tokens[j].piece
-            j += 1
-        costs.append(cost)
-    return costs
+def fit_metrics(name: str, prompt: str, segments: Sequence[Segment], tokens: Sequence[TokenRecord],
+                close: str = "") -> FitRow:
+    encoded = prompt.encode("utf-8")
+    laid = list(tokens)
+    if laid and b"".join(t.raw for t in laid) != encoded:
+        laid = laid[1:]  # a BOS the tokenizer added is not in the text
+    per_byte = bits_per_byte(laid)
+    if len(per_byte) != len(encoded):
+        return FitRow(name, error="the tokens do not spell the prompt")
+    starts = _byte_starts(prompt)
+    content = scaffold = 0.0
+    content_bytes = scaffold_bytes = 0
+    ends: list[float] = []
+    for seg in segments:
+        a, b = starts[seg.start], starts[seg.end]
+        bits = sum(per_byte[a:b])
+        if seg.kind == CONTENT:
+            content, content_bytes = content + bits, content_bytes + (b - a)
+        else:
+            scaffold, scaffold_bytes = scaffold + bits, scaffold_bytes + (b - a)
+        if seg.role == ASSISTANT and seg.kind == CONTENT and close and seg.end < len(prompt):
+            ends.append(sum(per_byte[b:b + len(close.encode("utf-8"))]))
+    total = sum(t.stats.surprisal_bits for t in tokens if t.stats is not None)
+    return FitRow(name, total, content / content_bytes if content_bytes else None,
+                  scaffold / scaffold_bytes if scaffold_bytes else None,
+                  sum(ends) / len(ends) if ends else None, len(tokens))
 
 
-def fit_metrics(name: str, tokens: Sequence[TokenRecord], close: str = "") -> FitRow:
-    scored = [t for t in tokens if t.stats is not None]
-    scaffold = [t.stats.surprisal_bits for t in scored if t.role == TEMPLATE]
-    assistant = [t.stats.surprisal_bits for t in scored if t.role == ASSISTANT]
-    return FitRow(name, _mean(scaffold), _mean(assistant), _mean(_end_costs(tokens, close)), len(tokens))
+def _byte_starts(text: str) -> list[int]:
+    starts = [0]
+    for ch in text:
+        starts.append(starts[-1] + len(ch.encode("utf-8")))
+    return starts
 
 
 def rank_templates(bench: Workbench, conversation: Conversation,
                    candidates: Sequence[ChatTemplate]) -> list[FitRow]:
-    """Score the conversation under each template; best fit first, failures last."""
+    """Score the conversation under each template; fewest total bits first, failures last."""
     rows = []
     original = bench.template
     try:
         for template in candidates:
             try:
                 bench.set_template(template)
-                _, tokens = bench.score(conversation)
+                plan, tokens = bench.score(conversation)
                 close = bench.markers.closes.get(ASSISTANT, "")
-                rows.append(fit_metrics(template.name, tokens, close))
+                rows.append(fit_metrics(template.name, plan.prompt, plan.segments, tokens, close))
             except HarnessError as exc:
                 rows.append(FitRow(template.name, error=str(exc)))
     finally:

@@ -11,7 +11,6 @@ with a comment saying where it came from; the comment renders nothing.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import re
@@ -21,10 +20,12 @@ from typing import Any
 
 import yaml
 
-from harness.errors import CommandError, TemplateError
+from harness.errors import CommandError, StorageError, TemplateError
 from harness.paths import user_templates_dir
 from harness.prompt.templates import ChatTemplate, list_library
-from harness.yamlio import error_location
+from harness.store import write_text
+from harness.untrusted import check_text
+from harness.yamlio import error_location, load_yaml
 
 SILLYTAVERN = "sillytavern-instruct"
 TEXTGEN = "textgen-webui"
@@ -91,7 +92,7 @@ def import_file(path: str | Path, *, name: str | None = None) -> ImportedTemplat
         doc = _Document(doc.path, doc.text, doc.data["instruct"])  # a SillyTavern settings export
     data = doc.data if isinstance(doc.data, dict) else {}
     if "chat_template" in data:
-        return _from_hf(doc, name or _hf_name(doc.path))
+        return _distinct(_from_hf(doc, name or _hf_name(doc.path)), doc)
     if "instruction_template" in data:
         return _from_textgen(doc, name or _slug(doc.path.stem))
     if "turn_template" in data:
@@ -104,35 +105,51 @@ def import_file(path: str | Path, *, name: str | None = None) -> ImportedTemplat
     raise TemplateError("unknown template format", where=str(doc.path), hint=_FORMATS)
 
 
+def _distinct(imported: ImportedTemplate, doc: _Document) -> ImportedTemplate:
+    """Refuse, before anything is written, named templates that map to one file name."""
+    seen: set[str] = set()
+    for item in (imported, *imported.extras):
+        if item.name in seen:
+            raise TemplateError(f"two named templates map to the same file name '{item.name}.jinja'",
+                                where=str(doc.path), hint="rename one of the chat_template entries")
+        seen.add(item.name)
+    return imported
+
+
 def write_imported(imported: ImportedTemplate, directory: Path | None = None, force: bool = False) -> Path:
     """Write ``NAME.jinja`` into ``directory`` (the user templates directory by default)."""
     target = (directory or user_templates_dir()) / f"{imported.name}.jinja"
     if target.exists() and not force:
         raise TemplateError("template already exists", where=str(target), hint=_EXISTS_HINT)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(imported.source, encoding="utf-8")
-    except OSError as exc:
-        raise TemplateError(f"cannot write template: {exc.strerror or exc}", where=str(target)) from None
+        write_text(target, imported.source)
+    except StorageError as exc:
+        raise TemplateError(f"cannot write template: {exc.message}", where=str(target)) from None
     return target
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    """``harness import FILE [--name NAME] [--force]``: convert FILE into the user templates."""
-    if args.name is not None and not _NAME_RE.fullmatch(args.name):
-        raise CommandError(f"--name '{args.name}': use letters, digits, '.', '_', '+' and '-'")
-    imported = import_file(args.file, name=args.name)
+@dataclasses.dataclass(frozen=True)
+class Written:
+    path: Path
+    kind: str
+    notes: tuple[str, ...]
+
+
+def import_templates(file: str | Path, *, name: str | None = None, force: bool = False) -> tuple[str, list[Written]]:
+    """Convert `file` into user templates: (the main template's name, what was written). Nothing
+    is written when any target exists and `force` is false."""
+    if name is not None and not _NAME_RE.fullmatch(name):
+        raise CommandError(f"--name '{name}': use letters, digits, '.', '_', '+' and '-'")
+    imported = import_file(str(file), name=name)
     directory, everything = user_templates_dir(), [imported, *imported.extras]
     taken = [p for t in everything if (p := directory / f"{t.name}.jinja").exists()]
-    if taken and not args.force:  # refuse before writing any of them
+    if taken and not force:  # refuse before writing any of them
         raise TemplateError("template already exists", where=str(taken[0]), hint=_EXISTS_HINT)
+    written = []
     for item in everything:
-        print(f"{write_imported(item, directory, force=args.force)}  ({item.kind})")
         shadows = ("shadows the library template of the same name",) if item.name in list_library() else ()
-        for note in (*item.notes, *shadows):
-            print(f"    {note}")
-    print(f"use it with: --template {imported.name}")
-    return 0
+        written.append(Written(write_imported(item, directory, force=force), item.kind, (*item.notes, *shadows)))
+    return imported.name, written
 
 
 def _read(path: Path) -> _Document:
@@ -144,15 +161,21 @@ def _read(path: Path) -> _Document:
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml") or (suffix != ".json" and not text.lstrip().startswith("{")):
         try:
-            return _Document(path, text, yaml.safe_load(text))
+            data = load_yaml(text)[0]
+            check_text(data, error=TemplateError, where=str(path), what="the file")
+            return _Document(path, text, data)
         except yaml.YAMLError as exc:
             at, problem = error_location(exc, str(path))
             raise TemplateError(f"not valid YAML: {problem}", where=at, hint="fix the YAML") from None
     try:
-        return _Document(path, text, json.loads(text))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise TemplateError(f"not valid JSON: {exc.msg} (column {exc.colno})",
                             where=f"{path}:{exc.lineno}", hint="fix the JSON") from None
+    except RecursionError:
+        raise TemplateError("nested too deeply to be a template file", where=str(path)) from None
+    check_text(data, error=TemplateError, where=str(path), what="the file")
+    return _Document(path, text, data)
 
 
 def _slug(name: str) -> str:

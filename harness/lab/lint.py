@@ -18,32 +18,25 @@ tokens) run only when a tokenizer is given.
   L010 error    message content is altered or lost (non-ASCII or plain text not found)
   L012 error    turn markers cannot be derived (content is rewritten), so roles cannot be told
   L013 warning  message content holds control-token strings the tokenizer makes real (--messages)
+  L014 error    a BOS/EOS/end-of-generation id lies outside the vocabulary
+
+A static pass (:mod:`harness.lab.audit`, L101-L106) runs first, so a render failure hides
+nothing it can see. The same finding from several probes is reported once, naming them all.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from harness.errors import TemplateError
+from harness.lab.findings import Finding, deduplicated
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.segments import sentinel
 from harness.prompt.templates import ChatTemplate
 
 _SPECIAL_RE = re.compile(r"<\|?[A-Za-z_][A-Za-z0-9_\-|]*\|?>|\[/?[A-Z_]{2,}\]")
-
-
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    severity: str  # "error" | "warning" | "info"
-    message: str
-    probe: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def _msgs(*pairs: tuple[str, str]) -> list[dict[str, str]]:
@@ -156,6 +149,12 @@ def check_whitespace(t: ChatTemplate, variables) -> list[Finding]:
 def check_tokens(t: ChatTemplate, variables, markers: TurnMarkers, tok: Tokenizer) -> list[Finding]:
     out = []
     info = tok.info
+    outside = [f"{what} {i}" for what, ids in (("BOS", [info.bos_id]), ("EOS", [info.eos_id]),
+                                                ("end-of-generation", sorted(info.eog_ids)))
+               for i in ids if i is not None and not 0 <= i < info.n_vocab]
+    if outside:
+        out.append(Finding("L014", "error", f"token id(s) outside the vocabulary of {info.n_vocab}: "
+                           + ", ".join(outside), "metadata"))
     close = markers.closes.get("assistant", "").strip()
     if close:
         ids = tok.tokenize(close)
@@ -185,21 +184,37 @@ def check_tokens(t: ChatTemplate, variables, markers: TurnMarkers, tok: Tokenize
 
 def lint(t: ChatTemplate, variables: Mapping[str, Any] | None = None,
          tokenizer: Tokenizer | None = None) -> tuple[list[Finding], TurnMarkers | None]:
+    from harness.lab.audit import date_findings, static_findings
+
     variables = dict(variables or {})
-    findings = check_probes(t, variables)
+    findings = static_findings(t) + check_probes(t, variables)
     if any(f.code == "L001" for f in findings):
-        return findings, None
+        return deduplicated(findings), None
     findings += check_prefix_stability(t, variables)
     findings += check_whitespace(t, variables)
+    findings += date_findings(t, variables)
     try:
         markers = derive_markers(t, variables)
     except TemplateError as exc:
-        return [*findings, Finding("L012", "error", exc.message, "markers")], None
+        return deduplicated([*findings, Finding("L012", "error", exc.message, "markers")]), None
     findings += check_generation_prompt(t, variables, markers)
     if tokenizer is not None:
         findings += check_tokens(t, variables, markers, tokenizer)
-    return findings, markers
+    return deduplicated(findings), markers
 
 
 def has_errors(findings: Sequence[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
+
+
+def lint_named(info: Any, model_name: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Lint findings and capabilities of each named template of a GGUF (`info`: its header)."""
+    from harness.lab.audit import capabilities
+
+    out = {}
+    for name, source in info.named_templates.items():
+        template = ChatTemplate(f"{model_name}:gguf:{name}", source, "gguf")
+        findings, _ = lint(template, variables)
+        out[template.name] = {"findings": [f.to_dict() for f in findings],
+                              "capabilities": capabilities(template, variables)}
+    return out

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from harness.untrusted import visible
+
 ROLE_COLOURS = {"system": "33", "user": "32", "assistant": "36", "template": "90"}
 
 
 def _visible(piece: str) -> str:
-    return piece.replace("\n", "↵\n").replace("\t", "→")
+    return visible(piece).replace("\n", "↵\n").replace("\t", "→")
 
 
 def show_tokens(tokens: Sequence[tuple[str, str, bool]], colour: bool = True) -> str:

@@ -66,6 +66,13 @@ class GGUFInfo:
     chat_template: str | None = field(repr=False)
     scalars: Mapping[str, object] = field(repr=False)
 
+    @property
+    def named_templates(self) -> dict[str, str]:
+        """The named chat templates (``tokenizer.chat_template.<name>``: tool_use, rag, ...)."""
+        prefix = "tokenizer.chat_template."
+        return {k[len(prefix):]: v for k, v in sorted(self.scalars.items())
+                if k.startswith(prefix) and isinstance(v, str)}
+
 
 def read_gguf_info(path: str | Path) -> GGUFInfo:
     """Read the header of the GGUF file at `path`; ModelError if it is missing or malformed."""
@@ -80,7 +87,10 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
                     hint=_CORRUPT,
                 )
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                return _Reader(mm, size, where).info()
+                try:
+                    return _Reader(mm, size, where).info()
+                except (struct.error, IndexError, ValueError, OverflowError) as err:
+                    raise ModelError(f"file is corrupt: {err}", where=where, hint=_CORRUPT) from None
     except FileNotFoundError:
         raise ModelError("model file not found", where=where, hint="check the path") from None
     except OSError as err:
@@ -139,8 +149,12 @@ class _Reader:
             )
         scalars: dict[str, object] = {}
         tokens: list[int] | None = None
+        seen: set[str] = set()
         for i in range(n_kv):
             key = self.string(f"the key of metadata entry {i}")
+            if key in seen:  # llama.cpp would take one, harness the other: refuse both
+                raise self.fail(f"metadata key {key!r} appears twice")
+            seen.add(key)
             vtype = self.u32(f"the value type of {key!r}")
             if vtype != _ARRAY:
                 scalars[key] = self.scalar(vtype, key)

@@ -86,5 +86,7 @@ def _child(path: str) -> None:
         backend.decode([first, first], all_logits=True)
         backend.close()
     except Exception as exc:  # reported by the parent as one line
-        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        said = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        print(str(said).removeprefix("llama.cpp could not load the model: ").replace("\n", " "),
+              file=sys.stderr)
         sys.exit(3)

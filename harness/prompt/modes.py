@@ -11,10 +11,11 @@ Modes:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import ModeError
+from harness.prompt.blocks import split_reasoning
 from harness.prompt.conversation import ASSISTANT, USER, Conversation
 from harness.prompt.mode_names import AS_IS, CONTINUE, IMPERSONATE, MODES, PREFILL, REPLY
 from harness.prompt.segments import CONTENT, Segment, clip, render_segmented, sentinel, tile
@@ -33,10 +34,19 @@ class PromptPlan:
     mode: str
     opened: str = ""  # text already written in the open turn (prefill / impersonate text)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # (what, text) of every non-content string of the messages the template may print (roles,
+    # names, extra keys): checked for control-token text like content (Workbench.plan)
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 def plan_prompt(conversation: Conversation, template: ChatTemplate, mode: str = REPLY, *,
                 text: str = "", variables: Mapping[str, Any] | None = None) -> PromptPlan:
+    plan = _plan(conversation, template, mode, text, variables)
+    return replace(plan, segments=tuple(split_reasoning(plan.prompt, plan.segments)))
+
+
+def _plan(conversation: Conversation, template: ChatTemplate, mode: str, text: str,
+          variables: Mapping[str, Any] | None) -> PromptPlan:
     messages = conversation.to_dicts()
     if mode == AS_IS:
         prompt, segments = render_segmented(template, messages, add_generation_prompt=False,
@@ -89,14 +99,28 @@ def _continue(conversation: Conversation, template: ChatTemplate,
     if last is None:
         raise ModeError("nothing to continue: the conversation is empty")
     messages = conversation.to_dicts()
-    messages[-1]["content"] = last.content + CONTINUE_TAG
+    final = last.text
+    messages[-1]["content"] = _tagged(last.content)
     rendered, segments = render_segmented(template, messages, add_generation_prompt=False,
                                           variables=variables)
-    if last.content.strip() not in rendered or CONTINUE_TAG.strip() not in rendered:
+    if final.strip() not in rendered or CONTINUE_TAG.strip() not in rendered:
         raise ModeError("the final message does not appear in the rendered prompt; cannot continue it",
                         hint="the template rewrites or drops it")
     at = rendered.rindex(CONTINUE_TAG.strip())
     end = at if rendered[at: at + len(CONTINUE_TAG)] == CONTINUE_TAG else len(rendered[:at].rstrip())
     prompt = rendered[:end]
     kept = [(s.start, s.end, s.role) for s in clip(segments, end) if s.kind == CONTENT]
-    return PromptPlan(prompt, tuple(tile(len(prompt), kept)), last.role, CONTINUE, opened=last.content)
+    return PromptPlan(prompt, tuple(tile(len(prompt), kept)), last.role, CONTINUE, opened=final)
+
+
+def _tagged(content: Any) -> Any:
+    """The final message's content with the tag after its text (its last text part, as
+    transformers picks it, when the content is a list of parts)."""
+    if not isinstance(content, list):
+        return (content or "") + CONTINUE_TAG
+    parts = list(content)
+    for i in range(len(parts) - 1, -1, -1):
+        if isinstance(parts[i], Mapping) and isinstance(parts[i].get("text"), str):
+            parts[i] = {**parts[i], "text": parts[i]["text"] + CONTINUE_TAG}
+            return parts
+    raise ModeError("nothing to continue: the final message has no text part")

@@ -9,7 +9,7 @@ or nesting deeper than Python's compiler goes. So templates render here, not in 
 - inside it: address space capped at ``MEMORY_LIMIT_BYTES``, a CPU-time backstop, no core
   files, no file growth, and an audit hook refusing process creation, file writes, network and
   ctypes — a second wall should the sandbox ever be escaped;
-- the parent sends ``(source, name, messages, add_generation_prompt, variables)`` as JSON (so
+- the parent sends ``(source, name, messages, add_generation_prompt, variables, now)`` as JSON (so
   only plain data crosses, never a callable) and waits ``RENDER_TIMEOUT_S``; on timeout or death
   it kills the worker, raises :class:`TemplateError`, and the next render starts a fresh one;
 - compiled templates stay cached in the worker: a render costs one pipe round trip.
@@ -64,9 +64,10 @@ class _Died(Exception):
 
 
 def render(source: str, name: str, messages: Sequence[Mapping[str, Any]], *,
-           add_generation_prompt: bool, variables: Mapping[str, Any] | None) -> str:
-    """Render in the shared worker; every failure is a :class:`TemplateError`."""
-    request = _encode_request(source, name, messages, add_generation_prompt, variables)
+           add_generation_prompt: bool, variables: Mapping[str, Any] | None, now: str | None = None) -> str:
+    """Render in the shared worker; every failure is a :class:`TemplateError`. `now` pins
+    ``strftime_now`` to an ISO date-time."""
+    request = _encode_request(source, name, messages, add_generation_prompt, variables, now)
     return shared_worker().render(request, name)
 
 
@@ -78,10 +79,11 @@ def shared_worker() -> RenderWorker:
 
 
 def _encode_request(source: str, name: str, messages: Sequence[Mapping[str, Any]],
-                    add_generation_prompt: bool, variables: Mapping[str, Any] | None) -> bytes:
+                    add_generation_prompt: bool, variables: Mapping[str, Any] | None,
+                    now: str | None = None) -> bytes:
     try:
         text = json.dumps([source, name, list(messages), bool(add_generation_prompt),
-                           dict(variables or {})], default=_plain)
+                           dict(variables or {}), now], default=_plain)
     except (TypeError, ValueError) as exc:
         raise TemplateError(f"messages and template variables must be plain data: {exc}",
                             hint="strings, numbers, booleans, lists and mappings only") from None
@@ -302,9 +304,9 @@ def handle(request: bytes, render_sandboxed: Callable[..., str]) -> bytes:
     """One request in, one reply out, whatever the template does."""
     name = "template"
     try:
-        source, name, messages, add_generation_prompt, variables = json.loads(request)
+        source, name, messages, add_generation_prompt, variables, now = json.loads(request)
         text = render_sandboxed(source, name, messages, add_generation_prompt=add_generation_prompt,
-                                variables=variables)
+                                variables=variables, now=now)
         return b"T" + text.encode("utf-8", "surrogatepass")
     except TemplateError as exc:
         return _error_reply(exc.message, exc.where, exc.hint)

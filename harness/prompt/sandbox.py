@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import jinja2
@@ -63,6 +63,20 @@ def _tojson(value: Any, ensure_ascii: bool = False, indent: int | str | None = N
 
 def _strftime_now(fmt: str) -> str:
     return datetime.now().strftime(fmt)
+
+
+def _pinned_strftime_now(now: str) -> Any:
+    """``strftime_now`` reading a fixed ISO date-time (a run's pinned date) instead of the clock."""
+    try:
+        when = datetime.fromisoformat(now)
+    except ValueError:
+        raise TemplateError(f"strftime_now is pinned to {now!r}, which is not an ISO date",
+                            hint="e.g. 2026-12-01 or 2026-12-01T09:30") from None
+
+    def strftime_now(fmt: str) -> str:
+        return when.strftime(fmt)
+
+    return strftime_now
 
 
 class _BoundedSandbox(ImmutableSandboxedEnvironment):
@@ -138,7 +152,8 @@ def _template_line(exc: BaseException, name: str) -> str:
 
 
 def render_sandboxed(source: str, name: str, messages: Sequence[Mapping[str, Any]], *,
-                     add_generation_prompt: bool, variables: Mapping[str, Any] | None = None) -> str:
+                     add_generation_prompt: bool, variables: Mapping[str, Any] | None = None,
+                     now: str | None = None) -> str:
     """Render in *this* process: the sandbox and the output cap, but no memory or time limit.
     The render worker calls this; everything else calls :func:`render_source`."""
     template = _compile(source, name)
@@ -148,6 +163,9 @@ def render_sandboxed(source: str, name: str, messages: Sequence[Mapping[str, Any
         context.update(variables or {})
         context["messages"] = [dict(m) for m in messages]
         context["add_generation_prompt"] = add_generation_prompt
+        pinned = now or context.get("strftime_now")  # a date string pins it (a profile's vars, --date)
+        if isinstance(pinned, str | date):
+            context["strftime_now"] = _pinned_strftime_now(str(pinned))
         return _bounded(template.generate(**context))
     except _RaisedByTemplate as exc:
         raise TemplateError(f"template refused the conversation: {exc}",

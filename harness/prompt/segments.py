@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.prompt.conversation import TEMPLATE
+from harness.prompt.conversation import (
+    REASONING,
+    REASONING_KEYS,
+    TEMPLATE,
+    TOOL_CALL,
+    attribution_role,
+    content_text,
+)
 from harness.prompt.templates import ChatTemplate
 
 CONTENT = "content"
@@ -39,17 +46,21 @@ class Segment:
         return {"start": self.start, "end": self.end, "role": self.role, "kind": self.kind}
 
 
-def tile(length: int, content: Sequence[tuple[int, int, str]]) -> list[Segment]:
-    """Content spans (start, end, role) -> segments tiling [0, length): gaps are scaffold."""
+def tile(length: int, content: Sequence[tuple[int, int, str] | tuple[int, int, str, str]]) -> list[Segment]:
+    """Spans (start, end, role[, kind]) -> segments tiling [0, length): gaps are template
+    scaffold; a span's kind is CONTENT unless it says otherwise (a tool call the template
+    spells is the ``tool_call`` role's scaffold)."""
     segments: list[Segment] = []
     pos = 0
-    for start, end, role in sorted(content):
+    for span in sorted(content):
+        start, end, role = span[0], span[1], span[2]
+        kind = span[3] if len(span) > 3 else CONTENT  # type: ignore[misc]
         start, end = max(start, pos), min(end, length)
         if end <= start:
             continue
         if start > pos:
             segments.append(Segment(pos, start, TEMPLATE, SCAFFOLD))
-        segments.append(Segment(start, end, role, CONTENT))
+        segments.append(Segment(start, end, role, kind))
         pos = end
     if pos < length:
         segments.append(Segment(pos, length, TEMPLATE, SCAFFOLD))
@@ -61,12 +72,57 @@ def clip(segments: Sequence[Segment], end: int) -> list[Segment]:
     return [Segment(s.start, min(s.end, end), s.role, s.kind) for s in segments if s.start < end]
 
 
-def shift(segments: Sequence[Segment], offset: int) -> list[Segment]:
-    return [Segment(s.start + offset, s.end + offset, s.role, s.kind) for s in segments]
+@dataclass(frozen=True)
+class _Field:
+    """One text a message carries, as a sentinel replaced it: its role and its real text."""
+
+    role: str
+    text: str
 
 
 def with_sentinels(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{**m, "content": sentinel(i)} for i, m in enumerate(messages)]
+    return _marked(messages)[0]
+
+
+def _marked(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[_Field]]:
+    """Messages with every text field a sentinel: string content and text parts (the message's
+    role), ``reasoning_content``/``thinking`` (reasoning), string tool-call arguments (tool_call).
+    ``None`` content stays ``None``, empty strings stay empty and object arguments as they are."""
+    fields: list[_Field] = []
+
+    def mark(role: str, text: str) -> str:
+        if not text:  # templates test truthiness (`{% if content %}`): "" stays ""
+            return text
+        fields.append(_Field(role, text))
+        return sentinel(len(fields) - 1)
+
+    marked = []
+    for message in messages:
+        m = dict(message)
+        role = attribution_role(str(m.get("role")))
+        content = m.get("content")
+        if isinstance(content, str):
+            m["content"] = mark(role, content)
+        elif isinstance(content, list):
+            m["content"] = [{**p, "text": mark(role, p["text"])}
+                            if isinstance(p, Mapping) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                            else p for p in content]
+        for key in REASONING_KEYS:
+            if isinstance(m.get(key), str):
+                m[key] = mark(REASONING, m[key])
+        if isinstance(m.get("tool_calls"), list):
+            m["tool_calls"] = [_marked_call(call, mark) for call in m["tool_calls"]]
+        marked.append(m)
+    return marked, fields
+
+
+def _marked_call(call: Any, mark: Any) -> Any:
+    if not isinstance(call, Mapping):
+        return call
+    function = call.get("function")
+    if isinstance(function, Mapping) and isinstance(function.get("arguments"), str):
+        return {**call, "function": {**function, "arguments": mark(TOOL_CALL, function["arguments"])}}
+    return call
 
 
 def render_segmented(template: ChatTemplate, messages: Sequence[Mapping[str, Any]], *,
@@ -85,19 +141,86 @@ def _spans_by_sentinel(template: ChatTemplate, messages: Sequence[Mapping[str, A
                        variables: Mapping[str, Any] | None) -> list[tuple[int, int, str]] | None:
     from harness.errors import TemplateError
 
+    sentinelled, fields = _marked(messages)
     try:
-        marked = template.render(with_sentinels(messages), add_generation_prompt=add_generation_prompt,
+        marked = template.render(sentinelled, add_generation_prompt=add_generation_prompt,
                                  variables=variables)
     except TemplateError:
         return None  # the template inspects content; fall back to searching
     matches = list(_SENTINEL_RE.finditer(marked))
-    if any(int(m.group(1)) >= len(messages) for m in matches):
+    if any(int(m.group(1)) >= len(fields) for m in matches):
         return None
     scaffold = _scaffold_pieces(marked, matches)
-    roles = [str(messages[int(m.group(1))]["role"]) for m in matches]
-    contents = [str(messages[int(m.group(1))].get("content") or "") for m in matches]
-    exact = _stitch(scaffold, contents, roles, text)
-    return exact if exact is not None else _align(scaffold, roles, text)
+    roles = [fields[int(m.group(1))].role for m in matches]
+    contents = [fields[int(m.group(1))].text for m in matches]
+    spans = _stitch(scaffold, contents, roles, text)
+    if spans is None:
+        spans = _align(scaffold, roles, text)
+    if spans is None:
+        return None
+    calls = _tool_call_regions(template, sentinelled, marked, add_generation_prompt, variables)
+    return [*spans, *_regions_in_text(calls, matches, scaffold, spans)]
+
+
+def _tool_call_regions(template: ChatTemplate, sentinelled: list[dict[str, Any]], marked: str,
+                       add_generation_prompt: bool, variables: Mapping[str, Any] | None) -> list[tuple[int, int]]:
+    """Where each message's tool calls render in the marked text: the part that differs from a
+    rendering without them (a template that cannot render a message without calls: none)."""
+    from harness.errors import TemplateError
+
+    regions = []
+    for i, message in enumerate(sentinelled):
+        if not message.get("tool_calls"):
+            continue
+        bare = {k: v for k, v in message.items() if k != "tool_calls"}
+        for variant in (bare, {**bare, "content": bare.get("content") or ""}):
+            try:
+                other = template.render([*sentinelled[:i], variant, *sentinelled[i + 1:]],
+                                        add_generation_prompt=add_generation_prompt, variables=variables)
+            except TemplateError:
+                continue
+            regions.append(_difference(marked, other))
+            break
+    return [(a, b) for a, b in regions if b > a]
+
+
+def _difference(text: str, other: str) -> tuple[int, int]:
+    """The span of `text` that `other` lacks (common prefix and suffix removed). An insertion can
+    often slide (``<tool_call>...</tool_call>`` vs ``tool_call>...</tool_call><``): of its
+    positions the first, from the right, that opens with a bracket and closes with one wins."""
+    head, limit = 0, min(len(text), len(other))
+    while head < limit and text[head] == other[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and text[-1 - tail] == other[-1 - tail]:
+        tail += 1
+    end = len(text) - tail
+    a, b = head, end
+    while a > 0 and b > a and text[a - 1] == text[b - 1]:
+        a, b = a - 1, b - 1
+        if text[a] in "<[{" and text[b - 1] in ">]}":
+            return a, b
+    return head, end
+
+
+def _regions_in_text(regions: list[tuple[int, int]], matches: list[re.Match[str]], scaffold: list[str],
+                     spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str, str]]:
+    """Tool-call regions of the marked text as tool_call spans of the real text: only their
+    scaffold (the sentinels inside keep their own roles), leading/trailing whitespace left out."""
+    marked_starts = [0, *[m.end() for m in matches]]  # where each scaffold piece begins, marked
+    real_starts = [0, *[end for _, end, _ in spans[:len(matches)]]]  # ... and in the real text
+    out = []
+    for start, end in regions:
+        for j, piece in enumerate(scaffold):
+            a, b = max(start, marked_starts[j]), min(end, marked_starts[j] + len(piece))
+            while a < b and piece[a - marked_starts[j]].isspace():
+                a += 1
+            while b > a and piece[b - 1 - marked_starts[j]].isspace():
+                b -= 1
+            if a < b:
+                shift_by = real_starts[j] - marked_starts[j]
+                out.append((a + shift_by, b + shift_by, TOOL_CALL, SCAFFOLD))
+    return out
 
 
 def _scaffold_pieces(marked: str, matches: list[re.Match[str]]) -> list[str]:
@@ -150,13 +273,13 @@ def _spans_by_search(messages: Sequence[Mapping[str, Any]], text: str) -> list[t
     spans = []
     cursor = 0
     for message in messages:
-        content = str(message.get("content") or "")
+        content = content_text(message.get("content"))
         for candidate in (content, content.strip()):
             if not candidate:
                 continue
             at = text.find(candidate, cursor)
             if at >= 0:
-                spans.append((at, at + len(candidate), str(message["role"])))
+                spans.append((at, at + len(candidate), attribution_role(str(message["role"]))))
                 cursor = at + len(candidate)
                 break
     return spans

@@ -15,13 +15,15 @@ the render worker (:mod:`harness.prompt.render_worker`), a separate process with
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from harness.errors import TemplateError
 from harness.paths import library_dir
 from harness.prompt import render_worker
+from harness.untrusted import has_surrogate
 
 MAX_SOURCE_CHARS = 1_000_000  # real chat templates are a few kilobytes
 LIBRARY_DIR = library_dir("templates")
@@ -31,28 +33,47 @@ GGUF = "gguf"
 
 @dataclass(frozen=True)
 class ChatTemplate:
-    """A template's source and where it came from (``gguf``, a library name, or a path)."""
+    """A template's source and where it came from (``gguf``, a library name, or a path), and
+    the date ``strftime_now`` reads when pinned (an ISO date-time; None: the clock)."""
 
     name: str
     source: str
     origin: str
+    now: str | None = None
 
     def render(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool,
                variables: Mapping[str, Any] | None = None) -> str:
         return render_source(self.source, self.name, messages,
-                             add_generation_prompt=add_generation_prompt, variables=variables)
+                             add_generation_prompt=add_generation_prompt, variables=variables,
+                             now=self.now)
+
+    def pinned(self, now: str | None) -> ChatTemplate:
+        """This template with ``strftime_now`` reading `now` (checked here: a bad date fails
+        before any render)."""
+        if now is not None:
+            try:
+                datetime.fromisoformat(now)
+            except ValueError:
+                raise TemplateError(f"not an ISO date: {now!r}", where=self.name,
+                                    hint="e.g. 2026-12-01 or 2026-12-01T09:30") from None
+        return replace(self, now=now)
 
 
 def render_source(source: str, name: str, messages: Sequence[Mapping[str, Any]], *,
-                  add_generation_prompt: bool, variables: Mapping[str, Any] | None = None) -> str:
+                  add_generation_prompt: bool, variables: Mapping[str, Any] | None = None,
+                  now: str | None = None) -> str:
     """Render a template source as ``apply_chat_template(tokenize=False)`` would, in the render
     worker: a template that loops, allocates or crashes costs a :class:`TemplateError`, no more."""
     if len(source) > MAX_SOURCE_CHARS:
         raise TemplateError(f"template is too large ({len(source):,} characters; the limit is "
                             f"{MAX_SOURCE_CHARS:,})", where=name,
                             hint="a chat template is a few kilobytes; this is not one")
-    return render_worker.render(source, name, messages, add_generation_prompt=add_generation_prompt,
-                                variables=variables)
+    prompt = render_worker.render(source, name, messages, add_generation_prompt=add_generation_prompt,
+                                  variables=variables, now=now)
+    if has_surrogate(prompt):  # e.g. a "\ud800" escape in a string literal: not text a model can read
+        raise TemplateError("the template's output holds a lone surrogate, which is not text", where=name,
+                            hint="remove the \\uD800-\\uDFFF escape from the template or its variables")
+    return prompt
 
 
 def list_library() -> list[str]:

@@ -6,33 +6,77 @@ every occurrence of a role's open marker as the start of that role's turn and ev
 marker as its end; marker text is ``template``, text inside a turn belongs to its role, text
 between turns is ``template``. Repeated closes, empty turns and markers missing their
 whitespace (``<|im_end|><|im_start|>``) are all handled.
+
+Where the opens share a shape (``<|im_start|>`` NAME ``\\n``), any name is read as a turn of that
+name: ``user_agent`` is not ``user``, ``admin`` is ``admin`` (a bare ``<|im_start|>\\n`` opens an
+``unnamed`` turn); a known name straight after a close (``<|im_end|>user\\n``) opens its turn. A
+marker cut off at the end of the text is ``template``. Inside an assistant turn, thinking and
+tool-call blocks (:mod:`harness.prompt.blocks`) are ``reasoning`` and ``tool_call``. Each turn
+records whether it continues this conversation or starts a new one (a system turn past the
+start begins a new conversation).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness.prompt.conversation import ASSISTANT, SYSTEM, TEMPLATE, USER
+from harness.prompt.blocks import KNOWN, BlockMarkers
+from harness.prompt.conversation import (
+    ASSISTANT,
+    REASONING,
+    SYSTEM,
+    TEMPLATE,
+    TOOL_CALL,
+    USER,
+    attribution_role,
+)
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.segments import CONTENT, SCAFFOLD, Segment
 
 _NEXT_ROLE = {USER: ASSISTANT, ASSISTANT: USER, SYSTEM: USER}
+_NAME = r"[A-Za-z_][\w.\-]*"
+UNNAMED = "unnamed"  # the role of a turn whose open marker names no role
+DELIMITER = "delimiter"  # kind of a block delimiter inside a turn (``<think>``)
+SAME, NEW = "same", "new"
 
 
 @dataclass(frozen=True)
 class _Marker:
     text: str
-    kind: str  # "open" or "close"
+    kind: str  # "open", "close", "block_open" or "block_close"
     role: str
+    close: str = ""  # a block's close
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn found in generated text: its role, where its content lies, and whether it
+    continues the conversation (``same``) or begins another (``new``)."""
+
+    role: str
+    start: int
+    end: int
+    conversation: str = SAME
+
+
+@dataclass
+class _State:
+    role: str | None
+    inner: str | None = None  # REASONING / TOOL_CALL inside an assistant turn
+    close: str = ""  # what ends the inner block
+    conversation: str = SAME
 
 
 class TurnParser:
     """Splits generated text into role spans; reusable across calls (holds no text)."""
 
-    def __init__(self, markers: TurnMarkers, extra_closes: Iterable[str] = ()):
+    def __init__(self, markers: TurnMarkers, extra_closes: Iterable[str] = (),
+                 blocks: BlockMarkers | None = None):
         self._markers = markers
+        self._blocks = blocks if blocks is not None else KNOWN
         table: dict[str, _Marker] = {}
         # Whitespace-only markers ("\n\n" closing a turn of plain text) are not markers here:
         # inside generated prose they are paragraph breaks far more often than turn ends.
@@ -47,9 +91,35 @@ class TurnParser:
             for variant in (text, text.strip()):
                 if variant.strip():  # an open wins over an equal close (Mistral's "[INST]")
                     table[variant] = _Marker(variant, "open", role)
+        self._blocks_by_text: dict[str, list[_Marker]] = {}
+        for block in self._blocks.blocks:
+            self._blocks_by_text.setdefault(block.open, []).append(
+                _Marker(block.open, "block_open", block.role, block.close))
+            if block.close:
+                self._blocks_by_text.setdefault(block.close, []).append(
+                    _Marker(block.close, "block_close", block.role))
         self._table = table
-        ordered = sorted(table, key=len, reverse=True)
-        self._regex = re.compile("|".join(re.escape(t) for t in ordered)) if ordered else None
+        self._shape = _open_shape(markers)
+        literals = sorted({*table, *self._blocks_by_text}, key=len, reverse=True)
+        alternatives = [re.escape(t) for t in literals]
+        if self._shape is not None:
+            prefix, suffix, _ = self._shape
+            ends = "|".join(re.escape(s) for s in dict.fromkeys((suffix, suffix.strip())) if s)
+            alternatives.insert(0, f"(?P<shape>{re.escape(prefix)}(?:(?P<name>{_NAME})(?:{ends})?|(?:{ends})))")
+        self._regex = re.compile("|".join(alternatives)) if alternatives else None
+        self._names = self._shape[2] if self._shape else {}
+        suffix = self._shape[1] if self._shape else ""
+        self._after_close_open = (re.compile(f"(?P<name>{_NAME})(?:{re.escape(suffix)})") if suffix.strip()
+                                  or suffix else None)
+        self._partials = [t for t in literals if len(t.strip()) > 1] + \
+                         ([self._shape[0]] if self._shape else [])
+
+    def start_role(self, writer: str | None, mode: str) -> str | None:
+        """The role generated text starts in: the writer, or ``reasoning`` when the generation
+        prompt leaves a thinking block open."""
+        if writer == ASSISTANT and mode in ("reply", "prefill") and self._blocks.prompt_opens_reasoning:
+            return REASONING
+        return writer
 
     def _after_close(self, role: str | None) -> str | None:
         following = _NEXT_ROLE.get(role or "")
@@ -58,39 +128,149 @@ class TurnParser:
         return None
 
     def parse(self, text: str, start_role: str | None) -> list[Segment]:
-        """Spans tiling `text`, starting inside a turn of `start_role` (None: between turns)."""
-        spans: list[Segment] = []
-        role = start_role
-        pos = 0
+        """Spans tiling `text`, starting inside a turn of `start_role` (None: between turns;
+        ``reasoning``: an assistant turn whose thinking block is open)."""
+        return self._walk(text, start_role)[0]
 
-        def emit(end: int, span_role: str, kind: str) -> None:
-            if end > pos:
-                spans.append(Segment(pos, end, span_role, kind))
-
-        for match in self._regex.finditer(text) if self._regex else ():
-            emit(match.start(), role or TEMPLATE, CONTENT if role else SCAFFOLD)
-            pos = match.start()
-            marker = self._table[match.group(0)]
-            emit(match.end(), TEMPLATE, SCAFFOLD)
-            pos = match.end()
-            role = marker.role if marker.kind == "open" else self._after_close(role)
-        emit(len(text), role or TEMPLATE, CONTENT if role else SCAFFOLD)
-        return spans
+    def turns(self, text: str, start_role: str | None) -> list[Turn]:
+        return self._walk(text, start_role)[1]
 
     def role_at_end(self, text: str, start_role: str | None) -> str:
         """The role the next generated character would belong to."""
-        role = start_role
-        for match in self._regex.finditer(text) if self._regex else ():
-            marker = self._table[match.group(0)]
-            role = marker.role if marker.kind == "open" else self._after_close(role)
-        return role or TEMPLATE
+        spans = self._walk(text, start_role, tail=False)[2]
+        return spans.inner or spans.role or TEMPLATE
+
+    def _walk(self, text: str, start_role: str | None,
+              tail: bool = True) -> tuple[list[Segment], list[Turn], _State]:
+        spans: list[Segment] = []
+        turns: list[Turn] = []
+        state = _State(ASSISTANT, REASONING) if start_role == REASONING else _State(start_role)
+        if start_role == REASONING:
+            state.close = self._reasoning_close()
+        turn_start = 0 if state.role else -1
+        pos = 0
+
+        def emit(end: int, role: str, kind: str) -> None:
+            nonlocal pos
+            if end > pos:
+                spans.append(Segment(pos, end, role, kind))
+            pos = max(pos, end)
+
+        def end_turn(at: int) -> None:
+            nonlocal turn_start
+            if state.role and turn_start >= 0:
+                turns.append(Turn(state.role, turn_start, at, state.conversation))
+            turn_start = -1
+
+        def open_turn(role: str, at: int) -> None:
+            nonlocal turn_start
+            if role == SYSTEM and (turns or turn_start >= 0 or start_role is not None):
+                state.conversation = NEW  # a system prompt mid-stream: another conversation
+            state.role, state.inner, turn_start = role, None, at
+
+        search_at = 0
+        while self._regex is not None and (match := self._regex.search(text, search_at)):
+            start, end = match.span()
+            search_at = max(end, start + 1)
+            here = self._classify(match, state)
+            if here is None:
+                continue  # a block delimiter outside an assistant turn: plain text
+            content_role = state.inner or state.role
+            emit(start, content_role or TEMPLATE, CONTENT if content_role else SCAFFOLD)
+            if here.kind == "block_open":
+                emit(end, TOOL_CALL if here.role == TOOL_CALL else TEMPLATE,
+                     CONTENT if here.role == TOOL_CALL else DELIMITER)
+                state.inner, state.close = here.role, here.close
+                continue
+            if here.kind == "block_close":
+                emit(end, TOOL_CALL if here.role == TOOL_CALL else TEMPLATE,
+                     CONTENT if here.role == TOOL_CALL else DELIMITER)
+                state.inner, state.close = None, ""
+                continue
+            emit(end, TEMPLATE, SCAFFOLD)
+            end_turn(start)
+            if here.kind == "open":
+                open_turn(here.role, end)
+                continue
+            following = self._after_close(state.role)
+            state.role, state.inner = None, None
+            malformed = self._after_close_open.match(text, end) if self._after_close_open else None
+            if malformed and malformed.group("name") in self._names:
+                emit(malformed.end(), TEMPLATE, SCAFFOLD)
+                open_turn(self._names[malformed.group("name")], malformed.end())
+                search_at = malformed.end()
+            elif following:
+                open_turn(following, end)
+        cut = self._cut_marker(text, pos) if tail else len(text)
+        content_role = state.inner or state.role
+        emit(cut, content_role or TEMPLATE, CONTENT if content_role else SCAFFOLD)
+        emit(len(text), TEMPLATE, SCAFFOLD)
+        end_turn(cut)
+        return spans, turns, state
+
+    def _classify(self, match: re.Match[str], state: _State) -> _Marker | None:
+        found = match.group(0)
+        if match.group("shape") if self._shape else None:
+            if found in self._table and found.strip() == found:
+                return self._table[found]
+            name = match.group("name")
+            if name is None:
+                return _Marker(found, "open", UNNAMED)
+            if found in self._table and self._table[found].kind == "close":
+                return self._table[found]
+            return _Marker(found, "open", self._names.get(name, attribution_role(name)))
+        for block in self._blocks_by_text.get(found, ()):
+            if block.kind == "block_open" and state.role == ASSISTANT and state.inner is None:
+                return block
+            if block.kind == "block_close" and state.inner == block.role and state.close == found:
+                return block
+        if found in self._table:
+            if state.inner and self._table[found].kind == "close" and found == state.close:
+                return None
+            return self._table[found]
+        return None
+
+    def _reasoning_close(self) -> str:
+        for block in self._blocks.blocks:
+            if block.role == REASONING:
+                return block.close
+        return ""
+
+    def _cut_marker(self, text: str, pos: int) -> int:
+        """Where a marker cut off at the end of the text begins (the text's end if none)."""
+        for size in range(min(len(text) - pos, max((len(p) for p in self._partials), default=0)), 1, -1):
+            tail = text[len(text) - size:]
+            if not tail[0].isalnum() and not tail[0].isspace() and any(
+                    p.startswith(tail) and p != tail for p in self._partials):
+                return len(text) - size
+        return len(text)
+
+
+def _open_shape(markers: TurnMarkers) -> tuple[str, str, dict[str, str]] | None:
+    """``(prefix, suffix, name -> role)`` when every open is prefix + a role name + suffix."""
+    items = [(role, text) for role, text in markers.opens.items() if text.strip()]
+    if len(items) < 2:
+        return None
+    texts = [t for _, t in items]
+    prefix = os.path.commonprefix(texts)
+    suffix = os.path.commonprefix([t[::-1] for t in texts])[::-1]
+    names: dict[str, str] = {}
+    for role, text in items:
+        name = text[len(prefix): len(text) - len(suffix)]
+        if not re.fullmatch(_NAME, name):
+            return None
+        names[name] = role
+    if len(prefix.strip()) < 2:
+        return None
+    return prefix, suffix, names
 
 
 def writer_turn(spans: list[Segment], text: str, writer: str | None) -> tuple[str, bool]:
     """The text of the turn the writer was in at the start, and whether the text went past it."""
+    inside = {writer, REASONING, TOOL_CALL} if writer in (ASSISTANT, REASONING) else {writer}
     out = []
     for span in spans:
-        if span.role != writer:
+        if span.role not in inside and span.kind != DELIMITER:
             return "".join(out), True
         out.append(text[span.start:span.end])
     return "".join(out), False

@@ -17,7 +17,7 @@ from typing import Any
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.filters import Condition, is_searching
-from prompt_toolkit.history import FileHistory, InMemoryHistory
+from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
 from harness.chat.dispatch import handle as handle_line
@@ -27,6 +27,7 @@ from harness.chat.session import Notice, Session
 from harness.interrupt import sigint_flag
 from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
+from harness.repl.history import TolerantFileHistory
 from harness.repl.toolbar import toolbar_fragments
 from harness.repl.typeahead import held_keys
 
@@ -59,8 +60,13 @@ def make_key_bindings(ui: dict[str, Any]) -> KeyBindings:
 
 
 def build_prompt_session(session: Session, *, input: Any = None, output: Any = None,
-                         history_path: str | None = None) -> PromptSession:
-    history = FileHistory(history_path) if history_path else InMemoryHistory()
+                         history_path: str | None = None, emit: Any = None) -> PromptSession:
+    def history_failed(exc: OSError) -> None:
+        if emit is not None:
+            emit(Notice(f"cannot write the input history ({exc.strerror or exc}); "
+                        "it is kept in memory for this session", "error"))
+
+    history = TolerantFileHistory(history_path, history_failed) if history_path else InMemoryHistory()
     return PromptSession(
         message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session),
         key_bindings=make_key_bindings(session.ui), history=history, input=input, output=output,
@@ -71,8 +77,9 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
 
 def run_repl(session: Session, *, input: Any = None, output: Any = None,
              history_path: str | None = None, display: Display | None = None) -> int:
-    prompt = build_prompt_session(session, input=input, output=output, history_path=history_path)
     display = display or Display(output, session.ui)
+    prompt = build_prompt_session(session, input=input, output=output, history_path=history_path,
+                                  emit=display.emit)
     terminal = sys.stdin.fileno() if input is None and sys.stdin.isatty() else None
     typed = ""
     try:

@@ -55,6 +55,7 @@ def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
 
     from harness.models.registry import KNOWN_MODELS
 
+    turn = {k: v for k, v in turn.items() if isinstance(v, str)}  # a log is data: strings only
     model = turn.get("model_spec") or (turn.get("model") if turn.get("model") in KNOWN_MODELS else None)
     path = turn.get("model_path")
     if model is None and isinstance(path, str) and Path(path).is_file():
@@ -87,7 +88,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
              system: str | None = None) -> int:
     """The REPL on a workbench opened from `explicit` options (what the command line said, None
     where it said nothing) over a resumed session's over the profile's."""
-    from harness.chat.saved import SessionFile, restore, safe_log_path
+    from harness.chat.saved import SessionFile, restore, safe_log_path, saved_id
     from harness.generation.open import open_workbench, workbench_options
 
     display = Display()
@@ -105,7 +106,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     system = system if system is not None else profile.system
     if saved is not None:
         restore(session, saved)
-        session.autosave = SessionFile(saved.get("id") or target.stem, target)
+        session.autosave = SessionFile(saved_id(saved, target), target)
     elif resumed is not None:
         session.conversation = resumed
     elif system:

@@ -31,6 +31,7 @@ from harness.chat.session import (
     TurnStarted,
 )
 from harness.repl.toolbar import ROLE_STYLES
+from harness.untrusted import visible
 
 # Entropy in bits: calm tokens (< 1 bit) stay plain; above, three shades per colour depth, each
 # (name in the legend, style). The 256-colour ones are exact xterm palette entries.
@@ -76,6 +77,7 @@ class Display:
         self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
+        fragments = [(style, visible(text)) for style, text in fragments]  # controls shown, not sent
         print_formatted_text(FormattedText(fragments), output=self.output, end=end, flush=True)
 
     def emit(self, event: Event) -> None:

@@ -11,6 +11,8 @@ prompt tokens of each; the summary table and the condition chart always cover th
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -35,7 +37,17 @@ from harness.report.charts import (
 
 MAX_TURNS = 50
 MAX_PROMPT_TOKENS = 1000
-CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
+
+
+def _script_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
+
+
+# Scripts run only if they are exactly harness's own two (by hash): an injected <script> or an
+# event-handler attribute would not run even if escaping ever failed.
+CSP = ("default-src 'none'; style-src 'unsafe-inline'; "
+       f"script-src {_script_hash(ERROR_RECORDER)} {_script_hash(APP)}; "
        "img-src data:; base-uri 'none'; form-action 'none'")
 
 

@@ -56,13 +56,18 @@ def load_report_input(path: str | Path, run_id: int | None = None) -> ReportInpu
 
 
 def _from_database(source: Path, run_id: int | None) -> ReportInput:
-    from harness.experiment.db import connect, load_turns, resolve_run, run_info, summary
+    import sqlite3
 
-    conn = connect(source)
+    from harness.experiment.db import load_turns, resolve_run, run_info, summary
+    from harness.experiment.db_guard import open_readonly, read_error
+
+    conn = open_readonly(source)  # someone else's file: read-only, checked, bounded
     try:
         run = resolve_run(conn, run_id, str(source))
         info = run_info(conn, run)
         turns, rows = load_turns(conn, run), [row.to_dict() for row in summary(conn, run)]
+    except sqlite3.Error as exc:
+        raise read_error(exc, str(source)) from None
     finally:
         conn.close()
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))

@@ -58,9 +58,3 @@ def cluster_mean_ci(sums: Sequence[float], counts: Sequence[float], *, level: fl
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(estimates, [tail, 100.0 - tail])
     return Interval(mean, float(low), float(high), n, int(c.sum()))
-
-
-def mean_ci(values: Sequence[float], **kwargs) -> Interval | None:
-    """The ordinary percentile bootstrap of a mean (every value its own cluster)."""
-    v = np.asarray(values, dtype=np.float64)
-    return cluster_mean_ci(v, np.ones_like(v), **kwargs)

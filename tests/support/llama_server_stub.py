@@ -38,6 +38,20 @@ class StubModel:
         order = np.argsort(-logprobs, kind="stable")[:n_probs]
         return one(token) | {"top_logprobs": [one(int(i)) for i in order]}
 
+    def apply_template(self, body: dict[str, Any]) -> str:
+        """As llama-server renders: its template, plain jinja2 here (minja there), with the
+        generation prompt, then whatever `apply_template_edit` does to it (a disagreeing engine)."""
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        self.requests.append(body)
+        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+        text = env.from_string(self.fake.info.chat_template).render(
+            messages=body["messages"], tools=body.get("tools"), add_generation_prompt=True,
+            bos_token="<s>", eos_token="</s>", **body.get("chat_template_kwargs", {}))
+        return self.apply_template_edit(text)
+
+    apply_template_edit = staticmethod(lambda text: text)
+
     def prompt_ids(self, prompt: Any) -> list[int]:
         parts = prompt if isinstance(prompt, list) else [prompt]
         ids: list[int] = []
@@ -107,6 +121,8 @@ def _handler(model: StubModel):
             elif self.path == "/detokenize":
                 text = b"".join(model.fake.piece(i) for i in body["tokens"]).decode("utf-8", "replace")
                 self._json({"content": text})
+            elif self.path == "/apply-template":
+                self._json({"prompt": model.apply_template(body)})
             elif self.path == "/completion":
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")

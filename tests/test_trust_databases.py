@@ -1,0 +1,92 @@
+"""Issue 13, class 6: `report` and `summary` read a database read-only and refuse one that is not
+harness's schema or that carries code (generated columns, triggers, views)."""
+
+from __future__ import annotations
+
+import hashlib
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from harness.cli.main import main
+from tests.test_report import make_db
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    return make_db(tmp_path_factory.mktemp("trust-db"))
+
+
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_summary_and_report_change_nothing(db, tmp_path, capsys):
+    copy = tmp_path / "copy.sqlite"
+    shutil.copy(db, copy)
+    before = (_digest(copy), sorted(p.name for p in tmp_path.iterdir()))
+    assert main(["summary", str(copy)]) == 0
+    assert main(["report", str(copy), "--html", str(tmp_path / "out" / "r.html")]) == 0
+    capsys.readouterr()
+    assert _digest(copy) == before[0]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "out") == before[1]  # no -wal, no -shm
+
+
+def test_a_foreign_database_is_refused_and_left_alone(tmp_path, capsys):
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+        conn.execute("INSERT INTO notes VALUES (1, 'mine')")
+    conn.close()
+    before = _digest(foreign)
+    for args in (["summary", str(foreign)], ["report", str(foreign), "--html", str(tmp_path / "r.html")]):
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert "not a harness experiment database" in err and len(err.splitlines()) == 1
+    assert _digest(foreign) == before
+    with sqlite3.connect(foreign) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("notes",)]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+
+
+def _hostile(db, tmp_path, statements: list[str]):
+    path = tmp_path / "hostile.sqlite"
+    shutil.copy(db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    for sql in statements:
+        conn.execute(sql)
+    conn.close()
+    return path
+
+
+BOMB = "printf('%.*c', 900000000, 'x')"
+
+
+@pytest.mark.parametrize("statements, said", [
+    (["ALTER TABLE tokens ADD COLUMN boom TEXT GENERATED ALWAYS AS (" + BOMB + ") VIRTUAL"], "columns"),
+    (["CREATE VIEW v AS SELECT " + BOMB], "view"),
+    (["CREATE TRIGGER t AFTER INSERT ON runs BEGIN SELECT " + BOMB + "; END"], "trigger"),
+    (["CREATE TABLE extra (x)"], "table 'extra'"),
+], ids=["generated-column", "view", "trigger", "unknown-table"])
+def test_code_in_the_schema_is_refused(db, tmp_path, statements, said):
+    path = _hostile(db, tmp_path, statements)
+    code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({2**30 + 2**29}, -1));"
+            "from harness.cli.main import main; sys.exit(main(['summary', sys.argv[1]]))")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert "not a harness experiment database" in proc.stderr and said in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB: < 1 GB
+
+
+def test_names_from_the_database_reach_the_terminal_visibly(db, tmp_path, capsys):
+    path = _hostile(db, tmp_path, ["UPDATE runs SET name = char(27) || ']0;pwned' || char(7) || 'run'",
+                                   "UPDATE cells SET model = char(155) || '31mmodel'"])
+    assert main(["summary", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "␛]0;pwned␇run" in out
