@@ -42,7 +42,7 @@ from harness.generation.workbench import Workbench
 from harness.prompt.conversation import ASSISTANT, Conversation, Message
 from harness.prompt.modes import CONTINUE, REPLY
 from harness.prompt.segments import CONTENT
-from harness.prompt.turns import writer_turn
+from harness.prompt.turns import turn_roles, writer_turn
 
 WorkbenchLoader = Callable[..., Workbench]  # (model, template, **n_ctx/threads) -> a workbench
 Handler = Callable[["Session", str, Emit, Any], None]
@@ -231,11 +231,11 @@ class Session:
 
 def _beyond(gen: Generation, writer: str, parser) -> Message | None:
     """The turn the model wrote right after its own (a run past end of turn), if any."""
-    role, parts = None, []
+    role, parts, own = None, [], turn_roles(writer)
     for span in parser.parse(gen.text, writer):
         if role is not None and (span.kind != CONTENT or span.role != role):
             break  # its close (or the next turn) ends it
-        if span.kind != CONTENT or span.role == writer:
+        if span.kind != CONTENT or span.role in own:
             continue
         role = span.role
         parts.append(gen.text[span.start:span.end])

@@ -22,7 +22,7 @@ from harness.generation.stop_text import GrowingText, turn_end_marker
 from harness.prompt.conversation import TEMPLATE
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
-from harness.prompt.turns import TurnParser
+from harness.prompt.turns import TurnParser, turn_roles
 
 
 class StopReason(StrEnum):
@@ -106,7 +106,7 @@ class GeneratedTurn:
         if self.params.eos != EOS_STOP or self.plan.writer is None:
             return False
         role = self.parser.role_at_end(self.plan.opened + self.text.text, self.plan.writer)
-        return role not in (self.plan.writer, TEMPLATE)
+        return role != TEMPLATE and role not in turn_roles(self.plan.writer)
 
     def end_with(self, record: TokenRecord) -> None:
         """Record the end-of-generation token that ended the turn: last in `tokens`, no text."""
