@@ -85,7 +85,7 @@ def test_session_truncates_visibly_and_keeps_the_full_conversation():
     seen = []
     handle(strict, "Last question", seen.append)
     assert seen[-1].level == "error" and "context" in seen[-1].text
-    assert strict.conversation == before  # a failed turn leaves the conversation as it was
+    assert strict.conversation == before and "as it was" in seen[-1].text  # a failed turn changes nothing
 
 
 @pytest.mark.model

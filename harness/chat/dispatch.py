@@ -41,7 +41,7 @@ def handle(session: Session, line: str, emit: Emit, should_stop: Callable[[], bo
     except HarnessError as exc:
         if session.tree is not before[0]:
             session.tree, session.undo_stack, session.redo_stack = before
-            exc_text = f"{exc} (the conversation is as it was)"
+            exc_text = f"{exc} (the conversation is as it was" + ("; Up recalls the line)" if name is None else ")")
         else:
             exc_text = str(exc)
         emit(Notice(exc_text, "error"))

@@ -75,10 +75,11 @@ def cmd_continue(session: Session, arg: str, emit: Emit, should_stop) -> None:
 @COMMANDS.command("adopt")
 def cmd_adopt(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """The turn the model wrote past its own becomes the next message (as the model wrote it)."""
-    beyond = session.beyond
-    if beyond is None or not len(session.tree) or "gen" not in session.tree.node_at(len(session.tree) - 1).meta:
-        raise CommandError("nothing to adopt: the last turn did not run past its end",
+    last = session.tree.node_at(-1).id if len(session.tree) else None
+    if session.beyond is None or session.beyond[0] != last:
+        raise CommandError("nothing to adopt: the last message is not a turn that ran past its end",
                            hint="/eos continue lets the model write the next turn too")
+    beyond = session.beyond[1]
     session.change(session.tree.append(beyond, {"adopted": True}))
     session.beyond = None
     what = "user message" if beyond.role == USER else f"{beyond.role} message"

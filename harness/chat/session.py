@@ -42,7 +42,7 @@ from harness.generation.workbench import Workbench
 from harness.prompt.conversation import ASSISTANT, Conversation, Message
 from harness.prompt.modes import CONTINUE, REPLY
 from harness.prompt.segments import CONTENT
-from harness.prompt.turns import writer_turn
+from harness.prompt.turns import turn_roles, writer_turn
 
 WorkbenchLoader = Callable[..., Workbench]  # (model, template, **n_ctx/threads) -> a workbench
 Handler = Callable[["Session", str, Emit, Any], None]
@@ -71,7 +71,7 @@ class Session:
     engine_options: dict[str, Any] = field(default_factory=dict)  # n_ctx, threads a reload keeps
     restore_notes: list[str] = field(default_factory=list)  # what a resume could not restore
     warned: set[tuple[int | None, str]] = field(default_factory=set)  # injections already warned of
-    beyond: Message | None = None  # the next turn the model wrote past its own (for /adopt)
+    beyond: tuple[int, Message] | None = None  # (node id, the turn the model wrote past it): /adopt
 
     # -- the conversation --------------------------------------------------------------------
     @property
@@ -126,9 +126,10 @@ class Session:
         tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
             self.tree.add_alternative(at, message, meta)
         self.change(tree)
-        self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
-        self.beyond = _beyond(gen, writer, self.bench.turn_parser(), at)
-        emit(TurnFinished(gen, writer, kept=_kept_note(gen, writer, self.beyond)))
+        self._log(gen, before, emit, params, {"message_index": at, "forced_tokens": len(forced)})
+        beyond = _beyond(gen, writer, self.bench.turn_parser())
+        self.beyond = (self.tree.node_at(at).id, beyond) if beyond is not None else None
+        emit(TurnFinished(gen, writer, kept=_kept_note(writer, beyond)))
         return gen
 
     def _run(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
@@ -167,7 +168,9 @@ class Session:
         if cached is None:
             return 0
         ids = [r.id for r in self.bench.prompt_records(plan)]
-        shared = next((i for i, (a, b) in enumerate(zip(cached, ids, strict=False)) if a != b), min(len(cached), len(ids)))
+        shared = 0
+        while shared < min(len(cached), len(ids)) and cached[shared] == ids[shared]:
+            shared += 1
         return len(ids) - shared
 
     def _warn_injections(self, plan, before: Conversation, emit: Emit) -> None:
@@ -183,7 +186,8 @@ class Session:
             emit(Notice(f"{where} contains control token(s) {', '.join(injection.tokens)}; the model "
                         "sees them as control tokens (/set literal_content on keeps them text)", "warning"))
 
-    def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:
+    def _log(self, gen: Generation, before: Conversation, emit: Emit, params: SamplingParams,
+             place: dict[str, int]) -> None:
         if self.log is None:
             return
         from harness.generation.records import generation_json
@@ -191,7 +195,7 @@ class Session:
         record = {"time": time.time(), "model": self.bench.info.name, "model_path": str(self.bench.info.path),
                   "template": self.bench.template.name, "model_spec": self.model_spec,
                   "template_spec": self.template_spec, "backend": getattr(self.bench.engine, "url", None),
-                  "settings": self.params.to_dict(),
+                  "settings": params.to_dict(),  # as used (a retry's seed moves on)
                   "messages_before": before.to_dicts(), "messages": self.conversation.to_dicts(),
                   **generation_json(gen, self.bench.piece_text)}
         record.pop("prompt_tokens")  # per-role prompt summary is kept; the prompt text is too
@@ -225,13 +229,13 @@ class Session:
         return role_summaries([t for g in self.history for t in g.tokens])
 
 
-def _beyond(gen: Generation, writer: str, parser, at: int) -> Message | None:
+def _beyond(gen: Generation, writer: str, parser) -> Message | None:
     """The turn the model wrote right after its own (a run past end of turn), if any."""
-    role, parts = None, []
+    role, parts, own = None, [], turn_roles(writer)
     for span in parser.parse(gen.text, writer):
         if role is not None and (span.kind != CONTENT or span.role != role):
             break  # its close (or the next turn) ends it
-        if span.kind != CONTENT or span.role == writer:
+        if span.kind != CONTENT or span.role in own:
             continue
         role = span.role
         parts.append(gen.text[span.start:span.end])
@@ -239,7 +243,7 @@ def _beyond(gen: Generation, writer: str, parser, at: int) -> Message | None:
     return Message(role, text) if role and text else None
 
 
-def _kept_note(gen: Generation, writer: str, beyond: Message | None) -> str:
+def _kept_note(writer: str, beyond: Message | None) -> str:
     if beyond is None:
         return ""
     return (f"only the {writer} turn was kept; the model went on as {beyond.role} "

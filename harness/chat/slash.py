@@ -220,6 +220,7 @@ def help_text(name: str = "") -> str:
     for topic in dict.fromkeys(c.topic for c in COMMANDS):
         lines.append(f"{topic}:")
         lines += [f"  {c.usage:{width}}  {c.help}" for c in COMMANDS if c.topic == topic]
-    lines.append("/help COMMAND shows an example.")
+    lines.append("/help COMMAND shows an example; a unique prefix is enough (/mess); quote arguments "
+                 'with spaces ("like this").')
     lines.append("A line without a slash is a user message; the model replies (mode reply).")
     return "\n".join(lines)

@@ -19,10 +19,10 @@ from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import attribute_tokens
 from harness.generation.settings import EOS_STOP, SamplingParams
 from harness.generation.stop_text import GrowingText, turn_end_marker
-from harness.prompt.conversation import ASSISTANT, REASONING, TEMPLATE, TOOL_CALL
+from harness.prompt.conversation import TEMPLATE
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
-from harness.prompt.turns import TurnParser
+from harness.prompt.turns import TurnParser, turn_roles
 
 
 class StopReason(StrEnum):
@@ -107,8 +107,7 @@ class GeneratedTurn:
             return False
         start = self.parser.start_role(self.plan.writer, self.plan.mode)
         role = self.parser.role_at_end(self.plan.opened + self.text.text, start)
-        own = (self.plan.writer, TEMPLATE, *((REASONING, TOOL_CALL) if self.plan.writer == ASSISTANT else ()))
-        return role not in own
+        return role != TEMPLATE and role not in turn_roles(self.plan.writer)
 
     def end_with(self, record: TokenRecord) -> None:
         """Record the end-of-generation token that ended the turn: last in `tokens`, no text."""

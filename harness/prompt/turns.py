@@ -265,9 +265,14 @@ def _open_shape(markers: TurnMarkers) -> tuple[str, str, dict[str, str]] | None:
     return prefix, suffix, names
 
 
+def turn_roles(writer: str | None) -> set[str | None]:
+    """The roles text inside `writer`'s own turn may have (an assistant's reasoning, tool calls)."""
+    return {writer, REASONING, TOOL_CALL} if writer in (ASSISTANT, REASONING) else {writer}
+
+
 def writer_turn(spans: list[Segment], text: str, writer: str | None) -> tuple[str, bool]:
     """The text of the turn the writer was in at the start, and whether the text went past it."""
-    inside = {writer, REASONING, TOOL_CALL} if writer in (ASSISTANT, REASONING) else {writer}
+    inside = turn_roles(writer)
     out = []
     for span in spans:
         if span.role not in inside and span.kind != DELIMITER:

@@ -129,9 +129,10 @@ class Display:
             style += " reverse" if row.special else (" underline" if k % 2 else "")
             fragments.append((style, _visible(row.piece)))
         self._print(fragments, end="\n")
+        self._print([("ansibrightblack", f"⟨k⟩ marks token k; \\xNN: bytes of a split character; "
+                      f"entropy: {legend(self.depth)}")], end="\n")
         self._print([("ansibrightblack", f"message {event.message}: {len(event.rows)} tokens, "
-                      f"{event.stop_reason}; ⟨k⟩ marks token k; \\xNN bytes of a split character; "
-                      f"entropy: {legend(self.depth)}; /alts K, /branch K ALT")], end="\n")
+                      f"{event.stop_reason}; /alts K, /branch K ALT")], end="\n")
 
     def _on_Alternatives(self, event: Alternatives) -> None:
         h = "-" if event.entropy_bits is None else f"{event.entropy_bits:.2f} bits"
