@@ -63,3 +63,43 @@ class Backend(Protocol):
         (len(tokens), n_vocab) logits if `all_logits`, else the last row (n_vocab,)."""
 
     def close(self) -> None: ...
+
+
+class Sequences(Protocol):
+    """Several sequences decoded together over one KV cache of the same model.
+
+    Sequence 0 holds the shared prompt: for it, this is a :class:`Backend` (``n_past``,
+    ``truncate``, ``decode``), so the prompt evaluator drives it unchanged; truncating it drops
+    every other sequence. :meth:`fork` makes sequences 1..n-1 copies of sequence 0 (the prompt is
+    evaluated once), and :meth:`step` evaluates one token for each of several sequences in one
+    decode, returning their logits as a (len, n_vocab) view valid until the next call.
+    """
+
+    info: ModelInfo
+    n_seq_max: int
+
+    @property
+    def n_past(self) -> int: ...
+
+    @property
+    def max_logit_rows(self) -> int: ...
+
+    def truncate(self, n_keep: int) -> int: ...
+
+    def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray: ...
+
+    def fork(self, n: int) -> None:
+        """Sequences 1..n-1 become copies of sequence 0 (whatever they held is dropped)."""
+
+    def step(self, seqs: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """Evaluate tokens[i] at the end of sequence seqs[i], all in one decode."""
+
+    def close(self) -> None: ...
+
+
+class MultiSequenceBackend(Backend, Protocol):
+    """A backend that can decode several sequences at once (local llama.cpp, the fake)."""
+
+    def sequences(self, n_seq: int, n_ctx: int) -> Sequences:
+        """A multi-sequence context for at least `n_seq` sequences and `n_ctx` cells in all
+        (kept and reused while it is big enough)."""
