@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any, Generic, TypeVar
 
 from harness.errors import (
@@ -122,6 +123,43 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     if gen.stop_reason == StopReason.INTERRUPTED:
         return None
     return CellResult(cell, cell_turn(bench, cell, gen), time.perf_counter() - started, backend=backend)
+
+
+def prompt_batches(cells: Sequence[Cell], size: int) -> Iterator[list[Cell]]:
+    """Consecutive cells that share a prompt (model, template, conversation, mode; EOS policy,
+    sampling set and seed may differ), at most `size` at a time, in the cells' order."""
+    for _, group in groupby(cells, key=lambda c: (c.model, c.template, c.conversation, c.mode)):
+        same = list(group)
+        for start in range(0, len(same), max(1, size)):
+            yield same[start:start + size]
+
+
+def execute_batch(benches: BenchCache, conversations: Mapping[str, Conversation], cells: Sequence[Cell],
+                  should_stop: Callable[[], bool], backend: str | None = None) -> list[CellResult | None]:
+    """Run cells sharing one prompt decoded together: one result per cell, None for a cell cut
+    short (dropped: a resume runs it again). A cell error (a template refusing the mode, a bad
+    bias) sends the cells through :func:`execute_cell` one by one, so each gets its own error.
+    Each cell's `seconds` is its share of the batch's wall time."""
+    if len(cells) == 1:
+        return [execute_cell(benches, conversations, cells[0], should_stop, backend)]
+    started = time.perf_counter()
+    first = cells[0]
+    try:
+        bench = benches.bench_for(first.template)
+        plan = bench.plan(conversations[first.conversation], first.mode.plan_mode, first.mode.text)
+        gens = bench.generate_many(plan, [c.params for c in cells], should_stop=should_stop)
+    except CELL_ERRORS:
+        out: list[CellResult | None] = []
+        for cell in cells:
+            result = execute_cell(benches, conversations, cell, should_stop, backend)
+            out.append(result)
+            if result is None:
+                break
+        return out
+    share = (time.perf_counter() - started) / len(cells)
+    return [None if gen.stop_reason == StopReason.INTERRUPTED
+            else CellResult(cell, cell_turn(bench, cell, gen), share, backend=backend)
+            for cell, gen in zip(cells, gens, strict=False)] + [None] * (len(cells) - len(gens))
 
 
 class CellLedger:

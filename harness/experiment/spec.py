@@ -42,7 +42,9 @@ _TOP: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "models": (list,), "templates": (list,),
     "modes": (list,), "eos": (list,), "sampling": (dict,), "seeds": (list,), "max_tokens": (int,),
     "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
+    "batch": (int,),
 }
+DEFAULT_BATCH = 8  # cells sharing a prompt decoded together (bench/batch.py: B = 8 on 2 cores)
 _MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,)}
 # a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
 _SAMPLING: dict[str, tuple[type, ...]] = {s.name: s.types for s in SETTINGS if s.name not in ("seed", "eos")}
@@ -95,9 +97,11 @@ class Experiment:
     conversations: tuple[ConversationSpec, ...]
     threads: int | None = None
     literal_content: bool = False
+    batch: int = DEFAULT_BATCH  # how many cells sharing a prompt decode together (not in the digest)
 
     def canonical(self) -> dict[str, Any]:
-        """Everything that decides the results (not the name, description or thread count)."""
+        """Everything that decides the results (not the name, description, thread count or batch
+        size: batched and serial runs agree within llama.cpp's batch numerics)."""
         return {
             "models": [[m.label, m.source, list(m.templates), m.n_ctx] for m in self.models],
             "modes": [m.label for m in self.modes], "eos": list(self.eos),
@@ -233,7 +237,8 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
             raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
     max_tokens = data.get("max_tokens", 96)
     n_ctx = data.get("n_ctx", 2048)
-    for key, value, low in (("max_tokens", max_tokens, 1), ("n_ctx", n_ctx, 64)):
+    batch = data.get("batch", DEFAULT_BATCH)
+    for key, value, low in (("max_tokens", max_tokens, 1), ("n_ctx", n_ctx, 64), ("batch", batch, 1)):
         if value < low:
             raise schema.fail(key, f"must be at least {low}")
     templates = schema.items(data, "templates", (str,), ["gguf"])
@@ -248,7 +253,7 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         modes=modes, eos=tuple(eos),
         sampling=_sampling(schema, data.get("sampling", {"default": {}}), max_tokens),
         seeds=tuple(seeds), conversations=_conversations(schema, data["conversations"], base, modes),
-        threads=data.get("threads"), literal_content=data.get("literal_content", False))
+        threads=data.get("threads"), literal_content=data.get("literal_content", False), batch=batch)
 
 
 def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx: int) -> tuple[ModelSpec, ...]:

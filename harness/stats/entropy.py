@@ -160,7 +160,7 @@ class StatsWorkspace:
         else:
             surprisal = (log_total - z[np.arange(n), np.asarray(following, dtype=np.intp)]) / LN2
         top = np.stack([top_indices(row, self.top_k) for row in z])
-        top_p = np.exp(np.take_along_axis(z, top, axis=1).astype(np.float64)) / total[:, None]
+        top_p = np.take_along_axis(e, top, axis=1).astype(np.float64) / total[:, None]
         np.multiply(e, z, out=e)  # e is free from here: e * z for the second moment
         second = np.einsum("ij,ij->i", e, z).astype(np.float64) / total
         var_bits2 = np.maximum(second - mean_z * mean_z, 0.0) / (LN2 * LN2)
