@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.backends.base import ModelInfo
+from harness.backends.base import EngineOptions, ModelInfo
 from harness.errors import ContextOverflowError, ModelError
 
 LOGIT_BUDGET_BYTES = 128 * 1024 * 1024  # most logits one prompt batch may produce (see bench/score.py)
 
 
 GGML_LOG_ERROR = 4  # ggml_log_level in the libggml llama-cpp-python 0.3.36 builds
-_log_lines: collections.deque[tuple[int, str]] = collections.deque(maxlen=32)
+_log_lines: collections.deque[tuple[int, str]] = collections.deque(maxlen=4000)  # a load logs ~1,000 lines
 _log_callback = None  # the ctypes callback must outlive every call llama.cpp makes into it
 
 
@@ -71,10 +71,30 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def _engine_kwargs(lib, engine: EngineOptions) -> dict[str, object]:
+    """`Llama(...)` keyword arguments for the options that are set."""
+    out: dict[str, object] = {}
+    if engine.n_gpu_layers is not None:
+        out["n_gpu_layers"] = engine.n_gpu_layers
+    if engine.use_mmap is not None:
+        out["use_mmap"] = engine.use_mmap
+    if engine.flash_attn is not None:
+        out["flash_attn"] = engine.flash_attn == "on"
+    for key in ("type_k", "type_v"):
+        value = getattr(engine, key)
+        if value is not None:
+            out[key] = getattr(lib, f"GGML_TYPE_{value.upper()}")
+    return out
+
+
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
-                 n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False):
+                 n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False,
+                 engine: EngineOptions | None = None):
         import llama_cpp
+
+        engine = engine or EngineOptions()
+        n_batch = engine.n_batch or n_batch
 
         _quiet_llama_logs()
         _one_blas_thread()
@@ -87,8 +107,9 @@ class LlamaCppBackend:
                 self._llm = llama_cpp.Llama(
                     path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
                     n_threads_batch=threads, logits_all=False, verbose=False, swa_full=True,
-                    vocab_only=vocab_only,
+                    vocab_only=vocab_only, **_engine_kwargs(llama_cpp, engine),
                 )
+            self._load_log = [line for _, line in _log_lines]
         except Exception as exc:  # noqa: BLE001 - Llama() also compiles the embedded template
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             said = _last_llama_error()
@@ -126,6 +147,22 @@ class LlamaCppBackend:
     @property
     def n_past(self) -> int:
         return self._n_past
+
+    def context_report(self) -> dict[str, object]:
+        """What llama.cpp says the context is: sizes read from the context, flash attention and
+        KV cache types from its load log (the only place llama.cpp states them)."""
+        lib, ctx = self._lib, self._ctx.ctx
+        report: dict[str, object] = {"n_ctx": lib.llama_n_ctx(ctx), "n_batch": lib.llama_n_batch(ctx),
+                                     "n_seq_max": lib.llama_n_seq_max(ctx),
+                                     "n_gpu_layers": self._llm.model_params.n_gpu_layers,
+                                     "use_mmap": self._llm.model_params.load_mode != lib.LLAMA_LOAD_MODE_NONE}
+        for line in self._load_log:
+            if "flash_attn" in line and "=" in line:
+                report["flash_attn"] = line.rsplit("=", 1)[1].strip()
+            if " K (" in line and " V (" in line:
+                report["type_k"] = line.split(" K (", 1)[1].split(")", 1)[0]
+                report["type_v"] = line.split(" V (", 1)[1].split(")", 1)[0]
+        return report
 
     @property
     def max_logit_rows(self) -> int:

@@ -43,7 +43,7 @@ LoadTemplate = Callable[[str, Backend], ChatTemplate]
 def default_open_backend(model: ModelSpec, threads: int | None) -> Backend:
     from harness.models.registry import open_backend
 
-    return open_backend(model.source, n_ctx=model.n_ctx, n_threads=threads)
+    return open_backend(model.source, n_ctx=model.n_ctx, n_threads=threads, engine=model.engine)
 
 
 def default_load_template(spec: str, backend: Backend) -> ChatTemplate:
