@@ -50,7 +50,7 @@ def cmd_continue(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.generate(CONTINUE, "", emit, should_stop)
 
 
-def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=()) -> None:
+def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=(), count: int = 1) -> None:
     """A new alternative of generated message `index`, asked for the way it was."""
     node = session.tree.node_at(index)
     meta = node.meta
@@ -58,14 +58,24 @@ def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=())
     if meta.get("base"):
         base = Conversation.from_dicts([meta["base"]]).messages[0]
     session.generate(meta.get("mode", REPLY), meta.get("text", ""), emit, should_stop, at=index,
-                     base=base, forced=forced)
+                     base=base, forced=forced, count=count)
 
 
 @COMMANDS.command("retry")
 def cmd_retry(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    """/retry [N]: N new candidates (decoded together on a local model)."""
     index, _ = session.generation_at(-1)
-    regenerate(session, index, emit, should_stop)
+    regenerate(session, index, emit, should_stop, count=_count(arg))
     emit(Notice(_candidates(session, index)))
+
+
+def _count(arg: str) -> int:
+    word = arg.strip()
+    if not word:
+        return 1
+    if not word.isdigit() or not 1 <= int(word) <= 64:
+        raise CommandError("the number of candidates must be 1..64")
+    return int(word)
 
 
 def _candidates(session: Session, index: int) -> str:
@@ -82,13 +92,15 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
     index = len(session.tree) - 1
     siblings = session.tree.siblings(index)
     current = siblings.index(session.tree.node_at(index).id)
-    word = arg.strip().lower() or "next"
+    word, _, many = (arg.strip().lower() or "next").partition(" ")
+    if many and word not in ("next", "n", ">"):
+        raise CommandError("usage: /swipe next|prev|N, or /swipe next N")
     if word in ("next", "n", ">"):
         target = current + 1
         if target == len(siblings):
             if "gen" not in session.tree.node_at(index).meta:
                 raise CommandError("this is the last alternative", hint="/swipe prev, or /swipe 1")
-            regenerate(session, index, emit, should_stop)  # past the last: a new candidate
+            regenerate(session, index, emit, should_stop, count=_count(many))  # past the last: new ones
             emit(Notice(_candidates(session, index)))
             return
     elif word in ("prev", "p", "<"):

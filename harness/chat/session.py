@@ -95,29 +95,32 @@ class Session:
 
     # -- generation --------------------------------------------------------------------------
     def generate(self, mode: str, text: str, emit: Emit, should_stop, *, at: int | None = None,
-                 base: Message | None = None, forced: Sequence[int] = ()) -> Generation:
+                 base: Message | None = None, forced: Sequence[int] = (), count: int = 1) -> Generation:
         """Generate a turn and place it in the tree.
 
         `at` None: after the conversation (for continue: as an alternative of the last message).
         `at` an index: as a new alternative of message `at`, prompted by the messages before it
-        (plus `base`, the message a continue turn continued)."""
+        (plus `base`, the message a continue turn continued). `count` > 1: that many candidates
+        decoded together, each placed as an alternative (the last one chosen)."""
         path = self.conversation.messages
         if at is None:
             at = len(path) - 1 if mode == CONTINUE else len(path)
             base = path[-1] if mode == CONTINUE and path else None
         before = Conversation(path[:at] + ((base,) if base is not None else ()))
-        gen, content, writer = self._run(before, mode, text, emit, should_stop, forced)
-        if mode == CONTINUE and base is not None:
-            content = base.content + content
-        meta = {"gen": len(self.history), "mode": mode, "text": text,
-                **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
-        self.history.append(gen)
-        message = Message(writer, content)
-        tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
-            self.tree.add_alternative(at, message, meta)
-        self.change(tree)
-        self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
-        emit(TurnFinished(gen, writer))
+        runs = self._run_many(before, mode, text, emit, should_stop, count) if count > 1 and not forced \
+            else [self._run(before, mode, text, emit, should_stop, forced)]
+        for gen, content, writer in runs:
+            if mode == CONTINUE and base is not None:
+                content = base.content + content
+            meta = {"gen": len(self.history), "mode": mode, "text": text,
+                    **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
+            self.history.append(gen)
+            message = Message(writer, content)
+            tree = self.tree.truncate(at).append(message, meta) if at >= len(self.conversation.messages) \
+                else self.tree.add_alternative(at, message, meta)
+            self.change(tree)
+            self._log(gen, before, emit, {"message_index": at, "forced_tokens": len(forced)})
+            emit(TurnFinished(gen, writer))
         return gen
 
     def _run(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
@@ -146,6 +149,23 @@ class Session:
         full = plan.opened + gen.text
         content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
         return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
+
+    def _run_many(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
+                  count: int) -> list[tuple[Generation, str, str]]:
+        """`count` candidates after one prompt, decoded together (not streamed); seeds seed,
+        seed + 1, ... when a seed is set."""
+        plan, _ = self.bench.fit_conversation(before, mode, text, self.context_overflow)
+        self.last_request = (mode, text)
+        emit(TurnStarted(plan.writer, mode))
+        seed = self.params.seed
+        params = [self.params if seed is None else self.params.updated(seed=seed + i) for i in range(count)]
+        parser = self.bench.turn_parser()
+        out = []
+        for gen in self.bench.generate_many(plan, params, should_stop=should_stop):
+            full = plan.opened + gen.text
+            content, went_past = writer_turn(parser.parse(full, plan.writer), full, plan.writer)
+            out.append((gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT))
+        return out
 
     def _log(self, gen: Generation, before: Conversation, emit: Emit, place: dict[str, int]) -> None:
         if self.log is None:

@@ -26,10 +26,10 @@ COMMANDS: tuple[SlashCommand, ...] = (
       "/impersonate Actually,"),
     C("prefill", "/prefill TEXT", "generate an assistant turn that starts with TEXT", "/prefill Sure! Here"),
     C("continue", "/continue", "continue the last message, whatever its role"),
-    C("retry", "/retry", "another candidate for the last generated turn (earlier ones are kept)", "/retry",
+    C("retry", "/retry [N]", "another candidate (N: that many, decoded together) for the last generated turn (earlier ones are kept)", "/retry 4",
       "branches"),
-    C("swipe", "/swipe next|prev|N", "choose among the candidates of the last message; next past the "
-      "last generates one", "/swipe 2", "branches"),
+    C("swipe", "/swipe next [N]|prev|N", "choose among the candidates of the last message; next past the "
+      "last generates one (next N: N at once)", "/swipe 2", "branches"),
     C("branch", "/branch K ALT", "rewind the inspected turn to token K, force an alternative (rank from "
       "/alts or token text) and go on; both branches are kept", "/branch 3 2", "branches"),
     C("tokens", "/tokens [N]", "the turn that made message N (default: the last) token by token, "
