@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 import numpy as np
 
@@ -63,3 +63,103 @@ class Backend(Protocol):
         (len(tokens), n_vocab) logits if `all_logits`, else the last row (n_vocab,)."""
 
     def close(self) -> None: ...
+
+
+class Sequences(Protocol):
+    """Several sequences decoded together over one KV cache of the same model.
+
+    Sequence 0 holds the shared prompt: for it, this is a :class:`Backend` (``n_past``,
+    ``truncate``, ``decode``), so the prompt evaluator drives it unchanged; truncating it drops
+    every other sequence. :meth:`fork` makes sequences 1..n-1 copies of sequence 0 (the prompt is
+    evaluated once), and :meth:`step` evaluates one token for each of several sequences in one
+    decode, returning their logits as a (len, n_vocab) view valid until the next call.
+    """
+
+    info: ModelInfo
+    n_seq_max: int
+
+    @property
+    def n_past(self) -> int: ...
+
+    @property
+    def max_logit_rows(self) -> int: ...
+
+    def truncate(self, n_keep: int) -> int: ...
+
+    def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray: ...
+
+    def fork(self, n: int) -> None:
+        """Sequences 1..n-1 become copies of sequence 0 (whatever they held is dropped)."""
+
+    def step(self, seqs: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        """Evaluate tokens[i] at the end of sequence seqs[i], all in one decode."""
+
+    def close(self) -> None: ...
+
+
+class MultiSequenceBackend(Backend, Protocol):
+    """A backend that can decode several sequences at once (local llama.cpp, the fake)."""
+
+    def sequences(self, n_seq: int, n_ctx: int) -> Sequences:
+        """A multi-sequence context for at least `n_seq` sequences and `n_ctx` cells in all
+        (kept and reused while it is big enough)."""
+
+
+KV_TYPES = ("f32", "f16", "bf16", "q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl")
+FLASH_ATTN = ("on", "off")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How llama.cpp loads and runs a model (real-size models: GPU offload, KV quantisation).
+
+    Declared once for profiles (``engine:``), experiments (``engine:`` at the top or per model) and
+    the CLI (``--n-gpu-layers``, ``--flash-attn``, ``--type-k``, ``--type-v``, ``--no-mmap``,
+    ``--n-batch``). None leaves llama.cpp's default. A quantised V cache needs flash attention.
+    """
+
+    n_gpu_layers: int | None = None  # -1: every layer
+    flash_attn: str | None = None  # on | off (llama-cpp-python's Llama: off by default)
+    type_k: str | None = None  # KV_TYPES
+    type_v: str | None = None
+    use_mmap: bool | None = None
+    n_batch: int | None = None
+
+    FIELDS: ClassVar[dict[str, tuple[type, ...]]] = {"n_gpu_layers": (int,), "flash_attn": (str, bool), "type_k": (str,), "type_v": (str,),
+              "use_mmap": (bool,), "n_batch": (int,)}
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, object]) -> EngineOptions:
+        """Checked options; a ValueError names the field (the caller adds file and line)."""
+        for key, value in data.items():
+            types = cls.FIELDS.get(key)
+            if types is None:
+                raise ValueError(f"{key}: unknown field (known: {', '.join(cls.FIELDS)})")
+            if value is not None and (isinstance(value, bool) and bool not in types or not isinstance(value, types)):
+                raise ValueError(f"{key}: expected {types[0].__name__}, got {value!r}")
+        data = dict(data)
+        if isinstance(data.get("flash_attn"), bool):  # YAML reads `on` / `off` as booleans
+            data["flash_attn"] = "on" if data["flash_attn"] else "off"
+        options = cls(**data)  # type: ignore[arg-type]
+        options.check()
+        return options
+
+    def check(self) -> None:
+        if self.flash_attn is not None and self.flash_attn not in FLASH_ATTN:
+            raise ValueError(f"flash_attn: must be one of {', '.join(FLASH_ATTN)}")
+        for key in ("type_k", "type_v"):
+            value = getattr(self, key)
+            if value is not None and value not in KV_TYPES:
+                raise ValueError(f"{key}: must be one of {', '.join(KV_TYPES)}")
+        if self.n_batch is not None and self.n_batch < 1:
+            raise ValueError("n_batch: must be at least 1")
+        if self.type_v not in (None, "f16", "f32", "bf16") and self.flash_attn != "on":
+            raise ValueError("type_v: a quantised V cache needs flash_attn: on")
+
+    def merged(self, over: EngineOptions) -> EngineOptions:
+        """These options with every field `over` sets replaced."""
+        return EngineOptions(**{k: getattr(over, k) if getattr(over, k) is not None else getattr(self, k)
+                                for k in self.FIELDS})
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in self.FIELDS if getattr(self, k) is not None}

@@ -9,6 +9,7 @@ elsewhere its logits are a fixed pseudo-random function of the last token.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -36,6 +37,7 @@ class FakeBackend:
         self._table = rng.normal(0.0, 1.0, size=(self.n_vocab, self.n_vocab)).astype(np.float32)
         self._out = np.zeros((0, self.n_vocab), dtype=np.float32)
         self.decode_calls = 0
+        self._sequences: FakeSequences | None = None
 
     @property
     def n_past(self) -> int:
@@ -100,5 +102,65 @@ class FakeBackend:
         self._out = np.stack(rows)
         return self._out if all_logits else self._out[-1]
 
+    def sequences(self, n_seq: int, n_ctx: int) -> FakeSequences:
+        held = self._sequences
+        if held is None or held.n_seq_max < n_seq or held.info.n_ctx < n_ctx:
+            self._sequences = FakeSequences(self, n_seq, n_ctx)
+        return self._sequences
+
     def close(self) -> None:
         self._tokens.clear()
+
+
+class FakeSequences:
+    """The fake model over several sequences: each sequence's rows are exactly what the fake
+    gives that sequence's tokens alone, so batched and serial runs must agree bit for bit."""
+
+    def __init__(self, model: FakeBackend, n_seq: int, n_ctx: int):
+        self.model = model
+        self.n_seq_max = n_seq
+        self.info = replace(model.info, n_ctx=n_ctx)
+        self.seqs: list[list[int]] = [[] for _ in range(n_seq)]
+        self.decode_calls = 0
+        self.step_sizes: list[int] = []
+
+    @property
+    def n_past(self) -> int:
+        return len(self.seqs[0])
+
+    @property
+    def max_logit_rows(self) -> int:
+        return self.model.max_logit_rows
+
+    def truncate(self, n_keep: int) -> int:
+        for seq in self.seqs[1:]:
+            seq.clear()
+        del self.seqs[0][n_keep:]
+        return len(self.seqs[0])
+
+    def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
+        self.decode_calls += 1
+        rows = []
+        for token in tokens:
+            self.seqs[0].append(int(token))
+            rows.append(self.model._row(self.seqs[0]))
+        out = np.stack(rows)
+        return out if all_logits else out[-1]
+
+    def fork(self, n: int) -> None:
+        for seq in range(1, n):
+            self.seqs[seq] = list(self.seqs[0])
+
+    def step(self, seqs: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        self.decode_calls += 1
+        self.step_sizes.append(len(seqs))
+        rows = []
+        for seq, token in zip(seqs, tokens, strict=True):
+            if len(self.seqs[seq]) + 1 > self.info.n_ctx:
+                raise RuntimeError("fake batch context full")
+            self.seqs[seq].append(int(token))
+            rows.append(self.model._row(self.seqs[seq]))
+        return np.stack(rows)
+
+    def close(self) -> None:
+        self.seqs = [[] for _ in range(self.n_seq_max)]

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.backends.base import ModelInfo
+from harness.backends.base import EngineOptions, ModelInfo
 from harness.errors import ContextOverflowError, ModelError
 
 LOGIT_BUDGET_BYTES = 128 * 1024 * 1024  # most logits one prompt batch may produce (see bench/score.py)
 
 
 GGML_LOG_ERROR = 4  # ggml_log_level in the libggml llama-cpp-python 0.3.36 builds
-_log_lines: collections.deque[tuple[int, str]] = collections.deque(maxlen=32)
+_log_lines: collections.deque[tuple[int, str]] = collections.deque(maxlen=4000)  # a load logs ~1,000 lines
 _log_callback = None  # the ctypes callback must outlive every call llama.cpp makes into it
 
 
@@ -71,10 +71,30 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def _engine_kwargs(lib, engine: EngineOptions) -> dict[str, object]:
+    """`Llama(...)` keyword arguments for the options that are set."""
+    out: dict[str, object] = {}
+    if engine.n_gpu_layers is not None:
+        out["n_gpu_layers"] = engine.n_gpu_layers
+    if engine.use_mmap is not None:
+        out["use_mmap"] = engine.use_mmap
+    if engine.flash_attn is not None:
+        out["flash_attn"] = engine.flash_attn == "on"
+    for key in ("type_k", "type_v"):
+        value = getattr(engine, key)
+        if value is not None:
+            out[key] = getattr(lib, f"GGML_TYPE_{value.upper()}")
+    return out
+
+
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
-                 n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False):
+                 n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False,
+                 engine: EngineOptions | None = None):
         import llama_cpp
+
+        engine = engine or EngineOptions()
+        n_batch = engine.n_batch or n_batch
 
         _quiet_llama_logs()
         _one_blas_thread()
@@ -87,8 +107,9 @@ class LlamaCppBackend:
                 self._llm = llama_cpp.Llama(
                     path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
                     n_threads_batch=threads, logits_all=False, verbose=False, swa_full=True,
-                    vocab_only=vocab_only,
+                    vocab_only=vocab_only, **_engine_kwargs(llama_cpp, engine),
                 )
+            self._load_log = [line for _, line in _log_lines]
         except Exception as exc:  # noqa: BLE001 - Llama() also compiles the embedded template
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             said = _last_llama_error()
@@ -120,10 +141,28 @@ class LlamaCppBackend:
         )
         self._n_past = 0
         self._row_view: np.ndarray | None = None
+        self._threads = threads
+        self._sequences: LlamaSequences | None = None
 
     @property
     def n_past(self) -> int:
         return self._n_past
+
+    def context_report(self) -> dict[str, object]:
+        """What llama.cpp says the context is: sizes read from the context, flash attention and
+        KV cache types from its load log (the only place llama.cpp states them)."""
+        lib, ctx = self._lib, self._ctx.ctx
+        report: dict[str, object] = {"n_ctx": lib.llama_n_ctx(ctx), "n_batch": lib.llama_n_batch(ctx),
+                                     "n_seq_max": lib.llama_n_seq_max(ctx),
+                                     "n_gpu_layers": self._llm.model_params.n_gpu_layers,
+                                     "use_mmap": self._llm.model_params.load_mode != lib.LLAMA_LOAD_MODE_NONE}
+        for line in self._load_log:
+            if "flash_attn" in line and "=" in line:
+                report["flash_attn"] = line.rsplit("=", 1)[1].strip()
+            if " K (" in line and " V (" in line:
+                report["type_k"] = line.split(" K (", 1)[1].split(")", 1)[0]
+                report["type_v"] = line.split(" V (", 1)[1].split(")", 1)[0]
+        return report
 
     @property
     def max_logit_rows(self) -> int:
@@ -193,9 +232,147 @@ class LlamaCppBackend:
         ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
 
+    def sequences(self, n_seq: int, n_ctx: int) -> LlamaSequences:
+        """A context of this model for `n_seq` sequences sharing `n_ctx` cells (kept while big
+        enough; a bigger request replaces it)."""
+        held = self._sequences
+        if held is not None and held.n_seq_max >= n_seq and held.info.n_ctx >= n_ctx:
+            return held
+        if held is not None:
+            held.close()
+        if n_ctx > self.info.n_ctx_train > 0:
+            n_ctx = max(self.info.n_ctx_train, self.info.n_ctx)
+        self._sequences = LlamaSequences(self, n_seq, n_ctx)
+        return self._sequences
+
     def close(self) -> None:
+        if self._sequences is not None:
+            self._sequences.close()
+            self._sequences = None
         with contextlib.suppress(Exception):
             self._llm.close()
+
+
+class LlamaSequences:
+    """Several sequences over one llama.cpp context of a loaded model (see base.Sequences).
+
+    The context is made from the backend's model with ``n_seq_max`` sequences and a unified KV
+    cache, so the prompt's cells are shared by every sequence after ``seq_cp`` (copying adds a
+    sequence id to a cell; no tensor is copied). A step is one ``llama_decode`` whose batch holds
+    one token per live sequence, each asking for logits; the rows come back in batch order.
+    """
+
+    def __init__(self, backend: LlamaCppBackend, n_seq: int, n_ctx: int):
+        from dataclasses import replace
+
+        from llama_cpp._internals import LlamaContext
+
+        lib = backend._lib
+        self._lib = lib
+        self._backend = backend
+        params = lib.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = params.n_ubatch = max(backend._n_batch, n_seq)
+        params.n_seq_max = n_seq
+        params.n_threads = params.n_threads_batch = backend._threads
+        params.swa_full = True
+        params.kv_unified = True
+        base = backend._llm.context_params
+        params.flash_attn_type = base.flash_attn_type
+        params.type_k, params.type_v = base.type_k, base.type_v
+        try:
+            with _stderr_silenced():
+                self._ctx = LlamaContext(model=backend._llm._model, params=params, verbose=False)
+        except ValueError as exc:
+            raise ModelError(f"llama.cpp could not make a context for {n_seq} sequences: "
+                             f"{_last_llama_error() or exc}", where=backend.info.path) from None
+        self._mem = lib.llama_get_memory(self._ctx.ctx)
+        self._n_batch = int(params.n_batch)
+        self._batch = lib.llama_batch_init(self._n_batch, 0, 1)
+        self.n_seq_max = n_seq
+        self.info = replace(backend.info, n_ctx=lib.llama_n_ctx(self._ctx.ctx))
+        self._pos = [0] * n_seq
+
+    @property
+    def n_past(self) -> int:
+        return self._pos[0]
+
+    @property
+    def max_logit_rows(self) -> int:
+        return max(1, min(self._n_batch, LOGIT_BUDGET_BYTES // (4 * self.info.n_vocab)))
+
+    def truncate(self, n_keep: int) -> int:
+        n_keep = max(0, min(n_keep, self._pos[0]))
+        for seq in range(1, self.n_seq_max):
+            if self._pos[seq]:
+                self._lib.llama_memory_seq_rm(self._mem, seq, 0, -1)
+                self._pos[seq] = 0
+        if n_keep < self._pos[0] and not self._lib.llama_memory_seq_rm(self._mem, 0, n_keep, -1):
+            self._lib.llama_memory_clear(self._mem, True)
+            n_keep = 0
+        self._pos[0] = n_keep
+        return n_keep
+
+    def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
+        count = len(tokens)
+        limit = self.max_logit_rows if all_logits else self._n_batch
+        if count == 0 or count > limit:
+            raise ValueError(f"decode takes 1..{limit} tokens, got {count}")
+        start = self._pos[0]
+        self._run([0] * count, tokens, [start + i for i in range(count)], all_logits)
+        self._pos[0] += count
+        if all_logits:
+            return self._rows(count)
+        ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
+
+    def fork(self, n: int) -> None:
+        if not 1 <= n <= self.n_seq_max:
+            raise ValueError(f"fork takes 1..{self.n_seq_max} sequences, got {n}")
+        for seq in range(1, n):
+            self._lib.llama_memory_seq_rm(self._mem, seq, 0, -1)
+            self._lib.llama_memory_seq_cp(self._mem, 0, seq, 0, -1)
+            self._pos[seq] = self._pos[0]
+
+    def step(self, seqs: Sequence[int], tokens: Sequence[int]) -> np.ndarray:
+        count = len(tokens)
+        if count == 0 or count != len(seqs) or count > self._n_batch:
+            raise ValueError(f"step takes 1..{self._n_batch} (sequence, token) pairs")
+        if max(self._pos[s] for s in seqs) + 1 > self.info.n_ctx:
+            raise ContextOverflowError(f"a sequence outgrew the batch context of {self.info.n_ctx}",
+                                       hint="raise n_ctx or lower the batch size")
+        self._run(seqs, tokens, [self._pos[s] for s in seqs], True)
+        for s in seqs:
+            self._pos[s] += 1
+        return self._rows(count)
+
+    def _run(self, seqs: Sequence[int], tokens: Sequence[int], positions: Sequence[int],
+             all_logits: bool) -> None:
+        batch = self._batch
+        count = len(tokens)
+        batch.n_tokens = count
+        for i in range(count):
+            batch.token[i] = tokens[i]
+            batch.pos[i] = positions[i]
+            batch.seq_id[i][0] = seqs[i]
+            batch.n_seq_id[i] = 1
+            batch.logits[i] = all_logits
+        batch.logits[count - 1] = True
+        status = self._lib.llama_decode(self._ctx.ctx, batch)
+        if status != 0:
+            raise ModelError(f"llama.cpp decode failed (status {status})", where=self.info.path,
+                             hint="status 1: no room in the KV cache; raise n_ctx")
+
+    def _rows(self, count: int) -> np.ndarray:
+        ptr = self._lib.llama_get_logits(self._ctx.ctx)
+        return np.ctypeslib.as_array(ptr, shape=(count, self.info.n_vocab))
+
+    def close(self) -> None:
+        if self._batch is not None:
+            self._lib.llama_batch_free(self._batch)
+            self._batch = None
+        with contextlib.suppress(Exception):
+            self._ctx.close()
 
 
 @contextlib.contextmanager

@@ -88,9 +88,10 @@ def cmd_adopt(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 
 def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=(), *,
-               same_seed: bool = True) -> None:
-    """A new alternative of generated message `index`, asked for the way it was. Under a fixed
-    seed and not `same_seed`, the seed moves on by the number of candidates so far (shown)."""
+               same_seed: bool = True, count: int = 1) -> None:
+    """New alternatives (`count`, decoded together on a local model) of generated message `index`,
+    asked for the way it was. Under a fixed seed and not `same_seed`, the seed moves on by the
+    number of candidates so far (shown)."""
     node = session.tree.node_at(index)
     meta = node.meta
     base = None
@@ -105,18 +106,30 @@ def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=(),
     elif same_seed and not forced and meta.get("seed") is not None:
         params = session.params.updated(seed=meta["seed"])
     session.generate(meta.get("mode", REPLY), meta.get("text", ""), emit, should_stop, at=index,
-                     base=base, forced=forced, params=params)
+                     base=base, forced=forced, params=params, count=count)
 
 
 @COMMANDS.command("retry")
 def cmd_retry(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """/retry [same]; issue 17's `/retry N` (N candidates at once) belongs beside `same`."""
+    """/retry [same] [N]: N new candidates (decoded together on a local model); `same` repeats the
+    seed of the turn it retries."""
     words = split_words(arg)
-    if words not in ([], ["same"]):
-        raise CommandError("usage: /retry [same]")
+    same = "same" in words
+    rest = [w for w in words if w != "same"]
+    if len(rest) > 1:
+        raise CommandError("usage: /retry [same] [N]")
     index, _ = session.generation_at(-1)
-    regenerate(session, index, emit, should_stop, same_seed=words == ["same"])
+    regenerate(session, index, emit, should_stop, same_seed=same, count=_count(rest[0] if rest else ""))
     emit(Notice(_candidates(session, index)))
+
+
+def _count(arg: str) -> int:
+    word = arg.strip()
+    if not word:
+        return 1
+    if not word.isdigit() or not 1 <= int(word) <= 64:
+        raise CommandError("the number of candidates must be 1..64")
+    return int(word)
 
 
 def _candidates(session: Session, index: int) -> str:
@@ -141,15 +154,16 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
             raise CommandError(f"no message {found['at']}", hint="/messages lists them") from None
     siblings = session.tree.siblings(index)
     current = siblings.index(session.tree.node_at(index).id)
-    if len(words) > 1:
-        raise CommandError("usage: /swipe next|prev|K [--at N]")
+    if len(words) > 2 or (len(words) == 2 and words[0].lower() not in ("next", "n", ">")):
+        raise CommandError("usage: /swipe next [N]|prev|K [--at N]")
     word = words[0].lower() if words else "next"
+    many = words[1] if len(words) == 2 else ""
     if word in ("next", "n", ">"):
         target = current + 1
         if target == len(siblings):
             if "gen" not in session.tree.node_at(index).meta:
                 raise CommandError("this is the last alternative", hint="/swipe prev, or /swipe 1")
-            regenerate(session, index, emit, should_stop, same_seed=False)  # past the last: a new one
+            regenerate(session, index, emit, should_stop, same_seed=False, count=_count(many))  # past the last: new ones
             emit(Notice(_candidates(session, index)))
             return
     elif word in ("prev", "p", "<"):

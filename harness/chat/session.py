@@ -103,37 +103,40 @@ class Session:
     # -- generation --------------------------------------------------------------------------
     def generate(self, mode: str, text: str, emit: Emit, should_stop, *, at: int | None = None,
                  base: Message | None = None, forced: Sequence[int] = (),
-                 params: SamplingParams | None = None) -> Generation:
+                 params: SamplingParams | None = None, count: int = 1) -> Generation:
         """Generate a turn and place it in the tree.
 
         `at` None: after the conversation (for continue: as an alternative of the last message).
         `at` an index: as a new alternative of message `at`, prompted by the messages before it
         (plus `base`, the message a continue turn continued). `params`: these settings for this
-        turn only (a retry's new seed)."""
+        turn only (a retry's new seed). `count` > 1: that many candidates decoded together, each
+        placed as an alternative (the last one chosen); seeds seed, seed + 1, ... when one is set."""
         path = self.conversation.messages
         if at is None:
             at = len(path) - 1 if mode == CONTINUE else len(path)
             base = path[-1] if mode == CONTINUE and path else None
         before = Conversation(path[:at] + ((base,) if base is not None else ()))
         params = params or self.params
-        gen, content, writer = self._run(before, mode, text, emit, should_stop, forced, params)
-        # `content` is the writer's whole turn: a continued message's text is already in it
-        meta = {"gen": len(self.history), "mode": mode, "text": text, "seed": params.seed,
-                **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
-        self.history.append(gen)
-        self.inspected = None  # /alts and /branch now mean the newest turn
-        message = Message(writer, content)
-        tree = self.tree.truncate(at).append(message, meta) if at >= len(path) else \
-            self.tree.add_alternative(at, message, meta)
-        self.change(tree)
-        self._log(gen, before, emit, params, {"message_index": at, "forced_tokens": len(forced)})
-        beyond = _beyond(gen, writer, self.bench.turn_parser())
-        self.beyond = (self.tree.node_at(at).id, beyond) if beyond is not None else None
-        emit(TurnFinished(gen, writer, kept=_kept_note(writer, beyond)))
+        runs = self._run_many(before, mode, text, emit, should_stop, count, params) if count > 1 and not forced \
+            else [self._run(before, mode, text, emit, should_stop, forced, params)]
+        for gen, content, writer, used in runs:
+            # `content` is the writer's whole turn: a continued message's text is already in it
+            meta = {"gen": len(self.history), "mode": mode, "text": text, "seed": used.seed,
+                    **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
+            self.history.append(gen)
+            self.inspected = None  # /alts and /branch now mean the newest turn
+            message = Message(writer, content)
+            tree = self.tree.truncate(at).append(message, meta) if at >= len(self.conversation.messages) \
+                else self.tree.add_alternative(at, message, meta)
+            self.change(tree)
+            self._log(gen, before, emit, used, {"message_index": at, "forced_tokens": len(forced)})
+            beyond = _beyond(gen, writer, self.bench.turn_parser())
+            self.beyond = (self.tree.node_at(at).id, beyond) if beyond is not None else None
+            emit(TurnFinished(gen, writer, kept=_kept_note(writer, beyond)))
         return gen
 
     def _run(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
-             forced: Sequence[int], params: SamplingParams) -> tuple[Generation, str, str]:
+             forced: Sequence[int], params: SamplingParams) -> tuple[Generation, str, str, SamplingParams]:
         """(generation, the writer's own text, the writer's role)."""
         plan, dropped = self.bench.fit_conversation(before, mode, text, self.context_overflow)
         if dropped:
@@ -160,7 +163,25 @@ class Session:
         full = plan.opened + gen.text
         spans = parser.parse(full, parser.start_role(plan.writer, plan.mode))
         content, went_past = writer_turn(spans, full, plan.writer)
-        return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT
+        return gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT, params
+
+    def _run_many(self, before: Conversation, mode: str, text: str, emit: Emit, should_stop,
+                  count: int, base: SamplingParams) -> list[tuple[Generation, str, str, SamplingParams]]:
+        """`count` candidates after one prompt, decoded together (not streamed); seeds seed,
+        seed + 1, ... when a seed is set."""
+        plan, _ = self.bench.fit_conversation(before, mode, text, self.context_overflow)
+        self.last_request = (mode, text)
+        emit(TurnStarted(plan.writer, mode, given=plan.opened))
+        seed = base.seed
+        params = [base if seed is None else base.updated(seed=seed + i) for i in range(count)]
+        parser = self.bench.turn_parser()
+        out = []
+        for gen, used in zip(self.bench.generate_many(plan, params, should_stop=should_stop), params, strict=False):
+            full = plan.opened + gen.text
+            spans = parser.parse(full, parser.start_role(plan.writer, plan.mode))
+            content, went_past = writer_turn(spans, full, plan.writer)
+            out.append((gen, content.rstrip() if went_past else content, plan.writer or ASSISTANT, used))
+        return out
 
     def _uncached_tokens(self, plan) -> int:
         """Prompt tokens the model has yet to evaluate (beyond its cached prefix)."""

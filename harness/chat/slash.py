@@ -38,10 +38,10 @@ COMMANDS: tuple[SlashCommand, ...] = (
     C("continue", "/continue", "continue the last message, whatever its role", "/continue"),
     C("adopt", "/adopt", "after a run past end of turn: the user turn the model wrote becomes the next "
       "user message", "/adopt"),
-    C("retry", "/retry [same]", "another candidate for the last generated turn (earlier ones are kept); "
-      "a fixed seed moves on unless `same`", "/retry", "branches"),
-    C("swipe", "/swipe next|prev|K [--at N]", "choose among the candidates of the last message (or of "
-      "message N); next past the last generates one", "/swipe 2 --at 3", "branches"),
+    C("retry", "/retry [same] [N]", "another candidate for the last generated turn (earlier ones are kept); "
+      "a fixed seed moves on unless `same`; N: that many, decoded together", "/retry 4", "branches"),
+    C("swipe", "/swipe next [N]|prev|K [--at N]", "choose among the candidates of the last message (or of "
+      "message N); next past the last generates one (next N: N at once)", "/swipe 2 --at 3", "branches"),
     C("branch", "/branch K ALT", "rewind the inspected turn to token K, force an alternative (rank from "
       "/alts or token text) and go on; both branches are kept", "/branch 3 2", "branches"),
     C("tokens", "/tokens [N]", "the turn that made message N (default: the last) token by token, "

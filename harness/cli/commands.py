@@ -58,7 +58,22 @@ def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
             "variables": _variables(args) or None,
             "n_ctx": getattr(args, "n_ctx", None), "threads": getattr(args, "threads", None),
             "literal_content": True if getattr(args, "literal_content", False) else None,
-            "context_overflow": getattr(args, "context_overflow", None)}
+            "context_overflow": getattr(args, "context_overflow", None),
+            "engine": engine_options(args)}
+
+
+def engine_options(args: argparse.Namespace):
+    """The llama.cpp load options the command line sets (None: none)."""
+    from harness.backends.base import EngineOptions
+
+    given = {k: getattr(args, k, None) for k in EngineOptions.FIELDS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if not given:
+        return None
+    try:
+        return EngineOptions.from_mapping(given)
+    except ValueError as exc:
+        raise CommandError(f"--{str(exc).replace('_', '-')}") from None
 
 
 def _variables(args: argparse.Namespace) -> dict[str, Any]:

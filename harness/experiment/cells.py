@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any, Generic, TypeVar
 
 from harness.errors import (
@@ -37,6 +38,7 @@ from harness.generation.workbench import BaseWorkbench
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import ChatTemplate
 
+READ_ONLY_KINDS = (SCORE, CHOICE)  # cells that sample nothing
 CELL_ERRORS = (TemplateError, ModeError, ContextOverflowError, CommandError, MessagesError)
 
 E = TypeVar("E")  # an engine: a local Backend or a RemoteEngine
@@ -115,7 +117,7 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     """Run one cell: its turn, or its error; None when it was cut short (dropped: a resume runs
     it again)."""
     started = time.perf_counter()
-    if cell.mode.kind in (SCORE, CHOICE):
+    if cell.mode.kind in READ_ONLY_KINDS:
         return _read_only_cell(benches, conversations, cell, backend)
     try:
         bench = benches.bench_for(cell.template)
@@ -143,6 +145,43 @@ def _read_only_cell(benches: BenchCache, conversations: Mapping[str, Conversatio
     except CELL_ERRORS as exc:
         return CellResult(cell, None, 0.0, str(exc), backend)
     return CellResult(cell, turn, time.perf_counter() - started, backend=backend)
+
+
+def prompt_batches(cells: Sequence[Cell], size: int) -> Iterator[list[Cell]]:
+    """Consecutive cells that share a prompt (model, template, conversation, mode; EOS policy,
+    sampling set and seed may differ), at most `size` at a time, in the cells' order."""
+    for _, group in groupby(cells, key=lambda c: (c.model, c.template, c.conversation, c.mode)):
+        same = list(group)
+        for start in range(0, len(same), max(1, size)):
+            yield same[start:start + size]
+
+
+def execute_batch(benches: BenchCache, conversations: Mapping[str, Conversation], cells: Sequence[Cell],
+                  should_stop: Callable[[], bool], backend: str | None = None) -> list[CellResult | None]:
+    """Run cells sharing one prompt decoded together: one result per cell, None for a cell cut
+    short (dropped: a resume runs it again). A cell error (a template refusing the mode, a bad
+    bias) sends the cells through :func:`execute_cell` one by one, so each gets its own error.
+    Each cell's `seconds` is its share of the batch's wall time."""
+    if len(cells) == 1 or cells[0].mode.kind in READ_ONLY_KINDS:
+        return [execute_cell(benches, conversations, cell, should_stop, backend) for cell in cells]
+    started = time.perf_counter()
+    first = cells[0]
+    try:
+        bench = benches.bench_for(first.template)
+        plan = bench.plan(conversations[first.conversation], first.mode.plan_mode, first.mode.text)
+        gens = bench.generate_many(plan, [c.params for c in cells], should_stop=should_stop)
+    except CELL_ERRORS:
+        out: list[CellResult | None] = []
+        for cell in cells:
+            result = execute_cell(benches, conversations, cell, should_stop, backend)
+            out.append(result)
+            if result is None:
+                break
+        return out
+    share = (time.perf_counter() - started) / len(cells)
+    return [None if gen.stop_reason == StopReason.INTERRUPTED
+            else CellResult(cell, cell_turn(bench, cell, gen), share, backend=backend)
+            for cell, gen in zip(cells, gens, strict=False)] + [None] * (len(cells) - len(gens))
 
 
 class CellLedger:

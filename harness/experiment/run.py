@@ -2,7 +2,9 @@
 
 Cells come ordered model → template → conversation (harness.experiment.spec.expand); each model is
 opened once and its workbench keeps one prompt evaluator across templates and cells, so cells
-sharing a prompt prefix reuse the KV cache. A cell is committed in one transaction when it
+sharing a prompt prefix reuse the KV cache. Cells sharing a whole prompt (seeds, EOS policies,
+sampling sets of one template × conversation × mode) are decoded together, up to the experiment's
+``batch`` at a time; each is still committed on its own. A cell is committed in one transaction when it
 finishes; a cell cut short by `should_stop` (Ctrl-C) is dropped and runs again on resume.
 A cell that cannot run (the template refuses the mode, the prompt does not fit) is stored as an
 error and not retried by a resume.
@@ -22,9 +24,10 @@ from harness.experiment.cells import (
     BenchCache,
     CellLedger,
     RunOutcome,
-    execute_cell,
+    execute_batch,
     finish_run,
     pending_cells,
+    prompt_batches,
     running,
 )
 from harness.experiment.progress import Progress
@@ -40,7 +43,7 @@ LoadTemplate = Callable[[str, Backend], ChatTemplate]
 def default_open_backend(model: ModelSpec, threads: int | None) -> Backend:
     from harness.models.registry import open_backend
 
-    return open_backend(model.source, n_ctx=model.n_ctx, n_threads=threads)
+    return open_backend(model.source, n_ctx=model.n_ctx, n_threads=threads, engine=model.engine)
 
 
 def default_load_template(spec: str, backend: Backend) -> ChatTemplate:
@@ -79,15 +82,17 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
             backend = open_backend(models[label], exp.threads)
             try:
                 benches = BenchCache(backend, load_template, make_bench)
-                for cell in group:
+                for batch in prompt_batches(list(group), exp.batch):
                     if should_stop():
                         stopped = True
                         break
-                    result = execute_cell(benches, conversations, cell, should_stop)
-                    if result is None:
+                    results = execute_batch(benches, conversations, batch, should_stop)
+                    for result in results:
+                        if result is not None:
+                            ledger.record(result)
+                    if None in results:
                         stopped = True
                         break
-                    ledger.record(result)
             finally:
                 backend.close()
     return finish_run(conn, run_id, cells, todo, ledger, started, stopped=stopped)

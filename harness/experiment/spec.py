@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from harness.backends.base import EngineOptions
 from harness.errors import ExperimentError, HarnessError
 from harness.generation.settings import (
     EOS_CONTINUE,
@@ -50,9 +51,11 @@ _TOP: dict[str, tuple[type, ...]] = {
     "name": (str,), "description": (str,), "models": (list,), "templates": (list,),
     "modes": (list,), "eos": (list,), "sampling": (dict,), "seeds": (list,), "max_tokens": (int,),
     "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
-    "sweep": (dict,), "items": (list,),
+    "sweep": (dict,), "items": (list,), "batch": (int,), "engine": (dict,),
 }
-_MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,)}
+DEFAULT_BATCH = 8  # cells sharing a prompt decoded together (bench/batch.py: B = 8 on 2 cores)
+_MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templates": (list,), "n_ctx": (int,),
+                                       "engine": (dict,)}
 # a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
 _SAMPLING: dict[str, tuple[type, ...]] = {s.name: s.types for s in SETTINGS if s.name not in ("seed", "eos")}
 _CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,), "modes": (list,)}
@@ -66,6 +69,7 @@ class ModelSpec:
     source: str  # what open_backend is given: a known model name or a GGUF path
     templates: tuple[str, ...]
     n_ctx: int
+    engine: EngineOptions = EngineOptions()  # llama.cpp load options (engine: at the top or per model)
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,14 @@ class Experiment:
     conversations: tuple[ConversationSpec, ...]
     threads: int | None = None
     literal_content: bool = False
+    batch: int = DEFAULT_BATCH  # how many cells sharing a prompt decode together (not in the digest)
 
     def canonical(self) -> dict[str, Any]:
-        """Everything that decides the results (not the name, description or thread count)."""
+        """Everything that decides the results (not the name, description, thread count or batch
+        size: batched and serial runs agree within llama.cpp's batch numerics)."""
         return {
-            "models": [[m.label, m.source, list(m.templates), m.n_ctx] for m in self.models],
+            "models": [[m.label, m.source, list(m.templates), m.n_ctx,
+                        *([m.engine.to_dict()] if m.engine.to_dict() else [])] for m in self.models],
             "modes": [m.label for m in self.modes], "eos": list(self.eos),
             "sampling": {name: p.to_dict() for name, p in self.sampling},
             "seeds": list(self.seeds), "literal_content": self.literal_content,
@@ -257,7 +264,8 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
             raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
     max_tokens = data.get("max_tokens", 96)
     n_ctx = data.get("n_ctx", 2048)
-    for key, value, low in (("max_tokens", max_tokens, 1), ("n_ctx", n_ctx, 64)):
+    batch = data.get("batch", DEFAULT_BATCH)
+    for key, value, low in (("max_tokens", max_tokens, 1), ("n_ctx", n_ctx, 64), ("batch", batch, 1)):
         if value < low:
             raise schema.fail(key, f"must be at least {low}")
     templates = schema.items(data, "templates", (str,), ["gguf"])
@@ -268,17 +276,29 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
     seeds = schema.items(data, "seeds", (int,), [0])
     return Experiment(
         name=data.get("name", default_name), path=where, description=data.get("description", ""),
-        models=_models(schema, data["models"], tuple(templates), n_ctx),
+        models=_models(schema, data["models"], tuple(templates), n_ctx, _engine(schema, data, "engine")),
         modes=modes, eos=tuple(eos),
         sampling=_sweep(schema, data.get("sweep", {}),
                         _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)),
         seeds=tuple(seeds),
         conversations=(_conversations(schema, data["conversations"], base, modes) if "conversations" in data else ())
         + _items(schema, data.get("items", []), base),
-        threads=data.get("threads"), literal_content=data.get("literal_content", False))
+        threads=data.get("threads"), literal_content=data.get("literal_content", False), batch=batch)
 
 
-def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx: int) -> tuple[ModelSpec, ...]:
+def _engine(schema: _Schema, data: dict[str, Any], path: str, base: EngineOptions | None = None) -> EngineOptions:
+    """`engine:` options (llama.cpp load settings) over `base`."""
+    key = path.rsplit(".", 1)[-1]
+    try:
+        own = EngineOptions.from_mapping(data.get(key) or {})
+    except ValueError as exc:
+        field_name, _, message = str(exc).partition(": ")
+        raise schema.fail(f"{path}.{field_name}", message) from None
+    return (base or EngineOptions()).merged(own)
+
+
+def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx: int,
+            engine: EngineOptions) -> tuple[ModelSpec, ...]:
     if not items:
         raise schema.fail("models", "must not be empty")
     out = []
@@ -293,7 +313,8 @@ def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx
         if not own or not all(isinstance(t, str) for t in own):
             raise schema.fail(f"{path}.templates", "expected a non-empty list of template names")
         label = entry.get("label") or Path(entry["name"]).stem
-        out.append(ModelSpec(label, entry["name"], own, entry.get("n_ctx", n_ctx)))
+        out.append(ModelSpec(label, entry["name"], own, entry.get("n_ctx", n_ctx),
+                             _engine(schema, entry, f"{path}.engine", engine)))
     labels = [m.label for m in out]
     if len(set(labels)) != len(labels):
         raise schema.fail("models", "two models share a label (set 'label' to tell them apart)")

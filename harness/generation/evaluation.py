@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.backends.base import Backend
+from harness.backends.base import Backend, Sequences
 from harness.errors import ContextOverflowError
 from harness.generation.records import TokenRecord
 from harness.prompt.attribution import char_offsets, roles_for_spans
@@ -141,7 +141,7 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class PromptEvaluator:
     """Feeds token sequences to a backend, reusing the cached prefix and its statistics."""
 
-    def __init__(self, backend: Backend, workspace: StatsWorkspace):
+    def __init__(self, backend: Backend | Sequences, workspace: StatsWorkspace):
         self.backend = backend
         self.workspace = workspace
         self.tokens: list[int] = []

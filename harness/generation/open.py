@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.backends.base import EngineOptions
 from harness.errors import CommandError
 from harness.generation.remote_workbench import RemoteWorkbench
 from harness.generation.workbench import BaseWorkbench, Workbench, choose_template
@@ -33,7 +34,8 @@ def open_server_workbench(url: str, template: str | None = None,
 
 def open_workbench(*, model: str | None = None, backend: str | None = None, template: str | None = None,
                    variables: Mapping[str, Any] | None = None, n_ctx: int | None = None,
-                   threads: int | None = None, literal_content: bool = False) -> BaseWorkbench:
+                   threads: int | None = None, literal_content: bool = False,
+                   engine: EngineOptions | None = None) -> BaseWorkbench:
     """A workbench on `model` (a name or GGUF path, loaded here) or on the server at `backend`,
     with `template` (default: the model's embedded one)."""
     if backend:
@@ -43,14 +45,14 @@ def open_workbench(*, model: str | None = None, backend: str | None = None, temp
         return open_server_workbench(backend, template, variables)
     from harness.models.registry import DEFAULT_MODEL, open_backend
 
-    engine = open_backend(model or DEFAULT_MODEL, n_ctx=n_ctx or 4096, n_threads=threads)
+    loaded = open_backend(model or DEFAULT_MODEL, n_ctx=n_ctx or 4096, n_threads=threads, engine=engine)
     try:
-        chosen = choose_template(template, engine.info.chat_template, engine.info.name, user_templates_dir())
-        bench = Workbench(engine, chosen, variables)
+        chosen = choose_template(template, loaded.info.chat_template, loaded.info.name, user_templates_dir())
+        bench = Workbench(loaded, chosen, variables)
         bench.literal_content = literal_content
         return bench
     except BaseException:
-        engine.close()
+        loaded.close()
         raise
 
 
@@ -71,4 +73,5 @@ def workbench_options(explicit: Mapping[str, Any], profile: Any,
     return {"model": pick("model", None if backend else profile.model), "backend": backend,
             "template": pick("template", profile.template), "variables": variables,
             "n_ctx": pick("n_ctx", profile.n_ctx), "threads": explicit.get("threads"),
-            "literal_content": bool(pick("literal_content", profile.literal_content and not backend))}
+            "literal_content": bool(pick("literal_content", profile.literal_content and not backend)),
+            "engine": None if backend else profile.engine.merged(explicit.get("engine") or EngineOptions())}

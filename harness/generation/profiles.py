@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from harness.backends.base import EngineOptions
 from harness.errors import HarnessError, ProfileError
 from harness.generation.settings import SETTINGS, SamplingParams, describe_types
 from harness.paths import data_dir, library_dir
@@ -26,7 +27,7 @@ SAMPLING_KEYS = tuple(s.name for s in SETTINGS if s.name not in ("eos", "logit_b
 _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "description": (str,), "model": (str,), "template": (str,), "system": (str, type(None)),
     "n_ctx": (int,), "eos": (str,), "sampling": (dict,), "logit_bias": (dict,), "vars": (dict,),
-    "literal_content": (bool,), "context_overflow": (str,),
+    "literal_content": (bool,), "context_overflow": (str,), "engine": (dict,),
 }
 OVERFLOW_POLICIES = ("error", "truncate-oldest")
 
@@ -43,6 +44,7 @@ class Profile:
     description: str = ""
     literal_content: bool = False
     context_overflow: str = "error"
+    engine: EngineOptions = field(default_factory=EngineOptions)  # llama.cpp load options
 
 
 def _lines(node: yaml.Node, prefix: str = "") -> dict[str, int]:
@@ -101,13 +103,19 @@ def parse_profile(text: str, *, name: str, where: str) -> Profile:
     n_ctx = data.get("n_ctx", 4096)
     if n_ctx < 64:
         raise fail("n_ctx", "must be at least 64")
+    try:
+        engine = EngineOptions.from_mapping(data.get("engine") or {})
+    except ValueError as exc:
+        key, _, message = str(exc).partition(": ")
+        raise fail(f"engine.{key}", message) from None
     overflow = data.get("context_overflow", "error")
     if overflow not in OVERFLOW_POLICIES:
         raise fail("context_overflow", f"must be one of {', '.join(OVERFLOW_POLICIES)}")
     return Profile(name=name, model=data.get("model"), template=data.get("template"),
                    system=data.get("system"), n_ctx=n_ctx, sampling=params,
                    vars=dict(data.get("vars") or {}), description=data.get("description", ""),
-                   literal_content=data.get("literal_content", False), context_overflow=overflow)
+                   literal_content=data.get("literal_content", False), context_overflow=overflow,
+                   engine=engine)
 
 
 def find_profile(spec: str) -> Path:

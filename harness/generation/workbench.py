@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.backends.base import Backend, ModelInfo
 from harness.errors import ContextOverflowError, MessagesError
+from harness.generation.batch import batch_cells, generate_batch
 from harness.generation.evaluation import (
     FieldInjection,
     Injection,
@@ -141,6 +142,20 @@ class BaseWorkbench:
                  should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
         raise NotImplementedError
 
+    def generate_many(self, plan: PromptPlan, params: Sequence[SamplingParams], *,
+                      on_token: Sequence[OnToken | None] | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> list[Generation]:
+        """One generation per entry of `params` after the same plan. Here one after another
+        (a server); a local workbench decodes them together. Stops early (fewer results, the
+        last one interrupted) when `should_stop` ends a generation."""
+        out: list[Generation] = []
+        for i, p in enumerate(params):
+            gen = self.generate(plan, p, on_token=on_token[i] if on_token else None, should_stop=should_stop)
+            out.append(gen)
+            if gen.stop_reason == "interrupted":
+                break
+        return out
+
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         raise NotImplementedError
 
@@ -168,6 +183,7 @@ class Workbench(BaseWorkbench):
     def __init__(self, backend: Backend, template: ChatTemplate,
                  variables: Mapping[str, Any] | None = None):
         self.evaluator = PromptEvaluator(backend, StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids))
+        self._batch_evaluator: PromptEvaluator | None = None  # over the backend's multi-sequence context
         super().__init__(backend, template, variables)
 
     @property
@@ -182,6 +198,25 @@ class Workbench(BaseWorkbench):
         return generate(self.engine, self.evaluator, plan, self.markers, params, forced=forced,
                         parser=self.turn_parser(), prompt_records=self.prompt_records(plan),
                         on_token=on_token, should_stop=should_stop)
+
+    def generate_many(self, plan: PromptPlan, params: Sequence[SamplingParams], *,
+                      on_token: Sequence[OnToken | None] | None = None,
+                      should_stop: Callable[[], bool] | None = None) -> list[Generation]:
+        """One generation per entry of `params` after the same plan, decoded together in one
+        multi-sequence context of the model (its own prompt evaluator and KV prefix reuse). A
+        stop ends every unfinished one as interrupted."""
+        sequences = getattr(self.engine, "sequences", None)
+        if len(params) <= 1 or sequences is None:
+            return super().generate_many(plan, params, on_token=on_token, should_stop=should_stop)
+        records = self.prompt_records(plan)
+        n_ctx = self.info.n_ctx
+        cells = batch_cells(len(records), params, n_ctx)
+        seqs = sequences(len(params), max(n_ctx, -(-cells // 256) * 256))
+        if self._batch_evaluator is None or self._batch_evaluator.backend is not seqs:
+            self._batch_evaluator = PromptEvaluator(seqs, self.evaluator.workspace)
+        return generate_batch(self.engine, seqs, self._batch_evaluator, plan, self.markers, params,
+                              parser=self.turn_parser(), prompt_records=records, n_ctx=n_ctx,
+                              on_token=on_token, should_stop=should_stop)
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         """Teacher-forced statistics of the conversation exactly as rendered (mode as-is)."""

@@ -4,8 +4,11 @@ harness's header reader refuses broken GGUF structure, but a file can be well-fo
 crash llama.cpp (a tensor retyped to another type of the same size, an absurd hyper-parameter):
 llama.cpp then aborts or segfaults, which would take the REPL and its unsaved state with it.
 So a file is first checked structurally (harness.models.gguf_checks), then loaded and run for two tokens in a child with a memory limit and a timeout;
-a child killed by a signal becomes a ModelError. The verdict is remembered per (path, size,
-mtime), so each file pays this once (~0.5 s).
+a child killed by a signal becomes a ModelError. The verdict is remembered per (size, mtime,
+sha256 of the first MiB: the header and metadata), so each file pays this once (~0.5 s), a copied
+or moved file is not probed again, and a multi-GB model is not loaded twice on every start. The
+child maps the file (no second copy in memory) and the in-process load then finds it in the page
+cache.
 """
 
 from __future__ import annotations
@@ -24,9 +27,15 @@ PROBE_SECONDS = 180
 PROBE_MEMORY_BYTES = 8 * 1024**3  # raised to file size + 4 GiB for larger models
 
 
+HEADER_BYTES = 1024 * 1024
+
+
 def _key(path: Path) -> str:
     st = path.stat()
-    return hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{st.st_size}|{st.st_mtime_ns}|".encode())
+    with path.open("rb") as f:
+        digest.update(f.read(HEADER_BYTES))
+    return digest.hexdigest()[:32]
 
 
 def _memory_limiter(file_size: int):

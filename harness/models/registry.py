@@ -77,8 +77,9 @@ def resolve_model(spec: str | None) -> tuple[str, Path]:
 
 
 def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 vocab_only: bool = False):
-    """Validate the GGUF header, then load it in llama.cpp (`vocab_only`: tokenizer only)."""
+                 vocab_only: bool = False, engine=None):
+    """Validate the GGUF header, then load it in llama.cpp (`vocab_only`: tokenizer only;
+    `engine`: EngineOptions, GPU layers, flash attention, KV cache types, mmap, batch size)."""
     from harness.backends.llama_cpp import LlamaCppBackend
     from harness.models.gguf import read_gguf_info
     from harness.models.probe import probe_model
@@ -86,4 +87,5 @@ def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None =
     name, path = resolve_model(spec)
     read_gguf_info(path)  # refuses broken files before llama.cpp parses them
     probe_model(path)  # a file that crashes llama.cpp crashes a child process, not harness
-    return LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads, vocab_only=vocab_only)
+    return LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads, vocab_only=vocab_only,
+                           engine=engine)

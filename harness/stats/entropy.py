@@ -86,6 +86,7 @@ class StatsWorkspace:
         self._rows_z = np.empty((0, n_vocab), dtype=np.float32)
         self._rows_e = np.empty((0, n_vocab), dtype=np.float32)
         self._log_total = 0.0
+        self._block_log_total = np.zeros(0)
 
     def step(self, logits: np.ndarray, token: int | None) -> StepStats:
         """Stats of one row of logits; `token` is the one that followed (None: not yet known)."""
@@ -129,21 +130,39 @@ class StatsWorkspace:
             out.extend(self._rows(logits[start:start + step], following[start:start + step]))
         return out
 
-    def _rows(self, logits: np.ndarray, following: Sequence[int]) -> list[StepStats]:
+    def block(self, logits: np.ndarray) -> list[StepStats]:
+        """Stats of each row of a (B, vocab) block in one vectorised pass, the following tokens not
+        known yet (surprisal NaN): the rows of B sequences decoded together. Until the next call,
+        :meth:`block_top` and :meth:`block_surprisal` read the same rows (for each sequence's
+        sampler, and its surprisal once it has drawn)."""
+        return self._rows(logits, None)
+
+    def block_top(self, row: int, k: int) -> np.ndarray:
+        """The k most likely tokens of row `row` of the last :meth:`block`."""
+        return top_indices(self._rows_z[row], k)
+
+    def block_surprisal(self, row: int, token: int) -> float:
+        """Surprisal (bits) of `token` under row `row` of the last :meth:`block`."""
+        return float(self._block_log_total[row] - self._rows_z[row, token]) / LN2
+
+    def _rows(self, logits: np.ndarray, following: Sequence[int] | None) -> list[StepStats]:
         n = logits.shape[0]
         z, e = self._row_scratch(n)
         np.subtract(logits, logits.max(axis=1, keepdims=True), out=z)
         np.exp(z, out=e)
         total = (e @ self._ones).astype(np.float64)
         log_total = np.log(total)
-        mean_z = np.array([np.dot(e[i], z[i]) for i in range(n)], dtype=np.float64) / total
+        self._block_log_total = log_total
+        mean_z = np.einsum("ij,ij->i", e, z).astype(np.float64) / total
         eot = (e[:, self.eog].sum(axis=1, dtype=np.float64) / total) if self.eog.size else np.zeros(n)
-        rows = np.arange(n)
-        surprisal = (log_total - z[rows, np.asarray(following, dtype=np.intp)]) / LN2
+        if following is None:
+            surprisal = np.full(n, math.nan)
+        else:
+            surprisal = (log_total - z[np.arange(n), np.asarray(following, dtype=np.intp)]) / LN2
         top = np.stack([top_indices(row, self.top_k) for row in z])
-        top_p = np.exp(np.take_along_axis(z, top, axis=1).astype(np.float64)) / total[:, None]
+        top_p = np.take_along_axis(e, top, axis=1).astype(np.float64) / total[:, None]
         np.multiply(e, z, out=e)  # e is free from here: e * z for the second moment
-        second = np.array([np.dot(e[i], z[i]) for i in range(n)], dtype=np.float64) / total
+        second = np.einsum("ij,ij->i", e, z).astype(np.float64) / total
         var_bits2 = np.maximum(second - mean_z * mean_z, 0.0) / (LN2 * LN2)
         entropy = (log_total - mean_z) / LN2
         return [StepStats(max(float(entropy[i]), 0.0), float(surprisal[i]), float(eot[i]),
