@@ -66,6 +66,14 @@ def test_three_rows_differ_from_one_row_exactly_as_llama_cpp_differs_by_itself(s
     assert ours <= own + 1e-6
 
 
+def _common_prefix(a, b):
+    """Token pairs while the two turns agree (after a flipped near-tie the contexts differ)."""
+    for x, y in zip(a, b, strict=False):
+        yield x, y
+        if x.id != y.id:
+            return
+
+
 def test_batched_cells_match_serial_cells(smollm2):
     plan = smollm2.plan(STORY)
     params = [SamplingParams(temperature=0, seed=s, max_tokens=32, eos=("stop", "ban", "continue")[s % 3])
@@ -77,8 +85,7 @@ def test_batched_cells_match_serial_cells(smollm2):
     # often over 96 tokens); the start of every greedy turn must agree
     assert all([t.id for t in a.tokens[:8]] == [t.id for t in b.tokens[:8]] for a, b in greedy)
     worst = max(abs(x.stats.entropy_bits - y.stats.entropy_bits)
-                for a, b in zip(serial, together, strict=True) for x, y in zip(a.tokens, b.tokens, strict=False)
-                if x.id == y.id)
+                for a, b in zip(serial, together, strict=True) for x, y in _common_prefix(a.tokens, b.tokens))
     assert worst < 0.5  # bench/batch.py reports the measured figure
     assert [r.stats for r in serial[0].prompt_tokens] == [r.stats for r in together[0].prompt_tokens] \
         or max(abs(x.stats.entropy_bits - y.stats.entropy_bits)

@@ -350,10 +350,12 @@ def test_a_template_that_never_stops_is_taken_with_a_warning(tmp_path):
 
 # 14 is a terminal matter: tests/test_tmux.py::test_keys_typed_while_streaming_wait_for_the_next_prompt
 def test_typed_keys_are_cleaned_for_the_prompt():
-    from harness.repl.typeahead import clean
+    from harness.repl.typeahead import clean, next_input
 
-    assert clean("/tok\x1b[Dens\r") == "/tokens"[:4] + "ens"
+    assert clean("/tok\x1b[Dens\r") == "/tokens"[:4] + "ens\n"
     assert clean("ab\x7fc\x03") == "abc"
+    assert next_input("Hi\n/tokens\nsecond") == ("Hi", True, "/tokens\nsecond")
+    assert next_input("half a line") == ("half a line", False, "")
 
 
 def test_the_readme_documents_every_command_with_its_example():

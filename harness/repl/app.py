@@ -29,7 +29,7 @@ from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
 from harness.repl.history import TolerantFileHistory
 from harness.repl.toolbar import toolbar_fragments
-from harness.repl.typeahead import held_keys
+from harness.repl.typeahead import held_keys, next_input
 
 USER_PROMPT = [("ansigreen bold", "user> ")]
 
@@ -84,8 +84,10 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
     typed = ""
     try:
         while True:
+            text, send, typed = next_input(typed)
             try:  # the label every time: an /edit prompt must not leave its label behind
-                line = prompt.prompt(USER_PROMPT, default=typed, vi_mode=bool(session.ui.get("vi")))
+                line = prompt.prompt(USER_PROMPT, default=text, accept_default=send,
+                                     vi_mode=bool(session.ui.get("vi")))
             except KeyboardInterrupt:
                 typed = ""
                 continue  # Ctrl-C at the prompt: the line is cleared
@@ -97,7 +99,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
             except EOFError:
                 break
             finally:
-                typed = "".join(held)
+                typed += "".join(held)
             _answer_edits(session, prompt, display)
     finally:
         session.save(display.emit)

@@ -18,10 +18,16 @@ ESCAPES = re.compile(r"\x1b(\[[0-9;?]*[ -/]*[@-~]|O.|.)?")
 
 def clean(typed: str) -> str:
     """Typed keys as prompt text: escape sequences and control characters dropped, Enter kept
-    as a newline (the user sends the prompt)."""
+    as a newline (a line typed ahead with its Enter is sent, as a shell does)."""
     text = ESCAPES.sub("", typed).replace("\r\n", "\n").replace("\r", "\n")
-    text = "".join(c for c in text if c == "\n" or c >= " " and c != "\x7f")
-    return text.rstrip("\n")
+    return "".join(c for c in text if c == "\n" or c >= " " and c != "\x7f")
+
+
+def next_input(typed: str) -> tuple[str, bool, str]:
+    """(the next prompt's text, whether it is sent at once, what stays typed ahead): a line
+    typed ahead with its Enter is sent; text without one waits in the prompt."""
+    first, enter, rest = typed.partition("\n")
+    return (first, True, rest) if enter else (typed, False, "")
 
 
 @contextmanager
