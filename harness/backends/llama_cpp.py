@@ -87,6 +87,14 @@ def _engine_kwargs(lib, engine: EngineOptions) -> dict[str, object]:
     return out
 
 
+
+def _decode_count(tokens: Sequence[int], limit: int) -> int:
+    """How many tokens one decode gets (1..`limit`: the logit rows or the batch it can hold)."""
+    count = len(tokens)
+    if count == 0 or count > limit:
+        raise ValueError(f"decode takes 1..{limit} tokens, got {count}")
+    return count
+
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
                  n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False,
@@ -212,10 +220,7 @@ class LlamaCppBackend:
         return n_keep
 
     def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
-        count = len(tokens)
-        limit = self.max_logit_rows if all_logits else self._n_batch
-        if count == 0 or count > limit:
-            raise ValueError(f"decode takes 1..{limit} tokens, got {count}")
+        count = _decode_count(tokens, self.max_logit_rows if all_logits else self._n_batch)
         if self._n_past + count > self.info.n_ctx:
             raise ContextOverflowError(
                 f"{self._n_past + count} tokens do not fit the context of {self.info.n_ctx}",
@@ -314,10 +319,7 @@ class LlamaSequences:
         return n_keep
 
     def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
-        count = len(tokens)
-        limit = self.max_logit_rows if all_logits else self._n_batch
-        if count == 0 or count > limit:
-            raise ValueError(f"decode takes 1..{limit} tokens, got {count}")
+        count = _decode_count(tokens, self.max_logit_rows if all_logits else self._n_batch)
         start = self._pos[0]
         self._run([0] * count, tokens, [start + i for i in range(count)], all_logits)
         self._pos[0] += count
