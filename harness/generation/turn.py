@@ -80,6 +80,13 @@ class GeneratedTurn:
         self.turn_end = turn_end_marker(markers, plan.writer) if params.eos == EOS_STOP else None
         self.text = GrowingText((*params.stop, *([self.turn_end] if self.turn_end else [])))
         self.tokens: list[TokenRecord] = []
+        self._start = parser.start_role(plan.writer, plan.mode)
+        self._last_role: tuple[str, str] | None = None  # (text, role at its end): parsed once per token
+
+    def _role_at_end(self, text: str) -> str:
+        if self._last_role is None or self._last_role[0] != text:
+            self._last_role = (text, self.parser.role_at_end(self.plan.opened + text, self._start))
+        return self._last_role[1]
 
     def add(self, record: TokenRecord, *, look: bool = True, silent: bool = False) -> StopReason | None:
         """Record a token, add its bytes to the text (none when `silent`: an end-of-turn token
@@ -89,9 +96,7 @@ class GeneratedTurn:
         before = self.text.text
         added, hit = ("", None) if silent else self.text.add(record.raw, look=look)
         if self.on_token is not None:
-            role = self.parser.role_at_end(self.plan.opened + before,
-                                           self.parser.start_role(self.plan.writer, self.plan.mode))
-            self.on_token(StreamEvent(record, added, role))
+            self.on_token(StreamEvent(record, added, self._role_at_end(before)))
         if hit is None and look and self.switched():
             return StopReason.END_OF_TURN
         if hit is None:
@@ -105,8 +110,7 @@ class GeneratedTurn:
         close is whitespace, like raw's blank line, ends a turn only by the next one opening)."""
         if self.params.eos != EOS_STOP or self.plan.writer is None:
             return False
-        start = self.parser.start_role(self.plan.writer, self.plan.mode)
-        role = self.parser.role_at_end(self.plan.opened + self.text.text, start)
+        role = self._role_at_end(self.text.text)
         return role != TEMPLATE and role not in turn_roles(self.plan.writer)
 
     def end_with(self, record: TokenRecord) -> None:
