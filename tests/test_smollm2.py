@@ -15,8 +15,8 @@ HELLO = Conversation.of(("user", "Say hello in one short sentence."))
 
 
 def test_run_past_eos_labels_assistant_then_user(smollm2):
-    # seed 1 at T=0.8: the model ends its turn, then writes `<|im_start|>user\n...` itself
-    gen = smollm2.generate(smollm2.plan(HELLO), SamplingParams(seed=1, eos="continue", max_tokens=60))
+    # seed 2 at T=0.8: the model ends its turn, then writes `<|im_start|>user\n...` itself
+    gen = smollm2.generate(smollm2.plan(HELLO), SamplingParams(seed=2, eos="continue", max_tokens=60))
     roles = [t.role for t in gen.tokens]
     assert roles[0] == "assistant"
     eot = next(i for i, t in enumerate(gen.tokens) if t.id in smollm2.backend.info.eog_ids)

@@ -36,12 +36,17 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     """llama.cpp load options (harness.backends.base.EngineOptions; profile key engine:)."""
     p.add_argument("--n-gpu-layers", type=int, default=None, metavar="N", help="layers offloaded to the GPU (-1: all)")
-    p.add_argument("--flash-attn", choices=("on", "off"), default=None, help="flash attention")
+    p.add_argument("--flash-attn", choices=("on", "off"), default=None, help="flash attention (default on)")
     p.add_argument("--type-k", default=None, metavar="T", help="K cache type: f16 (default), q8_0, q4_0, ...")
-    p.add_argument("--type-v", default=None, metavar="T", help="V cache type (quantised needs --flash-attn on)")
+    p.add_argument("--type-v", default=None, metavar="T",
+                   help="V cache type: bf16 (default), f16, ... (quantised needs flash attention)")
     p.add_argument("--no-mmap", dest="use_mmap", action="store_const", const=False, default=None,
                    help="read the model into memory instead of mapping it")
     p.add_argument("--n-batch", type=int, default=None, metavar="N", help="llama.cpp batch size (default 512)")
+    p.add_argument("--repack", action="store_const", const=True, default=None,
+                   help="llama.cpp's repacked CPU weights (faster prompts; values then depend on batch shape)")
+    p.add_argument("--kv-unified", action="store_const", const=True, default=None,
+                   help="one KV stream for all sequences (values then depend on batch-mates)")
 
 
 def _add_backend_arg(p: argparse.ArgumentParser) -> None:
