@@ -40,9 +40,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     urls = _backend_urls(args, exp)
     cells = expand(exp)
     db = Path(args.db).expanduser() if args.db else default_db(Path(args.experiment))
+    decode = {"servers": "decode path of the server (not controlled by harness)"} if urls else _decode(exp)
     conn = connect(db)
     try:
-        run_id, resumed = open_run(conn, exp, cells, force_new=args.force_new)
+        run_id, resumed = open_run(conn, exp, cells, force_new=args.force_new, decode=decode)
         info = run_info(conn, run_id)
         finished = info["cells"].get("done", 0) + info["cells"].get("error", 0)
         verb = f"resuming run {run_id} ({finished} of {len(cells)} cells finished)" if resumed \
@@ -72,6 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         conn.close()
 
 
+def _decode(exp) -> dict:
+    from harness.experiment.run import decode_settings
+
+    return decode_settings(exp)
+
+
 def _backend_urls(args: argparse.Namespace, exp) -> list[str]:
     """The servers of `--backend` (none: run locally), checked before anything is stored."""
     from harness.backends.servers import parse_backend, split_backends
@@ -96,9 +103,13 @@ def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
     with sigint_flag() as interrupted:
         if not urls:
             return run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
-                             on_error=_warn_once())
+                             on_error=_warn_once(), on_notice=_notice)
         return run_cells_remote(exp, conn, run_id, cells, urls, should_stop=interrupted, progress=progress,
                                 on_error=_warn_once(), on_notice=_server_notice)
+
+
+def _notice(message: str) -> None:
+    print(f"\nharness: {visible_line(message)}", file=sys.stderr)
 
 
 def _server_notice(url: str, message: str) -> None:

@@ -36,8 +36,8 @@ from harness.experiment.summary import (
     summarize_tokens,
 )
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (0, 1, SCHEMA_VERSION)  # 0: a new file; 1: upgraded in place
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (0, 1, 2, SCHEMA_VERSION)  # 0: a new file; 1, 2: upgraded in place
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    cells_total INTEGER NOT NULL
+    cells_total INTEGER NOT NULL,
+    decode TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_digest ON runs(digest);
 CREATE TABLE IF NOT EXISTS cells (
@@ -148,6 +149,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
     if "backend" not in columns:
         conn.execute("ALTER TABLE cells ADD COLUMN backend TEXT")
+    if "decode" not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
+        conn.execute("ALTER TABLE runs ADD COLUMN decode TEXT")
 
 
 @contextlib.contextmanager
@@ -163,15 +166,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def open_run(conn: sqlite3.Connection, exp: Experiment, cells: Sequence[Cell], *,
-             force_new: bool = False) -> tuple[int, bool]:
-    """(run id, resumed): the newest run of this exact experiment, or a new one with every cell
-    pending."""
-    digest = exp.digest()
+             force_new: bool = False, decode: dict[str, Any] | None = None) -> tuple[int, bool]:
+    """(run id, resumed): the newest run of this exact experiment on these decode paths (`decode`:
+    model label -> settings, part of the digest), or a new one with every cell pending."""
+    digest = exp.digest(decode)
     if not force_new:
         row = conn.execute("SELECT id FROM runs WHERE digest = ? ORDER BY id DESC LIMIT 1", (digest,)).fetchone()
         if row is not None:
             return int(row[0]), True
-    spec = json.dumps(exp.canonical(), sort_keys=True, ensure_ascii=False)
+    spec = json.dumps(exp.canonical(decode), sort_keys=True, ensure_ascii=False)
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO runs (name, experiment_path, digest, spec, harness_version, status, created_at,"
@@ -184,6 +187,23 @@ def open_run(conn: sqlite3.Connection, exp: Experiment, cells: Sequence[Cell], *
             [(run_id, i, c.key, c.model, c.template, c.mode.label, c.eos, c.sampling, c.seed, c.conversation,
               json.dumps(c.params.to_dict(), sort_keys=True)) for i, c in enumerate(cells)])
     return run_id, False
+
+
+def record_decode_path(conn: sqlite3.Connection, run_id: int, label: str, path: dict[str, Any]) -> None:
+    """Remember a model's decode path with its invariance verdict (as found when it was loaded)."""
+    row = conn.execute("SELECT decode FROM runs WHERE id = ?", (run_id,)).fetchone()
+    held = _json_object(row[0] if row else None)
+    held[label] = path
+    with transaction(conn):
+        conn.execute("UPDATE runs SET decode = ? WHERE id = ?", (json.dumps(held, sort_keys=True), run_id))
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def cell_status(conn: sqlite3.Connection, run_id: int) -> dict[str, str]:
@@ -259,10 +279,13 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, where: str) -> int
 
 def run_info(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     row = conn.execute("SELECT id, name, experiment_path, digest, status, created_at, updated_at, cells_total,"
-                       " harness_version FROM runs WHERE id = ?", (run_id,)).fetchone()
+                       " harness_version, decode, spec FROM runs WHERE id = ?", (run_id,)).fetchone()
     keys = ("id", "name", "experiment", "digest", "status", "created_at", "updated_at", "cells_total",
             "harness_version")
-    info = dict(zip(keys, row, strict=True))
+    info = dict(zip(keys, row[:-2], strict=True))
+    info["decode"] = _json_object(row[-2])  # model label -> decode path and its invariance verdict
+    batch = _json_object(row[-1]).get("batch")
+    info["batch"] = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
     info["cells"] = dict(conn.execute("SELECT status, count(*) FROM cells WHERE run_id = ? GROUP BY status",
                                       (run_id,)).fetchall())
     info["errors"] = [{"cell": k, "error": e} for k, e in conn.execute(

@@ -30,6 +30,7 @@ from harness.experiment.cells import (
     prompt_batches,
     running,
 )
+from harness.experiment.db import record_decode_path
 from harness.experiment.progress import Progress
 from harness.experiment.spec import Cell, Experiment, ModelSpec
 from harness.prompt.templates import ChatTemplate
@@ -46,6 +47,14 @@ def default_open_backend(model: ModelSpec, threads: int | None) -> Backend:
     return open_backend(model.source, n_ctx=model.n_ctx, n_threads=threads, engine=model.engine)
 
 
+def decode_settings(exp: Experiment) -> dict[str, Any]:
+    """Model label -> the decode path its engine options give with this llama.cpp build (part of
+    the run's digest: a run on another path, or another build, is another run)."""
+    from harness.backends.llama_cpp import decode_path
+
+    return {m.label: decode_path(m.engine, n_batch=m.engine.n_batch or 512).settings() for m in exp.models}
+
+
 def default_load_template(spec: str, backend: Backend) -> ChatTemplate:
     from harness.generation.workbench import choose_template
     from harness.paths import user_templates_dir
@@ -58,9 +67,11 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
               on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
               on_error: Callable[[Cell, str], None] | None = None,
               open_backend: OpenBackend = default_open_backend,
-              load_template: LoadTemplate = default_load_template) -> RunOutcome:
+              load_template: LoadTemplate = default_load_template,
+              on_notice: Callable[[str], None] | None = None) -> RunOutcome:
     """Run every pending cell of `run_id` in order, each model loaded once; stop cleanly when
-    `should_stop()` is true."""
+    `should_stop()` is true. Each model's decode path (and its invariance verdict) is recorded
+    with the run as it loads; `on_notice` hears of a path that is not invariant."""
     from harness.generation.workbench import Workbench
 
     def make_bench(backend: Backend, template: ChatTemplate) -> Workbench:
@@ -81,6 +92,10 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
                 break
             backend = open_backend(models[label], exp.threads)
             try:
+                record_decode_path(conn, run_id, label, backend.decode_path.to_dict())
+                notice = backend.decode_path.notice()
+                if notice and on_notice is not None:
+                    on_notice(f"{label}: {notice}")
                 benches = BenchCache(backend, load_template, make_bench)
                 for batch in prompt_batches(list(group), exp.batch):
                     if should_stop():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,11 +122,13 @@ class Experiment:
     conversations: tuple[ConversationSpec, ...]
     threads: int | None = None
     literal_content: bool = False
-    batch: int = DEFAULT_BATCH  # how many cells sharing a prompt decode together (not in the digest)
+    batch: int = DEFAULT_BATCH  # how many cells sharing a prompt decode together
 
-    def canonical(self) -> dict[str, Any]:
-        """Everything that decides the results (not the name, description, thread count or batch
-        size: batched and serial runs agree within llama.cpp's batch numerics)."""
+    def canonical(self, decode: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Everything that decides the results: the matrix, the batch size, and `decode` (model
+        label -> its engine's decode path settings and llama.cpp build), whatever can change a
+        number. Not the name, description or thread count (the decode path gives the same values
+        on any number of threads: harness.backends.invariance)."""
         return {
             "models": [[m.label, m.source, list(m.templates), m.n_ctx,
                         *([m.engine.to_dict()] if m.engine.to_dict() else [])] for m in self.models],
@@ -133,10 +136,11 @@ class Experiment:
             "sampling": {name: p.to_dict() for name, p in self.sampling},
             "seeds": list(self.seeds), "literal_content": self.literal_content,
             "conversations": [[c.name, c.conversation.to_dicts(), c.modes] for c in self.conversations],
+            "batch": self.batch, "decode": dict(decode or {}),
         }
 
-    def digest(self) -> str:
-        text = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
+    def digest(self, decode: Mapping[str, Any] | None = None) -> str:
+        text = json.dumps(self.canonical(decode), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
