@@ -125,7 +125,7 @@ class Session:
                     **({"base": base.to_dict()} if mode == CONTINUE and base is not None else {})}
             self.history.append(gen)
             self.inspected = None  # /alts and /branch now mean the newest turn
-            message = Message(writer, content)
+            message = gen.message or Message(writer, content)  # what re-renders as the model wrote it
             tree = self.tree.truncate(at).append(message, meta) if at >= len(self.conversation.messages) \
                 else self.tree.add_alternative(at, message, meta)
             self.change(tree)

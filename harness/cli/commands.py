@@ -148,8 +148,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         with sigint_flag() as interrupted:
             gen = bench.generate(plan, params, on_token=stream, should_stop=interrupted)
         if args.json:
-            json.dump(generation_json(gen, bench.piece_text) | {"warnings": warnings}, sys.stdout,
-                      ensure_ascii=False)
+            path = bench.decode_path.to_dict() if bench.decode_path is not None else None
+            json.dump(generation_json(gen, bench.piece_text) | {"warnings": warnings, "decode_path": path},
+                      sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
         if gen.stop_reason == "interrupted":
             print("[interrupted]", file=sys.stderr)
@@ -160,6 +161,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _warn(bench, plan, dropped: int) -> list[str]:
     """Print the notices of a prompt on stderr; the warnings, for --json."""
+    notice = bench.decode_path.notice() if bench.decode_path is not None else None
+    if notice:
+        print(f"harness: {notice}", file=sys.stderr)
     if dropped:
         print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
               f"of {bench.info.n_ctx} tokens", file=sys.stderr)
@@ -202,7 +206,8 @@ def cmd_score(args: argparse.Namespace) -> int:
                 encode=lambda b: encode_prompt(b, plan.prompt, plan.segments,
                                                literal_content=bench.literal_content))
         if args.json:
-            data = score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings}
+            path = bench.decode_path.to_dict() if bench.decode_path is not None else None
+            data = score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings, "decode_path": path}
             json.dump(merge_reference(data, extra), sys.stdout, ensure_ascii=False)
             sys.stdout.write("\n")
         else:

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.prompt.conversation import ATTRIBUTION_ROLES
+from harness.prompt.conversation import ATTRIBUTION_ROLES, Message
+from harness.prompt.roundtrip import TurnMessage
 from harness.stats.calibration import Calibration, calibration
 from harness.stats.entropy import StepStats, summarize
 
@@ -98,6 +99,16 @@ class Generation:
     prompt_tokens: list[TokenRecord] = field(default_factory=list)
     seconds: float = 0.0
     prompt_seconds: float = 0.0
+    turn: TurnMessage | None = None  # the writer's turn as a message, and whether it round-trips
+
+    @property
+    def message(self) -> Message | None:
+        """The generated turn as the message to store (what re-renders as the model wrote it)."""
+        return self.turn.message if self.turn is not None else None
+
+    @property
+    def round_trip(self) -> bool | None:
+        return self.turn.round_trip if self.turn is not None else None
 
     @property
     def tokens_per_second(self) -> float:
@@ -119,7 +130,7 @@ def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str,
         "prompt_roles": role_summaries(gen.prompt_tokens),
         "timing": {"prompt_seconds": round(gen.prompt_seconds, 4), "seconds": round(gen.seconds, 4),
                    "tokens_per_second": round(gen.tokens_per_second, 2)},
-    }
+    } | (gen.turn.to_dict() if gen.turn is not None else {})
 
 
 def token_calibration(tokens: Sequence[TokenRecord]) -> Calibration:

@@ -78,9 +78,9 @@ class RemoteWorkbench(BaseWorkbench):
         if forced:
             raise CommandError("branching at a token needs a local model: a server cannot be "
                                "given tokens to force", hint="use /retry, or chat with --model")
-        return generate_remote(self.engine, plan, self.markers, params, eog_ids=self.eog_ids,
-                               parser=self.turn_parser(), n_probs=self.n_probs, on_token=on_token,
-                               should_stop=should_stop)
+        return self.with_message(plan, generate_remote(
+            self.engine, plan, self.markers, params, eog_ids=self.eog_ids, parser=self.turn_parser(),
+            n_probs=self.n_probs, on_token=on_token, should_stop=should_stop))
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         """Teacher-forced statistics from the server's prompt logprobs (top-k, truncated)."""

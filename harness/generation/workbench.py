@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import Backend, ModelInfo
+from harness.backends.base import Backend, DecodePath, ModelInfo
 from harness.errors import ContextOverflowError, MessagesError
-from harness.generation.batch import batch_cells, generate_batch
+from harness.generation.batch import generate_batch, sequence_cells
 from harness.generation.evaluation import (
     FieldInjection,
     Injection,
@@ -32,11 +32,12 @@ from harness.generation.roles import turn_parser
 from harness.generation.settings import SamplingParams
 from harness.generation.turn import OnToken, eog_texts
 from harness.prompt.blocks import BlockMarkers, derive_blocks
-from harness.prompt.conversation import SYSTEM, Conversation
+from harness.prompt.conversation import REASONING, SYSTEM, Conversation
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
 from harness.prompt.templates import GGUF, ChatTemplate, load_template
-from harness.prompt.turns import TurnParser
+from harness.prompt.roundtrip import turn_message
+from harness.prompt.turns import TurnParser, writer_turn
 from harness.stats.entropy import StatsWorkspace
 
 OVERFLOW_ERROR = "error"
@@ -100,6 +101,12 @@ class BaseWorkbench:
         return self.info.eog_ids
 
     @property
+    def decode_path(self) -> DecodePath | None:
+        """How the engine computes logits, with its invariance verdict (None: a server, whose
+        decode path harness neither controls nor measures)."""
+        return None
+
+    @property
     def variables(self) -> dict[str, Any]:
         return {**model_variables(self.info), **self.overrides}
 
@@ -159,6 +166,19 @@ class BaseWorkbench:
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         raise NotImplementedError
 
+    def with_message(self, plan: PromptPlan, gen: Generation) -> Generation:
+        """`gen` with its writer's turn as a message (harness.prompt.roundtrip): what a
+        conversation stores so that the next prompt shows what the model wrote."""
+        if plan.writer is None or plan.before is None:
+            return gen
+        parser = self.turn_parser()
+        full = plan.opened + gen.text
+        start = parser.start_role(plan.writer, plan.mode)
+        turn, went_past = writer_turn(parser.parse(full, start), full, plan.writer)
+        gen.turn = turn_message(self.template, self.variables, plan.before, plan.prompt, plan.opened, turn,
+                                plan.writer, self.blocks, closed=went_past, in_reasoning=start == REASONING)
+        return gen
+
     def prompt_records(self, plan: PromptPlan) -> list[TokenRecord]:
         """The prompt's tokens as the model is given them (content literal or not), with roles."""
         return encode_prompt(self.engine, plan.prompt, plan.segments, literal_content=self.literal_content)
@@ -190,14 +210,18 @@ class Workbench(BaseWorkbench):
     def backend(self) -> Backend:
         return self.engine
 
+    @property
+    def decode_path(self) -> DecodePath:
+        return self.engine.decode_path
+
     def count_tokens(self, plan: PromptPlan) -> int:
         return len(self.prompt_records(plan))
 
     def generate(self, plan: PromptPlan, params: SamplingParams, *, on_token: OnToken | None = None,
                  should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
-        return generate(self.engine, self.evaluator, plan, self.markers, params, forced=forced,
-                        parser=self.turn_parser(), prompt_records=self.prompt_records(plan),
-                        on_token=on_token, should_stop=should_stop)
+        return self.with_message(plan, generate(
+            self.engine, self.evaluator, plan, self.markers, params, forced=forced, parser=self.turn_parser(),
+            prompt_records=self.prompt_records(plan), on_token=on_token, should_stop=should_stop))
 
     def generate_many(self, plan: PromptPlan, params: Sequence[SamplingParams], *,
                       on_token: Sequence[OnToken | None] | None = None,
@@ -210,13 +234,13 @@ class Workbench(BaseWorkbench):
             return super().generate_many(plan, params, on_token=on_token, should_stop=should_stop)
         records = self.prompt_records(plan)
         n_ctx = self.info.n_ctx
-        cells = batch_cells(len(records), params, n_ctx)
-        seqs = sequences(len(params), max(n_ctx, -(-cells // 256) * 256))
+        cells = sequence_cells(len(records), params, n_ctx)
+        seqs = sequences(len(params), -(-cells // 256) * 256)
         if self._batch_evaluator is None or self._batch_evaluator.backend is not seqs:
             self._batch_evaluator = PromptEvaluator(seqs, self.evaluator.workspace)
-        return generate_batch(self.engine, seqs, self._batch_evaluator, plan, self.markers, params,
-                              parser=self.turn_parser(), prompt_records=records, n_ctx=n_ctx,
-                              on_token=on_token, should_stop=should_stop)
+        return [self.with_message(plan, gen) for gen in generate_batch(
+            self.engine, seqs, self._batch_evaluator, plan, self.markers, params, parser=self.turn_parser(),
+            prompt_records=records, n_ctx=n_ctx, on_token=on_token, should_stop=should_stop)]
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         """Teacher-forced statistics of the conversation exactly as rendered (mode as-is)."""

@@ -120,6 +120,8 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
         display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
     for note in session.restore_notes:
         display.emit(Notice(note, "warning"))
+    if bench.decode_path is not None and bench.decode_path.notice():
+        display.emit(Notice(bench.decode_path.notice(), "warning"))
     display.emit(Notice(f"session: {session.autosave.id}"))
     session.log = _open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display)
     try:
