@@ -68,7 +68,7 @@ def child(argv: list[str]) -> int:
     def scripted_repl(session, history_path=None):
         from prompt_toolkit.output import DummyOutput
 
-        display = Display(DummyOutput(), session.ui)
+        display = Display(DummyOutput(), session.prefs)
         data = os.environ["HARNESS_HOME"]
         for line in SCRIPT:
             handle(session, line.format(data=data), display.emit, lambda: False)
@@ -115,10 +115,10 @@ def make_seeds(folder: Path) -> dict[str, Any]:
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
     session = Session(bench, params=SamplingParams(temperature=0.7, max_tokens=12), template_spec="chatml",
                       model_spec="smollm2")
-    session.autosave = SessionFile("seed")
-    session.log = TurnLog(folder / "seed-home" / "logs" / "chat-seed.jsonl")
+    session.io.autosave_to(SessionFile("seed"))
+    session.io.attach_log(TurnLog(folder / "seed-home" / "logs" / "chat-seed.jsonl"))
     drive(session, "Hello!\r/retry\r/branch 0 2\r")
-    session.log.close()
+    session.io.log.close()
     exp = parse_experiment(EXPERIMENT, where="stress.yaml", base=folder)
     cells = expand(exp)
     db = folder / "seed.sqlite"
@@ -128,8 +128,8 @@ def make_seeds(folder: Path) -> dict[str, Any]:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return {
-        "session": session.autosave.path.read_text(encoding="utf-8"),
-        "log": session.log.path.read_text(encoding="utf-8"),
+        "session": session.io.autosave.path.read_text(encoding="utf-8"),
+        "log": session.io.log.path.read_text(encoding="utf-8"),
         "profile": [p.read_text(encoding="utf-8") for p in sorted((ROOT / "profiles").glob("*.yaml"))],
         "messages": MESSAGES,
         "experiment": EXPERIMENT,

@@ -89,7 +89,7 @@ def test_diff_finds_the_changed_marker():
 def test_fit_ranks_chatml_family_first_for_smollm2(smollm2):
     from harness.inputs import read_messages
     from harness.lab.fit import rank_templates
-    from tests.conftest import REPO
+    from tests.support.cli import REPO
 
     conversation = read_messages(str(REPO / "tests" / "data" / "fit-conversation.yaml"))
     candidates = [load_template(n) for n in list_library()]
@@ -108,7 +108,7 @@ def test_fit_ranks_the_models_own_format_first_on_ordinary_conversations(smollm2
     none, which costs its bits (recipe.yaml has no system message)."""
     from harness.inputs import read_messages
     from harness.lab.fit import rank_templates
-    from tests.conftest import REPO
+    from tests.support.cli import REPO
 
     conversation = read_messages(str(REPO / "tests" / "data" / name))
     candidates = [load_template(n) for n in list_library()] + [smollm2.template]

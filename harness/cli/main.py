@@ -29,7 +29,9 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--literal-content", action="store_true",
                    help="tokenize message content as plain text (no control tokens from content)")
     _add_engine_args(p)
-    p.add_argument("--context-overflow", choices=("error", "truncate-oldest"), default=None,
+    from harness.generation.settings import OVERFLOW_POLICIES
+
+    p.add_argument("--context-overflow", choices=OVERFLOW_POLICIES, default=None,
                    help="when the prompt does not fit n_ctx (default: error)")
 
 

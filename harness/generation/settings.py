@@ -22,6 +22,11 @@ EOS_BAN = "ban"
 EOS_POLICIES = (EOS_STOP, EOS_CONTINUE, EOS_BAN)
 RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
 
+# What a prompt longer than the context does (profiles, /set, --context-overflow, the API).
+OVERFLOW_ERROR = "error"
+OVERFLOW_TRUNCATE = "truncate-oldest"  # drop the oldest non-system messages until it fits
+OVERFLOW_POLICIES = (OVERFLOW_ERROR, OVERFLOW_TRUNCATE)
+
 
 def parse_seed(word: str) -> int | None:
     """A seed as typed: a number >= 0, or -1 / random / none for a random one."""
@@ -124,8 +129,19 @@ def parse(name: str, word: str) -> Any:
     return coerce(name, value)
 
 
+def check_overflow(value: Any, field: str = "context_overflow") -> str:
+    """A context-overflow policy, or an error naming `field`."""
+    if not isinstance(value, str) or value not in OVERFLOW_POLICIES:
+        raise CommandError(f"{field} must be one of {', '.join(OVERFLOW_POLICIES)}, got {value!r}",
+                           field=field)
+    return value
+
+
 @dataclass(frozen=True)
 class SamplingParams:
+    """One value per entry of :data:`SETTINGS`, in its order (tests/test_profiles.py holds the two
+    together)."""
+
     temperature: float = 0.8
     top_k: int = 40
     top_p: float = 0.95

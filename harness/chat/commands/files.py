@@ -38,7 +38,9 @@ def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.inputs import read_messages
 
     arg = _file(arg, "/load FILE")
-    session.conversation = read_messages(arg)
+    from harness.chat.tree import Tree
+
+    session.trees.change(Tree.from_conversation(read_messages(arg)))
     emit(Notice(f"loaded {len(session.conversation)} messages from {arg} (/undo goes back)"))
 
 
@@ -68,11 +70,9 @@ def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if not rows:
         emit(Notice("no saved sessions yet"))
         return
-    current = session.autosave.id if session.autosave is not None else None
+    current = session.io.autosave.id if session.io.autosave is not None else None
     lines = [f"{'*' if r.id == current else ' '} {r.id}  {r.when}  {r.messages:3d} msgs  {r.title}"
              for r in rows[-int(words[0] if words else 20):]]
     lines.append("harness chat --resume ID continues one")
     emit(Notice("\n".join(lines)))
 
-
-HANDLERS = COMMANDS.handlers
