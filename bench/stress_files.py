@@ -102,21 +102,21 @@ def make_seeds(folder: Path) -> dict[str, Any]:
     from harness.backends.fake import FakeBackend
     from harness.chat.saved import SessionFile
     from harness.chat.session import Session
+    from harness.chat.session_io import SessionIO
     from harness.experiment.db import connect, open_run
     from harness.experiment.run import run_cells
     from harness.experiment.spec import expand, parse_experiment
     from harness.generation.settings import SamplingParams
     from harness.generation.workbench import Workbench
     from harness.prompt.templates import load_template
-    from harness.store import TurnLog
+    from harness.turn_log import TurnLog
     from tests.support.replkit import drive
 
     backend = FakeBackend("Hi there, friend!<|im_end|>")
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
+    log = TurnLog(folder / "seed-home" / "logs" / "chat-seed.jsonl")
     session = Session(bench, params=SamplingParams(temperature=0.7, max_tokens=12), template_spec="chatml",
-                      model_spec="smollm2")
-    session.io.autosave_to(SessionFile("seed"))
-    session.io.attach_log(TurnLog(folder / "seed-home" / "logs" / "chat-seed.jsonl"))
+                      model_spec="smollm2", io=SessionIO(log, SessionFile("seed")))
     drive(session, "Hello!\r/retry\r/branch 0 2\r")
     session.io.log.close()
     exp = parse_experiment(EXPERIMENT, where="stress.yaml", base=folder)

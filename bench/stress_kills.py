@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.store import read_log  # noqa: E402
+from harness.turn_log import read_log  # noqa: E402
 from tests.support.ptychat import Chat  # noqa: E402
 
 PROFILE = "model: smollm2\ntemplate: gguf\neos: ban\nsampling: {temperature: 0.8, max_tokens: 600}\n"

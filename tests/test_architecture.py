@@ -18,7 +18,7 @@ CORE = ["harness.prompt.conversation", "harness.prompt.templates", "harness.prom
         "harness.experiment.cell_queue", "harness.experiment.pool",
         "harness.report.charts", "harness.report.html", "harness.report.assets", "harness.report.sources",
         "harness.api", "harness.generation.turn", "harness.generation.open", "harness.chat.dispatch",
-        "harness.prompt.sandbox", "harness.inputs"]
+        "harness.prompt.sandbox", "harness.readers"]
 
 
 def test_core_imports_no_engine_and_no_terminal_library():

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats.reference import bits_on_bytes, byte_spans, compare_row, role_runs
+from harness.stats.model_comparison import bits_on_bytes, byte_spans, compare_row, role_runs
 from tests.support.cli import harness, write_messages
 
 CONV = [{"role": "system", "content": "You are a helpful assistant."},

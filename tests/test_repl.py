@@ -22,7 +22,7 @@ from harness.prompt.templates import load_template
 from harness.repl.app import run_repl
 from harness.repl.prefs import repl_prefs
 from harness.repl.toolbar import toolbar_fragments
-from harness.store import TurnLog, read_log
+from harness.turn_log import TurnLog, read_log
 
 
 def drive(session: Session, text: str) -> None:

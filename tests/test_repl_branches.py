@@ -14,15 +14,15 @@ from harness.chat.session_io import SessionIO
 from harness.generation.evaluation import encode_prompt
 from harness.generation.settings import SamplingParams
 from harness.prompt.modes import AS_IS
-from harness.store import TurnLog, read_log
+from harness.turn_log import TurnLog, read_log
 from tests.support.replkit import drive
 
 pytestmark = pytest.mark.model
 
 
-def real_session(bench, tmp_path, **params) -> Session:
+def real_session(bench, tmp_path, autosave=None, **params) -> Session:
     settings = {"seed": 7, "temperature": 1.0, "max_tokens": 12, **params}
-    return Session(bench, params=SamplingParams(**settings), io=SessionIO(TurnLog(tmp_path / "chat.jsonl")))
+    return Session(bench, params=SamplingParams(**settings), io=SessionIO(TurnLog(tmp_path / "chat.jsonl"), autosave))
 
 
 def test_retry_keeps_candidates_swipe_chooses_and_the_next_turn_sees_the_choice(smollm2, tmp_path):
@@ -106,8 +106,7 @@ def test_an_edit_reuses_the_kv_cache_for_the_unchanged_prefix(smollm2, tmp_path)
 
 
 def test_sessions_autosave_resume_and_export(smollm2, tmp_path, harness_home):
-    session = real_session(smollm2, tmp_path, temperature=0.0, max_tokens=8)
-    session.io.autosave_to(SessionFile("s1"))
+    session = real_session(smollm2, tmp_path, SessionFile("s1"), temperature=0.0, max_tokens=8)
     recorder = drive(session, f"Hello!\r/retry\r/sessions\r/export {tmp_path}/chat.md\r"
                               f"/export {tmp_path}/chat.json\r")
     saved = read_session(find_session("s1"))

@@ -22,10 +22,10 @@ from harness.repl.prefs import repl_prefs
 from tests.support.replkit import drive
 
 
-def fake_session(script: str = "Hi!<|im_end|>") -> Session:
+def fake_session(script: str = "Hi!<|im_end|>", io=None) -> Session:
     backend = FakeBackend(script)
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
-    return Session(bench, params=SamplingParams(temperature=0, max_tokens=20), prefs=repl_prefs())
+    return Session(bench, params=SamplingParams(temperature=0, max_tokens=20), prefs=repl_prefs(), io=io)
 
 
 def contents(session: Session) -> list[str]:
@@ -151,9 +151,9 @@ def test_shade_set_and_shown():
 
 def test_autosave_writes_nothing_until_something_is_said(harness_home):
     from harness.chat.saved import SessionFile, list_sessions
+    from harness.chat.session_io import SessionIO
 
-    session = fake_session()
-    session.io.autosave_to(SessionFile("quiet"))
+    session = fake_session(io=SessionIO(autosave=SessionFile("quiet")))
     drive(session, "/set temperature 0.5\r")
     assert list_sessions() == []
     drive(session, "Hello\r")

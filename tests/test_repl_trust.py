@@ -20,6 +20,7 @@ from harness.chat.dispatch import handle
 from harness.chat.events import Alternatives, Notice, RawPrompt, TurnStarted
 from harness.chat.saved import SessionFile, restore, session_state
 from harness.chat.session import Session
+from harness.chat.session_io import SessionIO
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
@@ -33,11 +34,9 @@ def session_on(script: str = "Hi!<|im_end|>", template: str = "gguf", tmp_path=N
     backend = FakeBackend(script)
     bench = Workbench(backend, load_template(template, embedded=backend.info.chat_template))
     sampling = {"temperature": 0, "max_tokens": 20, **params}
-    session = Session(bench, params=SamplingParams(**sampling), loader=loader, settings=settings, trees=trees,
-                      transcript=transcript, prefs=repl_prefs())
-    if tmp_path is not None:
-        session.io.autosave_to(SessionFile("s", tmp_path / "s.json"))
-    return session
+    autosave = SessionFile("s", tmp_path / "s.json") if tmp_path is not None else None
+    return Session(bench, params=SamplingParams(**sampling), loader=loader, settings=settings, trees=trees,
+                   transcript=transcript, prefs=repl_prefs(), io=SessionIO(autosave=autosave))
 
 
 def saved(tmp_path) -> dict:
@@ -306,7 +305,7 @@ def test_a_log_resumes_with_its_own_model_and_template(tmp_path):
 
 
 def test_the_log_names_the_model_file(tmp_path):
-    from harness.store import TurnLog, read_log
+    from harness.turn_log import TurnLog, read_log
 
     session = session_on()
     session.io.attach_log(TurnLog(tmp_path / "log.jsonl"))
@@ -360,13 +359,13 @@ def test_typed_keys_are_cleaned_for_the_prompt():
     assert next_input("half a line") == ("half a line", False, "")
 
 
-def test_the_readme_documents_every_command_with_its_example():
+def test_the_docs_document_every_command_with_its_example():
     from pathlib import Path
 
     from harness.chat.slash import COMMANDS
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## The REPL", 1)[1].split("\n## ", 1)[0].replace("\\|", "|")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "repl.md").read_text()
+    section = page.replace("\\|", "|")
     for command in COMMANDS:
         assert f"`/{command.name}" in section, command.name
         assert command.example and f"`{command.example}`" in section, command.name

@@ -33,7 +33,7 @@ from harness.report.charts import (
 )
 from harness.report.html import ReportOptions, render_report, script_json
 from harness.report.sources import load_report_input
-from harness.store import TurnLog
+from harness.turn_log import TurnLog
 from tests.support.chromium import chromium, needs_chromium
 from tests.support.pngread import decode_png
 from tests.support.runs import make_db, report_summary

@@ -20,6 +20,7 @@ import time
 
 import pytest
 
+from harness.atomic import write_text
 from harness.backends.fake import FakeBackend
 from harness.chat.events import Notice
 from harness.chat.saved import FORMAT, read_session
@@ -33,7 +34,6 @@ from harness.models.gguf import read_gguf_info
 from harness.paths import logs_dir
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import load_template
-from harness.store import write_text
 from tests.support.replkit import drive
 
 HELLO = Conversation.of(("user", "hello"), ("assistant", "hi"))
@@ -211,7 +211,7 @@ def test_a_save_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
     target = tmp_path / "out" / "big.json"
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096));"
-            "from harness.store import write_text; from harness.errors import StorageError\n"
+            "from harness.atomic import write_text; from harness.errors import StorageError\n"
             "try:\n    write_text(sys.argv[1], 'x' * 100000)\n"
             "except StorageError as exc:\n    print(exc); sys.exit(1)")
     proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=60)

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.atomic import save_json
 from harness.chat.session_check import check_session
 from harness.chat.transcript import Transcript
 from harness.chat.tree import Tree
@@ -28,7 +29,6 @@ from harness.generation.records import Generation, TokenRecord, role_summaries
 from harness.generation.settings import OVERFLOW_ERROR, OVERFLOW_POLICIES, SamplingParams
 from harness.paths import data_dir, logs_dir
 from harness.stats.entropy import StepStats
-from harness.store import save_json
 
 if TYPE_CHECKING:
     from harness.chat.session import Session

@@ -16,7 +16,7 @@ from harness.errors import StorageError
 
 
 class TurnLog(Protocol):
-    """A log of turns (harness.store.TurnLog)."""
+    """A log of turns (harness.turn_log.TurnLog)."""
 
     path: Path
 
@@ -49,9 +49,6 @@ class SessionIO:
 
     def attach_log(self, log: TurnLog | None) -> None:
         self._log = log
-
-    def autosave_to(self, file: SessionFile | None) -> None:
-        self._autosave = file
 
     def save(self, session: Any, emit: Emit) -> None:
         if self._autosave is None:

@@ -45,10 +45,6 @@ class TreeHistory:
     def conversation(self) -> Conversation:
         return self._tree.conversation()
 
-    @property
-    def undo_depth(self) -> int:
-        return len(self._undo)
-
     def change(self, tree: Tree) -> None:
         """Replace the tree, remembering the old one for /undo."""
         if tree is self._tree:

@@ -15,7 +15,7 @@ from typing import Any
 from harness.cli import lab
 from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
-from harness.inputs import parse_bias, parse_vars, read_messages
+from harness.readers import parse_bias, parse_vars, read_messages
 from harness.untrusted import visible, visible_line
 
 
@@ -150,7 +150,11 @@ def _print_stream(event) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.cli.reference import merge_reference, print_reference, score_against_reference
+    from harness.cli.score_reference import (
+        merge_reference,
+        print_reference,
+        score_against_reference,
+    )
     from harness.generation.records import role_summary_lines
 
     if args.text:

@@ -149,9 +149,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of a run (or a chat log); one line on stderr says where."""
+    from harness.atomic import write_text
     from harness.report.html import ReportOptions, render_report
     from harness.report.sources import load_report_input
-    from harness.store import write_text
 
     if args.max_turns < 0:
         raise CommandError("--max-turns must be 0 or more")
@@ -215,7 +215,7 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
 
 def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
-    from harness.cli.reference import merge_reference, print_reference
+    from harness.cli.score_reference import merge_reference, print_reference
     from harness.generation.records import role_summary_lines, score_json
     from harness.generation.text_score import perplexity, score_text
     from harness.models.registry import open_backend
@@ -238,7 +238,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
         ppl = perplexity(tokens)
         extra = {}
         if args.reference:
-            from harness.cli.reference import score_against_reference
+            from harness.cli.score_reference import score_against_reference
             from harness.generation.text_score import TEXT, encode_text
 
             extra = score_against_reference(args.reference, args.threads, backend, tokens, text=text, segments=[],

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from harness.errors import CommandError
-from harness.inputs import parse_vars, read_messages
+from harness.readers import parse_vars, read_messages
 from harness.untrusted import visible_line
 
 

@@ -112,7 +112,7 @@ def coerce(name: str, value: Any) -> Any:
     if name == "logit_bias":
         for key, bias in value.items():
             if isinstance(bias, bool) or not isinstance(bias, int | float):
-                raise CommandError(f"expected a number, got {bias!r}", field=f"logit_bias.{key}")
+                raise CommandError(f"logit_bias.{key}: expected a number, got {bias!r}", field=f"logit_bias.{key}")
         return {str(k): float(v) for k, v in value.items()}
     return value
 

@@ -14,7 +14,7 @@ from harness.repl.display import Display
 def _open_log(path: Any, display: Display):
     """The turn log, or None (with a visible notice) when it cannot be written."""
     from harness.errors import StorageError
-    from harness.store import TurnLog, default_log_path
+    from harness.turn_log import TurnLog, default_log_path
 
     try:
         log = TurnLog(path or default_log_path())
@@ -42,7 +42,7 @@ def _resume_target(spec: str | None) -> tuple[str, Any]:
     """("log", path) for a .jsonl chat log, ("session", path) for a saved session. With no spec,
     the newest session, or the newest log when no session was ever saved."""
     from harness.chat.saved import find_session, list_sessions
-    from harness.store import latest_log
+    from harness.turn_log import latest_log
 
     if spec and spec.endswith(".jsonl"):
         return "log", spec
@@ -73,7 +73,7 @@ def _read_resume(spec: str | None):
     """(target, saved engine options, saved session or None, log path or None, conversation from
     a log or None). A log resumes with its own model and template."""
     from harness.chat.saved import read_session, saved_engine
-    from harness.store import read_log, resume_messages
+    from harness.turn_log import read_log, resume_messages
 
     if spec is None:
         return None, {}, None, None, None

@@ -25,7 +25,7 @@ def _file(arg: str, usage: str) -> str:
 
 @COMMANDS.command("save")
 def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    from harness.store import save_json
+    from harness.atomic import save_json
 
     arg = _file(arg, "/save FILE")
     save_json(arg, {"messages": session.conversation.to_dicts(), "settings": session.params.to_dict(),
@@ -35,7 +35,7 @@ def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("load")
 def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    from harness.inputs import read_messages
+    from harness.readers import read_messages
 
     arg = _file(arg, "/load FILE")
     from harness.chat.tree import Tree
@@ -46,8 +46,8 @@ def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("export")
 def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.atomic import write_text
     from harness.chat.saved import export_json, export_markdown
-    from harness.store import write_text
 
     arg = _file(arg, "/export FILE.md|FILE.json")
     if not arg.lower().endswith((".md", ".json")):
