@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from harness.api import GenerationResult, Model, ScoreResult, Stream, open, render
+    from harness.api import Model, Stream, open, render
     from harness.errors import (
         CommandError,
         ContextOverflowError,
@@ -55,12 +55,14 @@ if TYPE_CHECKING:
         TemplateError,
     )
     from harness.generation.records import TokenRecord
+    from harness.generation.results import GenerationResult, ScoreResult
     from harness.generation.turn import StopReason, StreamEvent
     from harness.prompt.conversation import Conversation
     from harness.stats.entropy import StepStats
 
 _LAZY = {
-    **dict.fromkeys(("open", "render", "Model", "GenerationResult", "ScoreResult", "Stream"), "harness.api"),
+    **dict.fromkeys(("open", "render", "Model", "Stream"), "harness.api"),
+    **dict.fromkeys(("GenerationResult", "ScoreResult"), "harness.generation.results"),
     **dict.fromkeys(("HarnessError", "CommandError", "ContextOverflowError", "MessagesError", "ModeError",
                      "ModelError", "ProfileError", "RemoteError", "StorageError", "TemplateError"), "harness.errors"),
     "TokenRecord": "harness.generation.records", "StopReason": "harness.generation.turn",

@@ -27,13 +27,13 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import CommandError, HarnessError
-from harness.generation.records import TokenRecord, role_summaries, score_json
-from harness.generation.request import TurnRequest, TurnResult, run_turn
-from harness.generation.settings import SETTINGS, SamplingParams, check_overflow
+from harness.generation.records import TokenRecord
+from harness.generation.request import TurnRequest, run_turn
+from harness.generation.results import GenerationResult, ScoreResult, token_names
+from harness.generation.settings import SamplingParams, check_overflow, merged_sampling
 from harness.generation.turn import StopReason, StreamEvent
 from harness.generation.workbench import BaseWorkbench
 from harness.prompt.conversation import Conversation
@@ -61,82 +61,6 @@ def _mode_text(mode: Any, text: Any) -> tuple[str, str]:
     if not isinstance(text, str):
         raise _fail("text", "a string", text)
     return str(mode), text
-
-
-def _names(bench: BaseWorkbench, tokens: Sequence[TokenRecord]) -> dict[int, str]:
-    """The text of every token a result's JSON names (its own and its alternatives), read while
-    the model is open: a result serialises after the model is closed."""
-    ids = {t.id for t in tokens} | {i for t in tokens if t.stats for i in t.stats.top_ids}
-    return {i: bench.piece_text(i) for i in ids}
-
-
-@dataclass
-class GenerationResult:
-    """One generated turn: ``text``, ``stop_reason``, ``tokens`` (each with ``role``,
-    ``entropy_bits``, ``surprisal_bits``, ``stats``), the prompt's tokens and any warnings."""
-
-    turn: TurnResult = field(repr=False)
-    _names: dict[int, str] = field(repr=False)
-
-    @property
-    def generation(self):
-        return self.turn.generation
-
-    @property
-    def text(self) -> str:
-        return self.turn.generation.text
-
-    @property
-    def stop_reason(self) -> StopReason:
-        return StopReason(self.turn.generation.stop_reason)
-
-    @property
-    def tokens(self) -> list[TokenRecord]:
-        return self.turn.generation.tokens
-
-    @property
-    def prompt_tokens(self) -> list[TokenRecord]:
-        return self.turn.generation.prompt_tokens
-
-    @property
-    def seed(self) -> int | None:
-        """The seed this candidate ran with (candidates of one call: seed, seed + 1, ...)."""
-        return self.turn.params.seed
-
-    @property
-    def warnings(self) -> list[str]:
-        return self.turn.prepared.warnings
-
-    @property
-    def dropped(self) -> int:
-        """How many of the oldest messages were left out to fit the context."""
-        return self.turn.prepared.dropped
-
-    @property
-    def roles(self) -> dict[str, dict[str, Any]]:
-        return role_summaries(self.tokens)
-
-    def to_dict(self) -> dict[str, Any]:
-        """What ``harness generate --json`` prints for the same call."""
-        return self.turn.to_dict(self._names.__getitem__)
-
-
-@dataclass
-class ScoreResult:
-    """Teacher-forced statistics of a conversation as rendered: ``prompt``, ``tokens``, ``roles``."""
-
-    prompt: str
-    tokens: list[TokenRecord]
-    warnings: list[str]
-    _names: dict[int, str] = field(repr=False)
-
-    @property
-    def roles(self) -> dict[str, dict[str, Any]]:
-        return role_summaries(self.tokens)
-
-    def to_dict(self) -> dict[str, Any]:
-        """What ``harness score --json`` prints for the same conversation."""
-        return score_json(self.prompt, self.tokens, self._names.__getitem__) | {"warnings": list(self.warnings)}
 
 
 class Stream:
@@ -267,7 +191,7 @@ class Model:
             self._check_open()
             plan, tokens = self.bench.score(conversation)
             warnings = [i.describe() for i in self.bench.injections(plan)]
-            names = _names(self.bench, tokens)
+            names = token_names(self.bench, tokens)
         return ScoreResult(plan.prompt, tokens, warnings, names)
 
     def sampling(self, **settings: Any) -> SamplingParams:
@@ -288,7 +212,7 @@ class Model:
             try:
                 turns = run_turn(self.bench, request, n=n, on_token=on_token,
                                  should_stop=lambda: self.closed or bool(should_stop and should_stop()))
-                return [GenerationResult(t, _names(self.bench, [*t.generation.tokens, *t.generation.prompt_tokens]))
+                return [GenerationResult(t, token_names(self.bench, [*t.generation.tokens, *t.generation.prompt_tokens]))
                         for t in turns]
             finally:
                 self._generating = None
@@ -323,23 +247,6 @@ class Model:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def merged_sampling(defaults: SamplingParams, settings: Mapping[str, Any]) -> SamplingParams:
-    """`settings` (keyword values) over `defaults`, checked through the settings schema."""
-    values = dict(settings)
-    if isinstance(values.get("stop"), str):
-        values["stop"] = [values["stop"]]
-    if isinstance(values.get("logit_bias"), Mapping):
-        values["logit_bias"] = {**defaults.logit_bias, **values["logit_bias"]}
-    if "seed" in values and values["seed"] is None:
-        values["seed"] = -1  # None asks for a random seed, as -1 does
-    known = [s.name for s in SETTINGS]
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise CommandError(f"unknown sampling setting(s): {', '.join(unknown)}", field=unknown[0],
-                           hint=f"known: {', '.join(known)}")
-    return defaults.with_values(values)
 
 
 def _check_options(model: Any, template: Any, backend: Any, variables: Any, n_ctx: Any, threads: Any,
@@ -421,4 +328,4 @@ def render(messages: Messages, *, template: str | None = None, model: str | os.P
 
 
 __all__ = ["GenerationResult", "HarnessError", "Model", "ScoreResult", "StopReason", "Stream", "StreamEvent",
-           "TokenRecord", "merged_sampling", "open", "render"]
+           "TokenRecord", "open", "render"]

@@ -10,8 +10,8 @@ import threading
 import pytest
 
 import harness
-from harness.api import Model, merged_sampling
-from harness.generation.settings import SamplingParams
+from harness.api import Model
+from harness.generation.settings import SamplingParams, merged_sampling
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
 from tests.support.guarded import GuardedBackend

@@ -7,7 +7,7 @@ session.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,22 +51,26 @@ class SessionIO:
         self._log = log
 
     def save(self, session: Any, emit: Emit) -> None:
-        if self._autosave is None:
-            return
-        try:
-            self._autosave.save(session)
-        except StorageError as exc:
-            emit(Notice(f"{exc}; autosave is off for this session", "error"))
+        autosave = self._autosave
+        if autosave is not None and not _written(lambda: autosave.save(session), emit,
+                                                 "autosave is off for this session"):
             self._autosave = None
 
     def log_turn(self, record: Mapping[str, Any], emit: Emit) -> None:
-        if self._log is None:
-            return
-        try:
-            self._log.append(record)
-        except StorageError as exc:
-            emit(Notice(f"{exc}; the turn is kept in this session but not logged", "error"))
+        log = self._log
+        if log is not None:
+            _written(lambda: log.append(record), emit, "the turn is kept in this session but not logged")
 
     def close(self) -> None:
         if self._log is not None:
             self._log.close()
+
+
+def _written(write: Callable[[], None], emit: Emit, consequence: str) -> bool:
+    """Run a write; a StorageError is one error notice saying what follows from it."""
+    try:
+        write()
+    except StorageError as exc:
+        emit(Notice(f"{exc}; {consequence}", "error"))
+        return False
+    return True

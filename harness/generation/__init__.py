@@ -7,6 +7,7 @@
     remote_workbench.py  the same over a server
     open.py              the one place workbenches are built and template names chosen
     request.py           run_turn: the one function that runs a turn (CLI, API, REPL, experiment cells)
+    results.py           what the Python API hands back (a turn, a score), serialisable after close
     evaluation.py        prompt encoding with roles; evaluation with per-token statistics and KV reuse
     loop.py              the local token loop          batch.py     several candidates decoded together
     sequence.py          one sequence's part of a loop remote_loop.py  the loop over a server

@@ -174,3 +174,20 @@ class SamplingParams:
             value = getattr(self, setting.name)
             if not setting.valid(value):
                 raise _fail(setting.name, setting.rule)
+
+
+def merged_sampling(defaults: SamplingParams, settings: Mapping[str, Any]) -> SamplingParams:
+    """`settings` (keyword values) over `defaults`, checked through the settings schema."""
+    values = dict(settings)
+    if isinstance(values.get("stop"), str):
+        values["stop"] = [values["stop"]]
+    if isinstance(values.get("logit_bias"), Mapping):
+        values["logit_bias"] = {**defaults.logit_bias, **values["logit_bias"]}
+    if "seed" in values and values["seed"] is None:
+        values["seed"] = -1  # None asks for a random seed, as -1 does
+    known = list(BY_NAME)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise CommandError(f"unknown sampling setting(s): {', '.join(unknown)}", field=unknown[0],
+                           hint=f"known: {', '.join(known)}")
+    return defaults.with_values(values)
