@@ -1,4 +1,4 @@
-"""Mutate real harness files and run harness on each mutant in a subprocess (figures for the README).
+"""Mutate real harness files and run harness on each mutant in a subprocess (figures for docs/reliability.md).
 
 Seeds are files harness itself wrote or ships: a saved session and its chat log (a real REPL
 turn on the fake model), the bundled profiles, a messages file, an experiment file and the

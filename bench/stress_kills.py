@@ -1,4 +1,4 @@
-"""Kill `harness chat` mid-turn at random points and count turns lost (figures for the README).
+"""Kill `harness chat` mid-turn at random points and count turns lost (figures for docs/reliability.md).
 
 Each round starts the real REPL on a pty with one log, completes a short turn, starts a long
 one and, after a random delay, sends SIGINT, SIGTERM or SIGKILL. Then it checks that every turn

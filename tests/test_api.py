@@ -125,3 +125,18 @@ def test_the_lifecycle_never_crashes_the_process():
     assert lines[3].startswith("3 ok") and "closed" in lines[3]
     assert lines[4] == "4 ok 4 0"
     assert lines[5:] == ["5 ok", "end False"]
+
+
+def test_a_with_stream_broken_after_two_events_leaves_no_thread():
+    import threading
+
+    def streams() -> int:
+        return sum(t.name == "harness stream" for t in threading.enumerate())
+
+    with harness.open("smollm2", threads=2) as m:
+        with m.stream(MESSAGES, max_tokens=64, eos="ban") as s:
+            assert streams() == 0  # started by the first iteration, not before
+            for i, _ in enumerate(s):
+                if i == 1:
+                    break
+        assert streams() == 0 and s.result.stop_reason == "interrupted" and len(s.result.tokens) < 64

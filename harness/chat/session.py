@@ -111,9 +111,8 @@ class Session:
         before = Conversation(path[:at] + ((base,) if base is not None else ()))
         request = TurnRequest(before, mode, text, params or self.params, self.settings.context_overflow,
                               tuple(forced))
-        self.transcript.asked(mode, text)
         results = run_turn(self.bench, request, n=1 if forced else count,
-                           on_prepared=lambda prepared: self._announce(prepared, before, mode, emit),
+                           on_prepared=lambda prepared: self._announce(prepared, request, emit),
                            on_token=None if count > 1 and not forced else _streamer(emit, len(forced)),
                            should_stop=should_stop)
         parser = self.bench.turn_parser()
@@ -121,16 +120,17 @@ class Session:
             self._place(result, request, at, base, emit, parser)
         return results[-1].generation
 
-    def _announce(self, prepared: PreparedTurn, before: Conversation, mode: str, emit: Emit) -> None:
+    def _announce(self, prepared: PreparedTurn, request: TurnRequest, emit: Emit) -> None:
         """The notices of a fitted prompt, then the turn's start."""
+        self.transcript.asked(request.mode, request.text)
         dropped = prepared.dropped_notice()
         if dropped:
             emit(Notice(dropped, "warning"))
-        self._warn_injections(prepared, before, emit)
+        self._warn_injections(prepared, request.conversation, emit)
         pending = pending_notice(self.bench, prepared, PROGRESS_TOKENS)
         if pending:
             emit(Notice(pending))
-        emit(TurnStarted(prepared.plan.writer, mode, given=prepared.plan.opened))
+        emit(TurnStarted(prepared.plan.writer, request.mode, given=prepared.plan.opened))
 
     def _place(self, result: TurnResult, request: TurnRequest, at: int, base: Message | None, emit: Emit,
                parser: TurnParser) -> None:
