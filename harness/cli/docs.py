@@ -140,6 +140,9 @@ def regenerate(docs: Path = DOCS) -> dict[str, tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if not DOCS.is_dir():
+        print(f"no docs/ at {DOCS}: the generated pages live in a source checkout", file=sys.stderr)
+        return 1
     changed = regenerate()
     for page, (_, text) in changed.items():
         if "--check" in argv:
