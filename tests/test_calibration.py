@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from harness.stats.calibration import bin_index, calibration
-from tests.conftest import write_messages
-from tests.test_cli import harness
+from tests.support.cli import harness, write_messages
 
 
 def test_perfectly_calibrated_and_overconfident_by_hand():

@@ -12,7 +12,7 @@ from harness.errors import CommandError
 from harness.experiment.compare import compare_conditions, resolve_condition
 from harness.experiment.summary import TokenStat
 from harness.stats.bootstrap import difference_ci
-from tests.test_experiment import _fake_run
+from tests.support.runs import fake_run
 
 
 def _stats(condition, conv, turn, values, role="assistant"):
@@ -58,7 +58,7 @@ def test_resolve_condition_exact_or_unique_part():
 
 
 def test_summary_compare_from_the_cli(tmp_path, capsys):
-    _fake_run(tmp_path)
+    fake_run(tmp_path)
     db = str(tmp_path / "fake.sqlite")
     assert main(["summary", db, "--compare", "· reply", "past-eos", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)["compare"]

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from harness.experiment.db import report_summary, report_turns
+from harness.experiment.db import report_turns
 from harness.experiment.summary import condition_diversity
 from harness.stats.bootstrap import cluster_mean_ci, nested_mean_ci
 from harness.stats.diversity import distinct_n, first_word_entropy_bits, unique_fraction
-from tests.test_experiment import _fake_run
+from tests.support.runs import fake_run, report_summary
 
 TEXTS = ["The cat sat", "the cat ran", "A dog sat", "The cat sat"]
 
@@ -53,7 +53,7 @@ def test_condition_diversity_is_the_plain_mean_over_conversations():
 
 
 def test_summary_json_rows_of_generated_tokens_carry_diversity(tmp_path):
-    _, run_id, _, _, _ = _fake_run(tmp_path)
+    _, run_id, _, _, _ = fake_run(tmp_path)
     rows = report_summary(tmp_path / "fake.sqlite", run_id)
     generated = [r for r in rows if r["scope"] == "generated"]
     assert generated and all(set(r["diversity"]) == {"distinct_1", "distinct_2", "unique_fraction",

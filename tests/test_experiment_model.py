@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.experiment.db import connect, open_run, report_summary, report_turns
+from harness.experiment.db import connect, open_run, report_turns
 from harness.experiment.run import run_cells
 from harness.experiment.spec import expand, parse_experiment
+from tests.support.runs import report_summary
 
 pytestmark = pytest.mark.model
 

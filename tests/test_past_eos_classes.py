@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.experiment.db import report_summary
 from harness.experiment.past_eos import CLASSES, class_counts, classify
-from tests.test_experiment import _fake_run
+from tests.support.runs import fake_run, report_summary
 
 A, U, S, T = "assistant", "user", "system", "template"
 
@@ -40,7 +39,7 @@ def test_class_counts_name_every_class():
 
 
 def test_summary_generated_rows_of_past_eos_conditions_carry_the_counts(tmp_path):
-    _, run_id, _, _, _ = _fake_run(tmp_path)
+    _, run_id, _, _, _ = fake_run(tmp_path)
     rows = report_summary(tmp_path / "fake.sqlite", run_id)
     past = [r for r in rows if "past-eos" in r["condition"] and r["scope"] == "generated"]
     assert past and all(sum(r["past_eos"].values()) == 4 for r in past)  # 2 conversations x 2 seeds

@@ -17,6 +17,7 @@ from harness.chat.dispatch import handle
 from harness.chat.events import RawPrompt
 from harness.chat.saved import SessionFile
 from harness.chat.session import Session
+from harness.chat.session_io import SessionIO
 from harness.cli.main import main
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
@@ -24,7 +25,7 @@ from harness.prompt.conversation import Conversation, Message
 from harness.prompt.modes import AS_IS, plan_prompt
 from harness.prompt.roundtrip import turn_message
 from harness.prompt.templates import load_template
-from tests.conftest import write_messages
+from tests.support.cli import write_messages
 from tests.support.replkit import drive
 
 QUESTION = Conversation.of(("user", "What is the capital of France?"))
@@ -119,8 +120,8 @@ def test_smollm2_under_llama3_with_a_spaced_prefill_is_honestly_not_round_trippi
 def test_the_repl_stores_the_message_so_two_raw_replies_show_one_space(smollm2_backend, tmp_path):
     bench = Workbench(smollm2_backend, load_template("raw"))
     bench.evaluator.forget()
-    session = Session(bench, params=SamplingParams(temperature=0, max_tokens=30, eos="stop"))
-    session.autosave = SessionFile("s", tmp_path / "s.json")
+    session = Session(bench, params=SamplingParams(temperature=0, max_tokens=30, eos="stop"),
+                      io=SessionIO(autosave=SessionFile("s", tmp_path / "s.json")))
     drive(session, "What is the capital of France?\rAnd of Italy?\r")
     saved = json.loads((tmp_path / "s.json").read_text())["messages"]
     replies = [m["content"] for m in saved if m["role"] == "assistant"]

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from harness.cli.main import main
-from tests.test_report import make_db
+from tests.support.runs import make_db
 
 
 @pytest.fixture(scope="module")

@@ -160,9 +160,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of a run (or a chat log); one line on stderr says where."""
+    from harness.atomic import write_text
     from harness.report.html import ReportOptions, render_report
     from harness.report.sources import load_report_input
-    from harness.store import write_text
 
     if args.max_turns < 0:
         raise CommandError("--max-turns must be 0 or more")
@@ -194,6 +194,16 @@ def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> 
         print(format_comparison(data))
 
 
+def _verdict(path: Any) -> str:
+    """How a stored decode path reads in the summary (the database is data: anything may be there)."""
+    verdict = path.get("invariant") if isinstance(path, dict) else None
+    if verdict is True:
+        return "batch-invariant"
+    if verdict is False:
+        return "NOT batch-invariant (values may depend on batching)"
+    return "invariance unknown"
+
+
 def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
     from harness.experiment.db import choice_rows, run_info, summary
     from harness.experiment.summary import format_table
@@ -212,6 +222,9 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
         return
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
     print(visible_line(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}"))
+    if info["decode"]:
+        paths = ", ".join(f"{label} {_verdict(path)}" for label, path in sorted(info["decode"].items()))
+        print(visible_line(f"decode path (batch {info['batch']}): {paths}"))
     print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
           "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
           "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
@@ -226,7 +239,7 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
 
 def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
-    from harness.cli.reference import merge_reference, print_reference
+    from harness.cli.score_reference import merge_reference, print_reference
     from harness.generation.records import role_summary_lines, score_json
     from harness.generation.text_score import perplexity, score_text
     from harness.models.registry import open_backend
@@ -249,7 +262,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
         ppl = perplexity(tokens)
         extra = {}
         if args.reference:
-            from harness.cli.reference import score_against_reference
+            from harness.cli.score_reference import score_against_reference
             from harness.generation.text_score import TEXT, encode_text
 
             extra = score_against_reference(args.reference, args.threads, backend, tokens, text=text, segments=[],

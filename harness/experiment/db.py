@@ -424,13 +424,3 @@ def report_turns(db_path: str | Path, run_id: int | None = None) -> list[dict[st
         return load_turns(conn, run)
     finally:
         conn.close()
-
-
-def report_summary(db_path: str | Path, run_id: int | None = None) -> list[dict[str, Any]]:
-    """Summary rows of a run (default: the newest): condition (pooled over seeds and
-    conversations), scope, role, tokens, means with 95% bootstrap intervals, perplexity."""
-    conn, run = _read(db_path, run_id)
-    try:
-        return [row.to_dict() for row in summary(conn, run)]
-    finally:
-        conn.close()

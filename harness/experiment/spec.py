@@ -267,7 +267,7 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         modes += (ModeSpec(CHOICE),)
     for required in ("models", "conversations"):
         if required not in data and not (required == "conversations" and "items" in data):
-            raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
+            raise ExperimentError(f"missing field '{required}'", where=where, hint="see docs/experiments.md")
     max_tokens = data.get("max_tokens", 96)
     n_ctx = data.get("n_ctx", 2048)
     batch = data.get("batch", DEFAULT_BATCH)

@@ -28,9 +28,6 @@ class Interval:
     clusters: int
     count: int
 
-    def to_list(self) -> list[float]:
-        return [self.low, self.high]
-
 
 def cluster_mean_ci(sums: Sequence[float], counts: Sequence[float], *, level: float = 0.95,
                     replicates: int = DEFAULT_REPLICATES, seed: int = DEFAULT_SEED) -> Interval | None:
