@@ -7,8 +7,6 @@ raised as HarnessError for the CLI to report.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +14,7 @@ from harness.cli import lab
 from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
 from harness.readers import parse_bias, parse_vars, read_messages
-from harness.untrusted import visible, visible_line
+from harness.untrusted.terminal import is_terminal, message, write, write_json
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,14 +103,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     plan = render(conversation, template=args.template, model=args.model, mode=args.mode,
                   text=_mode_text(args), variables=_variables(args))
     if args.show or args.tokens:
-        sys.stdout.write(lab.render_view(args, plan))
+        write(lab.render_view(args, plan), end="", flush=True)
     elif args.json:
-        json.dump({"prompt": plan.prompt, "segments": [s.to_dict() for s in plan.segments]},
-                  sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
+        write_json({"prompt": plan.prompt, "segments": [s.to_dict() for s in plan.segments]})
     else:
-        sys.stdout.write(visible(plan.prompt) if sys.stdout.isatty() else plan.prompt)
-    sys.stdout.flush()
+        write(plan.prompt, exact=True, end="")
     return 0
 
 
@@ -126,29 +121,28 @@ def cmd_generate(args: argparse.Namespace) -> int:
         result = model.generate(conversation, args.mode, text, on_token=None if args.json else _print_stream,
                                 should_stop=interrupted)
         if args.json:
-            json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
+            write_json(result.to_dict())
+        else:
+            write("", flush=True)
         _notices(result.dropped, model.info.n_ctx, result.warnings, result.turn.prepared.decode_notice())
         if result.stop_reason == "interrupted":
-            print("[interrupted]", file=sys.stderr)
+            message("[interrupted]")
     return 0
 
 
 def _notices(dropped: int, n_ctx: int, warnings: list[str], decode: str | None = None) -> None:
     """A prompt's notices, on stderr."""
     if decode:
-        print(f"harness: {decode}", file=sys.stderr)
+        message(decode)
     if dropped:
-        print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
-              f"of {n_ctx} tokens", file=sys.stderr)
+        message(f"notice: dropped the {dropped} oldest message(s) to fit the context of {n_ctx} tokens")
     for warning in warnings:
-        print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
+        message(f"warning: {warning}")
 
 
 def _print_stream(event) -> None:
     # a terminal gets control characters shown (a token can be a raw ESC); a pipe gets the bytes
-    sys.stdout.write(visible(event.text) if sys.stdout.isatty() else event.text)
-    sys.stdout.flush()
+    write(event.text, exact=True, end="")
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -178,12 +172,11 @@ def cmd_score(args: argparse.Namespace) -> int:
                 args.reference, args.threads, bench.backend, result.tokens, text=plan.prompt, segments=plan.segments,
                 encode=lambda b: encode_prompt(b, plan.prompt, plan.segments, literal_content=bench.literal_content))
     if args.json:
-        json.dump(merge_reference(result.to_dict(), extra), sys.stdout, ensure_ascii=False)
-        sys.stdout.write("\n")
+        write_json(merge_reference(result.to_dict(), extra))
     else:
         _notices(0, 0, result.warnings)
         for line in role_summary_lines(result.tokens):
-            print(line)
+            write(line)
         print_reference(extra)
     return 0
 
@@ -193,17 +186,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     rows = describe_known_models()
     if args.json:
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        write_json(rows, indent=2)
         return 0
     for row in rows:
         if "error" in row:
-            print(f"{row['name']:12} unavailable: {row['error']}")
+            write(f"{row['name']:12} unavailable: {row['error']}")
             continue
-        print(f"{row['name']:12} {row['architecture']:8} {row['size_mb']:7.1f} MB  vocab {row['n_vocab']:>6}  "
+        write(f"{row['name']:12} {row['architecture']:8} {row['size_mb']:7.1f} MB  vocab {row['n_vocab']:>6}  "
               f"ctx {row['context_length']:>6}  eos {row['eos']!r:14} eog {row['eog']}  "
               f"template {'embedded' if row['chat_template'] else 'none'}")
-        print(f"{'':12} {row['description']} — {row['path']}")
+        write(f"{'':12} {row['description']} — {row['path']}")
     return 0
 
 
@@ -212,19 +204,18 @@ def cmd_templates(args: argparse.Namespace) -> int:
 
     rows = describe_templates(args.model)
     if args.json:
-        json.dump(rows, sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        write_json(rows, indent=2)
         return 0
     for row in rows:
-        print(f"{row['name']}  ({row['origin']})")
+        write(f"{row['name']}  ({row['origin']})", one_line=True)
         if "error" in row:
-            print(f"    error: {row['error']}")
+            write(f"    error: {row['error']}", one_line=True)
             continue
         m = row["markers"]
         for role in ("system", "user", "assistant"):
             if role in m["opens"]:
-                print(f"    {role:9} open {m['opens'][role]!r:48} close {m['closes'][role]!r}")
-        print(f"    generation prompt {m['generation_prompt']!r}"
+                write(f"    {role:9} open {m['opens'][role]!r:48} close {m['closes'][role]!r}")
+        write(f"    generation prompt {m['generation_prompt']!r}"
               + ("   (system folded into the first user turn)" if m["system_folded"] else ""))
     return 0
 
@@ -235,10 +226,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     name, written = import_templates(args.file, name=args.name, force=args.force)
     for item in written:
-        print(f"{item.path}  ({item.kind})")
+        write(f"{item.path}  ({item.kind})", one_line=True)
         for note in item.notes:
-            print(f"    {note}")
-    print(f"use it with: --template {name}")
+            write(f"    {note}", one_line=True)
+    write(f"use it with: --template {name}", one_line=True)
     return 0
 
 

@@ -140,16 +140,18 @@ def regenerate(docs: Path = DOCS) -> dict[str, tuple[str, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from harness.untrusted.terminal import message, write
+
     if not DOCS.is_dir():
-        print(f"no docs/ at {DOCS}: the generated pages live in a source checkout", file=sys.stderr)
+        message(f"no docs/ at {DOCS}: the generated pages live in a source checkout")
         return 1
     changed = regenerate()
     for page, (_, text) in changed.items():
         if "--check" in argv:
-            print(f"docs/{page} is out of date: python -m harness.cli.docs")
+            write(f"docs/{page} is out of date: python -m harness.cli.docs")
         else:
             (DOCS / page).write_text(text, encoding="utf-8")
-            print(f"wrote docs/{page}")
+            write(f"wrote docs/{page}")
     return 1 if changed and "--check" in argv else 0
 
 

@@ -8,16 +8,14 @@ after dropping the cell in flight and prints how to resume (exit 130).
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sqlite3
-import sys
 from pathlib import Path
 from typing import Any
 
 from harness.errors import CommandError, HarnessError, RemoteError, StorageError
 from harness.paths import data_dir
-from harness.untrusted import visible, visible_line
+from harness.untrusted.terminal import message, stderr, write, write_json
 
 EXIT_INTERRUPTED = 130
 
@@ -49,17 +47,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         verb = f"resuming run {run_id} ({finished} of {len(cells)} cells finished)" if resumed \
             else f"run {run_id}: {len(cells)} cells"
         where = f" on {len(urls)} server{'s' * (len(urls) > 1)}" if urls else ""
-        print(f"harness: {exp.name}: {verb}{where} -> {db}", file=sys.stderr)
-        progress = Progress(len(cells), finished, sys.stderr)
+        message(f"{exp.name}: {verb}{where} -> {db}")
+        progress = Progress(len(cells), finished, stderr())
         outcome = _execute(exp, conn, run_id, cells, urls, progress)
         done = outcome.already + outcome.ran + outcome.errors
         if outcome.interrupted:
-            print(f"harness: interrupted after {done} of {outcome.total} cells; resume with: "
-                  f"{_resume_command(args, db)}", file=sys.stderr)
+            message(f"interrupted after {done} of {outcome.total} cells; resume with: {_resume_command(args, db)}")
             return EXIT_INTERRUPTED
-        print(f"harness: {outcome.ran + outcome.errors} cells in {format_duration(outcome.seconds)} "
-              f"({outcome.cells_per_minute:.1f} cells/min); {outcome.already} already finished"
-              + (f"; {outcome.errors} failed" if outcome.errors else ""), file=sys.stderr)
+        message(f"{outcome.ran + outcome.errors} cells in {format_duration(outcome.seconds)} "
+                f"({outcome.cells_per_minute:.1f} cells/min); {outcome.already} already finished"
+                + (f"; {outcome.errors} failed" if outcome.errors else ""))
         if done == outcome.total:
             _print_summary(conn, run_id, db, args.json, outcome.to_dict())
         if outcome.failed_servers:
@@ -108,12 +105,13 @@ def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
                                 on_error=_warn_once(), on_notice=_server_notice)
 
 
-def _notice(message: str) -> None:
-    print(f"\nharness: {visible_line(message)}", file=sys.stderr)
+def _notice(text: str) -> None:
+    write(stream=stderr())  # off the progress line
+    message(text)
 
 
-def _server_notice(url: str, message: str) -> None:
-    print(f"\nharness: {visible_line(f'{url}: {message}')}", file=sys.stderr)
+def _server_notice(url: str, text: str) -> None:
+    _notice(f"{url}: {text}")
 
 
 def _servers_failed(failed: dict[str, str], pending: int, resume: str) -> HarnessError:
@@ -132,7 +130,7 @@ def _warn_once():
     def on_error(cell, message: str) -> None:
         if message not in seen:
             seen.add(message)
-            print(f"\nharness: warning: {visible_line(f'cell {cell.key}: {message}')}", file=sys.stderr)
+            _notice(f"warning: cell {cell.key}: {message}")
 
     return on_error
 
@@ -172,8 +170,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                                        choices=source.choices))
     write_text(args.html, page)
     shown = min(len(source.turns), args.max_turns)
-    print(f"harness: report of {len(source.turns)} turns ({shown} in the transcript) -> {args.html} "
-          f"({len(page.encode('utf-8')) / 1024:.0f} KB)", file=sys.stderr)
+    message(f"report of {len(source.turns)} turns ({shown} in the transcript) -> {args.html} "
+            f"({len(page.encode('utf-8')) / 1024:.0f} KB)")
     return 0
 
 
@@ -188,10 +186,9 @@ def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> 
     a, b = (resolve_condition(labels, q) for q in args.compare)
     data = compare_conditions(stats, a, b, metric=args.metric, first_k=args.first_k, swapped=args.swapped)
     if args.json:
-        json.dump({"db": str(db), "run": run_id, "compare": data}, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        write_json({"db": str(db), "run": run_id, "compare": data}, indent=1)
     else:
-        print(format_comparison(data))
+        write(format_comparison(data))
 
 
 def _verdict(path: Any) -> str:
@@ -217,24 +214,23 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
             out["choices"] = choices
         if outcome is not None:
             out["outcome"] = outcome
-        json.dump(out, sys.stdout, ensure_ascii=False, indent=1)
-        sys.stdout.write("\n")
+        write_json(out, indent=1)
         return
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
-    print(visible_line(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}"))
+    write(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}", one_line=True)
     if info["decode"]:
         paths = ", ".join(f"{label} {_verdict(path)}" for label, path in sorted(info["decode"].items()))
-        print(visible_line(f"decode path (batch {info['batch']}): {paths}"))
-    print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
+        write(f"decode path (batch {info['batch']}): {paths}", one_line=True)
+    write("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
           "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
           "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
-    print(visible(format_table(rows)))  # run, model and condition names come from the file
+    write(format_table(rows))  # run, model and condition names come from the file
     for c in choices:
-        print(visible(f"multiple choice: {c['condition']}: {c['items']} items, accuracy {c['accuracy']:.3f}, "
-                      f"mean confidence {c['mean_confidence']:.3f}, ECE {c['calibration']['ece']:.3f}, "
-                      f"letters took {c['mean_letter_mass']:.3f} of the probability"))
+        write(f"multiple choice: {c['condition']}: {c['items']} items, accuracy {c['accuracy']:.3f}, "
+              f"mean confidence {c['mean_confidence']:.3f}, ECE {c['calibration']['ece']:.3f}, "
+              f"letters took {c['mean_letter_mass']:.3f} of the probability")
     for err in info["errors"]:
-        print(visible_line(f"error: {err['cell']}: {err['error']}"))
+        write(f"error: {err['cell']}: {err['error']}", one_line=True)
 
 
 def cmd_score_text(args: argparse.Namespace) -> int:
@@ -268,13 +264,11 @@ def cmd_score_text(args: argparse.Namespace) -> int:
             extra = score_against_reference(args.reference, args.threads, backend, tokens, text=text, segments=[],
                                             encode=lambda b: encode_text(b, text), default_role=TEXT)
         if args.json:
-            json.dump(merge_reference(score_json(text, tokens, name_of) | ppl, extra), sys.stdout,
-                      ensure_ascii=False)
-            sys.stdout.write("\n")
+            write_json(merge_reference(score_json(text, tokens, name_of) | ppl, extra))
             return 0
         for line in role_summary_lines(tokens):
-            print(line)
-        print(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
+            write(line)
+        write(f"perplexity {ppl['perplexity']:.4f} over {ppl['scored_tokens']} scored tokens "
               f"(exp of the mean NLL, {ppl['mean_nll_nats']:.4f} nats)")
         print_reference(extra)
     finally:

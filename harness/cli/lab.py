@@ -10,6 +10,7 @@ from typing import Any
 from harness.errors import CommandError
 from harness.readers import parse_vars, read_messages
 from harness.untrusted import visible_line
+from harness.untrusted.terminal import is_terminal, message, write, write_json
 
 
 def _tokenizer_and_vars(model: str | None, var_items) -> tuple[Any, dict[str, Any]]:
@@ -113,19 +114,20 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
         tokens = diff_sequences(pieces(a), pieces(b))
     if args.json:
-        json.dump({"a": a, "b": b, "equal": a == b, "chars": [c.to_dict() for c in chars],
-                   "tokens": [c.to_dict() for c in tokens] if tokens is not None else None},
-                  sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        write_json({"a": a, "b": b, "equal": a == b, "chars": [c.to_dict() for c in chars],
+                    "tokens": [c.to_dict() for c in tokens] if tokens is not None else None}, indent=2)
         return 0
     if a == b:
-        print("identical renderings")
+        write("identical renderings")
         return 0
-    print(f"--- {args.template_a}\n+++ {args.template_b}")
-    print("\n".join(visible_line(line) for line in describe(chars, "chars")))
+    write(f"--- {args.template_a}", one_line=True)
+    write(f"+++ {args.template_b}", one_line=True)
+    for line in describe(chars, "chars"):
+        write(line, one_line=True)
     if tokens is not None:
-        print("token-level:")
-        print("\n".join(visible_line(line) for line in describe(tokens, "tokens")))
+        write("token-level:")
+        for line in describe(tokens, "tokens"):
+            write(line, one_line=True)
     return 0
 
 
@@ -147,16 +149,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     if args.json:
-        json.dump({"model": args.model, "ranking": [r.to_dict() for r in rows]}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_json({"model": args.model, "ranking": [r.to_dict() for r in rows]}, indent=2)
         return 0
-    print(f"{'rank':4} {'template':16} {'total bits':>10} {'content':>9} {'scaffold':>9} {'end-turn':>9}"
+    write(f"{'rank':4} {'template':16} {'total bits':>10} {'content':>9} {'scaffold':>9} {'end-turn':>9}"
           "  (content, scaffold: bits per byte; end-turn: bits of the close marker's bytes)")
     for i, r in enumerate(rows, 1):
         if r.error:
-            print(visible_line(f"{i:4} {r.template:16} error: {r.error}"))
+            write(f"{i:4} {r.template:16} error: {r.error}", one_line=True)
             continue
-        print(f"{i:4} {r.template:16} {r.score:10.1f} {_f(r.content_bits_per_byte)} "
+        write(f"{i:4} {r.template:16} {r.score:10.1f} {_f(r.content_bits_per_byte)} "
               f"{_f(r.scaffold_bits_per_byte)} {_f(r.end_of_turn_bits)}")
     return 0
 
@@ -169,7 +170,7 @@ def render_view(args: argparse.Namespace, plan) -> str:
     """render --show / --tokens output (needs --model for token boundaries)."""
     from harness.lab.show import show_segments, show_tokens, token_table
 
-    colour = sys.stdout.isatty() and not args.no_color
+    colour = is_terminal() and not args.no_color
     if args.model is None:
         if args.tokens:
             raise CommandError("--tokens needs --model (token boundaries come from its tokenizer)")
@@ -186,7 +187,7 @@ def render_view(args: argparse.Namespace, plan) -> str:
     finally:
         backend.close()
     for injection in injections:
-        print(f"harness: warning: {visible_line(injection.describe())}", file=sys.stderr)
+        message(f"warning: {injection.describe()}")
     if args.tokens:
         return token_table(rows) + "\n"
     return show_tokens([(p, role, sp) for _, p, role, sp in rows], colour) + "\n"

@@ -8,12 +8,22 @@ them, so ``harness --help`` starts fast.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from harness import __version__
 from harness.errors import HarnessError
 from harness.prompt.mode_names import MODES, REPLY
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse writing through the output rule: usage, help and errors echo argv (an ESC
+    in an argument is shown, not sent). Subparsers inherit the class."""
+
+    def _print_message(self, message: str, file=None) -> None:  # noqa: ANN001
+        from harness.untrusted.terminal import stderr, write
+
+        if message:
+            write(message, stream=file or stderr(), end="")
 
 
 def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
@@ -97,7 +107,7 @@ def _flag_value(parse, name: str, word: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness", description="Raw text-completion chat harness: templates, EOS policies, "
         "impersonation and per-role entropy on GGUF models.")
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
@@ -225,12 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands.run(args)
     except HarnessError as exc:
-        from harness.untrusted import visible_line
+        from harness.untrusted.terminal import message
 
-        print(f"harness: error: {visible_line(str(exc))}", file=sys.stderr)
+        message(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
-        print("harness: interrupted", file=sys.stderr)
+        from harness.untrusted.terminal import message
+
+        message("interrupted")
         return 130
     except BrokenPipeError:
         return 0

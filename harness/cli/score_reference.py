@@ -41,5 +41,7 @@ def print_reference(extra: dict[str, Any]) -> None:
     if extra:
         from harness.generation.reference_model import reference_lines
 
+        from harness.untrusted.terminal import write
+
         for line in reference_lines(extra["reference"]):
-            print(line)
+            write(line)

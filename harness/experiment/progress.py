@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from harness.untrusted.terminal import is_terminal, write
+
 
 def format_duration(seconds: float) -> str:
     seconds = max(0, int(round(seconds)))
@@ -34,7 +36,7 @@ class Progress:
                  every: float = 10.0, clock: Callable[[], float] = time.monotonic):
         self.total, self.done, self.ran = total, done, 0
         self.stream = stream
-        self.tty = stream.isatty() if tty is None else tty
+        self.tty = is_terminal(stream) if tty is None else tty
         self.every = every
         self.clock = clock
         self.start = clock()
@@ -49,12 +51,11 @@ class Progress:
         line = progress_line(self.done, self.total, self.ran, now, note)
         if self.tty:
             pad = max(0, self._width - len(line))
-            self.stream.write("\r" + line + " " * pad)
+            write(line + " " * pad, stream=self.stream, one_line=True, redraw=True, end="")
             self._width = len(line)
         elif now - self._last >= self.every or self.done == self.total:
-            self.stream.write(line + "\n")
+            write(line, stream=self.stream, one_line=True, flush=True)
             self._last = now
-        self.stream.flush()
 
     def advance(self, note: str = "") -> None:
         self.done += 1
@@ -63,6 +64,5 @@ class Progress:
 
     def close(self) -> None:
         if self.tty and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
+            write(stream=self.stream, flush=True)
             self._width = 0

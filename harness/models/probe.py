@@ -131,6 +131,7 @@ def _child(path: str, engine: str | None = None, threads: str | None = None) -> 
     measure the decode path's invariance and print it as JSON; exit 0 (any failure is a non-zero
     exit)."""
     from harness.backends.llama_cpp import LlamaCppBackend
+    from harness.untrusted.terminal import stderr, write, write_json
 
     try:
         if engine is None or threads is None:
@@ -144,10 +145,9 @@ def _child(path: str, engine: str | None = None, threads: str | None = None) -> 
             options = EngineOptions.from_mapping(json.loads(engine))
             backend = LlamaCppBackend(path, n_ctx=1024, n_threads=int(threads), engine=options)
             found = measure(backend)
-            print(json.dumps({"invariant": found.invariant, "probe": found.describe()}))
+            write_json({"invariant": found.invariant, "probe": found.describe()})
         backend.close()
     except Exception as exc:  # reported by the parent as one line
         said = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-        print(str(said).removeprefix("llama.cpp could not load the model: ").replace("\n", " "),
-              file=sys.stderr)
-        sys.exit(3)
+        write(str(said).removeprefix("llama.cpp could not load the model: "), stream=stderr(), one_line=True)
+        raise SystemExit(3) from None

@@ -7,6 +7,9 @@
   apply :func:`visible` only when writing to a terminal or a one-line message.
 - A lone UTF-16 surrogate (``"\\ud800"``, valid in JSON and YAML escapes, not in UTF-8) is
   refused where text enters: :func:`check_text` raises the caller's error class naming where.
+
+    terminal.py   the one way harness writes to a terminal (the output rule)
+    inputs.py     the one way harness opens a file it is handed, and parses JSON from outside
 """
 
 from __future__ import annotations
