@@ -5,13 +5,12 @@ HarnessError naming the input; nothing here prints.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from harness.errors import CommandError, MessagesError
 from harness.untrusted import check_text
+from harness.untrusted.inputs import TooDeep, parse_json, read_text
 
 
 def parse_vars(items: Sequence[str]) -> dict[str, Any]:
@@ -21,11 +20,11 @@ def parse_vars(items: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise CommandError(f"--var '{item}': expected KEY=JSON")
         try:
-            out[key] = json.loads(raw)
+            out[key] = parse_json(raw)
+        except TooDeep:
+            raise CommandError(f"--var {key}: nested too deeply", hint="flatten the value") from None
         except ValueError:
             out[key] = raw  # a bare word is taken as a string
-        except RecursionError:
-            raise CommandError(f"--var {key}: nested too deeply", hint="flatten the value") from None
         check_text([key, out[key]], error=CommandError, where=None, what=f"--var {key}")
     return out
 
@@ -46,8 +45,4 @@ def parse_bias(items: Sequence[str]) -> dict[str, float]:
 def read_messages(path: str):
     from harness.prompt.conversation import parse_messages
 
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MessagesError(f"cannot read messages: {exc.__class__.__name__}", where=path) from None
-    return parse_messages(text, where=path)
+    return parse_messages(read_text(path, what="the messages", error=MessagesError), where=path)

@@ -15,6 +15,8 @@ from typing import Any
 from harness.errors import StorageError
 from harness.paths import logs_dir
 
+MAX_LOG_BYTES = 512 * 2**20  # a log past this is refused, like a session file
+MAX_TURN_CHARS = 64 * 2**20  # one turn's line; a longer one is skipped like a torn one
 
 def default_log_path() -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -46,15 +48,17 @@ class TurnLog:
 
 def read_log(path: str | Path) -> Iterator[dict[str, Any]]:
     """Every complete turn of a log; a torn last line (crash mid-write) is skipped."""
+    from harness.untrusted.inputs import parse_json, read_lines
+
     try:
-        with Path(path).open(encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                try:
-                    turn = json.loads(line)
-                except (ValueError, RecursionError):
-                    continue
-                if isinstance(turn, dict):
-                    yield turn
+        for line in read_lines(path, what="the log", error=StorageError, limit=MAX_LOG_BYTES,
+                               max_line=MAX_TURN_CHARS):
+            try:
+                turn = parse_json(line)
+            except ValueError:
+                continue
+            if isinstance(turn, dict) and "harness_error" not in turn:  # a traceback record is no turn
+                yield turn
     except OSError as exc:
         raise StorageError(f"cannot read the log: {exc.strerror or exc}", where=str(path)) from None
 

@@ -8,7 +8,6 @@ is loaded before the old one is closed; a template is checked by lint before it 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -119,8 +118,12 @@ class EngineHandle:
 
     def set_var(self, name: str, word: str) -> Any:
         """Set template variable `name` from a typed word (JSON, or else text); its value."""
+        from harness.untrusted.inputs import TooDeep, parse_json
+
         try:
-            value = json.loads(word)
+            value = parse_json(word)
+        except TooDeep as exc:
+            raise CommandError(f"var.{name}: {exc}", hint="flatten the value") from None
         except ValueError:
             value = word
         self._bench.set_variables({**self._bench.overrides, name: value})

@@ -143,12 +143,12 @@ def saved_id(data: Mapping[str, Any], path: Path) -> str:
 
 
 def read_session(path: Path) -> dict[str, Any]:
+    from harness.untrusted.inputs import parse_json, read_text
+
+    text = read_text(path, what="the session", error=StorageError, limit=MAX_SESSION_BYTES)
     try:
-        if path.stat().st_size > MAX_SESSION_BYTES:
-            raise StorageError(f"the session file is over {MAX_SESSION_BYTES // 2**20} MB", where=str(path),
-                               hint="is this a harness session file?")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
+        data = parse_json(text)
+    except ValueError as exc:
         raise StorageError(f"cannot read the session: {exc.__class__.__name__}", where=str(path),
                            hint="is this a harness session file?") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:

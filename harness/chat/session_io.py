@@ -14,6 +14,8 @@ from typing import Any, Protocol
 from harness.chat.events import Emit, Notice
 from harness.errors import StorageError
 
+ERROR_RECORD = "harness_error"  # a log line holding a failed command's traceback, not a turn
+
 
 class TurnLog(Protocol):
     """A log of turns (harness.turn_log.TurnLog)."""
@@ -60,6 +62,15 @@ class SessionIO:
         log = self._log
         if log is not None:
             _written(lambda: log.append(record), emit, "the turn is kept in this session but not logged")
+
+    def log_error(self, line: str, trace: str, emit: Emit) -> str | None:
+        """Write a failed command's traceback to the log (read_log skips such records); where it
+        went, or None (no log, or it cannot be written)."""
+        log = self._log
+        if log is None or not _written(lambda: log.append({ERROR_RECORD: {"line": line, "traceback": trace}}),
+                                       emit, "the traceback is not logged"):
+            return None
+        return str(log.path)
 
     def close(self) -> None:
         if self._log is not None:

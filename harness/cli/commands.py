@@ -14,7 +14,7 @@ from harness.cli import lab
 from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
 from harness.readers import parse_bias, parse_vars, read_messages
-from harness.untrusted.terminal import is_terminal, message, write, write_json
+from harness.untrusted.terminal import message, write, write_json
 
 
 def run(args: argparse.Namespace) -> int:

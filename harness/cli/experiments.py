@@ -26,7 +26,8 @@ def default_db(experiment: Path) -> Path:
 
 def _resume_command(args: argparse.Namespace, db: Path) -> str:
     backend = f" --backend {shlex.quote(args.backend)}" if getattr(args, "backend", None) else ""
-    return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}{backend}"
+    folders = "".join(f" --files-from {shlex.quote(d)}" for d in getattr(args, "files_from", []))
+    return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}{backend}{folders}"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.experiment.progress import Progress, format_duration
     from harness.experiment.spec import expand, load_experiment
 
-    exp = load_experiment(args.experiment)
+    exp = load_experiment(args.experiment, files_from=tuple(Path(d).expanduser() for d in args.files_from))
     urls = _backend_urls(args, exp)
     cells = expand(exp)
     db = Path(args.db).expanduser() if args.db else default_db(Path(args.experiment))
@@ -244,10 +245,9 @@ def cmd_score_text(args: argparse.Namespace) -> int:
         raise CommandError("score --text needs a local --model")
     if args.template or args.var or args.literal_content:
         raise CommandError("score --text takes raw text: --template, --var and --literal-content do not apply")
-    try:
-        text = Path(args.text).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read the text: {exc.__class__.__name__}", where=args.text) from None
+    from harness.untrusted.inputs import read_text
+
+    text = read_text(args.text, what="the text", error=CommandError)
     backend = open_backend(args.model, n_ctx=args.n_ctx or 4096, n_threads=args.threads)
     try:
         tokens = score_text(backend, text)

@@ -93,7 +93,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=setting.name.upper(),
                            help=setting.help)
     p.add_argument("--bias", action="append", default=[], metavar="TOKEN=VALUE",
-                   help="logit bias by token text or id (repeatable); -inf bans")
+                   help="logit bias by token text or id (repeatable); -inf bans; +inf and nan are refused")
     p.add_argument("--profile", "-p", help="profile name or YAML path (flags override it)")
 
 
@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", metavar="URL[,URL...]",
                    help="run the cells on servers (one model) instead of loading the experiment's "
                         "model; several comma-separated URLs share the cells")
+    p.add_argument("--files-from", action="append", default=[], metavar="DIR",
+                   help="a folder besides the experiment's own that its file: entries may name (repeatable)")
     p.add_argument("--json", action="store_true", help="print the run and its summary as JSON")
 
     p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")

@@ -40,7 +40,6 @@ def merge_reference(data: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
 def print_reference(extra: dict[str, Any]) -> None:
     if extra:
         from harness.generation.reference_model import reference_lines
-
         from harness.untrusted.terminal import write
 
         for line in reference_lines(extra["reference"]):

@@ -38,6 +38,7 @@ from harness.generation.settings import (
 )
 from harness.prompt.conversation import Conversation, parse_messages
 from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
+from harness.untrusted.inputs import inside, read_text
 from harness.yamlio import error_location, field_lines, load_yaml
 
 PAST_EOS = "past-eos"
@@ -54,6 +55,7 @@ _TOP: dict[str, tuple[type, ...]] = {
     "n_ctx": (int,), "threads": (int, type(None)), "conversations": (list,), "literal_content": (bool,),
     "sweep": (dict,), "items": (list,), "batch": (int,), "engine": (dict,),
 }
+MAX_CELLS = 100_000  # counted before anything is built: a run this size takes weeks on a laptop
 DEFAULT_BATCH = 16  # cells sharing a prompt decoded together: bench/batch.py, 9 seeds on 2 cores:
 # one batch of 9 ran at 0.86 of llama.cpp's own B=8 decode, batches of 8 + 1 at 0.75; llama.cpp itself
 # was fastest at B=16 of B in {1, 4, 8, 9, 16}
@@ -243,16 +245,18 @@ def _kind(types: tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names[t] for t in types))
 
 
-def load_experiment(path: str | Path) -> Experiment:
+def load_experiment(path: str | Path, *, files_from: tuple[Path, ...] = ()) -> Experiment:
+    """The experiment in `path`; its ``file:`` entries are read from its folder (or `files_from`)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExperimentError(f"cannot read the experiment: {exc.__class__.__name__}", where=str(path)) from None
-    return parse_experiment(text, where=str(path), base=path.parent, default_name=path.stem)
+    text = read_text(path, what="the experiment", error=ExperimentError)
+    return parse_experiment(text, where=str(path), base=path.parent, default_name=path.stem,
+                            files_from=files_from)
 
 
-def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "experiment") -> Experiment:
+def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "experiment",
+                     files_from: tuple[Path, ...] = ()) -> Experiment:
+    """An experiment from its YAML text; ``file:`` entries resolve inside `base` (subfolders too)
+    or one of the folders `files_from`, and nothing else is read."""
     try:
         data, node = load_yaml(text)
     except yaml.YAMLError as exc:
@@ -280,16 +284,52 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         if policy not in EOS_POLICIES:
             raise schema.fail(f"eos[{i}]", f"must be one of {', '.join(EOS_POLICIES)}")
     seeds = schema.items(data, "seeds", (int,), [0])
-    return Experiment(
+    files = (base, files_from)
+    models = _models(schema, data["models"], tuple(templates), n_ctx, _engine(schema, data, "engine"))
+    sets = _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)
+    _check_size(schema, data, models, modes, eos, len(sets), seeds)
+    exp = Experiment(
         name=data.get("name", default_name), path=where, description=data.get("description", ""),
-        models=_models(schema, data["models"], tuple(templates), n_ctx, _engine(schema, data, "engine")),
-        modes=modes, eos=tuple(eos),
-        sampling=_sweep(schema, data.get("sweep", {}),
-                        _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)),
+        models=models, modes=modes, eos=tuple(eos), sampling=_sweep(schema, data.get("sweep", {}), sets),
         seeds=tuple(seeds),
-        conversations=(_conversations(schema, data["conversations"], base, modes) if "conversations" in data else ())
-        + _items(schema, data.get("items", []), base),
+        conversations=(_conversations(schema, data["conversations"], files, modes) if "conversations" in data else ())
+        + _items(schema, data.get("items", []), files),
         threads=data.get("threads"), literal_content=data.get("literal_content", False), batch=batch)
+    if cell_count(exp) > MAX_CELLS:
+        raise ExperimentError(f"the matrix has {cell_count(exp):,} cells, over the limit of {MAX_CELLS:,}",
+                              where=where, hint="split the experiment or shorten its lists")
+    return exp
+
+
+def _check_size(schema: _Schema, data: dict[str, Any], models: tuple[ModelSpec, ...], modes: tuple[ModeSpec, ...],
+                eos: list[Any], sets: int, seeds: list[Any]) -> None:
+    """Refuse a matrix past MAX_CELLS from the sizes of its lists, before any of it is built
+    (a sweep multiplies the sampling sets; every conversation makes at least one cell)."""
+    sweep = data.get("sweep", {})
+    for values in sweep.values() if isinstance(sweep, dict) else ():
+        sets *= len(values) if isinstance(values, list) and values else 1
+    conversations = len(data.get("conversations") or []) + len(data.get("items") or [])
+    templates = sum(len(m.templates) for m in models)
+    per = max(1, len(eos)) * sets * max(1, len(seeds))
+    least = templates * max(1, conversations) * len(modes) * (per if all(m.samples for m in modes) else 1)
+    if sets > MAX_CELLS or least > MAX_CELLS:
+        path = "sweep" if sets > MAX_CELLS else "models"
+        raise schema.fail(path, f"the matrix would hold more than {MAX_CELLS:,} cells "
+                                f"({sets:,} sampling sets after the sweep)")
+
+
+def cell_count(exp: Experiment) -> int:
+    """How many cells `expand` makes, counted without making them."""
+    total = 0
+    for model in exp.models:
+        for conv in exp.conversations:
+            for mode in exp.modes:
+                if (conv.modes is not None and mode.label not in conv.modes) or (mode.kind == CHOICE) != conv.item:
+                    continue
+                policies = 1 if mode.forced_eos else len(exp.eos)
+                total += len(model.templates) * policies * (
+                    len(exp.sampling) * len(exp.seeds) if mode.samples else 1)
+    return total
 
 
 def _engine(schema: _Schema, data: dict[str, Any], path: str, base: EngineOptions | None = None) -> EngineOptions:
@@ -393,7 +433,21 @@ def _sweep(schema: _Schema, sweep: dict[str, Any],
     return tuple(out)
 
 
-def _conversations(schema: _Schema, items: list[Any], base: Path,
+def _entry_file(schema: _Schema, path: str, name: str, files: tuple[Path, tuple[Path, ...]]) -> tuple[Path, str]:
+    """A ``file:`` entry and its text, read inside the experiment's folder (or a folder
+    --files-from named) through the input rule; errors name the entry's line."""
+    base, also = files
+    found = inside(base, name, also)
+    if found is None:
+        raise schema.fail(f"{path}.file", f"'{name}' is outside the experiment's folder {base}"
+                          " (a subfolder is fine; harness run --files-from DIR allows another folder)")
+    try:
+        return found, read_text(found, what=str(found), error=ExperimentError)
+    except ExperimentError as exc:
+        raise schema.fail(f"{path}.file", exc.message) from None
+
+
+def _conversations(schema: _Schema, items: list[Any], files: tuple[Path, tuple[Path, ...]],
                    modes: tuple[ModeSpec, ...]) -> tuple[ConversationSpec, ...]:
     if not items:
         raise schema.fail("conversations", "must not be empty")
@@ -406,11 +460,7 @@ def _conversations(schema: _Schema, items: list[Any], base: Path,
         if ("messages" in entry) == ("file" in entry):
             raise schema.fail(path, "give either 'messages' (inline) or 'file' (a messages file)")
         if "file" in entry:
-            file = base / entry["file"]
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
+            file, text = _entry_file(schema, path, entry["file"], files)
             conversation = parse_messages(text, where=str(file))
             name = entry.get("name") or file.stem
         else:
@@ -425,7 +475,7 @@ def _conversations(schema: _Schema, items: list[Any], base: Path,
     return tuple(out)
 
 
-def _items(schema: _Schema, items: list[Any], base: Path) -> tuple[ConversationSpec, ...]:
+def _items(schema: _Schema, items: list[Any], files: tuple[Path, tuple[Path, ...]]) -> tuple[ConversationSpec, ...]:
     """`items:` entries ({question, options, answer} or {file: a YAML list of them}) as
     conversations run in mode choice only."""
     out = []
@@ -433,13 +483,16 @@ def _items(schema: _Schema, items: list[Any], base: Path) -> tuple[ConversationS
         path = f"items[{i}]"
         entry = schema.fields(entry, path, _ITEM)
         if "file" in entry:
-            file = base / entry["file"]
+            file, text = _entry_file(schema, path, entry["file"], files)
             try:
-                listed = yaml.safe_load(file.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
-            inner = _Schema(str(file), {})
-            out += [_item(inner, item, f"{file.stem}[{k}]", f"{file.stem}-{k + 1}") for k, item in enumerate(listed or [])]
+                listed, node = load_yaml(text)
+            except yaml.YAMLError as exc:
+                at, problem = error_location(exc, str(file))
+                raise ExperimentError(f"not valid YAML: {problem}", where=at, hint="fix the file's syntax") from None
+            if not isinstance(listed, list | type(None)):
+                raise ExperimentError("an items file is a list of {question, options, answer}", where=str(file))
+            inner = _Schema(str(file), field_lines(node) if node is not None else {})
+            out += [_item(inner, item, f"[{k}]", f"{file.stem}-{k + 1}") for k, item in enumerate(listed or [])]
         else:
             out.append(_item(schema, entry, path, f"item-{i + 1}"))
     if len({c.name for c in out}) != len(out):

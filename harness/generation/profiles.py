@@ -143,12 +143,10 @@ def list_profiles() -> list[str]:
 
 
 def load_profile(spec: str) -> Profile:
+    from harness.untrusted.inputs import read_text
+
     path = find_profile(spec)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read profile: {exc}", where=str(path)) from None
-    return parse_profile(text, name=path.stem, where=str(path))
+    return parse_profile(read_text(path, what="the profile", error=ProfileError), name=path.stem, where=str(path))
 
 
 def default_profile() -> Profile:

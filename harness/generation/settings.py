@@ -10,6 +10,7 @@ this table.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -51,6 +52,13 @@ def _no_word(word: str) -> Any:
 
 
 _NUM = (int, float)
+# the sampler drops a token whose logit is not finite: +inf or nan would silently ban it
+BIAS_RULE = "a bias is a finite number, or -inf to ban the token; to favour a token use e.g. 100"
+
+
+def _bias_ok(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and (math.isfinite(value) or value == float("-inf")))
 
 
 @dataclass(frozen=True)
@@ -78,8 +86,8 @@ SETTINGS: tuple[Setting, ...] = (
             "must be a list of strings", "stop string (repeatable)"),
     Setting("eos", (str,), str, lambda v: v in EOS_POLICIES, f"must be one of {', '.join(EOS_POLICIES)}",
             "stop at end of turn, continue past it, or ban it"),
-    Setting("logit_bias", (dict,), _no_word, lambda v: all(isinstance(x, int | float) for x in v.values()),
-            "must map token texts or ids to numbers", "token -> added logit", flag=False),
+    Setting("logit_bias", (dict,), _no_word, lambda v: all(_bias_ok(x) for x in v.values()),
+            f"must map token texts or ids to numbers ({BIAS_RULE})", "token -> added logit", flag=False),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -113,6 +121,9 @@ def coerce(name: str, value: Any) -> Any:
         for key, bias in value.items():
             if isinstance(bias, bool) or not isinstance(bias, int | float):
                 raise CommandError(f"logit_bias.{key}: expected a number, got {bias!r}", field=f"logit_bias.{key}")
+            if not _bias_ok(bias):
+                raise CommandError(f"logit_bias.{key}: {bias!r} is not a bias", field=f"logit_bias.{key}",
+                                   hint=BIAS_RULE)
         return {str(k): float(v) for k, v in value.items()}
     return value
 

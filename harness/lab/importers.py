@@ -25,6 +25,7 @@ from harness.errors import CommandError, StorageError, TemplateError
 from harness.paths import user_templates_dir
 from harness.prompt.templates import ChatTemplate, list_library
 from harness.untrusted import check_text
+from harness.untrusted.inputs import parse_json, read_text
 from harness.yamlio import error_location, load_yaml
 
 SILLYTAVERN = "sillytavern-instruct"
@@ -138,8 +139,8 @@ class Written:
 def import_templates(file: str | Path, *, name: str | None = None, force: bool = False) -> tuple[str, list[Written]]:
     """Convert `file` into user templates: (the main template's name, what was written). Nothing
     is written when any target exists and `force` is false."""
-    if name is not None and not _NAME_RE.fullmatch(name):
-        raise CommandError(f"--name '{name}': use letters, digits, '.', '_', '+' and '-'")
+    if name is not None and (not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME):
+        raise CommandError(f"--name '{name[:MAX_NAME]}': use up to {MAX_NAME} letters, digits, '.', '_', '+' and '-'")
     imported = import_file(str(file), name=name)
     directory, everything = user_templates_dir(), [imported, *imported.extras]
     taken = [p for t in everything if (p := directory / f"{t.name}.jinja").exists()]
@@ -153,11 +154,7 @@ def import_templates(file: str | Path, *, name: str | None = None, force: bool =
 
 
 def _read(path: Path) -> _Document:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"cannot read file: {exc.__class__.__name__}", where=str(path),
-                            hint="give a preset, an instruction template or a tokenizer_config.json") from None
+    text = read_text(path, what="the file", error=TemplateError)
     suffix = path.suffix.lower()
     if suffix in (".yaml", ".yml") or (suffix != ".json" and not text.lstrip().startswith("{")):
         try:
@@ -168,18 +165,21 @@ def _read(path: Path) -> _Document:
             at, problem = error_location(exc, str(path))
             raise TemplateError(f"not valid YAML: {problem}", where=at, hint="fix the YAML") from None
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except json.JSONDecodeError as exc:
         raise TemplateError(f"not valid JSON: {exc.msg} (column {exc.colno})",
                             where=f"{path}:{exc.lineno}", hint="fix the JSON") from None
-    except RecursionError:
-        raise TemplateError("nested too deeply to be a template file", where=str(path)) from None
+    except ValueError as exc:
+        raise TemplateError(f"not a template file: {exc}", where=str(path)) from None
     check_text(data, error=TemplateError, where=str(path), what="the file")
     return _Document(path, text, data)
 
 
+MAX_NAME = 100  # a template's file name (a file system allows 255 bytes)
+
+
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-.") or "imported"
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name)[:MAX_NAME].strip("-.") or "imported"
 
 
 def _hf_name(path: Path) -> str:

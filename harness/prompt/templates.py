@@ -103,7 +103,6 @@ def load_template(spec: str, *, embedded: str | None = None, model_name: str = "
 
 
 def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TemplateError(f"cannot read template: {exc}", where=str(path)) from None
+    from harness.untrusted.inputs import read_text
+
+    return read_text(path, what="the template", error=TemplateError, limit=4 * MAX_SOURCE_CHARS)

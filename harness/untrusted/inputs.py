@@ -1,6 +1,6 @@
 """The one way harness reads a file it is handed, and parses JSON from outside.
 
-- :func:`read_text` opens without blocking, checks that the path is a regular file (a FIFO
+- :func:`read_text` (and :func:`read_lines`, for logs) opens without blocking, checks that the path is a regular file (a FIFO
   would hang, ``/dev/zero`` never ends, a directory is a mistake), refuses it past a size limit
   before reading, reads at most that many bytes and decodes UTF-8; every failure is the caller's
   error class naming the file and what to do.
@@ -18,6 +18,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator, Sequence
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -32,26 +33,37 @@ def short_path(path: str | os.PathLike[str], keep: int = 160) -> str:
     return text if len(text) <= keep else f"{text[:keep // 2]}…{text[-keep // 2:]}"
 
 
-def read_text(path: str | os.PathLike[str], *, what: str, error: type[Exception],
-              limit: int = MAX_INPUT_BYTES) -> str:
-    """The UTF-8 text of the regular file `path`, at most `limit` bytes; else `error` (a
-    HarnessError class) saying `what` could not be read, naming the file."""
-    where = short_path(path)
-
-    def fail(problem: str, hint: str | None = None) -> Exception:
-        return error(f"cannot read {what}: {problem}", where=where, hint=hint)  # type: ignore[call-arg]
-
+def _open_checked(path: str | os.PathLike[str], what: str, error: type[Exception], limit: int) -> int:
+    """A descriptor on `path` once it is known to be a regular file of at most `limit` bytes."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise fail(exc.strerror or exc.__class__.__name__) from None
+        raise _fail(error, what, path, exc.strerror or exc.__class__.__name__) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise fail(f"it is {kind}", "give a file (not a directory, a FIFO or a device)")
+            raise _fail(error, what, path, f"it is {kind}", "give a regular file, not a directory, FIFO or device")
         if info.st_size > limit:
-            raise fail(f"it is {_size(info.st_size)}, over the limit of {_size(limit)}", "split or shorten it")
+            raise _fail(error, what, path, f"it is {_size(info.st_size)}, over the limit of {_size(limit)}",
+                        "split or shorten it")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fail(error: type[Exception], what: str, path: str | os.PathLike[str], problem: str,
+          hint: str | None = None) -> Exception:
+    return error(f"cannot read {what}: {problem}", where=short_path(path), hint=hint)  # type: ignore[call-arg]
+
+
+def read_text(path: str | os.PathLike[str], *, what: str, error: type[Exception],
+              limit: int = MAX_INPUT_BYTES) -> str:
+    """The UTF-8 text of the regular file `path`, at most `limit` bytes; else `error` (a
+    HarnessError class) saying `what` could not be read, naming the file."""
+    fd = _open_checked(path, what, error, limit)
+    try:
         chunks, left = [], limit + 1
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 20))
@@ -61,35 +73,51 @@ def read_text(path: str | os.PathLike[str], *, what: str, error: type[Exception]
             left -= len(chunk)
         data = b"".join(chunks)
     except OSError as exc:
-        raise fail(exc.strerror or exc.__class__.__name__) from None
+        raise _fail(error, what, path, exc.strerror or exc.__class__.__name__) from None
     finally:
         os.close(fd)
     if len(data) > limit:  # it grew while being read
-        raise fail(f"it is over the limit of {_size(limit)}", "split or shorten it")
+        raise _fail(error, what, path, f"it is over the limit of {_size(limit)}", "split or shorten it")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise fail(f"not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
+        raise _fail(error, what, path, f"not UTF-8 text (byte {exc.start})", "save it as UTF-8") from None
+
+
+def read_lines(path: str | os.PathLike[str], *, what: str, error: type[Exception],
+               limit: int = MAX_INPUT_BYTES, max_line: int = MAX_INPUT_BYTES) -> Iterator[str]:
+    """The lines of the regular file `path` (at most `limit` bytes), one at a time; a line longer
+    than `max_line` characters is skipped (read in pieces, never held whole). Bytes that are not
+    UTF-8 become U+FFFD."""
+    fd = _open_checked(path, what, error, limit)
+    with os.fdopen(fd, encoding="utf-8", errors="replace", newline="") as handle:
+        while True:
+            line = handle.readline(max_line + 1)
+            if not line:
+                return
+            if len(line) > max_line:
+                while line and not line.endswith("\n"):  # the rest of the overlong line
+                    line = handle.readline(max_line + 1)
+                continue
+            yield line
 
 
 def _size(n: int) -> str:
     return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
-def inside(base: Path, name: str, *, allow_outside: bool = False) -> Path | None:
-    """`name` (as an input file wrote it) resolved under the folder `base`; None when it leaves it
-    (an absolute path, ``..``, a symbolic link out) unless `allow_outside`."""
-    candidate = Path(name).expanduser() if allow_outside else Path(name)
-    path = candidate if candidate.is_absolute() else base / candidate
-    if allow_outside:
-        return path
-    if candidate.is_absolute() or ".." in candidate.parts:
-        return None
+def inside(base: Path, name: str, also: Sequence[Path] = ()) -> Path | None:
+    """`name` (a path an input file wrote) under the folder `base` (or one of the folders
+    `also`, which an option named); None when it leads elsewhere: ``..`` out, an absolute path
+    outside, a symbolic link out."""
+    path = Path(name)
+    path = path if path.is_absolute() else base / path
     try:
-        resolved, root = path.resolve(), base.resolve()
+        resolved = path.resolve()
+        roots = [root.resolve() for root in (base, *also)]
     except (OSError, RuntimeError):
         return None
-    return path if resolved == root or root in resolved.parents else None
+    return path if any(resolved == root or root in resolved.parents for root in roots) else None
 
 
 # strings (with their escapes) carry no structure; what is left of the text is brackets

@@ -117,12 +117,11 @@ def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 def json_message(text: str) -> Message:
     """A message written as a JSON object (content parts, tool_calls, reasoning_content, ...)."""
-    import json
-
     from harness.prompt.conversation import Conversation
+    from harness.untrusted.inputs import parse_json
 
     try:
-        item = json.loads(text)
+        item = parse_json(text)
     except ValueError as exc:
         raise CommandError(f"not a JSON message: {exc}",
                            hint='e.g. {"role": "assistant", "content": null, "tool_calls": [...]}') from None
