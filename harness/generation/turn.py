@@ -81,11 +81,12 @@ class GeneratedTurn:
         self.text = GrowingText((*params.stop, *([self.turn_end] if self.turn_end else [])))
         self.tokens: list[TokenRecord] = []
         self._start = parser.start_role(plan.writer, plan.mode)
-        self._last_role: tuple[str, str] | None = None  # (text, role at its end): parsed once per token
+        self._roles = parser.tracker(self._start, plan.opened)  # updated per token, linear in the text
+        self._last_role: tuple[str, str] | None = None  # (text, role at its end)
 
     def _role_at_end(self, text: str) -> str:
-        if self._last_role is None or self._last_role[0] != text:
-            self._last_role = (text, self.parser.role_at_end(self.plan.opened + text, self._start))
+        if self._last_role is None or (self._last_role[0] is not text and self._last_role[0] != text):
+            self._last_role = (text, self._roles.role(text))
         return self._last_role[1]
 
     def add(self, record: TokenRecord, *, look: bool = True, silent: bool = False) -> StopReason | None:

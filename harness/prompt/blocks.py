@@ -27,6 +27,7 @@ from harness.prompt.conversation import (
     TOOL_CALL,
     USER,
 )
+from harness.prompt.scan import Scanner
 from harness.prompt.segments import CONTENT, Segment, sentinel
 from harness.prompt.templates import ChatTemplate
 
@@ -170,32 +171,46 @@ def split_reasoning(text: str, segments: Sequence[Segment]) -> list[Segment]:
     ``content``, or a prefill that opens one): the inside becomes ``reasoning``, the delimiters
     ``template`` (still content: they are tokenized as the message's text)."""
     out: list[Segment] = []
+    closes = dict(REASONING_FORMATS)
+    scan = Scanner(text, [*closes, *closes.values()])  # one pass over the text for every segment
     for seg in segments:
         if seg.role != ASSISTANT or seg.kind != CONTENT:
             out.append(seg)
             continue
-        out.extend(_split(text, seg))
+        out.extend(_split(scan, closes, seg))
     return out
 
 
-def _split(text: str, seg: Segment) -> list[Segment]:
+def _split(scan: Scanner, closes: dict[str, str], seg: Segment) -> list[Segment]:
     pieces: list[Segment] = []
     pos = seg.start
     while pos < seg.end:
-        found = [(text.find(o, pos, seg.end), o, c) for o, c in REASONING_FORMATS]
-        found = [f for f in found if f[0] >= 0]
-        if not found:
+        found = _next_of(scan, pos, seg.end, closes)
+        if found is None:
             break
-        at, open_, close = min(found)
+        at, open_ = found
+        close = closes[open_]
         inner = at + len(open_)
-        stop = text.find(close, inner, seg.end)
-        end = seg.end if stop < 0 else stop
+        stop = _next_of(scan, inner, seg.end, {close: close})
+        end = seg.end if stop is None else stop[0]
         pieces += [Segment(pos, at, ASSISTANT, CONTENT), Segment(at, inner, TEMPLATE, CONTENT),
                    Segment(inner, end, REASONING, CONTENT)]
-        if stop >= 0:
-            pieces.append(Segment(stop, stop + len(close), TEMPLATE, CONTENT))
-            pos = stop + len(close)
+        if stop is not None:
+            pieces.append(Segment(end, end + len(close), TEMPLATE, CONTENT))
+            pos = end + len(close)
         else:
             pos = seg.end
     pieces.append(Segment(pos, seg.end, ASSISTANT, CONTENT))
     return [p for p in pieces if p.end > p.start]
+
+
+def _next_of(scan: Scanner, pos: int, end: int, wanted) -> tuple[int, str] | None:
+    """The earliest occurrence at or after `pos` of one of `wanted` that ends by `end` (the
+    earliest start; the first of `wanted` at a tie, as the table orders them)."""
+    while (found := scan.find(pos)) is not None and found[0] < end:
+        at, texts = found
+        hits = [t for t in wanted if t in texts and at + len(t) <= end]
+        if hits:
+            return at, hits[0]
+        pos = at + 1
+    return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.prompt.blocks import KNOWN, BlockMarkers
 from harness.prompt.conversation import (
@@ -34,10 +34,13 @@ from harness.prompt.conversation import (
     attribution_role,
 )
 from harness.prompt.markers import TurnMarkers
+from harness.prompt.scan import Scanner, border_chain, suffix_prefixes
 from harness.prompt.segments import CONTENT, SCAFFOLD, Segment
 
 _NEXT_ROLE = {USER: ASSISTANT, ASSISTANT: USER, SYSTEM: USER}
-_NAME = r"[A-Za-z_][\w.\-]*"
+MAX_NAME = 64  # characters of a role name in an open marker (<|im_start|>NAME)
+_NAME = rf"[A-Za-z_][\w.\-]{{0,{MAX_NAME - 1}}}"
+_NAME_RE = re.compile(_NAME)
 UNNAMED = "unnamed"  # the role of a turn whose open marker names no role
 DELIMITER = "delimiter"  # kind of a block delimiter inside a turn (``<think>``)
 SAME, NEW = "same", "new"
@@ -70,8 +73,23 @@ class _State:
     conversation: str = SAME
 
 
+@dataclass(frozen=True)
+class _Hit:
+    """A marker found in the text: where, its text, and for the open shape the name it read."""
+
+    start: int
+    end: int
+    text: str
+    shape: bool = False
+    name: str | None = None
+
+
 class TurnParser:
-    """Splits generated text into role spans; reusable across calls (holds no text)."""
+    """Splits generated text into role spans; reusable across calls (holds no text).
+
+    Markers are found by :class:`harness.prompt.scan.Scanner` (literal search, one pass per
+    marker), not by a regex alternation, so a template with giant markers costs time linear in
+    their length; a name in the open shape is at most ``MAX_NAME`` characters."""
 
     def __init__(self, markers: TurnMarkers, extra_closes: Iterable[str] = (),
                  blocks: BlockMarkers | None = None):
@@ -100,19 +118,18 @@ class TurnParser:
                     _Marker(block.close, "block_close", block.role))
         self._table = table
         self._shape = _open_shape(markers)
-        literals = sorted({*table, *self._blocks_by_text}, key=len, reverse=True)
-        alternatives = [re.escape(t) for t in literals]
-        if self._shape is not None:
-            prefix, suffix, _ = self._shape
-            ends = "|".join(re.escape(s) for s in dict.fromkeys((suffix, suffix.strip())) if s)
-            alternatives.insert(0, f"(?P<shape>{re.escape(prefix)}(?:(?P<name>{_NAME})(?:{ends})?|(?:{ends})))")
-        self._regex = re.compile("|".join(alternatives)) if alternatives else None
+        self._literals = {*table, *self._blocks_by_text} - {""}
+        prefix, suffix = (self._shape[0], self._shape[1]) if self._shape else ("", "")
+        self._prefix = prefix
+        self.searched = frozenset({*self._literals, *([prefix] if prefix else [])})  # what a Scanner looks for
+        self._ends = [e for e in dict.fromkeys((suffix, suffix.strip())) if e]
+        self._suffix = suffix
         self._names = self._shape[2] if self._shape else {}
-        suffix = self._shape[1] if self._shape else ""
-        self._after_close_open = (re.compile(f"(?P<name>{_NAME})(?:{re.escape(suffix)})") if suffix.strip()
-                                  or suffix else None)
-        self._partials = [t for t in literals if len(t.strip()) > 1] + \
-                         ([self._shape[0]] if self._shape else [])
+        literals = sorted(self._literals, key=len, reverse=True)
+        self._partials = [(t, border_chain(t)) for t in [*[t for t in literals if len(t.strip()) > 1],
+                                                         *([prefix] if prefix else [])]]
+        # the longest stretch of text one marker decision reads (a marker, a name, the open after a close)
+        self.reach = max((len(t) for t in self._literals), default=0) + len(prefix) + 2 * (MAX_NAME + len(suffix)) + 2
 
     def start_role(self, writer: str | None, mode: str) -> str | None:
         """The role generated text starts in: the writer, or ``reasoning`` when the generation
@@ -137,88 +154,73 @@ class TurnParser:
 
     def role_at_end(self, text: str, start_role: str | None) -> str:
         """The role the next generated character would belong to."""
-        spans = self._walk(text, start_role, tail=False)[2]
-        return spans.inner or spans.role or TEMPLATE
+        walk = _Walk(self, start_role, record=False)
+        walk.run(text, Scanner(text, self.searched))
+        return walk.role()
 
-    def _walk(self, text: str, start_role: str | None,
-              tail: bool = True) -> tuple[list[Segment], list[Turn], _State]:
-        spans: list[Segment] = []
-        turns: list[Turn] = []
-        state = _State(ASSISTANT, REASONING) if start_role == REASONING else _State(start_role)
-        if start_role == REASONING:
-            state.close = self._reasoning_close()
-        turn_start = 0 if state.role else -1
-        pos = 0
+    def tracker(self, start_role: str | None, opened: str = "") -> RoleTracker:
+        """The role at the end of text that grows (generated text after `opened`), kept up to
+        date in time linear in the text."""
+        return RoleTracker(self, start_role, opened)
 
-        def emit(end: int, role: str, kind: str) -> None:
-            nonlocal pos
-            if end > pos:
-                spans.append(Segment(pos, end, role, kind))
-            pos = max(pos, end)
+    def _walk(self, text: str, start_role: str | None) -> tuple[list[Segment], list[Turn], _State]:
+        walk = _Walk(self, start_role, record=True)
+        walk.run(text, Scanner(text, self.searched))
+        return walk.finish(text, self._cut_marker(text, walk.pos)), walk.turns, walk.state
 
-        def end_turn(at: int) -> None:
-            nonlocal turn_start
-            if state.role and turn_start >= 0:
-                turns.append(Turn(state.role, turn_start, at, state.conversation))
-            turn_start = -1
+    def next_hit(self, scan: Scanner, pos: int) -> _Hit | None:
+        """The earliest marker at or after `pos`: the open shape first, then the longest literal."""
+        text = scan.text
+        while (found := scan.find(pos)) is not None:
+            at, texts = found
+            if self._prefix and self._prefix in texts:
+                hit = self._shape_at(text, at)
+                if hit is not None:
+                    return hit
+            literal = next((t for t in texts if t in self._literals), None)
+            if literal is not None:
+                return _Hit(at, at + len(literal), literal)
+            pos = at + 1
+        return None
 
-        def open_turn(role: str, at: int) -> None:
-            nonlocal turn_start
-            if role == SYSTEM and (turns or turn_start >= 0 or start_role is not None):
-                state.conversation = NEW  # a system prompt mid-stream: another conversation
-            state.role, state.inner, turn_start = role, None, at
+    def _shape_at(self, text: str, at: int) -> _Hit | None:
+        """prefix NAME [suffix], or prefix suffix (an unnamed open), at `at` (the prefix is there)."""
+        after = at + len(self._prefix)
+        name = _NAME_RE.match(text, after)
+        if name is not None:
+            end = name.end() + (self._end_at(text, name.end()) or 0)
+            return _Hit(at, end, text[at:end], True, name.group())
+        tail = self._end_at(text, after)
+        return None if tail is None else _Hit(at, after + tail, text[at:after + tail], True, None)
 
-        search_at = 0
-        while self._regex is not None and (match := self._regex.search(text, search_at)):
-            start, end = match.span()
-            search_at = max(end, start + 1)
-            here = self._classify(match, state)
-            if here is None:
-                continue  # a block delimiter outside an assistant turn: plain text
-            content_role = state.inner or state.role
-            emit(start, content_role or TEMPLATE, CONTENT if content_role else SCAFFOLD)
-            if here.kind == "block_open":
-                emit(end, TOOL_CALL if here.role == TOOL_CALL else TEMPLATE,
-                     CONTENT if here.role == TOOL_CALL else DELIMITER)
-                state.inner, state.close = here.role, here.close
-                continue
-            if here.kind == "block_close":
-                emit(end, TOOL_CALL if here.role == TOOL_CALL else TEMPLATE,
-                     CONTENT if here.role == TOOL_CALL else DELIMITER)
-                state.inner, state.close = None, ""
-                continue
-            emit(end, TEMPLATE, SCAFFOLD)
-            end_turn(start)
-            if here.kind == "open":
-                open_turn(here.role, end)
-                continue
-            following = self._after_close(state.role)
-            state.role, state.inner = None, None
-            malformed = self._after_close_open.match(text, end) if self._after_close_open else None
-            if malformed and malformed.group("name") in self._names:
-                emit(malformed.end(), TEMPLATE, SCAFFOLD)
-                open_turn(self._names[malformed.group("name")], malformed.end())
-                search_at = malformed.end()
-            elif following:
-                open_turn(following, end)
-        cut = self._cut_marker(text, pos) if tail else len(text)
-        content_role = state.inner or state.role
-        emit(cut, content_role or TEMPLATE, CONTENT if content_role else SCAFFOLD)
-        emit(len(text), TEMPLATE, SCAFFOLD)
-        end_turn(cut)
-        return spans, turns, state
+    def _end_at(self, text: str, at: int) -> int | None:
+        if not self._ends:
+            return 0
+        return next((len(e) for e in self._ends if text.startswith(e, at)), None)
 
-    def _classify(self, match: re.Match[str], state: _State) -> _Marker | None:
-        found = match.group(0)
-        if match.group("shape") if self._shape else None:
+    def open_after_close(self, text: str, at: int) -> tuple[str, int] | None:
+        """A known name and its suffix straight after a close (``<|im_end|>user\n``): (role, end)."""
+        if not self._suffix:
+            return None
+        name = _NAME_RE.match(text, at)
+        if name is None:
+            return None
+        for end in range(name.end(), at, -1):  # the longest name the suffix follows
+            if text.startswith(self._suffix, end):
+                word = text[at:end]
+                return (self._names[word], end + len(self._suffix)) if word in self._names else None
+        return None
+
+    def classify(self, hit: _Hit, state: _State) -> _Marker | None:
+        found = hit.text
+        if hit.shape:
             if found in self._table and found.strip() == found:
                 return self._table[found]
-            name = match.group("name")
-            if name is None:
+            if hit.name is None:
                 return _Marker(found, "open", UNNAMED)
             if found in self._table and self._table[found].kind == "close":
                 return self._table[found]
-            return _Marker(found, "open", self._names.get(name, attribution_role(name)))
+            return _Marker(found, "open", self._names.get(hit.name, attribution_role(hit.name)))
         for block in self._blocks_by_text.get(found, ()):
             if block.kind == "block_open" and state.role == ASSISTANT and state.inner is None:
                 return block
@@ -230,20 +232,143 @@ class TurnParser:
             return self._table[found]
         return None
 
-    def _reasoning_close(self) -> str:
+    def reasoning_close(self) -> str:
         for block in self._blocks.blocks:
             if block.role == REASONING:
                 return block.close
         return ""
 
     def _cut_marker(self, text: str, pos: int) -> int:
-        """Where a marker cut off at the end of the text begins (the text's end if none)."""
-        for size in range(min(len(text) - pos, max((len(p) for p in self._partials), default=0)), 1, -1):
-            tail = text[len(text) - size:]
-            if not tail[0].isalnum() and not tail[0].isspace() and any(
-                    p.startswith(tail) and p != tail for p in self._partials):
-                return len(text) - size
-        return len(text)
+        """Where a marker cut off at the end of the text begins (the text's end if none): the
+        longest tail, from a character that is neither a letter, a digit nor a space, that
+        begins some marker without being all of it."""
+        best = len(text)
+        for partial, fail in self._partials:
+            for size in suffix_prefixes(text, max(pos, len(text) - len(partial) + 1), partial, fail):
+                start = len(text) - size
+                if size >= 2 and not text[start].isalnum() and not text[start].isspace():
+                    best = min(best, start)
+                    break
+        return best
+
+
+class _Walk:
+    """The parser's walk over one text: its state, and (when recording) spans and turns."""
+
+    def __init__(self, parser: TurnParser, start_role: str | None, *, record: bool):
+        self.parser, self.record, self.start_role = parser, record, start_role
+        self.state = _State(ASSISTANT, REASONING) if start_role == REASONING else _State(start_role)
+        if start_role == REASONING:
+            self.state.close = parser.reasoning_close()
+        self.spans: list[Segment] = []
+        self.turns: list[Turn] = []
+        self.turn_start = 0 if self.state.role else -1
+        self.pos = 0  # where the next span starts
+        self.search_at = 0  # where the next marker is looked for
+
+    def copy(self) -> _Walk:
+        other = _Walk.__new__(_Walk)
+        other.__dict__.update(self.__dict__)
+        other.state = replace(self.state)
+        other.spans, other.turns = [], []
+        return other
+
+    def role(self) -> str:
+        return self.state.inner or self.state.role or TEMPLATE
+
+    def shift(self, by: int) -> None:
+        """Positions moved back by `by` (the text before them was dropped)."""
+        self.pos -= by
+        self.search_at -= by
+        self.turn_start = self.turn_start - by if self.turn_start >= 0 else -1
+
+    def _emit(self, end: int, role: str, kind: str) -> None:
+        if self.record and end > self.pos:
+            self.spans.append(Segment(self.pos, end, role, kind))
+        self.pos = max(self.pos, end)
+
+    def _end_turn(self, at: int) -> None:
+        if self.record and self.state.role and self.turn_start >= 0:
+            self.turns.append(Turn(self.state.role, self.turn_start, at, self.state.conversation))
+        self.turn_start = -1
+
+    def _open_turn(self, role: str, at: int) -> None:
+        if role == SYSTEM and (self.turns or self.turn_start >= 0 or self.start_role is not None):
+            self.state.conversation = NEW  # a system prompt mid-stream: another conversation
+        self.state.role, self.state.inner, self.turn_start = role, None, at
+
+    def run(self, text: str, scan: Scanner, limit: int | None = None) -> None:
+        """Take the markers from `search_at` on; with `limit`, only those starting before it (a
+        marker nearer the end may still grow), and `search_at` moves up to `limit`."""
+        parser, state = self.parser, self.state
+        while (hit := parser.next_hit(scan, self.search_at)) is not None:
+            if limit is not None and hit.start >= limit:
+                break
+            self.search_at = max(hit.end, hit.start + 1)
+            here = parser.classify(hit, state)
+            if here is None:
+                continue  # a block delimiter outside an assistant turn: plain text
+            content_role = state.inner or state.role
+            self._emit(hit.start, content_role or TEMPLATE, CONTENT if content_role else SCAFFOLD)
+            if here.kind in ("block_open", "block_close"):
+                self._emit(hit.end, TOOL_CALL if here.role == TOOL_CALL else TEMPLATE,
+                           CONTENT if here.role == TOOL_CALL else DELIMITER)
+                state.inner, state.close = (here.role, here.close) if here.kind == "block_open" else (None, "")
+                continue
+            self._emit(hit.end, TEMPLATE, SCAFFOLD)
+            self._end_turn(hit.start)
+            if here.kind == "open":
+                self._open_turn(here.role, hit.end)
+                continue
+            following = parser._after_close(state.role)
+            state.role, state.inner = None, None
+            named = parser.open_after_close(text, hit.end)
+            if named is not None:
+                self._emit(named[1], TEMPLATE, SCAFFOLD)
+                self._open_turn(named[0], named[1])
+                self.search_at = named[1]
+            elif following:
+                self._open_turn(following, hit.end)
+        if limit is not None:
+            self.search_at = max(self.search_at, limit)
+
+    def finish(self, text: str, cut: int) -> list[Segment]:
+        content_role = self.state.inner or self.state.role
+        self._emit(cut, content_role or TEMPLATE, CONTENT if content_role else SCAFFOLD)
+        self._emit(len(text), TEMPLATE, SCAFFOLD)
+        self._end_turn(cut)
+        return self.spans
+
+
+class RoleTracker:
+    """The role at the end of a growing text (the open turn plus what was generated so far).
+
+    Markers that start more than the parser's `reach` before the end cannot change with more
+    text: they are taken once and the text before them dropped; only the last `reach`
+    characters are walked again per step. Linear in the text, whatever the markers."""
+
+    def __init__(self, parser: TurnParser, start_role: str | None, opened: str = ""):
+        self._parser, self._start, self._opened = parser, start_role, opened
+        self._walk = _Walk(parser, start_role, record=False)
+        self._text = opened  # the text from the walk's origin on
+        self._seen = 0  # characters of generated text taken in
+
+    def role(self, generated: str) -> str:
+        """The role after `generated` (the text generated so far: it only grows, or is cut)."""
+        if len(generated) < self._seen:  # cut at a stop string: start over
+            self.__init__(self._parser, self._start, self._opened)  # type: ignore[misc]
+        self._text += generated[self._seen:]
+        self._seen = len(generated)
+        limit = len(self._text) - self._parser.reach
+        if limit > self._walk.search_at:
+            self._walk.run(self._text, Scanner(self._text, self._parser.searched), limit)
+        drop = min(self._walk.search_at, self._walk.pos)
+        if drop > 0:
+            self._text = self._text[drop:]
+            self._walk.shift(drop)
+        probe = self._walk.copy()
+        probe.run(self._text, Scanner(self._text, self._parser.searched))
+        return probe.role()
 
 
 def _open_shape(markers: TurnMarkers) -> tuple[str, str, dict[str, str]] | None:
