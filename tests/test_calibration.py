@@ -9,6 +9,7 @@ import pytest
 
 from harness.stats.calibration import bin_index, calibration
 from tests.support.cli import harness, write_messages
+from tests.support.logits import reference_rows
 
 
 def test_perfectly_calibrated_and_overconfident_by_hand():
@@ -35,17 +36,6 @@ def test_empty_has_no_ece():
     assert cal.ece is None and cal.n == 0 and len(cal.bins) == 10
 
 
-def _llama_rows(path: str, ids: list[int]) -> np.ndarray:
-    import llama_cpp
-
-    llm = llama_cpp.Llama(path, n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
-    try:
-        llm.eval(ids)
-        return np.array(llm.scores[: len(ids)], dtype=np.float64)
-    finally:
-        llm.close()
-
-
 @pytest.mark.model
 def test_score_json_calibration_matches_numpy_from_the_same_logits(tmp_path, smollm2_backend):
     conv = write_messages(tmp_path / "c.json", [
@@ -56,7 +46,7 @@ def test_score_json_calibration_matches_numpy_from_the_same_logits(tmp_path, smo
         {"role": "assistant", "content": "The capital of Italy is Rome."}])
     data = json.loads(harness("score", "--model", "smollm2", "--messages", str(conv), "--json").stdout)
     ids = [t["id"] for t in data["tokens"]]
-    rows = _llama_rows(smollm2_backend.info.path, ids)
+    rows = reference_rows(smollm2_backend, ids)
     p = np.exp(rows - rows.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     conf = p[:-1].max(axis=1)  # row i-1 predicts token i
