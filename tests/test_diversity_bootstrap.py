@@ -48,8 +48,10 @@ def test_condition_diversity_is_the_plain_mean_over_conversations():
     assert d["distinct_2"] == pytest.approx((0.5 + 1.0) / 2)
     assert d["unique_fraction"] == pytest.approx((0.5 + 1.0) / 2)
     assert d["first_word_entropy_bits"] == pytest.approx((0.0 + math.log2(3)) / 2)
+    # Student-t on the two conversation means (0.5, 1.0): se 0.25, t(0.975, df 1) = 12.706
     lo, hi = d["ci95"]["distinct_1"]
-    assert 0.5 <= lo <= d["distinct_1"] <= hi <= 1.0
+    assert (lo, hi) == (pytest.approx(0.75 - 12.7062 * 0.25, abs=1e-3), pytest.approx(0.75 + 12.7062 * 0.25, abs=1e-3))
+    assert d["interval"] == "t-conversations"
 
 
 def test_summary_json_rows_of_generated_tokens_carry_diversity(tmp_path):
@@ -57,12 +59,15 @@ def test_summary_json_rows_of_generated_tokens_carry_diversity(tmp_path):
     rows = report_summary(tmp_path / "fake.sqlite", run_id)
     generated = [r for r in rows if r["scope"] == "generated"]
     assert generated and all(set(r["diversity"]) == {"distinct_1", "distinct_2", "unique_fraction",
-                                                     "first_word_entropy_bits", "conversations", "ci95"}
+                                                     "first_word_entropy_bits", "ead_1", "ead_2", "conversations",
+                                                     "interval", "ci95"}
                              for r in generated)
     assert all("diversity" not in r for r in rows if r["scope"] == "prompt")
     # recomputed from the stored texts, per conversation then averaged
     turns = report_turns(tmp_path / "fake.sqlite", run_id)
     for row in generated:
+        if row["condition"].count(" · ") > 4:
+            continue  # a past-eos class's own row
         mine = [t for t in turns if t["label"].rsplit(" · seed ", 1)[0] == row["condition"]]
         per = [unique_fraction([t["text"] for t in mine if t["condition"]["conversation"] == c])
                for c in ("a", "b")]
