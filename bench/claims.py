@@ -44,6 +44,13 @@ from harness.paths import data_dir  # noqa: E402
 EXPERIMENTS = ROOT / "experiments"
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """No anchors and aliases: each entry written out in full."""
+
+    def ignore_aliases(self, data) -> bool:  # noqa: ARG002
+        return True
+
+
 def small_copy(source: Path, keep: int, where: Path) -> Path:
     """The experiment with each conversation entry cut to its first `keep` conversations (glob
     entries become file entries with absolute paths, so the copy runs from anywhere)."""
@@ -58,7 +65,7 @@ def small_copy(source: Path, keep: int, where: Path) -> Path:
             entries.append(entry)
     data["conversations"] = entries
     target = where / source.name
-    target.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    target.write_text(yaml.dump(data, Dumper=_PlainDumper, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return target
 
 
