@@ -36,7 +36,7 @@ def _diff(lo, hi, conversations=(30, 30), needed=None, difference=-0.2):
     (_diff(-0.5, -0.1), "a<b", "supported (A < B)"),
     (_diff(-0.5, -0.1), "a>b", "contradicted (A < B)"),
     (_diff(0.1, 0.5), "differ", "supported (A > B)"),
-    (_diff(-0.5, 0.1, needed=120), "a<b", "not shown (the interval holds 0; ~120 conversations would detect -0.20)"),
+    (_diff(-0.5, 0.1, needed=120), "a<b", "not shown (the interval holds 0; ~120 conversations would detect -0.200)"),
     (_diff(-0.5, -0.1, conversations=(3, 3)), "a<b", "3 conversations, too few to decide: supported (A < B)"),
     (_diff(-0.5, 0.1, conversations=(12, 9)), "a<b", "9 conversations, too few to decide: not shown (the interval holds 0)"),
 ])

@@ -143,3 +143,15 @@ def test_student_t_keeps_95_percent_at_three_conversations_where_the_bootstrap_d
                          np.random.default_rng(21))
     assert t_cov >= 0.93  # measured 0.95 (bench/coverage.py: 0.95 over 4000 trials)
     assert boot_cov <= 0.85  # measured 0.79
+
+
+def test_partly_shared_conversations_pair_on_the_ones_both_have():
+    a = (["x", "y", "z", "w"], [1.0, 4.0, 3.0, 9.0], [1, 1, 1, 1])
+    b = (["x", "y", "z", "v"], [0.0, 2.0, 2.0, -5.0], [1, 1, 1, 1])
+    d = difference_ci(a, b)
+    diffs = np.array([1.0, 2.0, 1.0])
+    assert d.paired and d.conversations == (3, 3) and d.available == (4, 4)
+    assert (d.mean_a, d.mean_b, d.difference) == (pytest.approx(8 / 3), pytest.approx(4 / 3), pytest.approx(diffs.mean()))
+    assert d.to_dict()["conversations_available"] == [4, 4]
+    single = difference_ci((["x", "y"], [1.0, 2.0], [1, 1]), (["x", "q"], [0.0, 1.0], [1, 1]))
+    assert not single.paired and single.method == WELCH  # one shared conversation: not enough to pair

@@ -108,25 +108,27 @@ def evaluate(claim: Claim, conn: sqlite3.Connection, run_id: int) -> Result:
     if not diff:
         return Result(claim, info, "0", "none", "no tokens of this scope and role in both conditions",
                       "no data")
-    conv = diff["conversations"]
+    conv, available = diff["conversations"], diff["conversations_available"]
     lo_hi = diff["ci95"]
     measured = (f"A {diff['a']:.3f}, B {diff['b']:.3f} bits; A − B **{diff['difference']:+.3f}** "
                 + (f"[{lo_hi[0]:+.3f}, {lo_hi[1]:+.3f}]" if lo_hi else "(no interval)"))
-    return Result(claim, info, "/".join(map(str, conv)) if conv[0] != conv[1] else str(conv[0]),
-                  diff["interval"], measured, compare_verdict(diff, claim.expect))
+    used = "/".join(map(str, conv)) if conv[0] != conv[1] else str(conv[0])
+    if diff["paired"] and available != conv:
+        used += f" (both of A's {available[0]} and B's {available[1]})"
+    return Result(claim, info, used, diff["interval"], measured, compare_verdict(diff, claim.expect))
 
 
 def compare_verdict(diff: dict[str, Any], expect: str) -> str:
     """The verdict of a `--compare` difference dict against the expected direction."""
-    few = min(diff["conversations"]) < FEW_CONVERSATIONS
-    prefix = f"{min(diff['conversations'])} conversations, too few to decide: " if few else ""
+    n = min(diff["conversations"])
+    prefix = f"{n} conversation{'s' * (n != 1)}, too few to decide: " if n < FEW_CONVERSATIONS else ""
     if diff["ci95"] is None:
         return prefix + "no interval"
     lo, hi = diff["ci95"]
     side = "a>b" if lo > 0 else "a<b" if hi < 0 else None
     if side is None:
         needed = diff.get("conversations_needed")
-        more = f"; ~{needed} conversations would detect {diff['difference']:+.2f}" if needed else ""
+        more = f"; ~{needed} conversations would detect {diff['difference']:+.3f}" if needed else ""
         return prefix + f"not shown (the interval holds 0{more})"
     if expect == "differ" or side == expect:
         return prefix + f"supported (A {'>' if side == 'a>b' else '<'} B)"
@@ -153,7 +155,8 @@ def _calibration(claim: Claim, info: dict[str, Any], rows: list[SummaryRow]) -> 
 
 def calibration_verdict(cal: dict[str, Any], conversations: int) -> str:
     """Beyond the floor or not, and which way confidence leans (if its interval says)."""
-    prefix = f"{conversations} conversations, too few to decide: " if conversations < FEW_CONVERSATIONS else ""
+    prefix = (f"{conversations} conversation{'s' * (conversations != 1)}, too few to decide: "
+              if conversations < FEW_CONVERSATIONS else "")
     beyond = cal["ece"] > cal["ece_null_p95"]
     lean = ""
     gap = cal.get("confidence_minus_accuracy_ci95")

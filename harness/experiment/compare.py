@@ -123,7 +123,7 @@ def format_comparison(data: dict[str, Any]) -> str:
     paired = any((r["token_weighted"] or {}).get("paired") for r in data["rows"])
     lines = [f"A = {data['a']}", f"B = {data['b']}" + (" (user and assistant swapped)" if data["swapped"] else ""),
              f"metric {data['metric']}; means over conversations of per-conversation means; A - B with 95% "
-             f"{'paired Student-t on per-conversation differences' if paired else 'Welch t on conversation means'}; "
+             f"{'paired Student-t on per-conversation differences over the conversations both have' if paired else 'Welch t on conversation means'}; "
              f"first-k = the first {data['first_k']} tokens of the role in each turn; "
              f"conv = conversations A/B, * fewer than {FEW_CONVERSATIONS}"]
     head = (f"{'scope':9} {'role':9} {'conv':>7} {'turns A/B':>9}  {'token-weighted A - B [95% CI]':>38}  "

@@ -11,8 +11,9 @@ With one conversation nothing can be said about conversations; when it has sever
 the interval is the t interval of its token-weighted mean over turns (method ``t-turns``, a
 statement about this conversation's turns only). With one turn there is no interval.
 
-A difference of two conditions that ran the same conversations is paired: Student's t on the
-per-conversation differences. Otherwise Welch's t on the two sets of conversation means.
+A difference of two conditions is paired over the conversations both have tokens in: Student's t
+on the per-conversation differences. With fewer than two such conversations, Welch's t on the two
+sets of conversation means.
 :func:`conversations_needed` turns an observed sd into the conversations a future run needs.
 """
 
@@ -31,6 +32,7 @@ T_TURNS = "t-turns"  # one conversation: t over its turns (about this conversati
 WELCH = "welch-conversations"  # unpaired difference: Welch's t on the two sets of conversation means
 NONE = "none"  # one conversation with one turn: no interval
 FEW_CONVERSATIONS = 10  # below this a row is marked: the interval is honest but wide
+MIN_NEEDED = 3  # the fewest conversations a power line names
 
 
 @dataclass(frozen=True)
@@ -130,11 +132,12 @@ class Difference:
     difference: float
     low: float | None
     high: float | None
-    paired: bool  # the same conversations on both sides: t on per-conversation differences
-    conversations: tuple[int, int]
+    paired: bool  # t on per-conversation differences over the conversations both sides have
+    conversations: tuple[int, int]  # the conversations each side's mean rests on (paired: the common ones)
     method: str
     df: float | None
     sd: float | None  # per-conversation sd of the difference (paired) or pooled per side (unpaired)
+    available: tuple[int, int] = (0, 0)  # conversations with tokens on each side (before pairing)
 
     def needed(self, *, power: float = 0.8, level: float = 0.95) -> int | None:
         """Conversations (per condition) a run needs to detect this difference with `power`."""
@@ -148,7 +151,8 @@ class Difference:
 
         ci = None if self.low is None or self.high is None else [r(self.low), r(self.high)]
         return {"a": r(self.mean_a), "b": r(self.mean_b), "difference": r(self.difference), "ci95": ci,
-                "paired": self.paired, "conversations": list(self.conversations), "interval": self.method,
+                "paired": self.paired, "conversations": list(self.conversations),
+                "conversations_available": list(self.available), "interval": self.method,
                 "df": r(self.df), "sd": r(self.sd), "conversations_needed": self.needed()}
 
 
@@ -156,31 +160,35 @@ Side = tuple[Sequence[Hashable], Sequence[float], Sequence[float]]  # (conversat
 
 
 def difference_ci(a: Side, b: Side, *, level: float = 0.95) -> Difference | None:
-    """Difference of two conditions' conversation-level means. Paired (t on the per-conversation
-    differences, df = G - 1) when both hold the same conversations, at least two; otherwise
-    Welch's t with the Welch-Satterthwaite df (one conversation on a side: its turns stand in,
-    as in :func:`conversation_mean_ci`)."""
+    """Difference of two conditions' conversation-level means. Paired when at least two
+    conversations have tokens on both sides: Student's t on the per-conversation differences
+    over those conversations (df = G - 1; a conversation only one side has is left out of both,
+    so A and B are compared on the same conversations). Otherwise Welch's t with the
+    Welch-Satterthwaite df (one conversation on a side: its turns stand in, as in
+    :func:`conversation_mean_ci`)."""
     sa, ca, ga = _by_group(*a)
     sb, cb, gb = _by_group(*b)
     if sa.size == 0 or sb.size == 0:
         return None
     ma, mb = sa / ca, sb / cb
-    if set(ga) == set(gb) and len(ga) >= 2:
-        order = {g: i for i, g in enumerate(gb)}
-        d = ma - mb[[order[g] for g in ga]]
-        mean, low, high, se = t_interval_of_means(d, level=level)  # type: ignore[misc]
-        return Difference(float(ma.mean()), float(mb.mean()), mean, low, high, True, (len(ga), len(gb)),
-                          T_CONVERSATIONS, len(ga) - 1.0, se * math.sqrt(len(ga)))
+    index_b = {g: i for i, g in enumerate(gb)}
+    common = [i for i, g in enumerate(ga) if g in index_b]
+    if len(common) >= 2:
+        pa, pb = ma[common], mb[[index_b[ga[i]] for i in common]]
+        mean, low, high, se = t_interval_of_means(pa - pb, level=level)  # type: ignore[misc]
+        return Difference(float(pa.mean()), float(pb.mean()), mean, low, high, True, (len(common), len(common)),
+                          T_CONVERSATIONS, len(common) - 1.0, se * math.sqrt(len(common)), (ma.size, mb.size))
     sides = [_side_variance(m, side, level) for m, side in ((ma, a), (mb, b))]
     mean_a, mean_b = float(ma.mean()), float(mb.mean())
     if any(v is None for v in sides):
-        return Difference(mean_a, mean_b, mean_a - mean_b, None, None, False, (ma.size, mb.size), NONE, None, None)
+        return Difference(mean_a, mean_b, mean_a - mean_b, None, None, False, (ma.size, mb.size), NONE, None, None,
+                          (ma.size, mb.size))
     (va, dfa, sda), (vb, dfb, sdb) = sides  # type: ignore[misc]
     df = (va + vb) ** 2 / (va ** 2 / dfa + vb ** 2 / dfb) if va + vb > 0 else dfa + dfb
     half = t_quantile(0.5 + level / 2.0, df) * math.sqrt(va + vb)
     sd = math.sqrt((sda ** 2 + sdb ** 2) / 2.0)
     return Difference(mean_a, mean_b, mean_a - mean_b, mean_a - mean_b - half, mean_a - mean_b + half, False,
-                      (ma.size, mb.size), WELCH, df, sd)
+                      (ma.size, mb.size), WELCH, df, sd, (ma.size, mb.size))
 
 
 def _side_variance(means: np.ndarray, side: Side, level: float) -> tuple[float, float, float] | None:
@@ -199,17 +207,18 @@ def _side_variance(means: np.ndarray, side: Side, level: float) -> tuple[float, 
 def conversations_needed(sd: float, effect: float, *, paired: bool = True, power: float = 0.8,
                          level: float = 0.95, limit: int = 1_000_000) -> int | None:
     """The smallest n with n >= ((t_{(1+level)/2} + t_power) * sd / |effect|)^2 (paired: n
-    conversations, df = n - 1; unpaired: n per condition, 2 sd^2 and df = 2n - 2). None when the
-    effect is zero or the answer exceeds `limit`."""
+    conversations, df = n - 1; unpaired: n per condition, 2 sd^2 and df = 2n - 2), and at least
+    MIN_NEEDED (the approximation is poor below, and a t interval on two means says little). None
+    when the effect is zero or the answer exceeds `limit`."""
     if effect == 0 or not math.isfinite(effect):
         return None
     if sd <= 0:
-        return 2
+        return MIN_NEEDED
     scale = (sd / abs(effect)) ** 2 * (1.0 if paired else 2.0)
-    n = max(2, math.ceil((normal_quantile(0.5 + level / 2.0) + normal_quantile(power)) ** 2 * scale))
+    n = max(MIN_NEEDED, math.ceil((normal_quantile(0.5 + level / 2.0) + normal_quantile(power)) ** 2 * scale))
     for _ in range(100):
         df = n - 1.0 if paired else 2.0 * n - 2.0
-        want = max(2, math.ceil((t_quantile(0.5 + level / 2.0, df) + t_quantile(power, df)) ** 2 * scale))
+        want = max(MIN_NEEDED, math.ceil((t_quantile(0.5 + level / 2.0, df) + t_quantile(power, df)) ** 2 * scale))
         if want > limit:
             return None
         if want == n:
