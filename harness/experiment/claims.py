@@ -142,15 +142,21 @@ def _calibration(claim: Claim, info: dict[str, Any], rows: list[SummaryRow]) -> 
     if row is None:
         return Result(claim, info, "0", "none", "no such condition, scope and role", "no data")
     cal = row.calibration or {}
-    gap = cal["confidence_minus_accuracy_ci95"]
-    measured = (f"ECE **{cal['ece']:.3f}** [{cal['ece_ci95'][0]:.3f}, {cal['ece_ci95'][1]:.3f}] vs a perfectly "
-                f"calibrated model's {cal['ece_null']:.3f} (95th percentile {cal['ece_null_p95']:.3f}), "
-                f"{cal['n']} tokens; confidence − accuracy {cal['confidence_minus_accuracy']:+.3f}"
-                + (f" [{gap[0]:+.3f}, {gap[1]:+.3f}]" if gap else "") + f"; Brier {cal['brier']:.3f}"
-                if cal.get("ece_ci95") else f"ECE {cal['ece']:.3f}, {cal['n']} tokens (no interval)")
     return Result(claim, info, str(row.conversations), f"bootstrap over {cal['resampled']['unit']} (ECE), "
-                  f"t ({row.method}) for confidence − accuracy", measured,
+                  f"t ({row.method}) for confidence − accuracy", calibration_measurement(cal),
                   calibration_verdict(cal, row.conversations))
+
+
+def _pair(values: list[float] | None, fmt: str) -> str:
+    return "" if not values else f" [{values[0]:{fmt}}, {values[1]:{fmt}}]"
+
+
+def calibration_measurement(cal: dict[str, Any]) -> str:
+    """ECE with its interval beside its floor, confidence - accuracy with its interval, Brier."""
+    return (f"ECE **{cal['ece']:.3f}**{_pair(cal.get('ece_ci95'), '.3f')} vs a perfectly calibrated model's "
+            f"{cal['ece_null']:.3f} (95th percentile {cal['ece_null_p95']:.3f}), {cal['n']} tokens; "
+            f"confidence − accuracy {cal['confidence_minus_accuracy']:+.3f}"
+            f"{_pair(cal.get('confidence_minus_accuracy_ci95'), '+.3f')}; Brier {cal['brier']:.3f}")
 
 
 def calibration_verdict(cal: dict[str, Any], conversations: int) -> str:
