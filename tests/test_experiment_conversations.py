@@ -99,3 +99,29 @@ def test_the_written_conversations_vary():
     assert sum(any(m.role == "system" for m in c) for c in convs) >= 8
     assert sum(sum(m.role == "user" for m in c) >= 2 for c in convs) >= 10
     assert lengths[0] < 50 and lengths[-1] > 600
+
+
+def test_each_cell_runs_the_conversation_of_its_mode(tmp_path):
+    """One name, two shapes: reply answers the last user turn, impersonate follows the last
+    assistant turn; the stored prompts show which conversation each cell ran."""
+    import sqlite3
+
+    from harness.backends.fake import FakeBackend
+    from harness.experiment.db import connect, open_run
+    from harness.experiment.run import run_cells
+
+    _files(tmp_path)
+    exp = _parse(tmp_path, "  - {glob: convs/*.yaml, end_with: user, modes: [reply]}\n"
+                           "  - {glob: convs/*.yaml, modes: [impersonate]}\n")
+    cells = expand(exp)
+    conn = connect(tmp_path / "x.sqlite")
+    run_id, _ = open_run(conn, exp, cells)
+    run_cells(exp, conn, run_id, cells, open_backend=lambda model, threads: FakeBackend("Ok"))
+    conn.close()
+    with sqlite3.connect(tmp_path / "x.sqlite") as db:
+        stored = {(conv, mode): prompt for conv, mode, prompt in db.execute(
+            "SELECT c.conversation, c.mode, t.prompt FROM turns t JOIN cells c ON c.id = t.cell_id")}
+    assert len(stored) == 4
+    assert stored[("b", "reply")].endswith("Q2<|im_end|>\n<|im_start|>assistant\n")
+    assert "A2" not in stored[("b", "reply")]
+    assert stored[("b", "impersonate")].endswith("A2<|im_end|>\n<|im_start|>user\n")

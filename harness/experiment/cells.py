@@ -112,7 +112,7 @@ def cell_turn(bench: BaseWorkbench, cell: Cell, gen) -> dict[str, Any]:
             "seconds": gen.seconds}
 
 
-def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
+def execute_cell(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cell: Cell,
                  should_stop: Callable[[], bool], backend: str | None = None) -> CellResult | None:
     """Run one cell: its turn, or its error; None when it was cut short (dropped: a resume runs
     it again)."""
@@ -121,7 +121,7 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
         return _read_only_cell(benches, conversations, cell, backend)
     try:
         bench = benches.bench_for(cell.template)
-        plan = bench.plan(conversations[cell.conversation], cell.mode.plan_mode, cell.mode.text)
+        plan = bench.plan(conversations[cell.conversation_key], cell.mode.plan_mode, cell.mode.text)
         gen = bench.generate(plan, cell.params, should_stop=should_stop)
     except CELL_ERRORS as exc:
         return CellResult(cell, None, 0.0, str(exc), backend)
@@ -130,14 +130,14 @@ def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation],
     return CellResult(cell, cell_turn(bench, cell, gen), time.perf_counter() - started, backend=backend)
 
 
-def _read_only_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
+def _read_only_cell(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cell: Cell,
                     backend: str | None) -> CellResult:
     """A cell that samples nothing: a fixed text teacher-forced (harness.experiment.fixed_text)
     or a multiple-choice item read from the option letters (harness.experiment.choice)."""
     started = time.perf_counter()
     try:
         bench = benches.bench_for(cell.template)
-        conversation = conversations[cell.conversation]
+        conversation = conversations[cell.conversation_key]
         if cell.mode.kind == CHOICE:
             turn = choice_turn(bench, conversation, mode_label=cell.mode.label)
         else:
@@ -156,7 +156,7 @@ def prompt_batches(cells: Sequence[Cell], size: int) -> Iterator[list[Cell]]:
             yield same[start:start + size]
 
 
-def execute_batch(benches: BenchCache, conversations: Mapping[str, Conversation], cells: Sequence[Cell],
+def execute_batch(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cells: Sequence[Cell],
                   should_stop: Callable[[], bool], backend: str | None = None) -> list[CellResult | None]:
     """Run cells sharing one prompt decoded together: one result per cell, None for a cell cut
     short (dropped: a resume runs it again). A cell error (a template refusing the mode, a bad
@@ -168,7 +168,7 @@ def execute_batch(benches: BenchCache, conversations: Mapping[str, Conversation]
     first = cells[0]
     try:
         bench = benches.bench_for(first.template)
-        plan = bench.plan(conversations[first.conversation], first.mode.plan_mode, first.mode.text)
+        plan = bench.plan(conversations[first.conversation_key], first.mode.plan_mode, first.mode.text)
         gens = bench.generate_many(plan, [c.params for c in cells], should_stop=should_stop)
     except CELL_ERRORS:
         out: list[CellResult | None] = []

@@ -41,7 +41,7 @@ from harness.experiment.cells import (
     running,
 )
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, Experiment, ModelSpec
+from harness.experiment.spec import Cell, Experiment, ModelSpec, conversation_table
 from harness.generation.remote_workbench import RemoteWorkbench
 from harness.generation.workbench import choose_template
 from harness.paths import user_templates_dir
@@ -92,7 +92,7 @@ class _Worker:
                  should_stop: Callable[[], bool], open_engine: OpenEngine, load_template: LoadServerTemplate):
         self.url, self.tasks, self.results, self.should_stop = url, tasks, results, should_stop
         self.open_engine, self.load_template = open_engine, load_template
-        self.conversations = {c.name: c.conversation for c in exp.conversations}
+        self.conversations = conversation_table(exp)
 
     def __call__(self) -> None:
         engine, end = None, _Exit(self.url)

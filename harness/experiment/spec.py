@@ -37,6 +37,7 @@ from harness.generation.settings import (
     SETTINGS,
     SamplingParams,
 )
+from harness.prompt.conversation import Conversation
 from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
 from harness.yamlio import error_location, field_lines, load_yaml
 
@@ -149,9 +150,21 @@ class Cell:
         return "|".join([self.model, self.template, self.mode.label, self.eos, self.sampling,
                          str(self.seed), self.conversation])
 
+    @property
+    def conversation_key(self) -> tuple[str, str]:
+        """(conversation name, mode label): a name may repeat across disjoint modes (one set of
+        conversations cut at the last user turn for reply, whole for impersonate)."""
+        return self.conversation, self.mode.label
+
     def condition(self) -> dict[str, Any]:
         return {"model": self.model, "template": self.template, "mode": self.mode.label, "eos": self.eos,
                 "sampling": self.sampling, "seed": self.seed, "conversation": self.conversation}
+
+
+def conversation_table(exp: Experiment) -> dict[tuple[str, str], Conversation]:
+    """Cell.conversation_key -> the conversation that cell runs."""
+    return {(c.name, m.label): c.conversation for c in exp.conversations for m in exp.modes
+            if c.modes is None or m.label in c.modes}
 
 
 def condition_label(condition: dict[str, Any], *, with_seed: bool = True) -> str:
