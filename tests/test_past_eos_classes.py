@@ -53,3 +53,4 @@ def test_summary_generated_rows_of_past_eos_conditions_carry_the_counts(tmp_path
     assert by_class and set(by_class) <= {c for c, n in counts.items() if n}
     assert sum(r["turns"] for r in by_class.values()) == past[0]["turns"]
     assert all(r["scope"] == "generated" and "diversity" in r for r in by_class.values())
+    assert all(r["past_eos_class"] == name for name, r in by_class.items())

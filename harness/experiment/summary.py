@@ -81,6 +81,7 @@ class SummaryRow:
     calibration: dict[str, Any] | None = None  # ECE, its floor and interval, reliability bins
     past_eos: dict[str, int] | None = None  # past-eos conditions: turns per class (generated rows)
     refusal: dict[str, Any] | None = None  # the condition's refusal rate (generated rows)
+    past_eos_class: str = ""  # a past-eos class's own row (its tokens are also in the condition's rows)
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -112,7 +113,8 @@ class SummaryRow:
         } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {}) \
           | ({"calibration": self.calibration} if self.calibration is not None else {}) \
           | ({"past_eos": self.past_eos} if self.past_eos is not None else {}) \
-          | ({"refusal": self.refusal} if self.refusal is not None and self.scope == "generated" else {})
+          | ({"refusal": self.refusal} if self.refusal is not None and self.scope == "generated" else {}) \
+          | ({"past_eos_class": self.past_eos_class} if self.past_eos_class else {})
 
 
 def _r(x: float) -> float:
@@ -138,6 +140,7 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
     owner: dict[tuple[str, str], int] = {}  # (condition, prompt_key) -> the turn that counts
     order: dict[str, tuple[int, int]] = {}  # label -> (its condition's rank, 1 for a class row)
+    classes: dict[str, str] = {}  # class row label -> its class
     for t in tokens:
         group_of[t.turn] = t.group
         if t.scope == "prompt" and owner.setdefault((t.condition, t.prompt_key), t.turn) != t.turn:
@@ -146,6 +149,8 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
         for k, label in enumerate(labels_of(t)):
             rank = order.setdefault(t.condition, (len(order), 0))[0]
             order.setdefault(label, (rank, k))
+            if k:
+                classes[label] = t.subset
             key = (label, t.scope, t.role)
             counts[key] += 1
             if t.top1 is not None:
@@ -165,7 +170,8 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
                      for i, m in enumerate(ALL_METRICS)}
         cal = _calibration(top1[key], group_of, key[1]) if top1[key] else None
         rows.append(SummaryRow(key[0], key[1], key[2], len(turns), counts[key], intervals,
-                               conversations=len(set(groups)), calibration=cal))
+                               conversations=len(set(groups)), calibration=cal,
+                               past_eos_class=classes.get(key[0], "")))
     return rows
 
 
