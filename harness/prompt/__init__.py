@@ -9,6 +9,7 @@
     segments.py       which characters are message content and which are scaffolding
     markers.py        turn markers derived by rendering probe conversations
     blocks.py         thinking and tool-call delimiters inside an assistant turn
+    scan.py           the next of several literals in a text, in time linear in the text
     turns.py          generated text -> turns, by the derived markers
     attribution.py    character spans -> token roles
     response.py       generated assistant text -> reasoning, content and tool calls
