@@ -227,3 +227,35 @@ def test_gemma3_base_header() -> None:
     assert (info.eos_token_id, info.eos_token) == (1, "<eos>")
     assert info.eot_token_id is None and info.chat_template is None
     assert info.add_bos is True
+
+
+# --- memory counted in what Python spends (issue 26, finding 6) -----------------------------
+
+_READ_IN_CHILD = ("import sys; from harness.models.gguf import read_gguf_info; "
+                  "i = read_gguf_info(sys.argv[1]); print(i.n_vocab, repr(i.eos_token))")
+
+
+def _sparse_vocabulary(tmp_path: Path, name: str, n: int) -> Path:
+    """A GGUF whose token array holds `n` zero-length strings: a hole of n x 8 zero bytes on disk."""
+    head = gguf([kv("tokenizer.ggml.eos_token_id", U32, n - 1)], n_kv=2)
+    head += gstr("tokenizer.ggml.tokens") + struct.pack("<IIQ", ARR, STR, n)
+    path = tmp_path / name
+    with open(path, "wb") as f:
+        f.write(head)
+        f.truncate(len(head) + 8 * n)
+    return path
+
+
+def test_a_sparse_vocabulary_of_empty_strings_costs_little_memory(tmp_path: Path) -> None:
+    """6M zero-length tokens: 48 MB declared, almost nothing on disk. Keeping an offset per token
+    in a list cost ~36 bytes each in Python objects (~220 MB here, 2.9 GB at 480 MB declared)."""
+    from tests.support.measured import run_measured
+
+    small = run_measured([sys.executable, "-c", _READ_IN_CHILD, str(_sparse_vocabulary(tmp_path, "s.gguf", 64))],
+                         timeout=120)
+    big = run_measured([sys.executable, "-c", _READ_IN_CHILD, str(_sparse_vocabulary(tmp_path, "b.gguf", 6_000_000))],
+                       timeout=300)
+    assert (small.returncode, big.returncode) == (0, 0), big.stderr
+    assert big.stdout.split() == ["6000000", "''"]
+    grown_mib = (big.maxrss_kib - small.maxrss_kib) / 1024
+    assert grown_mib < 48 + 24  # the mapped file's pages, plus a little (an offset list: ~250)

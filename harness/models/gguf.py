@@ -6,6 +6,9 @@ fast and needs no model library. Every count and length in the file is checked a
 bytes that remain *before* it is used, so a truncated or corrupt file raises ModelError and
 never allocates more than the file could hold. Only the key/value section is read; arrays that
 are not needed are skipped (fixed-size elements in one jump, strings by walking their lengths).
+Memory is counted in what Python really spends: of the token strings only every
+``_TOKEN_STRIDE``-th offset is kept (8 bytes each), so a vocabulary of zero-length strings costs
+a small fraction of its bytes on disk, not several times them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +44,7 @@ _MIN_TENSOR_BYTES = 8 + 4 + 4 + 8  # name length, n_dims, tensor type, data offs
 _MIN_ARRAY_BYTES = 4 + 8  # element type, count
 _MAX_ARRAY_DEPTH = 8
 _TOKENS = "tokenizer.ggml.tokens"
+_TOKEN_STRIDE = 64  # one kept offset per this many token strings
 _T = TypeVar("_T")
 _CORRUPT = "the file is damaged or incomplete; download or assemble the model again"
 
@@ -97,6 +102,14 @@ def read_gguf_info(path: str | Path) -> GGUFInfo:
         raise ModelError(f"cannot read model file: {err.strerror or err}", where=where) from None
 
 
+@dataclass(frozen=True)
+class _TokenIndex:
+    """The token array: how many strings, and where every ``_TOKEN_STRIDE``-th begins."""
+
+    count: int
+    checkpoints: array
+
+
 class _Reader:
     """A cursor over the mapped file that refuses to read past its end."""
 
@@ -148,7 +161,7 @@ class _Reader:
                 f"more than the remaining {room} bytes can hold"
             )
         scalars: dict[str, object] = {}
-        tokens: list[int] | None = None
+        tokens: _TokenIndex | None = None
         seen: set[str] = set()
         for i in range(n_kv):
             key = self.string(f"the key of metadata entry {i}")
@@ -161,8 +174,8 @@ class _Reader:
                 continue
             etype, count = self.array_header(key)
             if key == _TOKENS and etype == _STRING:
-                tokens = []
-                self.walk_strings(count, key, tokens)
+                tokens = _TokenIndex(count, array("Q"))
+                self.walk_strings(count, key, tokens.checkpoints)
             else:
                 self.skip_elements(etype, count, key, depth=1)
         return self.assemble(version, n_tensors, scalars, tokens)
@@ -206,29 +219,32 @@ class _Reader:
         else:
             self.take(count * _SCALARS[etype].size, f"the elements of {key!r}")
 
-    def walk_strings(self, count: int, key: str, offsets: list[int] | None) -> None:
-        """Step over `count` strings, noting where each starts when `offsets` is given."""
+    def walk_strings(self, count: int, key: str, checkpoints: array | None) -> None:
+        """Step over `count` strings, noting where every ``_TOKEN_STRIDE``-th one starts when
+        `checkpoints` is given."""
         mm, size, pos, unpack = self.mm, self.size, self.pos, _U64.unpack_from
-        note = offsets.append if offsets is not None else None
         for i in range(count):
             if size - pos < 8:
                 raise self.truncated(f"the length of element {i} of {key!r}", pos, 8)
             n = unpack(mm, pos)[0]
             if n > size - pos - 8:
                 raise self.truncated(f"element {i} of {key!r}", pos + 8, n)
-            if note is not None:
-                note(pos)
+            if checkpoints is not None and i % _TOKEN_STRIDE == 0:
+                checkpoints.append(pos)
             pos += 8 + n
         self.pos = pos
 
-    def token_text(self, tokens: list[int] | None, token_id: int | None) -> str | None:
-        if tokens is None or token_id is None or not 0 <= token_id < len(tokens):
+    def token_text(self, tokens: _TokenIndex | None, token_id: int | None) -> str | None:
+        if tokens is None or token_id is None or not 0 <= token_id < tokens.count:
             return None
-        self.pos = tokens[token_id]  # already checked to lie inside the file
+        pos = tokens.checkpoints[token_id // _TOKEN_STRIDE]  # the walk checked every length after it
+        for _ in range(token_id % _TOKEN_STRIDE):
+            pos += 8 + _U64.unpack_from(self.mm, pos)[0]
+        self.pos = pos
         return self.string(f"token {token_id}")
 
     def assemble(
-        self, version: int, n_tensors: int, scalars: dict[str, object], tokens: list[int] | None
+        self, version: int, n_tensors: int, scalars: dict[str, object], tokens: _TokenIndex | None
     ) -> GGUFInfo:
         arch = _get(scalars, "general.architecture", str)
         ids = {
@@ -242,7 +258,7 @@ class _Reader:
             tensor_count=n_tensors,
             architecture=arch,
             name=_get(scalars, "general.name", str),
-            n_vocab=None if tokens is None else len(tokens),
+            n_vocab=None if tokens is None else tokens.count,
             context_length=_get(scalars, f"{arch}.context_length", int) if arch else None,
             bos_token_id=ids["bos"],
             eos_token_id=ids["eos"],
