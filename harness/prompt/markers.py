@@ -9,17 +9,14 @@ close. These markers drive role attribution of generated text and run-past-EOS p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import TemplateError
 from harness.prompt.conversation import ASSISTANT, SYSTEM, USER
-from harness.prompt.segments import sentinel
+from harness.prompt.segments import SENTINEL_RE, sentinel
 from harness.prompt.templates import ChatTemplate
-
-_SPLIT_RE = re.compile("\ue000\\d+\ue001")
 
 
 @dataclass(frozen=True)
@@ -43,7 +40,7 @@ def _pieces(template: ChatTemplate, roles: list[str], gen: bool,
         text = template.render(messages, add_generation_prompt=gen, variables=variables)
     except TemplateError:
         return None
-    pieces = _SPLIT_RE.split(text)
+    pieces = SENTINEL_RE.split(text)
     return pieces if len(pieces) == len(roles) + 1 else None
 
 

@@ -18,7 +18,15 @@ from harness.errors import ModeError
 from harness.prompt.blocks import split_reasoning
 from harness.prompt.conversation import ASSISTANT, USER, Conversation
 from harness.prompt.mode_names import AS_IS, CONTINUE, IMPERSONATE, MODES, PREFILL, REPLY
-from harness.prompt.segments import CONTENT, Segment, clip, render_segmented, sentinel, tile
+from harness.prompt.segments import (
+    CONTENT,
+    Segment,
+    clip,
+    fresh_tag,
+    render_segmented,
+    sentinel,
+    tile,
+)
 from harness.prompt.templates import ChatTemplate
 
 __all__ = ["AS_IS", "CONTINUE", "IMPERSONATE", "MODES", "PREFILL", "REPLY", "PromptPlan", "plan_prompt"]
@@ -73,7 +81,7 @@ def _plan(conversation: Conversation, template: ChatTemplate, mode: str, text: s
 def _impersonate(messages: list[dict[str, Any]], template: ChatTemplate, text: str,
                  variables: Mapping[str, Any] | None) -> PromptPlan:
     """Render the conversation plus a user message, cut where that message's content begins."""
-    marker = sentinel(len(messages))
+    marker = sentinel(len(messages), fresh_tag())  # tagged: no message or template writes it
     try:
         rendered, segments = render_segmented(template, [*messages, {"role": USER, "content": marker}],
                                               add_generation_prompt=False, variables=variables)

@@ -24,10 +24,8 @@ from harness.errors import HarnessError
 from harness.prompt.blocks import BlockMarkers
 from harness.prompt.conversation import ASSISTANT, Conversation, Message
 from harness.prompt.response import parse_response
-from harness.prompt.segments import sentinel
+from harness.prompt.segments import fresh_tag, sentinel
 from harness.prompt.templates import ChatTemplate
-
-PLACEHOLDER = sentinel(9_999)
 
 
 @dataclass(frozen=True)
@@ -66,15 +64,16 @@ def turn_message(template: ChatTemplate, variables: Mapping[str, Any] | None, be
     message), and `turn` the whole turn (`opened` and what the model wrote in its turn);
     `closed`: the model wrote its turn's close itself (it went on past it)."""
     written = prompt + turn[len(opened):]
+    placeholder = sentinel(9_999, fresh_tag())  # tagged: no earlier message can hold it
     try:
-        shaped = _render(template, [*before.to_dicts(), {"role": writer, "content": PLACEHOLDER}], variables)
+        shaped = _render(template, [*before.to_dicts(), {"role": writer, "content": placeholder}], variables)
     except HarnessError:
         shaped = ""
-    at = shaped.find(PLACEHOLDER)
+    at = shaped.find(placeholder)
     content = turn
     if at >= 0 and written.startswith(shaped[:at]):
         content = written[at:]
-        after = shaped[at + len(PLACEHOLDER):]
+        after = shaped[at + len(placeholder):]
         supplied = next((k for k in range(min(len(after), len(content)), 0, -1)
                          if content.endswith(after[:k]) and (closed or not after[:k].strip())), 0)
         content = content[: len(content) - supplied]  # the close (or whitespace) the template writes

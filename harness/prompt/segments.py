@@ -5,11 +5,16 @@ by a unique sentinel. The sentinel rendering shows exactly where each message's 
 and what the template wrote around it; if stitching the real contents into it reproduces the real
 rendering, the segmentation is exact. Templates that transform content (``| trim``, slicing)
 fall back to locating each content in order.
+
+The sentinels of one segmentation carry a fresh random tag and a bounded index: text that only
+looks like a sentinel (a tool name, a ``--var`` value, a template's own literal) is never taken
+for one, and no digit run is ever longer than ``MAX_INDEX_DIGITS``.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,12 +32,23 @@ from harness.prompt.templates import ChatTemplate
 CONTENT = "content"
 SCAFFOLD = "scaffold"
 
-_SENTINEL_RE = re.compile("\ue000(\\d+)\ue001")
+MAX_INDEX_DIGITS = 9  # a sentinel's index: far more texts than any conversation holds
+SENTINEL_RE = re.compile(f"\ue000\\d{{1,{MAX_INDEX_DIGITS}}}\ue001")  # an untagged sentinel (probes)
 
 
-def sentinel(i: int) -> str:
-    """A content placeholder no tokenizer, template or user would produce."""
-    return f"\ue000{i}\ue001"
+def sentinel(i: int, tag: str = "") -> str:
+    """A content placeholder no tokenizer, template or user would produce; `tag` (from
+    :func:`fresh_tag`) makes it one no one can forge."""
+    return f"\ue000{tag}:{i}\ue001" if tag else f"\ue000{i}\ue001"
+
+
+def fresh_tag() -> str:
+    """A random tag for the sentinels of one rendering (letters first: never read as digits)."""
+    return "s" + secrets.token_hex(6)
+
+
+def _tagged_re(tag: str) -> re.Pattern[str]:
+    return re.compile(f"\ue000{re.escape(tag)}:(\\d{{1,{MAX_INDEX_DIGITS}}})\ue001")
 
 
 @dataclass(frozen=True)
@@ -80,7 +96,7 @@ class _Field:
     text: str
 
 
-def _marked(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[_Field]]:
+def _marked(messages: Sequence[Mapping[str, Any]], tag: str) -> tuple[list[dict[str, Any]], list[_Field]]:
     """Messages with every text field a sentinel: string content and text parts (the message's
     role), ``reasoning_content``/``thinking`` (reasoning), string tool-call arguments (tool_call).
     ``None`` content stays ``None``, empty strings stay empty and object arguments as they are."""
@@ -90,7 +106,7 @@ def _marked(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]]
         if not text:  # templates test truthiness (`{% if content %}`): "" stays ""
             return text
         fields.append(_Field(role, text))
-        return sentinel(len(fields) - 1)
+        return sentinel(len(fields) - 1, tag)
 
     marked = []
     for message in messages:
@@ -137,13 +153,14 @@ def _spans_by_sentinel(template: ChatTemplate, messages: Sequence[Mapping[str, A
                        variables: Mapping[str, Any] | None) -> list[tuple[int, int, str]] | None:
     from harness.errors import TemplateError
 
-    sentinelled, fields = _marked(messages)
+    tag = fresh_tag()
+    sentinelled, fields = _marked(messages, tag)
     try:
         marked = template.render(sentinelled, add_generation_prompt=add_generation_prompt,
                                  variables=variables)
     except TemplateError:
         return None  # the template inspects content; fall back to searching
-    matches = list(_SENTINEL_RE.finditer(marked))
+    matches = list(_tagged_re(tag).finditer(marked))
     if any(int(m.group(1)) >= len(fields) for m in matches):
         return None
     scaffold = _scaffold_pieces(marked, matches)
