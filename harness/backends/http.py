@@ -6,14 +6,17 @@ a body that is not JSON.
 
 A server is data, not a trusted peer, so every exchange is bounded: a body is at most
 ``MAX_BODY`` bytes and an event line ``MAX_LINE``; a request has an idle timeout (no data for
-``timeout`` seconds) *and* an overall ``deadline``; a stream is read by a helper thread so that
+``timeout`` seconds) *and* an overall ``deadline`` over the whole exchange (connecting and the
+headers too: a watchdog shuts the socket when it passes); a stream is read by a helper thread so that
 Ctrl-C (`should_stop`) ends a stalled stream within ``POLL`` seconds; and the API key goes only
-to the origin it was given for (a redirect elsewhere drops it).
+to the origin it was given for (a redirect elsewhere drops it). An answer is JSON nested at most
+``MAX_JSON_DEPTH`` deep (:mod:`harness.untrusted.inputs`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import queue
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.errors import RemoteError
+from harness.untrusted import inputs
 
 CONNECT_HINT = "check that the server is running and the URL is right"
 MAX_BODY = 32 * 2**20  # one JSON answer (token lists, /v1/models)
@@ -46,6 +50,8 @@ class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None:  # the redirected request keeps the first one's deadline
+            new.ends, new.timers = getattr(req, "ends", None), getattr(req, "timers", [])
         if new is not None and _origin(newurl) != _origin(req.full_url):
             for key in [k for k in new.headers if k.lower() == "authorization"]:
                 del new.headers[key]
@@ -53,7 +59,54 @@ class _SameOriginAuth(urllib.request.HTTPRedirectHandler):
         return new
 
 
-_OPENER = urllib.request.build_opener(_SameOriginAuth)
+class _Watched:
+    """A connection shut down by a watchdog at its request's deadline (`ends`, monotonic), so a
+    server that trickles its status line or headers cannot hold it past the deadline; the
+    timers are cancelled once the headers are in (the body and streams watch their own clock)."""
+
+    def __init__(self, *args: Any, ends: float | None = None, timers: list | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._ends, self._timers = ends, timers if timers is not None else []
+
+    def connect(self) -> None:
+        if self._ends is not None and isinstance(self.timeout, int | float):
+            self.timeout = max(0.05, min(self.timeout, self._ends - time.monotonic()))
+        super().connect()
+        if self._ends is not None:
+            timer = threading.Timer(max(0.0, self._ends - time.monotonic()), self._expire)
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
+
+    def _expire(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedHTTP(_Watched, http.client.HTTPConnection):
+    pass
+
+
+class _WatchedHTTPS(_Watched, http.client.HTTPSConnection):
+    pass
+
+
+def _watch(req: urllib.request.Request) -> dict[str, Any]:
+    return {"ends": getattr(req, "ends", None), "timers": getattr(req, "timers", None)}
+
+
+class _DeadlineHTTP(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(functools.partial(_WatchedHTTP, **_watch(req)), req)
+
+
+class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(functools.partial(_WatchedHTTPS, **_watch(req)), req,
+                            context=self._context, check_hostname=self._check_hostname)
+
+
+_OPENER = urllib.request.build_opener(_SameOriginAuth, _DeadlineHTTP, _DeadlineHTTPS)
 
 
 class HttpClient:
@@ -78,17 +131,25 @@ class HttpClient:
         return urllib.request.Request(self.base_url + path, data=data, headers=headers,
                                       method="GET" if data is None else "POST")
 
-    def _open(self, path: str, body: Any | None):
+    def _open(self, path: str, body: Any | None, ends: float):
         url = self.base_url + path
+        request = self._request(path, body)
+        request.ends, request.timers = ends, []  # type: ignore[attr-defined]
         try:
-            return _OPENER.open(self._request(path, body), timeout=self.timeout)
+            return _OPENER.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             raise RemoteError(f"HTTP {exc.code} from the server: {_server_message(exc)}", where=url,
                               hint=_status_hint(exc.code)) from None
         except (OSError, http.client.HTTPException) as exc:  # URLError, refused, timeouts
+            if time.monotonic() >= ends:
+                raise RemoteError(f"the request took longer than {self.deadline:g} s (no answer yet)",
+                                  where=url, hint=CONNECT_HINT) from None
             reason = getattr(exc, "reason", exc)
             raise RemoteError(f"cannot reach the server: {reason}", where=url, hint=CONNECT_HINT,
                               unreachable=True) from None
+        finally:
+            for timer in request.timers:  # type: ignore[attr-defined]
+                timer.cancel()
 
     def get(self, path: str) -> Any:
         return self._read_json(path, None)
@@ -99,7 +160,7 @@ class HttpClient:
     def _read_json(self, path: str, body: Any | None) -> Any:
         url = self.base_url + path
         ends = time.monotonic() + self.deadline
-        with self._open(path, body) as response:
+        with self._open(path, body, ends) as response:
             raw = _read_bounded(response, url, self.max_body, ends)
         return parse_json(raw, url)
 
@@ -109,7 +170,7 @@ class HttpClient:
         generator closes the connection."""
         url = self.base_url + path
         ends = time.monotonic() + self.deadline
-        response = self._open(path, body)
+        response = self._open(path, body, ends)
         lines = _LineReader(response, self.max_line)
         try:
             idle_since = time.monotonic()
@@ -228,7 +289,10 @@ def _read_bounded(response, url: str, limit: int, ends: float) -> bytes:
 
 def parse_json(raw: bytes, url: str) -> Any:
     try:
-        return json.loads(raw)
+        return inputs.parse_json(raw)
+    except inputs.TooDeep:
+        raise RemoteError(f"the server's answer is JSON nested more than {inputs.MAX_JSON_DEPTH} levels deep",
+                          where=url, hint="is this URL an inference server of the kind named?") from None
     except ValueError:
         start = raw[:60].decode("utf-8", "replace").replace("\n", " ")
         raise RemoteError(f"the server's answer is not JSON (starts {start!r})", where=url,
@@ -242,7 +306,7 @@ def _server_message(exc: urllib.error.HTTPError) -> str:
     except OSError:
         body = b""
     try:
-        data = json.loads(body)
+        data = inputs.parse_json(body)
     except ValueError:
         text = body.decode("utf-8", "replace").strip().splitlines()
         return text[0][:200] if text else (exc.reason or "no message")

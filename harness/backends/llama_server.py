@@ -13,10 +13,10 @@ loop.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from harness.backends import server_values as values
 from harness.backends.base import ModelInfo
 from harness.backends.http import HttpClient
 from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
@@ -76,10 +76,10 @@ class LlamaServerEngine:
         try:
             for token in tokens:
                 if isinstance(token, dict):
-                    ids.append(_int(token["id"]))
+                    ids.append(values.token_id(token["id"], field="tokens[].id", url=self.url + "/tokenize"))
                     self._pieces.setdefault(ids[-1], _piece_bytes(token.get("piece")))
                 else:
-                    ids.append(_int(token))
+                    ids.append(values.token_id(token, field="tokens[]", url=self.url + "/tokenize"))
         except (TypeError, ValueError, KeyError) as exc:
             raise RemoteError(f"/tokenize answered a malformed token list ({exc})",
                               where=self.url + "/tokenize", hint="is this a llama-server?") from None
@@ -155,32 +155,34 @@ class LlamaServerEngine:
         if not isinstance(entry, dict) or "id" not in entry:
             raise RemoteError("a token probability entry without an id", where=self.url + "/completion",
                               hint="llama-server builds before the 2025 probability format are not supported")
-        raw = self._remember(entry)
-        top = tuple(TopEntry(int(t["id"]), self._remember(t).decode("utf-8", "replace"), _prob(t))
+        url = self.url + "/completion"
+        raw = self._remember(entry, url)
+        top = tuple(TopEntry(self._id(t, url), self._remember(t, url).decode("utf-8", "replace"), _prob(t, url))
                     for t in entry.get("top_logprobs") or entry.get("top_probs") or [])
-        return RemoteStep(int(entry["id"]), raw, _prob(entry), top)
+        return RemoteStep(self._id(entry, url), raw, _prob(entry, url), top)
 
-    def _remember(self, entry: dict[str, Any]) -> bytes:
+    @staticmethod
+    def _id(entry: Any, url: str) -> int:
+        if not isinstance(entry, dict):
+            raise TypeError("a top entry must be a mapping")
+        return values.token_id(entry.get("id"), field="completion_probabilities[].id", url=url)
+
+    def _remember(self, entry: dict[str, Any], url: str) -> bytes:
         raw = bytes(entry["bytes"]) if isinstance(entry.get("bytes"), list) else str(entry.get("token", "")).encode()
+        token = self._id(entry, url)
         if not raw:  # a control token: the stream shows it as "", /detokenize spells it out
-            return self.piece(int(entry["id"]))
-        self._pieces.setdefault(int(entry["id"]), raw)
+            return self.piece(token)
+        self._pieces.setdefault(token, raw)
         return raw
 
     def close(self) -> None:
         pass
 
 
-def _prob(entry: dict[str, Any]) -> float:
+def _prob(entry: dict[str, Any], url: str) -> float:
     if "logprob" in entry:
-        return math.exp(float(entry["logprob"]))
-    return float(entry.get("prob", 0.0))
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"a token id must be an integer, not {value!r:.40}")
-    return value
+        return values.logprob(entry["logprob"], field="completion_probabilities[].logprob", url=url)
+    return values.prob(entry.get("prob", 0.0), field="completion_probabilities[].prob", url=url)
 
 
 def _piece_bytes(piece: Any) -> bytes:

@@ -20,10 +20,10 @@ What the API gives and what it does not:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from harness.backends import server_values as values
 from harness.backends.base import ModelInfo
 from harness.backends.http import HttpClient
 from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
@@ -202,8 +202,11 @@ class OpenAICompatEngine:
         for text, lp, top in zip(tokens, chosen, tops, strict=False):
             if not isinstance(text, str) or not isinstance(top, dict | None):
                 raise TypeError("tokens must be texts and top_logprobs mappings of text to logprob")
-            entries = sorted(((t, _prob(v)) for t, v in (top or {}).items()), key=lambda e: -e[1])
-            yield RemoteStep(self.stream_id(text), text.encode("utf-8"), _prob(lp) if lp is not None else None,
+            url = self.url + "/v1/completions"
+            entries = sorted(((t, values.logprob(v, field="logprobs.top_logprobs[]", url=url))
+                              for t, v in (top or {}).items()), key=lambda e: -e[1])
+            chosen_p = None if lp is None else values.logprob(lp, field="logprobs.token_logprobs[]", url=url)
+            yield RemoteStep(self.stream_id(text), text.encode("utf-8"), chosen_p,
                              tuple(TopEntry(self.stream_id(t), t, p) for t, p in entries))
 
     def prompt_logprobs(self, ids: Sequence[int], k: int) -> list[list[tuple[int, float, int | None]] | None]:
@@ -224,21 +227,17 @@ class OpenAICompatEngine:
             if not row:
                 out.append(None)
                 continue
-            try:
-                out.append([(int(token), _prob(v["logprob"]), v.get("rank")) for token, v in row.items()])
-            except (AttributeError, KeyError, TypeError, ValueError):
-                raise RemoteError("prompt_logprobs in an unknown shape", where=self.url + path) from None
+            if not isinstance(row, dict) or not all(isinstance(v, dict) for v in row.values()):
+                raise RemoteError("prompt_logprobs in an unknown shape", where=self.url + path)
+            url = self.url + path
+            out.append([(values.token_id(token, field="prompt_logprobs[] key", url=url),
+                         values.logprob(v.get("logprob"), field="prompt_logprobs[].logprob", url=url),
+                         values.rank(v.get("rank"), field="prompt_logprobs[].rank", url=url))
+                        for token, v in row.items()])
         return out
 
     def close(self) -> None:
         pass
-
-
-def _prob(logprob: Any) -> float:
-    try:
-        return math.exp(float(logprob))
-    except (TypeError, ValueError, OverflowError):
-        return 0.0
 
 
 def _first_choice(chunk: Any, url: str) -> dict[str, Any]:
