@@ -274,7 +274,8 @@ def test_report_loaders_give_the_contract_on_the_fake(tmp_path):
     turns = report_turns(tmp_path / "fake.sqlite")
     assert len(turns) == len(cells)
     first = turns[0]
-    assert set(first) == {"id", "label", "condition", "text", "stop_reason", "prompt_tokens", "tokens"}
+    assert set(first) == {"id", "label", "condition", "text", "stop_reason", "prompt_tokens", "tokens",
+                          "prompt_total", "generated_total"}
     assert set(first["condition"]) == {"model", "template", "mode", "eos", "sampling", "seed", "conversation"}
     assert first["label"] == "fake · chatml · reply · eos=stop · default · seed 1"
     assert first["prompt_tokens"][0]["entropy_bits"] is None  # nothing predicts the first token

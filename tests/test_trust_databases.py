@@ -89,3 +89,41 @@ def test_names_from_the_database_reach_the_terminal_visibly(db, tmp_path, capsys
     assert main(["summary", str(path)]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "␛]0;pwned␇run" in out
+
+
+def _swollen(db, tmp_path, n: int):
+    """The first generated turn given `n` generated tokens, each with a 2 KB top list."""
+    path = tmp_path / "swollen.sqlite"
+    shutil.copy(db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    turn = conn.execute("SELECT MIN(turn_id) FROM tokens WHERE scope = 'generated'").fetchone()[0]
+    top = "[" + ",".join(['["word",0.01]'] * 150) + "]"
+    conn.execute("DELETE FROM tokens WHERE turn_id = ? AND scope = 'generated'", (turn,))
+    conn.execute("WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
+                 "INSERT INTO tokens (turn_id, scope, pos, token_id, piece, role, entropy_bits, surprisal_bits, "
+                 "eot_prob, varentropy_bits2, top) SELECT ?, 'generated', i, 7, 'w', 'assistant', 1.0, 1.0, 0.0, "
+                 "0.5, ? FROM k", (n, turn, top))
+    conn.close()
+    return path
+
+
+def test_a_report_reads_what_it_shows_of_a_huge_turn(db, tmp_path):
+    """Issue 26, finding 6: a shown turn's generated tokens were all loaded (MemoryError at
+    3.7 GB on a 711 MB database); now at most MAX_GENERATED_TOKENS of it, the rest counted."""
+    from harness.experiment.db import connect, load_turns
+    from harness.report.html import MAX_GENERATED_TOKENS
+
+    path = _swollen(db, tmp_path, 150_000)
+    conn = connect(path)
+    turns = load_turns(conn, 1, shown=1, prompt_tail=10, generated_cap=MAX_GENERATED_TOKENS)
+    conn.close()
+    first = next(t for t in turns if t["generated_total"])
+    assert first["generated_total"] == 150_000 and len(first["tokens"]) == MAX_GENERATED_TOKENS
+    assert len(first["prompt_tokens"]) <= 10 and all(not t["tokens"] for t in turns[1:])
+    code = ("import sys; from harness.cli.main import main; "
+            "sys.exit(main(['report', sys.argv[1], '--html', sys.argv[2]]))")
+    plain = run_measured([sys.executable, "-c", code, str(db), str(tmp_path / "a.html")], timeout=300)
+    huge = run_measured([sys.executable, "-c", code, str(path), str(tmp_path / "b.html")], timeout=300)
+    assert (plain.returncode, huge.returncode) == (0, 0), huge.stderr
+    assert "later generated tokens not shown" in (tmp_path / "b.html").read_text(encoding="utf-8")
+    assert (huge.maxrss_kib - plain.maxrss_kib) / 1024 < 400  # MiB; every token loaded: well over 1 GB

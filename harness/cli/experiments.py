@@ -165,7 +165,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.max_turns < 0:
         raise CommandError("--max-turns must be 0 or more")
-    source = load_report_input(args.source, args.run)
+    source = load_report_input(args.source, args.run, shown=args.max_turns)
     page = render_report(source.turns, source.summary,
                          ReportOptions(source.title, source.detail, max_turns=args.max_turns,
                                        choices=source.choices))

@@ -318,7 +318,12 @@ def _token_dict(row: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
-def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
+def load_turns(conn: sqlite3.Connection, run_id: int, *, shown: int | None = None,
+               prompt_tail: int | None = None, generated_cap: int | None = None) -> list[dict[str, Any]]:
+    """Turn views of a run's finished cells. Tokens are read turn by turn for the first `shown`
+    turns only (None: all), at most the last `prompt_tail` prompt tokens and the first
+    `generated_cap` generated ones of each (None: all); ``prompt_total`` and ``generated_total``
+    say how many there are, so a huge database costs what is shown, not what is stored."""
     turns: dict[int, dict[str, Any]] = {}
     for row in conn.execute(
             f"SELECT t.id, c.id, t.idx, t.text, t.stop_reason, {_CELL_FIELDS} FROM turns t "
@@ -327,14 +332,28 @@ def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
         condition = _condition(row[5:])
         turns[row[0]] = {"id": f"r{run_id}c{row[1]}t{row[2]}", "label": condition_label(condition),
                          "condition": condition, "text": row[3], "stop_reason": row[4],
-                         "prompt_tokens": [], "tokens": []}
-    for row in conn.execute(
-            "SELECT k.turn_id, k.scope, k.token_id, k.piece, k.bytes, k.role, k.entropy_bits, k.surprisal_bits,"
-            " k.eot_prob, k.varentropy_bits2, k.sampling_entropy_bits, k.truncated, k.tail_mass, k.top"
-            " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
-            " WHERE c.run_id = ? AND c.status = 'done' ORDER BY k.turn_id, k.scope, k.pos", (run_id,)):
-        turns[row[0]]["prompt_tokens" if row[1] == "prompt" else "tokens"].append(_token_dict(row[2:]))
+                         "prompt_tokens": [], "tokens": [], "prompt_total": 0, "generated_total": 0}
+    for turn_id, scope, count in conn.execute(
+            "SELECT k.turn_id, k.scope, COUNT(*) FROM tokens k JOIN turns t ON t.id = k.turn_id"
+            " JOIN cells c ON c.id = t.cell_id WHERE c.run_id = ? AND c.status = 'done'"
+            " GROUP BY k.turn_id, k.scope", (run_id,)):
+        if turn_id in turns:
+            turns[turn_id]["prompt_total" if scope == "prompt" else "generated_total"] = count
+    for turn_id in list(turns)[:shown]:
+        turn = turns[turn_id]
+        for scope, key, low, high in (
+                ("prompt", "prompt_tokens", _low(turn["prompt_total"], prompt_tail), turn["prompt_total"]),
+                ("generated", "tokens", 0, turn["generated_total"] if generated_cap is None else generated_cap)):
+            turn[key] = [_token_dict(row) for row in conn.execute(
+                "SELECT token_id, piece, bytes, role, entropy_bits, surprisal_bits, eot_prob, varentropy_bits2,"
+                " sampling_entropy_bits, truncated, tail_mass, top FROM tokens"
+                " WHERE turn_id = ? AND scope = ? AND pos >= ? AND pos < ? ORDER BY pos",
+                (turn_id, scope, low, high))]
     return list(turns.values())
+
+
+def _low(total: int, tail: int | None) -> int:
+    return 0 if tail is None else max(0, total - tail)
 
 
 def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
@@ -347,17 +366,18 @@ def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
         turns[row[0]] = (condition_label(condition, with_seed=False),
                          hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"],
                          condition["mode"] == PAST_EOS)
-    rows = conn.execute(
-        f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
-        " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
-        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)).fetchall()
+    query = (f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+             " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
+             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos")
     generated: dict[int, list[tuple[str, str]]] = {}
-    for row in rows:
-        if turns[row[0]][3] and row[1] == "generated":
-            generated.setdefault(row[0], []).append((row[2], row[-2]))
+    for turn_id, role, piece in conn.execute(
+            "SELECT k.turn_id, k.role, k.piece FROM tokens k JOIN turns t ON t.id = k.turn_id"
+            " JOIN cells c ON c.id = t.cell_id WHERE c.run_id = ? AND c.status = 'done'"
+            " AND k.scope = 'generated' AND c.mode = ? ORDER BY k.turn_id, k.pos", (run_id, PAST_EOS)):
+        generated.setdefault(turn_id, []).append((role, piece))
     classes = {turn: classify(tokens) for turn, tokens in generated.items()}
     out = []
-    for row in rows:
+    for row in conn.execute(query, (run_id,)):  # streamed: a token's top list is read and let go
         label, prompt_key, conversation, _ = turns[row[0]]
         out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-2]), conversation,
                              _top1(row[-2], row[-1]), classes.get(row[0], "")))

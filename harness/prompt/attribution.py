@@ -13,29 +13,39 @@ from collections.abc import Sequence
 from harness.prompt.conversation import TEMPLATE
 from harness.prompt.segments import Segment
 
+_CONTINUATION = bytes(range(0x80, 0xC0))  # UTF-8 bytes that do not start a character
+
 
 def char_offsets(pieces: Sequence[bytes], text: str) -> list[tuple[int, int]]:
     """(start, end) character offsets of each piece in `text`, pieces laid end to end.
 
-    Offsets are clamped to the text, so a piece the text does not hold gets an empty span.
+    Offsets are clamped to the text, so a piece the text does not hold gets an empty span; an
+    offset inside a character counts as that character's start. Characters are counted between
+    successive offsets with ``bytes.translate`` (C speed), so the work is linear in the text
+    with no Python step per character.
     """
     encoded = text.encode("utf-8")
-    # byte offset -> char offset, through the prefix lengths of each char
-    boundaries = [0]
-    for ch in text:
-        boundaries.append(boundaries[-1] + len(ch.encode("utf-8")))
+    if len(encoded) == len(text):  # ASCII: bytes are characters
+        ends = [0]
+        for piece in pieces:
+            ends.append(ends[-1] + len(piece))
+        return [(min(a, len(text)), min(b, len(text))) for a, b in zip(ends, ends[1:], strict=False)]
+    counted, chars = 0, 0  # characters starting in encoded[:counted]
+
+    def to_char(offset: int) -> int:
+        nonlocal counted, chars
+        chars += len(encoded[counted:offset].translate(None, _CONTINUATION))
+        counted = offset
+        inside = offset < len(encoded) and 0x80 <= encoded[offset] < 0xC0
+        return chars - 1 if inside else chars
+
     offsets = []
     pos = 0
     for piece in pieces:
-        start = min(pos, len(encoded))
+        start = to_char(min(pos, len(encoded)))
         pos += len(piece)
-        end = min(pos, len(encoded))
-        offsets.append((_to_char(boundaries, start), _to_char(boundaries, end)))
+        offsets.append((start, to_char(min(pos, len(encoded)))))
     return offsets
-
-
-def _to_char(boundaries: list[int], byte_offset: int) -> int:
-    return bisect.bisect_right(boundaries, byte_offset) - 1
 
 
 def roles_for_spans(offsets: Sequence[tuple[int, int]], segments: Sequence[Segment]) -> list[str]:

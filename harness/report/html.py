@@ -5,8 +5,9 @@ The page loads nothing (a Content-Security-Policy forbids any fetch): styles, sc
 page only through ``html.escape`` (markup) or through JSON with ``<``, ``>`` and ``&`` escaped
 (the data block); the tooltip script writes it with textContent.
 
-Size: the transcript shows at most ``max_turns`` turns and the last ``max_prompt_tokens``
-prompt tokens of each; the summary table and the condition chart always cover the whole input.
+Size: the transcript shows at most ``max_turns`` turns, the last ``max_prompt_tokens`` prompt
+tokens and the first ``MAX_GENERATED_TOKENS`` generated tokens of each (a database source reads
+no more than that); the summary table and the condition chart always cover the whole input.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from harness.stats.quadrants import quadrant
 
 MAX_TURNS = 50
 MAX_PROMPT_TOKENS = 1000
+MAX_GENERATED_TOKENS = 2_000  # of one turn (a database may hold millions), as the prompt shows its last 1,000
 
 
 def _script_hash(source: str) -> str:
@@ -92,7 +94,7 @@ def render_report(turns: Sequence[dict[str, Any]], summary: Sequence[dict[str, A
     for i, turn in enumerate(shown):
         html, data[str(i)] = _turn(i, turn, y_max, options.max_prompt_tokens)
         sections.append(html)
-    n_tokens = sum(len(t.get("tokens", [])) for t in turns)
+    n_tokens = sum(t.get("generated_total", len(t.get("tokens", []))) for t in turns)
     note = (f"Showing the first {len(shown)} of {len(turns)} turns; the summary and the condition "
             "chart cover all of them." if len(shown) < len(turns) else "")
     return "".join([
@@ -224,19 +226,24 @@ def _turn(i: int, turn: dict[str, Any], y_max: float, max_prompt: int) -> tuple[
     points = [Point(x, t["entropy_bits"], t["role"], x >= len(prompt))
               for x, t in enumerate([*prompt, *generated]) if t.get("entropy_bits") is not None]
     writer = next((t["role"] for t in generated if t["role"] != "template"), "assistant")
-    cut = len(prompt_all) - len(prompt)
+    prompt_total = turn.get("prompt_total", len(prompt_all))
+    generated_total = turn.get("generated_total", len(generated))
+    cut = prompt_total - len(prompt)
     prompt_html = _spans(f"{i}p", prompt)
     if cut:
         prompt_html = f'<span class="note">… {cut} earlier prompt tokens not shown …</span>\n' + prompt_html
     elif not prompt and turn.get("prompt"):
         prompt_html = f'<pre>{escape(turn["prompt"])}</pre><span class="note">(a log keeps no prompt token statistics)</span>'
     head = (f'<h3>{escape(str(turn.get("label", "")))}</h3><p class="meta">{escape(str(turn.get("id", "")))} · '
-            f'stop: {escape(str(turn.get("stop_reason", "")))} · {len(prompt_all)} prompt tokens · '
-            f"{len(generated)} generated</p>")
+            f'stop: {escape(str(turn.get("stop_reason", "")))} · {prompt_total} prompt tokens · '
+            f"{generated_total} generated</p>")
+    later = generated_total - len(generated)
+    generated_html = _spans(f"{i}g", generated) + (
+        f'<span class="note">… {later} later generated tokens not shown …</span>' if later > 0 else "")
     html = (f'<section class="turn {role_class(writer)}" id="turn-{i}">{head}'
             + position_chart(points, y_max=y_max, generation_start=len(prompt) if prompt else None)
             + f'<details class="prompt"><summary>prompt</summary><div class="toks">{prompt_html}</div></details>'
-            + f'<p class="gen-label">generated</p><div class="toks gen">{_spans(f"{i}g", generated)}</div></section>')
+            + f'<p class="gen-label">generated</p><div class="toks gen">{generated_html}</div></section>')
     return html, {"p": [_details(t) for t in prompt], "g": [_details(t) for t in generated]}
 
 

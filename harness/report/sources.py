@@ -44,29 +44,33 @@ def is_database(path: Path) -> bool:
         return False
 
 
-def load_report_input(path: str | Path, run_id: int | None = None) -> ReportInput:
+def load_report_input(path: str | Path, run_id: int | None = None, *, shown: int | None = None) -> ReportInput:
+    """The report's input; of a database, tokens only of the first `shown` turns (default MAX_TURNS)."""
     source = Path(path).expanduser()
     if not source.is_file():
         raise StorageError("no such experiment database or log", where=str(source),
                            hint="give an experiment .sqlite or a chat .jsonl log")
     if is_database(source):
-        return _from_database(source, run_id)
+        return _from_database(source, run_id, shown)
     if run_id is not None:
         raise CommandError("--run applies to an experiment database, not to a log", where=str(source))
     return _from_log(source)
 
 
-def _from_database(source: Path, run_id: int | None) -> ReportInput:
+def _from_database(source: Path, run_id: int | None, shown: int | None) -> ReportInput:
     import sqlite3
 
     from harness.experiment.db import choice_rows, load_turns, resolve_run, run_info, summary
     from harness.experiment.db_guard import open_readonly, read_error
+    from harness.report.html import MAX_GENERATED_TOKENS, MAX_PROMPT_TOKENS, MAX_TURNS
 
     conn = open_readonly(source)  # someone else's file: read-only, checked, bounded
     try:
         run = resolve_run(conn, run_id, str(source))
         info = run_info(conn, run)
-        turns, rows = load_turns(conn, run), [row.to_dict() for row in summary(conn, run)]
+        turns = load_turns(conn, run, shown=MAX_TURNS if shown is None else shown, prompt_tail=MAX_PROMPT_TOKENS,
+                           generated_cap=MAX_GENERATED_TOKENS)  # what the page can show, no more
+        rows = [row.to_dict() for row in summary(conn, run)]
         choices = tuple(choice_rows(conn, run))
     except sqlite3.Error as exc:
         raise read_error(exc, str(source)) from None
