@@ -22,6 +22,8 @@ files written or changed outside the data directory (a fake $HOME with a .bashrc
 directory, the inputs' folder).
 
     python bench/stress_files.py [--quick] [--seed 0] [--per-seed N]   (6 per kind: ~3.5 min)
+    python bench/stress_files.py --classes   the second red team's classes on a pty, and the
+                                             x10 growth figures (bench/stress_classes.py)
 """
 
 from __future__ import annotations
@@ -373,25 +375,38 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="3 mutants per seed kind (~1.5 minutes)")
     parser.add_argument("--per-seed", type=int, default=None, help="mutants per seed kind (default 6)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classes", action="store_true",
+                        help="the second red team's classes and growth figures instead of mutants")
     args = parser.parse_args()
     per_seed = args.per_seed or (3 if args.quick else 6)
     rng = random.Random(args.seed)
     root = Path(tempfile.mkdtemp(prefix="stress-files-"))
     try:
+        if args.classes:
+            from bench.stress_classes import run_classes
+
+            seeds = make_seeds(root)
+            return run_classes(root, seeds["database"], environment(root), classify)
         return run_all(root, rng, per_seed)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_all(root: Path, rng: random.Random, per_seed: int) -> int:
-    seeds = make_seeds(root)
+def environment(root: Path) -> dict[str, str]:
+    """A fake $HOME (with a .bashrc), a working directory and a data directory under `root`."""
     home, cwd, data = root / "home", root / "cwd", root / "data"
     for folder in (home, cwd):
-        folder.mkdir()
+        folder.mkdir(exist_ok=True)
     (home / ".bashrc").write_text("# the user's own\n")
-    env = {**os.environ, "HOME": str(home), "HARNESS_HOME": str(data), "PYTHONPATH": str(ROOT),
-           "XDG_DATA_HOME": str(home / ".local" / "share"), "HARNESS_CACHE": os.environ.get(
-               "HARNESS_CACHE", str(ROOT / ".cache"))}
+    return {**os.environ, "HOME": str(home), "HARNESS_HOME": str(data), "PYTHONPATH": str(ROOT),
+            "XDG_DATA_HOME": str(home / ".local" / "share"), "HARNESS_CACHE": os.environ.get(
+                "HARNESS_CACHE", str(ROOT / ".cache"))}
+
+
+def run_all(root: Path, rng: random.Random, per_seed: int) -> int:
+    seeds = make_seeds(root)
+    env = environment(root)
+    cwd, data = root / "cwd", root / "data"
     cases = mutants(seeds, rng, per_seed)
     counts: dict[str, int] = {}
     by_kind: dict[str, dict[str, int]] = {}
