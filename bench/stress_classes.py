@@ -24,7 +24,6 @@ import resource
 import select
 import shutil
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -109,23 +108,10 @@ def _sparse_gguf(path: Path, n: int) -> Path:
     return path
 
 
-def _swollen_db(folder: Path, seed_db: Path, n: int) -> Path:
-    path = folder / "swollen.sqlite"
-    shutil.copy(seed_db, path)
-    conn = sqlite3.connect(path, isolation_level=None)
-    turn = conn.execute("SELECT MIN(turn_id) FROM tokens WHERE scope = 'generated'").fetchone()[0]
-    top = "[" + ",".join(['["word",0.01]'] * 100) + "]"
-    conn.execute("DELETE FROM tokens WHERE turn_id = ? AND scope = 'generated'", (turn,))
-    conn.execute("WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
-                 "INSERT INTO tokens (turn_id, scope, pos, token_id, piece, role, entropy_bits, surprisal_bits, "
-                 "eot_prob, varentropy_bits2, top) SELECT ?, 'generated', i, 7, 'w', 'assistant', 1.0, 1.0, 0.0, "
-                 "0.5, ? FROM k", (n, turn, top))
-    conn.close()
-    return path
-
-
 def make_cases(folder: Path, data: Path, seed_db: Path, server_url: str) -> list[tuple[str, str, list[str]]]:
     """(class, name, child argv) of every hostile case; files are written under `folder`."""
+    from tests.support.runs import swell_turn
+
     exp_dir = folder / "exp"
     (exp_dir / "sub").mkdir(parents=True)
     fifo = folder / "fifo"
@@ -180,7 +166,7 @@ def make_cases(folder: Path, data: Path, seed_db: Path, server_url: str) -> list
         ("sizes", "sparse GGUF, 30M empty tokens", python_args(
             "import sys; from harness.models.gguf import read_gguf_info; print(read_gguf_info(sys.argv[1]).n_vocab)",
             str(_sparse_gguf(folder / "sparse.gguf", 30_000_000)))),
-        ("sizes", "report of a 150,000-token turn", ["report", str(_swollen_db(folder, seed_db, 150_000)),
+        ("sizes", "report of a 150,000-token turn", ["report", str(swell_turn(seed_db, folder / "swollen.sqlite", 150_000, 100)),
                                                        "--html", str(data / "r.html")]),
         ("server", "logprob Infinity", [*remote[:2], f"openai+{server_url}/inf", *remote[3:]]),
         ("server", "logprob positive", [*remote[:2], f"openai+{server_url}/positive", *remote[3:]]),

@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli.main import main
 from tests.support.measured import run_measured
-from tests.support.runs import make_db
+from tests.support.runs import make_db, swell_turn
 
 
 @pytest.fixture(scope="module")
@@ -91,29 +91,13 @@ def test_names_from_the_database_reach_the_terminal_visibly(db, tmp_path, capsys
     assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out and "␛]0;pwned␇run" in out
 
 
-def _swollen(db, tmp_path, n: int):
-    """The first generated turn given `n` generated tokens, each with a 2 KB top list."""
-    path = tmp_path / "swollen.sqlite"
-    shutil.copy(db, path)
-    conn = sqlite3.connect(path, isolation_level=None)
-    turn = conn.execute("SELECT MIN(turn_id) FROM tokens WHERE scope = 'generated'").fetchone()[0]
-    top = "[" + ",".join(['["word",0.01]'] * 150) + "]"
-    conn.execute("DELETE FROM tokens WHERE turn_id = ? AND scope = 'generated'", (turn,))
-    conn.execute("WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
-                 "INSERT INTO tokens (turn_id, scope, pos, token_id, piece, role, entropy_bits, surprisal_bits, "
-                 "eot_prob, varentropy_bits2, top) SELECT ?, 'generated', i, 7, 'w', 'assistant', 1.0, 1.0, 0.0, "
-                 "0.5, ? FROM k", (n, turn, top))
-    conn.close()
-    return path
-
-
 def test_a_report_reads_what_it_shows_of_a_huge_turn(db, tmp_path):
     """Issue 26, finding 6: a shown turn's generated tokens were all loaded (MemoryError at
     3.7 GB on a 711 MB database); now at most MAX_GENERATED_TOKENS of it, the rest counted."""
     from harness.experiment.db import connect, load_turns
     from harness.report.html import MAX_GENERATED_TOKENS
 
-    path = _swollen(db, tmp_path, 150_000)
+    path = swell_turn(db, tmp_path / "swollen.sqlite", 150_000)
     conn = connect(path)
     turns = load_turns(conn, 1, shown=1, prompt_tail=10, generated_cap=MAX_GENERATED_TOKENS)
     conn.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -38,6 +37,7 @@ from harness.report.charts import (
 from harness.report.study_charts import calibration_section, choice_section, sweep_chart
 from harness.stats.intervals import FEW_CONVERSATIONS
 from harness.stats.quadrants import quadrant
+from harness.untrusted import finite
 
 MAX_TURNS = 50
 MAX_PROMPT_TOKENS = 1000
@@ -68,19 +68,8 @@ class ReportOptions:
 def script_json(value: Any) -> str:
     """JSON safe inside a <script> element: no `<`, `>` or `&` survives, so neither
     `</script>` nor `<!--` can appear."""
-    text = json.dumps(_finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(finite(value), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities (not JSON) become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def render_report(turns: Sequence[dict[str, Any]], summary: Sequence[dict[str, Any]],

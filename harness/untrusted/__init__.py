@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -67,3 +68,14 @@ def check_text(value: Any, *, error: type[Exception], where: str | None, what: s
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         for item in value:
             check_text(item, error=error, where=where, what=what, depth=depth + 1)
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities (which JSON has not) as None, through dicts and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

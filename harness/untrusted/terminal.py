@@ -19,12 +19,11 @@ applies the same rule).
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
 from typing import Any, TextIO
 
-from harness.untrusted import visible, visible_line
+from harness.untrusted import finite, visible, visible_line
 
 # what json.dumps(ensure_ascii=False) leaves raw and a terminal may obey: DEL, the C1 range
 # (0x9b is a CSI), and the Unicode line separators
@@ -57,19 +56,9 @@ def write_json(value: Any, *, indent: int | None = None, stream: TextIO | None =
     try:
         text = json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
     except ValueError:
-        text = json.dumps(_finite(value), ensure_ascii=False, indent=indent, allow_nan=False)
+        text = json.dumps(finite(value), ensure_ascii=False, indent=indent, allow_nan=False)
     text = _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     (stream if stream is not None else sys.stdout).write(text + "\n")
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def is_terminal(stream: TextIO | None = None) -> bool:

@@ -69,3 +69,22 @@ def make_db(directory: Path) -> Path:
     run_cells(exp, conn, run_id, cells, open_backend=lambda model, threads: FakeBackend("Hello <there> & bye!"))
     conn.close()
     return db
+
+
+def swell_turn(db: Path, path: Path, n: int, top_entries: int = 150) -> Path:
+    """A copy of `db` at `path` whose first generated turn holds `n` generated tokens, each with a
+    top list of `top_entries` alternatives (a huge turn, as a long run can store)."""
+    import shutil
+    import sqlite3
+
+    shutil.copy(db, path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    turn = conn.execute("SELECT MIN(turn_id) FROM tokens WHERE scope = 'generated'").fetchone()[0]
+    top = "[" + ",".join(['["word",0.01]'] * top_entries) + "]"
+    conn.execute("DELETE FROM tokens WHERE turn_id = ? AND scope = 'generated'", (turn,))
+    conn.execute("WITH RECURSIVE k(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM k WHERE i + 1 < ?) "
+                 "INSERT INTO tokens (turn_id, scope, pos, token_id, piece, role, entropy_bits, surprisal_bits, "
+                 "eot_prob, varentropy_bits2, top) SELECT ?, 'generated', i, 7, 'w', 'assistant', 1.0, 1.0, 0.0, "
+                 "0.5, ? FROM k", (n, turn, top))
+    conn.close()
+    return path
