@@ -8,4 +8,5 @@
     remote.py         the RemoteEngine protocol          servers.py  --backend URLs, detection
     llama_server.py   llama-server's native API           openai_compat.py  /v1/completions servers
     http.py           JSON and server-sent events over HTTP (stdlib only)
+    server_values.py  what a server's logprobs, ranks and token ids must be before they count
 """
