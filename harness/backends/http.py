@@ -21,6 +21,7 @@ import http.client
 import json
 import queue
 import socket
+import ssl
 import threading
 import time
 import urllib.error
@@ -101,9 +102,12 @@ class _DeadlineHTTP(urllib.request.HTTPHandler):
 
 
 class _DeadlineHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, tls: ssl.SSLContext | None = None):
+        super().__init__(context=tls)
+        self.tls = tls  # None: http.client's default context (certificates and host checked)
+
     def https_open(self, req):
-        return self.do_open(functools.partial(_WatchedHTTPS, **_watch(req)), req,
-                            context=self._context, check_hostname=self._check_hostname)
+        return self.do_open(functools.partial(_WatchedHTTPS, **_watch(req)), req, context=self.tls)
 
 
 _OPENER = urllib.request.build_opener(_SameOriginAuth, _DeadlineHTTP, _DeadlineHTTPS)
