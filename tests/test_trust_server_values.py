@@ -5,6 +5,7 @@ and headers too — is under the deadline. Hostile servers on loopback (tests/su
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import pytest
@@ -126,3 +127,22 @@ def test_a_server_trickling_its_headers_meets_the_deadline():
             HttpClient(server.url, timeout=5.0, deadline=2.0).get("/v1/models")
         assert time.monotonic() - started < 10
         assert not server.handler.ended.is_set()  # given up while the server still trickled
+
+
+@pytest.mark.parametrize("field,value", [("logprob", math.inf), ("logprob", 2.0), ("logprob", True),
+                                         ("id", "7"), ("id", -1)])
+def test_llama_server_values_are_checked_too(field, value):
+    from harness.generation.open import open_server_workbench
+    from tests.support.llama_server_stub import StubServer
+
+    with StubServer("Hello there<|im_end|>") as stub:
+        real_entry = stub.model.entry
+
+        def lying(token, logprobs, n_probs):
+            return real_entry(token, logprobs, n_probs) | {field: value}
+
+        stub.model.entry = lying
+        bench = open_server_workbench(stub.url, None)
+        with pytest.raises(RemoteError) as err:
+            bench.generate(bench.plan(HELLO), SamplingParams(temperature=0.0, max_tokens=3))
+    assert f"completion_probabilities[].{field}" in err.value.message and err.value.where.startswith(stub.url)

@@ -230,7 +230,7 @@ class OpenAICompatEngine:
             if not isinstance(row, dict) or not all(isinstance(v, dict) for v in row.values()):
                 raise RemoteError("prompt_logprobs in an unknown shape", where=self.url + path)
             url = self.url + path
-            out.append([(values.token_id(token, field="prompt_logprobs[] key", url=url),
+            out.append([(values.token_id(token, field="prompt_logprobs[] key", url=url, key=True),
                          values.logprob(v.get("logprob"), field="prompt_logprobs[].logprob", url=url),
                          values.rank(v.get("rank"), field="prompt_logprobs[].rank", url=url))
                         for token, v in row.items()])

@@ -51,9 +51,9 @@ def rank(value: Any, *, field: str, url: str) -> int | None:
     return value
 
 
-def token_id(value: Any, *, field: str, url: str) -> int:
-    """A token id: an integer, or a string of digits (JSON object keys are strings)."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+def token_id(value: Any, *, field: str, url: str, key: bool = False) -> int:
+    """A token id: an integer; with `key`, a JSON object key (a string of digits)."""
+    if key and isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TOKEN_ID:
         raise RemoteError(f"field '{field}': a token id must be an integer in [0, {MAX_TOKEN_ID}), "
