@@ -47,3 +47,25 @@ def test_summary_rows_carry_calibration_bins(tmp_path):
     # a generated row's tokens: every one has statistics, so n = its token count
     gen = next(r for r in rows if r["scope"] == "generated")
     assert gen["calibration"]["n"] == gen["tokens"]
+
+
+def test_a_sweep_matrix_past_the_limit_is_refused_before_it_is_built(tmp_path):
+    """Issue 26, finding 6: 6 axes x 50 values ran out of memory after ~80 s building the
+    matrix; the size is now computed from the lists' lengths first."""
+    import time
+
+    axes = ("temperature", "top_p", "min_p", "repeat_penalty", "typical_p", "top_k")
+    text = ("models: [fake]\nconversations:\n  - {name: a, messages: [{role: user, content: Hi}]}\nsweep:\n"
+            + "".join(f"  {k}: [{', '.join(str(0.01 * i) for i in range(1, 51))}]\n" for k in axes))
+    start = time.monotonic()
+    with pytest.raises(ExperimentError) as err:
+        parse_experiment(text, where="sweep.yaml", base=tmp_path)
+    assert time.monotonic() - start < 5
+    assert "sweep" in err.value.message and "100,000 cells" in err.value.message
+
+
+def test_a_matrix_of_many_small_lists_is_counted_exactly(tmp_path):
+    text = ("models: [fake]\nseeds: [" + ", ".join(map(str, range(400))) + "]\nconversations:\n"
+            + "".join(f"  - {{name: c{i}, messages: [{{role: user, content: Hi}}]}}\n" for i in range(300)))
+    with pytest.raises(ExperimentError, match="100,000"):
+        parse_experiment(text, where="m.yaml", base=tmp_path)
