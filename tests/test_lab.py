@@ -68,7 +68,9 @@ def test_library_templates_lint_clean(name):
 def test_lint_cli_exit_codes_and_json():
     ok = subprocess.run([sys.executable, "-m", "harness", "lint", "chatml", "--model", "smollm2", "--json"],
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and json.loads(ok.stdout)["findings"] == []
+    report = json.loads(ok.stdout)
+    assert ok.returncode == 0 and [t["template"] for t in report["templates"]] == ["smollm2:tokenizer", "chatml"]
+    assert [f for t in report["templates"] for f in t["findings"]] == [] and report["summary"]["error"] == 0
     bad = subprocess.run([sys.executable, "-m", "harness", "lint", "llama3", "--model", "smollm2"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "L003" in bad.stdout

@@ -1,36 +1,32 @@
 """Template lint: render a battery of probe conversations and report what is wrong.
 
-Each finding has a stable code, a severity and one line of explanation. Checks that need the
-model's tokenizer (end-of-turn is an EOG token, BOS doubling, markers are single special
+Each finding has a stable code, a severity and one line of explanation; the table of rules,
+with a one-line why and the CWE where one applies, is :mod:`harness.lab.rules`. Checks that need
+the model's tokenizer (end-of-turn is an EOG token, BOS doubling, markers are single special
 tokens) run only when a tokenizer is given.
 
-  L001 error    the template raises on a basic conversation
-  L002 info     the template refuses an unusual one (same role twice, tool, empty content)
-  L003 error    the assistant's end-of-turn marker is not an end-of-generation token
-  L004 error    BOS doubled in the tokens harness feeds the model (the template writes it twice)
-  L011 warning  the template writes BOS and the tokenizer adds one: clients tokenizing with
-                add_special (llama.cpp's /completion, llama-cli -p) send two
-  L005 warning  a special-looking marker is not one special token of this model
-  L006 warning  not prefix-stable: N+1 messages do not extend N messages (breaks KV reuse)
-  L007 error    the system message is silently dropped
-  L008 error    no generation prompt although assistant turns have an opening marker
-  L009 warning  whitespace differs between turns of the same kind
-  L010 error    message content is altered or lost (non-ASCII or plain text not found)
-  L012 error    turn markers cannot be derived (content is rewritten), so roles cannot be told
-  L013 warning  message content holds control-token strings the tokenizer makes real (--messages)
-  L014 error    a BOS/EOS/end-of-generation id lies outside the vocabulary
+The static pass (:mod:`harness.lab.static`, L101-L112) runs first, so a render failure hides
+nothing it can see. Then the probes (L001/L002); if a basic conversation fails, nothing else
+can be rendered and lint stops. Then the runtime checks: ``BEFORE_MARKERS`` run on the
+template, ``WITH_MARKERS`` also on its derived turn markers. **A new runtime rule** is a function
+``check(ctx: Context) -> list[Finding]`` added to one of those tuples, plus its row in
+:data:`harness.lab.rules.RULES`.
 
-A static pass (:mod:`harness.lab.audit`, L101-L106) runs first, so a render failure hides
-nothing it can see. The same finding from several probes is reported once, naming them all.
+Every render goes through a :class:`GuardedTemplate`: after one render is stopped for time or
+memory (:class:`TemplateLimitError`) the template is not rendered again, and past the deadline
+lint stops with L015, so a slow template costs one render timeout, not dozens.
+The same finding from several probes is reported once, naming them all.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.errors import TemplateError
+from harness.errors import TemplateError, TemplateLimitError
 from harness.lab.findings import Finding, deduplicated
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.segments import sentinel
@@ -57,6 +53,43 @@ UNUSUAL_PROBES: dict[str, list[dict[str, str]]] = {
 }
 
 
+class OutOfTime(Exception):
+    """Lint's deadline passed before a render (not a TemplateError: no check may swallow it)."""
+
+
+@dataclass
+class Guard:
+    """Shared by a template's renders: the deadline, and the limit error that stopped one."""
+
+    deadline: float | None = None
+    stopped: TemplateLimitError | None = None
+
+    def check(self) -> None:
+        if self.stopped is not None:
+            raise self.stopped
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise OutOfTime
+
+
+@dataclass(frozen=True)
+class GuardedTemplate(ChatTemplate):
+    """A template whose renders stop for good after one hits the worker's limits, and at the deadline."""
+
+    guard: Guard = field(default_factory=Guard, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, t: ChatTemplate, deadline: float | None) -> GuardedTemplate:
+        return cls(t.name, t.source, t.origin, t.now, Guard(deadline))
+
+    def render(self, messages, *, add_generation_prompt: bool, variables=None) -> str:
+        self.guard.check()
+        try:
+            return super().render(messages, add_generation_prompt=add_generation_prompt, variables=variables)
+        except TemplateLimitError as exc:
+            self.guard.stopped = exc
+            raise
+
+
 class Tokenizer:
     """What lint needs of a model (a Backend satisfies it)."""
 
@@ -66,30 +99,46 @@ class Tokenizer:
     def is_special(self, token: int) -> bool: ...
 
 
-def _render(t: ChatTemplate, messages, gen: bool, variables) -> str:
-    return t.render(messages, add_generation_prompt=gen, variables=variables)
+@dataclass(frozen=True)
+class Context:
+    """What a runtime check reads: the (guarded) template, variables, tokenizer, derived markers."""
+
+    template: ChatTemplate
+    variables: Mapping[str, Any]
+    tokenizer: Tokenizer | None = None
+    markers: TurnMarkers | None = None
+
+    def render(self, messages, gen: bool) -> str:
+        return self.template.render(messages, add_generation_prompt=gen, variables=self.variables)
 
 
-def _failing_message(t: ChatTemplate, messages, variables) -> int:
+def _error_line(exc: TemplateError) -> int | None:
+    """The template line a render error names (``where`` is ``name:line``)."""
+    line = (exc.where or "").rpartition(":")[2]
+    return int(line) if line.isdigit() else None
+
+
+def _failing_message(ctx: Context, messages) -> int:
     for n in range(1, len(messages) + 1):
         try:
-            _render(t, messages[:n], False, variables)
+            ctx.render(messages[:n], False)
         except TemplateError:
             return n - 1
     return len(messages) - 1
 
 
-def check_probes(t: ChatTemplate, variables: Mapping[str, Any]) -> list[Finding]:
+def check_probes(ctx: Context) -> list[Finding]:
     findings = []
     for probes, code, severity in ((BASIC_PROBES, "L001", "error"), (UNUSUAL_PROBES, "L002", "info")):
         for name, messages in probes.items():
             for gen in (False, True):
                 try:
-                    text = _render(t, messages, gen, variables)
+                    text = ctx.render(messages, gen)
                 except TemplateError as exc:
-                    index = _failing_message(t, messages, variables)
+                    index = _failing_message(ctx, messages)
                     findings.append(Finding(code, severity, f"raises at message {index} "
-                                            f"({messages[index]['role']}): {exc.message}", name))
+                                            f"({messages[index]['role']}): {exc.message}", name,
+                                            _error_line(exc)))
                     break
                 if code == "L001":
                     findings.extend(_content_checks(text, messages, name))
@@ -108,11 +157,11 @@ def _content_checks(text: str, messages, probe: str) -> list[Finding]:
     return out
 
 
-def check_prefix_stability(t: ChatTemplate, variables) -> list[Finding]:
+def check_prefix_stability(ctx: Context) -> list[Finding]:
     messages = BASIC_PROBES["multi-turn, no system"]
     for n in range(1, len(messages)):
         try:
-            shorter, longer = _render(t, messages[:n], False, variables), _render(t, messages[: n + 1], False, variables)
+            shorter, longer = ctx.render(messages[:n], False), ctx.render(messages[: n + 1], False)
         except TemplateError:
             return []
         if not longer.startswith(shorter):
@@ -121,18 +170,11 @@ def check_prefix_stability(t: ChatTemplate, variables) -> list[Finding]:
     return []
 
 
-def check_generation_prompt(t: ChatTemplate, variables, markers: TurnMarkers) -> list[Finding]:
-    if not markers.generation_prompt and markers.opens.get("assistant"):
-        return [Finding("L008", "error", "add_generation_prompt adds nothing, yet assistant turns open with "
-                        f"{markers.opens['assistant']!r}", "user only")]
-    return []
-
-
-def check_whitespace(t: ChatTemplate, variables) -> list[Finding]:
+def check_whitespace(ctx: Context) -> list[Finding]:
     roles = ["user", "assistant"] * 3
     messages = [{"role": r, "content": sentinel(i)} for i, r in enumerate(roles)]
     try:
-        pieces = re.split("\ue000\\d+\ue001", _render(t, messages, False, variables))
+        pieces = re.split("\ue000\\d+\ue001", ctx.render(messages, False))
     except TemplateError:
         return []
     if len(pieces) != len(messages) + 1:
@@ -146,7 +188,24 @@ def check_whitespace(t: ChatTemplate, variables) -> list[Finding]:
     return out
 
 
-def check_tokens(t: ChatTemplate, variables, markers: TurnMarkers, tok: Tokenizer) -> list[Finding]:
+def check_dates(ctx: Context) -> list[Finding]:
+    from harness.lab.audit import date_findings
+
+    return date_findings(ctx.template, ctx.variables)
+
+
+def check_generation_prompt(ctx: Context) -> list[Finding]:
+    markers = ctx.markers
+    if markers is not None and not markers.generation_prompt and markers.opens.get("assistant"):
+        return [Finding("L008", "error", "add_generation_prompt adds nothing, yet assistant turns open with "
+                        f"{markers.opens['assistant']!r}", "user only")]
+    return []
+
+
+def check_tokens(ctx: Context) -> list[Finding]:
+    tok, markers = ctx.tokenizer, ctx.markers
+    if tok is None or markers is None:
+        return []
     out = []
     info = tok.info
     outside = [f"{what} {i}" for what, ids in (("BOS", [info.bos_id]), ("EOS", [info.eos_id]),
@@ -161,7 +220,7 @@ def check_tokens(t: ChatTemplate, variables, markers: TurnMarkers, tok: Tokenize
         if not ids or ids[0] not in info.eog_ids:
             out.append(Finding("L003", "error", f"the assistant turn ends with {close!r}, which is not an "
                                "end-of-generation token of this model: it will never stop", "markers"))
-    rendered = _render(t, BASIC_PROBES["user only"], True, variables)
+    rendered = ctx.render(BASIC_PROBES["user only"], True)
     ids = tok.tokenize(rendered)
     # harness adds the model's BOS only when the rendered text does not start with it
     if info.add_bos and info.bos_id is not None and not (info.bos_text and rendered.startswith(info.bos_text)):
@@ -182,39 +241,57 @@ def check_tokens(t: ChatTemplate, variables, markers: TurnMarkers, tok: Tokenize
     return out
 
 
-def lint(t: ChatTemplate, variables: Mapping[str, Any] | None = None,
-         tokenizer: Tokenizer | None = None) -> tuple[list[Finding], TurnMarkers | None]:
-    from harness.lab.audit import date_findings, static_findings
+Check = Callable[[Context], list[Finding]]
+BEFORE_MARKERS: tuple[Check, ...] = (check_prefix_stability, check_whitespace, check_dates)
+WITH_MARKERS: tuple[Check, ...] = (check_generation_prompt, check_tokens)
 
-    variables = dict(variables or {})
-    findings = static_findings(t) + check_probes(t, variables)
-    if any(f.code == "L001" for f in findings):
-        return deduplicated(findings), None
-    findings += check_prefix_stability(t, variables)
-    findings += check_whitespace(t, variables)
-    findings += date_findings(t, variables)
+
+def lint(t: ChatTemplate, variables: Mapping[str, Any] | None = None,
+         tokenizer: Tokenizer | None = None, *, deadline: float | None = None
+         ) -> tuple[list[Finding], TurnMarkers | None]:
+    """Static findings, then runtime ones; `deadline` (``time.monotonic()``) ends the renders (L015)."""
+    from harness.lab.static import static_findings
+
+    findings = static_findings(t)
+    ctx = Context(GuardedTemplate.of(t, deadline), dict(variables or {}), tokenizer)
     try:
-        markers = derive_markers(t, variables)
-    except TemplateError as exc:
-        return deduplicated([*findings, Finding("L012", "error", exc.message, "markers")]), None
-    findings += check_generation_prompt(t, variables, markers)
-    if tokenizer is not None:
-        findings += check_tokens(t, variables, markers, tokenizer)
+        markers = _runtime(ctx, findings)
+    except OutOfTime:
+        findings.append(Finding("L015", "error", "lint's time budget ran out before the checks finished; "
+                                "the rest of this template is unchecked", "time"))
+        markers = None
     return deduplicated(findings), markers
+
+
+def _runtime(ctx: Context, findings: list[Finding]) -> TurnMarkers | None:
+    """Append the runtime findings to `findings` (as they come: a deadline keeps what was found)."""
+    findings += check_probes(ctx)
+    if any(f.code == "L001" for f in findings):
+        return None
+    for check in BEFORE_MARKERS:
+        findings += check(ctx)
+    try:
+        markers = derive_markers(ctx.template, ctx.variables)
+    except TemplateError as exc:
+        findings.append(Finding("L012", "error", exc.message, "markers"))
+        return None
+    ctx = replace(ctx, markers=markers)
+    for check in WITH_MARKERS:
+        findings += check(ctx)
+    return markers
+
+
+def capabilities(t: ChatTemplate, variables: Mapping[str, Any] | None = None, *,
+                 deadline: float | None = None) -> dict[str, str] | None:
+    """The capability report (:func:`harness.lab.audit.capabilities`) under lint's guard
+    (None when the deadline passed first)."""
+    from harness.lab.audit import capabilities as report
+
+    try:
+        return report(GuardedTemplate.of(t, deadline), variables)
+    except OutOfTime:
+        return None
 
 
 def has_errors(findings: Sequence[Finding]) -> bool:
     return any(f.severity == "error" for f in findings)
-
-
-def lint_named(info: Any, model_name: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Lint findings and capabilities of each named template of a GGUF (`info`: its header)."""
-    from harness.lab.audit import capabilities
-
-    out = {}
-    for name, source in info.named_templates.items():
-        template = ChatTemplate(f"{model_name}:gguf:{name}", source, "gguf")
-        findings, _ = lint(template, variables)
-        out[template.name] = {"findings": [f.to_dict() for f in findings],
-                              "capabilities": capabilities(template, variables)}
-    return out
