@@ -13,9 +13,9 @@ import pytest
 
 from harness.errors import TemplateError
 from harness.lab.audit import capabilities
-from harness.lab.findings import Finding, deduplicated
 from harness.lab.lint import lint
-from harness.lab.static import static_findings
+from harness.lab.lint.findings import Finding, deduplicated
+from harness.lab.lint.static import static_findings
 from harness.prompt.templates import ChatTemplate, list_library, load_template
 
 TEMPLATES = Path(__file__).resolve().parent / "data" / "templates"
@@ -120,7 +120,7 @@ def test_a_date_string_in_the_variables_pins_strftime_now(tmp_path):
 
 
 def test_every_named_template_of_a_gguf_is_listed_and_linted(tmp_path):
-    from harness.lab.lint_files import Options, lint_all
+    from harness.lab.lint.files import Options, lint_all
     from harness.models.gguf import read_gguf_info
     from tests.test_gguf import STR, gguf, kv, tiny_kvs, write
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.lab.rules import RULES
+from harness.lab.lint.rules import RULES
 from tests.test_gguf import STR, gguf, kv, tiny_kvs, write
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.lab.folding import MAX_STEPS, Folder
-from harness.lab.static import MAX_STATIC_CHARS, static_findings
+from harness.lab.lint.folding import MAX_STEPS, Folder
+from harness.lab.lint.static import MAX_STATIC_CHARS, static_findings
 from harness.prompt.sandbox import syntax_tree
 from harness.prompt.templates import ChatTemplate
 from tests.support.real_templates import real_templates_dir

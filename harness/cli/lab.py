@@ -38,10 +38,10 @@ def cmd_lint(args: argparse.Namespace) -> int:
     """Lint templates, folders and models; print text, JSON or SARIF; exit 0/1 by --fail-on
     (2, bad usage, comes from main through the parser's ``error_exit``)."""
     from harness import __version__
-    from harness.lab.lint_files import Options, lint_all
-    from harness.lab.lint_report import exit_code, text_lines, to_json, to_sarif
-    from harness.lab.model_rules import config_templates
-    from harness.lab.suppress import load_suppressions
+    from harness.lab.lint.files import Options, lint_all
+    from harness.lab.lint.model_rules import config_templates
+    from harness.lab.lint.report import exit_code, text_lines, to_json, to_sarif
+    from harness.lab.lint.suppress import load_suppressions
 
     fmt = "json" if args.json else args.format
     if args.time_limit <= 0:

@@ -1,6 +1,6 @@
 """Lint's rendered audits: date-gated output (L104) and the capability report.
 
-The static pass (L101-L112) is :mod:`harness.lab.static`. L104 renders with ``strftime_now``
+The static pass (L101-L112) is :mod:`harness.lab.lint.static`. L104 renders with ``strftime_now``
 pinned to several dates and compares the prompts beyond the dates they print. The capability
 report (as minja's caps and llama.cpp's ``chat_template_caps``) renders small probes: system role,
 tools, tool calls, tool results, content parts, reasoning, ``continue_final_message`` and
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import HarnessError, TemplateError
-from harness.lab.findings import Finding
+from harness.lab.lint.findings import Finding
 from harness.prompt.templates import ChatTemplate
 
 DATES = ("2024-01-01", "2025-06-15", "2026-12-31", "2031-02-28")
@@ -38,7 +38,7 @@ def date_findings(t: ChatTemplate, variables: Mapping[str, Any]) -> list[Finding
             return []
         shapes[day] = re.sub(r"\d+", "0", _without_dates(text, day))
     if len(set(shapes.values())) > 1:
-        from harness.lab.static import Locator
+        from harness.lab.lint.static import Locator
 
         line, column = Locator(t.source).position(t.source.index("strftime_now"))
         return [Finding("L104", "warning", "output depends on the date beyond printing it (rendered at "

@@ -2,8 +2,8 @@
 
 The table is the single source of truth for every output: the text report's legend, the JSON
 ``rules`` block and the SARIF ``tool.driver.rules`` list. A new rule is one row here and a check
-that emits a :class:`~harness.lab.findings.Finding` with its code (runtime checks: the list in
-:func:`harness.lab.lint.lint`; static ones: :mod:`harness.lab.static`; tokenizer ones:
+that emits a :class:`~harness.lab.lint.findings.Finding` with its code (runtime checks: the list in
+:func:`harness.lab.lint.lint`; static ones: :mod:`harness.lab.lint.static`; tokenizer ones:
 :mod:`harness.lab.vocab`). Codes are stable: L0xx need a render, L1xx read the source only,
 L2xx read the model's tokenizer.
 """

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.lab.findings import Finding
-from harness.lab.lint_files import Linted
-from harness.lab.rules import RULES, SEVERITIES, at_least
+from harness.lab.lint.files import Linted
+from harness.lab.lint.findings import Finding
+from harness.lab.lint.rules import RULES, SEVERITIES, at_least
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVEL = {"error": "error", "warning": "warning", "info": "note"}

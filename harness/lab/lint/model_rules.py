@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CommandError
-from harness.lab.findings import Finding
+from harness.lab.lint.findings import Finding
 
 MAX_CONFIG_BYTES = 64 << 20
 _ROLE_LIKE = re.compile(r"<[|｜]?[^<>\s]{1,48}[|｜]?>|\[/?[^\[\]\s]{2,24}\]")

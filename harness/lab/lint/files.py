@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import CommandError, HarnessError
-from harness.lab.findings import Finding
-from harness.lab.static import MAX_STATIC_CHARS, finding, static_findings
-from harness.lab.suppress import Suppressions
+from harness.lab.lint.findings import Finding
+from harness.lab.lint.static import MAX_STATIC_CHARS, finding, static_findings
+from harness.lab.lint.suppress import Suppressions
 from harness.prompt.templates import GGUF, ChatTemplate
 
 DEFAULT_TIME_LIMIT_S = 60.0
@@ -73,7 +73,11 @@ def _lint_model(model: str, specs: Sequence[str], options: Options) -> Iterator[
     """The model's tokenizer, then each spec (``gguf``: its embedded and named templates). A GGUF
     llama.cpp cannot load still has its templates linted, from the header alone."""
     from harness.errors import ModelError
-    from harness.lab.model_rules import confusable_tokens, declared_end_ids, end_of_turn_findings
+    from harness.lab.lint.model_rules import (
+        confusable_tokens,
+        declared_end_ids,
+        end_of_turn_findings,
+    )
     from harness.models.gguf import read_gguf_info
     from harness.models.registry import open_backend, resolve_model
 
@@ -169,8 +173,8 @@ def _lint_file(file: str, backend: Any, options: Options) -> Linted:
 
 def _lint_template(template: ChatTemplate, file: str, key: str | None, backend: Any, options: Options,
                    deadline: float, config_name: str) -> Linted:
-    from harness.lab.lint import GuardedTemplate, OutOfTime, capabilities, lint
-    from harness.lab.model_rules import differs_from_config
+    from harness.lab.lint.model_rules import differs_from_config
+    from harness.lab.lint.runtime import GuardedTemplate, OutOfTime, capabilities, lint
 
     result = Linted(file, template.name, key)
     if options.static_only:

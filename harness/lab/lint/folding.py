@@ -9,171 +9,40 @@ loop, macro or ``with`` stays there, namespace attributes persist, ``if`` branch
 Loops over constant lists are unrolled; loops over data run their body with the loop variable
 unknown, twice, so loop-invariant values fold and accumulations show.
 
-A :class:`Values` is a set of possible constants (str, int, float, bool, None; lists as tuples)
-of at most ``MAX_VALUES``; ``unknown`` says the expression may also be something folding cannot
-see (data, a call it does not model), ``overflow`` that it was built from constants in too many
-combinations to keep. Work is bounded (``MAX_STEPS`` evaluations, ``MAX_CHARS`` per string, ``MAX_FOLDED_CHARS`` in all), so
-a hostile template costs time linear in its size; :attr:`Folder.exhausted` says when it stopped.
+Values are :class:`~harness.lab.lint.values.Values` (sets of possible constants). Work is bounded
+(``MAX_STEPS`` evaluations, ``MAX_CHARS`` per string, ``MAX_FOLDED_CHARS`` in all), so a hostile
+template costs time linear in its size; :attr:`Folder.exhausted` says when it stopped.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import re
-import string
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import nodes
 
-MAX_VALUES = 64
-MAX_CHARS = 20_000
-MAX_STEPS = 100_000
-MAX_FOLDED_CHARS = 5_000_000
-MAX_UNROLL = 256
+from harness.lab.lint.values import (
+    BINOPS,
+    EMPTY_TEXT,
+    FILTERS,
+    MAX_FOLDED_CHARS,
+    MAX_STEPS,
+    MAX_UNROLL,
+    MAX_VALUES,
+    STR_METHODS,
+    UNKNOWN,
+    Values,
+    binop,
+    capped,
+    const,
+    fits,
+    jinja_str,
+    refuse,
+)
+
 MAX_CALL_DEPTH = 4
-_WIDE = re.compile(r"\d{5,}|%[^a-zA-Z%]*\*")  # a width or precision past 9999, or taken from an argument
-
-
-@dataclass(frozen=True)
-class Values:
-    known: frozenset[Any] = frozenset()
-    unknown: bool = False
-    overflow: bool = False
-
-    def __or__(self, other: Values) -> Values:
-        return _capped(self.known | other.known, self.unknown or other.unknown, self.overflow or other.overflow)
-
-    def strings(self) -> list[str]:
-        return sorted(v for v in self.known if isinstance(v, str))
-
-
-UNKNOWN = Values(unknown=True)
-EMPTY_TEXT = Values(frozenset({""}))
-
-
-def const(value: Any) -> Values:
-    return Values(frozenset({value})) if _fits(value) else UNKNOWN
-
-
-def _capped(known: Iterable[Any], unknown: bool, overflow: bool) -> Values:
-    known = frozenset(known)
-    if len(known) > MAX_VALUES:
-        return Values(frozenset(), True, True)
-    return Values(known, unknown, overflow)
-
-
-def _fits(value: Any, depth: int = 0) -> bool:
-    if value is None or isinstance(value, bool | float):
-        return True
-    if isinstance(value, int):
-        return abs(value) < 1 << 64
-    if isinstance(value, str):
-        return len(value) <= MAX_CHARS
-    if isinstance(value, tuple):
-        return depth < 4 and len(value) <= MAX_UNROLL and all(_fits(v, depth + 1) for v in value)
-    return False
-
-
-def jinja_str(value: Any) -> str:
-    """What ``{{ value }}`` prints (a folded list is a tuple here, printed as Jinja prints a list)."""
-    return str(list(value)) if isinstance(value, tuple) else str(value)
-
-
-def _plain_format(fmt: str) -> bool:
-    """A ``str.format`` string with plain fields only (no ``{0.attr}``/``{0[key]}``, no huge widths)."""
-    if _WIDE.search(fmt):
-        return False
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
-    except ValueError:
-        return False
-    return all(f == "" or f.isdigit() or f.isidentifier() for f in fields)
-
-
-def _percent(fmt: Any, args: Any) -> str:
-    if not isinstance(fmt, str) or _WIDE.search(fmt):
-        raise ValueError("not folded")
-    return fmt % (args if isinstance(args, tuple) else (args,))
-
-
-def _format(fmt: Any, *args: Any, **kwargs: Any) -> str:
-    if not isinstance(fmt, str) or not _plain_format(fmt):
-        raise ValueError("not folded")
-    longest = max((len(jinja_str(a)) for a in [*args, *kwargs.values()]), default=0)
-    if fmt.count("{") * longest > MAX_CHARS:
-        raise ValueError("too long")
-    return fmt.format(*args, **kwargs)
-
-
-def _replace(s: Any, old: Any, new: Any, count: Any = None) -> str:
-    s, old, new = str(s), str(old), str(new)
-    times = s.count(old) if old else len(s) + 1
-    if len(s) + times * len(new) > MAX_CHARS:
-        raise ValueError("too long")
-    return s.replace(old, new, -1 if count is None else count)
-
-
-def _sized(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A padding method (center, ljust, zfill...) refused past MAX_CHARS."""
-    def call(s: Any, width: Any, *rest: Any) -> Any:
-        if not isinstance(width, int) or width > MAX_CHARS:
-            raise ValueError("too wide")
-        return fn(s, width, *rest)
-    return call
-
-
-def _join(seq: Any, sep: Any = "") -> str:
-    return str(sep).join(jinja_str(v) for v in seq)
-
-
-_STR_METHODS: dict[str, Callable[..., Any]] = {
-    "format": _format, "join": lambda sep, seq: _join(seq, sep), "replace": _replace,
-    "upper": str.upper, "lower": str.lower, "title": str.title, "capitalize": str.capitalize,
-    "casefold": str.casefold, "swapcase": str.swapcase, "strip": str.strip, "lstrip": str.lstrip,
-    "rstrip": str.rstrip, "removeprefix": str.removeprefix, "removesuffix": str.removesuffix,
-    "split": lambda s, *a: tuple(s.split(*a)), "rsplit": lambda s, *a: tuple(s.rsplit(*a)),
-    "center": _sized(str.center), "ljust": _sized(str.ljust), "rjust": _sized(str.rjust),
-    "zfill": _sized(str.zfill),
-}
-_FILTERS: dict[str, Callable[..., Any]] = {
-    "join": lambda seq, sep="", attribute=None: _join(seq, sep) if attribute is None else _no(),
-    "replace": _replace,
-    "lower": lambda s: str(s).lower(), "upper": lambda s: str(s).upper(), "title": lambda s: str(s).title(),
-    "capitalize": lambda s: str(s).capitalize(), "trim": lambda s, chars=None: str(s).strip(chars),
-    "reverse": lambda v: v[::-1] if isinstance(v, str | tuple) else _no(), "string": jinja_str,
-    "first": lambda v: v[0], "last": lambda v: v[-1], "list": lambda v: tuple(v),
-    "format": lambda fmt, *a: _percent(fmt, tuple(a)), "safe": lambda v: v, "default": lambda v, *a: v,
-    "d": lambda v, *a: v, "length": len, "count": len, "int": lambda v, *a: int(v), "center": _sized(str.center),
-}
-
-
-def _no() -> Any:
-    raise ValueError("not folded")
-
-
-def _binop(op: type, left: Any, right: Any) -> Any:
-    if op is nodes.Add:
-        return left + right
-    if op is nodes.Sub:
-        return left - right
-    if op is nodes.Mul:
-        seq, times = (left, right) if isinstance(left, str | tuple) else (right, left)
-        if isinstance(seq, str | tuple) and isinstance(times, int) and len(seq) * times > MAX_CHARS:
-            raise ValueError("too long")
-        return left * right
-    if op is nodes.Mod:
-        return _percent(left, right) if isinstance(left, str) else left % right
-    if op is nodes.FloorDiv:
-        return left // right
-    if op is nodes.Div:
-        return left / right
-    raise ValueError("not folded")
-
-
-_BINOPS = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Mod, nodes.FloorDiv, nodes.Div)
 
 
 def _ns_keys(env: Mapping[str, Values]) -> dict[str, Values]:
@@ -216,14 +85,14 @@ class Folder:
             except Exception:  # noqa: BLE001 - Python's own str/tuple operations on constants
                 unknown = True
                 continue
-            if _fits(value):
+            if fits(value):
                 out.add(value)
                 self.chars += len(value) if isinstance(value, str) else 0
             else:
                 unknown = True
         if self.chars > MAX_FOLDED_CHARS:
             self.exhausted = True
-        return _capped(out, unknown, overflow)
+        return capped(out, unknown, overflow)
 
     # --- statements -----------------------------------------------------------------------------
 
@@ -317,7 +186,7 @@ class Folder:
         else:
             element = Values(unknown=True)
             for seq in sequences:
-                element = element | _capped(seq, False, False)
+                element = element | capped(seq, False, False)
             carried, seen = _ns_keys(env), dict(_ns_keys(env))
             for _ in range(2):  # zero, one and two trips: what an accumulation looks like
                 inner = {**before, **carried, "loop": UNKNOWN}
@@ -348,7 +217,7 @@ class Folder:
                 env.update({f"{target.name}.{kw.key}": self.values(kw.value) or UNKNOWN for kw in source.kwargs})
         elif isinstance(target, nodes.Tuple):
             for i, item in enumerate(target.items):
-                part = self.combine(lambda v, i=i: v[i] if isinstance(v, tuple) and len(v) == len(target.items) else _no(),
+                part = self.combine(lambda v, i=i: v[i] if isinstance(v, tuple) and len(v) == len(target.items) else refuse(),
                                value)
                 self.bind(item, part, env, None)
 
@@ -394,9 +263,9 @@ class Folder:
             return self.combine(lambda *xs: tuple(xs), *parts) if parts else const(())
         if isinstance(node, nodes.Concat):
             return self.combine(lambda *xs: "".join(map(jinja_str, xs)), *[self.expr(n, env) for n in node.nodes])
-        if isinstance(node, _BINOPS):
+        if isinstance(node, BINOPS):
             op = type(node)
-            return self.combine(lambda a, b: _binop(op, a, b), self.expr(node.left, env), self.expr(node.right, env))
+            return self.combine(lambda a, b: binop(op, a, b), self.expr(node.left, env), self.expr(node.right, env))
         if isinstance(node, nodes.CondExpr):
             self.expr(node.test, env)
             other = self.expr(node.expr2, env) if node.expr2 is not None else const("")
@@ -416,7 +285,7 @@ class Folder:
             return self.filtered(node, base, env)
         if isinstance(node, nodes.Neg | nodes.Pos):
             sign = -1 if isinstance(node, nodes.Neg) else 1
-            return self.combine(lambda v: sign * v if isinstance(v, int | float) and not isinstance(v, bool) else _no(),
+            return self.combine(lambda v: sign * v if isinstance(v, int | float) and not isinstance(v, bool) else refuse(),
                            self.expr(node.node, env))
         if isinstance(node, nodes.MarkSafe | nodes.MarkSafeIfAutoescape):
             return self.expr(node.expr, env)
@@ -429,9 +298,9 @@ class Folder:
         if isinstance(node.arg, nodes.Slice):
             bounds = [self.expr(b, env) if b is not None else const(None)
                       for b in (node.arg.start, node.arg.stop, node.arg.step)]
-            return self.combine(lambda v, a, b, c: v[a:b:c] if isinstance(v, str | tuple) else _no(), base, *bounds)
+            return self.combine(lambda v, a, b, c: v[a:b:c] if isinstance(v, str | tuple) else refuse(), base, *bounds)
         key = self.expr(node.arg, env)
-        return self.combine(lambda v, k: v[k] if isinstance(v, str | tuple) and isinstance(k, int) else _no(), base, key)
+        return self.combine(lambda v, k: v[k] if isinstance(v, str | tuple) and isinstance(k, int) else refuse(), base, key)
 
     def call(self, node: nodes.Call, env: dict[str, Values]) -> Values:
         args = [self.expr(a, env) for a in node.args]
@@ -440,14 +309,14 @@ class Folder:
             if extra is not None:
                 self.expr(extra, env)
         callee = node.node
-        if isinstance(callee, nodes.Getattr) and callee.attr in _STR_METHODS and not kwargs:
+        if isinstance(callee, nodes.Getattr) and callee.attr in STR_METHODS and not kwargs:
             target = self.expr(callee.node, env)
-            method = _STR_METHODS[callee.attr]
-            return self.combine(lambda s, *a: method(s, *a) if isinstance(s, str) else _no(), target, *args)
+            method = STR_METHODS[callee.attr]
+            return self.combine(lambda s, *a: method(s, *a) if isinstance(s, str) else refuse(), target, *args)
         if isinstance(callee, nodes.Name) and callee.name in self._macros:
             return self.inline(self._macros[callee.name], args, kwargs, env)
         if isinstance(callee, nodes.Name) and callee.name == "range" and not kwargs:
-            return self.combine(lambda *a: tuple(range(*a)) if len(range(*a)) <= MAX_UNROLL else _no(), *args)
+            return self.combine(lambda *a: tuple(range(*a)) if len(range(*a)) <= MAX_UNROLL else refuse(), *args)
         self.expr(callee, env)
         return UNKNOWN
 
@@ -475,11 +344,11 @@ class Folder:
                 self.expr(extra, env)
         if node.name == "map" and args and not kwargs:
             names = args[0]
-            if len(names.known) == 1 and next(iter(names.known)) in _FILTERS and not names.unknown:
-                fn = _FILTERS[next(iter(names.known))]
+            if len(names.known) == 1 and next(iter(names.known)) in FILTERS and not names.unknown:
+                fn = FILTERS[next(iter(names.known))]
                 return self.combine(lambda seq, *a: tuple(fn(v, *a) for v in seq), base, *args[1:])
             return UNKNOWN
-        fn = _FILTERS.get(node.name)
+        fn = FILTERS.get(node.name)
         if fn is None or kwargs and node.name != "join":
             return UNKNOWN
         keys = list(kwargs)

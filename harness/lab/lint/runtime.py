@@ -1,16 +1,16 @@
 """Template lint: render a battery of probe conversations and report what is wrong.
 
 Each finding has a stable code, a severity and one line of explanation; the table of rules,
-with a one-line why and the CWE where one applies, is :mod:`harness.lab.rules`. Checks that need
+with a one-line why and the CWE where one applies, is :mod:`harness.lab.lint.rules`. Checks that need
 the model's tokenizer (end-of-turn is an EOG token, BOS doubling, markers are single special
 tokens) run only when a tokenizer is given.
 
-The static pass (:mod:`harness.lab.static`, L101-L112) runs first, so a render failure hides
+The static pass (:mod:`harness.lab.lint.static`, L101-L112) runs first, so a render failure hides
 nothing it can see. Then the probes (L001/L002); if a basic conversation fails, nothing else
 can be rendered and lint stops. Then the runtime checks: ``BEFORE_MARKERS`` run on the
 template, ``WITH_MARKERS`` also on its derived turn markers. **A new runtime rule** is a function
 ``check(ctx: Context) -> list[Finding]`` added to one of those tuples, plus its row in
-:data:`harness.lab.rules.RULES`.
+:data:`harness.lab.lint.rules.RULES`.
 
 Every render goes through a :class:`GuardedTemplate`: after one render is stopped for time or
 memory (:class:`TemplateLimitError`) the template is not rendered again, and past the deadline
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from harness.errors import TemplateError, TemplateLimitError
-from harness.lab.findings import Finding, deduplicated
+from harness.lab.lint.findings import Finding, deduplicated
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.segments import sentinel
 from harness.prompt.templates import ChatTemplate
@@ -250,7 +250,7 @@ def lint(t: ChatTemplate, variables: Mapping[str, Any] | None = None,
          tokenizer: Tokenizer | None = None, *, deadline: float | None = None
          ) -> tuple[list[Finding], TurnMarkers | None]:
     """Static findings, then runtime ones; `deadline` (``time.monotonic()``) ends the renders (L015)."""
-    from harness.lab.static import static_findings
+    from harness.lab.lint.static import static_findings
 
     findings = static_findings(t)
     ctx = Context(GuardedTemplate.of(t, deadline), dict(variables or {}), tokenizer)

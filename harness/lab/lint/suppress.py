@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from harness.errors import CommandError
-from harness.lab.findings import Finding
-from harness.lab.rules import RULES
+from harness.lab.lint.findings import Finding
+from harness.lab.lint.rules import RULES
 
 DEFAULT_NAME = ".harness-lint-ignore"
 MAX_BYTES = 1 << 20

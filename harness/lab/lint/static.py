@@ -1,9 +1,9 @@
 """Lint's static pass: what a template *is*, read from its source and syntax tree, never rendered.
 
 One failing render hides nothing here. Names are matched after constant folding
-(:mod:`harness.lab.folding`), so a dangerous name spelled in pieces is still that name. Each
+(:mod:`harness.lab.lint.folding`), so a dangerous name spelled in pieces is still that name. Each
 finding carries the line and column of the construct (``Locator``). Codes (rows in
-:mod:`harness.lab.rules`):
+:mod:`harness.lab.lint.rules`):
 
   L101 Python internals or code-execution names     L107 reflection (|attr, map('attr'), getattr)
   L102 invisible or bidirectional characters        L108 include / import / extends / from
@@ -26,9 +26,9 @@ from typing import Any
 
 from jinja2 import nodes
 
-from harness.lab.findings import Finding
-from harness.lab.folding import Folder, Values
-from harness.lab.rules import rule
+from harness.lab.lint.findings import Finding
+from harness.lab.lint.folding import Folder, Values
+from harness.lab.lint.rules import rule
 from harness.prompt.templates import ChatTemplate
 
 MAX_STATIC_CHARS = 1_000_000  # as harness.prompt.templates.MAX_SOURCE_CHARS: what renders is checked

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from harness.lab.rules import rule
+from harness.lab.lint.rules import rule
 
 
 @dataclass(frozen=True)
