@@ -57,6 +57,12 @@ def test_lint_names_conversation_and_message_that_raise():
     assert raising and "raises at message 2" in raising[0].message and raising[0].probe == "system first"
 
 
+def test_a_render_error_names_its_line():
+    source = "{# one #}\n{# two #}\n" + BROKEN["L001"]
+    findings, _ = lint(ChatTemplate("lined.jinja", source, "test"))
+    assert {f.line for f in findings if f.code == "L001"} == {3}
+
+
 @pytest.mark.parametrize("name", list_library())
 def test_library_templates_lint_clean(name):
     findings, markers = lint(load_template(name), {"bos_token": "<s>", "eos_token": "</s>"})

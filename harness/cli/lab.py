@@ -47,7 +47,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     if args.time_limit <= 0:
         raise CommandError("--time-limit must be a positive number of seconds")
     options = Options(variables=parse_vars(args.var), static_only=args.static, time_limit=args.time_limit,
-                      with_capabilities=fmt == "json" or len(args.templates) <= 1,
+                      with_capabilities=fmt == "json" or not _many(args.templates),
                       messages=read_messages(args.messages) if args.messages else None,
                       config=config_templates(args.against_config) if args.against_config else None,
                       config_file=args.against_config or "", suppressions=load_suppressions(args.ignore_file))
@@ -62,6 +62,13 @@ def cmd_lint(args: argparse.Namespace) -> int:
         for line in text_lines(results):
             print(visible_line(line))
     return exit_code(results, args.fail_on)
+
+
+def _many(specs: list[str]) -> bool:
+    """Several templates or a folder: the text report leaves out the capability lines."""
+    from pathlib import Path
+
+    return len(specs) > 1 or any(Path(spec).is_dir() for spec in specs)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -21,11 +21,10 @@ from typing import Any
 
 from harness.errors import CommandError
 from harness.lab.lint.findings import Finding
+from harness.lab.lint.static import hidden
 
 MAX_CONFIG_BYTES = 64 << 20
 _ROLE_LIKE = re.compile(r"<[|｜]?[^<>\s]{1,48}[|｜]?>|\[/?[^\[\]\s]{2,24}\]")
-_INVISIBLE = re.compile("[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u202a-\u202e"
-                        "\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
 # letters of other scripts drawn like Latin ones (Unicode's confusables, the ones seen in spoofing)
 _HOMOGLYPHS = str.maketrans({
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
@@ -40,7 +39,8 @@ _DECLARED_END = ("eot", "eom")  # tokenizer.ggml.<name>_token_id
 
 def skeleton(text: str) -> str:
     """What `text` looks like: compatibility forms folded, invisibles dropped, homoglyphs mapped."""
-    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text)).translate(_HOMOGLYPHS)
+    folded = unicodedata.normalize("NFKC", text)
+    return "".join(ch for ch in folded if not hidden(ch)).translate(_HOMOGLYPHS)
 
 
 def confusable_tokens(tok: Any) -> list[Finding]:

@@ -3,7 +3,7 @@
 Pure: builds lines and documents, prints nothing (the CLI prints, through the terminal rule).
 
 - text: ``PLACE:LINE:COL: CODE severity: message [probes]`` a finding, then one ``CODE (CWE): why``
-  line per rule seen, the capabilities when one template was linted, and one summary line.
+  line per rule seen, the capabilities of each template they were computed for, one summary line.
 - JSON: ``{"templates": [...], "summary": {...}, "rules": {...}}``.
 - SARIF 2.1.0 (what GitHub code scanning reads): ``tool.driver`` with every rule (CWE tags,
   ``security-severity`` for the security ones), one result per finding with ``ruleId``,
@@ -70,10 +70,8 @@ def text_lines(results: Sequence[Linted]) -> list[str]:
             lines.append(f"{place}{at}: {f.code} {f.severity}: {f.message}{probe}")
     seen = sorted({f.code for r in results for f in r.findings})
     lines += [f"{code}{f' ({RULES[code].cwe_id})' if RULES[code].cwe else ''}: {RULES[code].why}" for code in seen]
-    linted = [r for r in results if r.capabilities is not None]
-    if len(linted) == 1:
-        caps = linted[0].capabilities or {}
-        lines.append(f"{_place(linted[0])}: capabilities: " + ", ".join(f"{k}={v}" for k, v in caps.items()))
+    lines += [f"{_place(r)}: capabilities: " + ", ".join(f"{k}={v}" for k, v in r.capabilities.items())
+              for r in results if r.capabilities is not None]
     lines.append(summary_line(results))
     return lines
 

@@ -112,9 +112,10 @@ class Context:
         return self.template.render(messages, add_generation_prompt=gen, variables=self.variables)
 
 
-def _error_line(exc: TemplateError) -> int | None:
-    """The template line a render error names (``where`` is ``name:line``)."""
-    line = (exc.where or "").rpartition(":")[2]
+def _error_line(exc: TemplateError, name: str) -> int | None:
+    """The template line a render error names (its ``where`` is ``NAME:LINE`` or ``NAME``)."""
+    where = exc.where or ""
+    line = where[len(name) + 1:] if where.startswith(name + ":") else ""
     return int(line) if line.isdigit() else None
 
 
@@ -138,7 +139,7 @@ def check_probes(ctx: Context) -> list[Finding]:
                     index = _failing_message(ctx, messages)
                     findings.append(Finding(code, severity, f"raises at message {index} "
                                             f"({messages[index]['role']}): {exc.message}", name,
-                                            _error_line(exc)))
+                                            _error_line(exc, ctx.template.name)))
                     break
                 if code == "L001":
                     findings.extend(_content_checks(text, messages, name))

@@ -65,6 +65,12 @@ def finding(code: str, message: str, where: tuple[int, int] | None = None, probe
     return Finding(code, rule(code).severity, message, probe, line, column)
 
 
+def hidden(ch: str) -> bool:
+    """An invisible or bidirectional-control character (what L102 reports)."""
+    code = ord(ch)
+    return code in _INVISIBLE or code in _BIDI or 0xE0000 <= code <= 0xE007F
+
+
 def dangerous(name: str) -> bool:
     return name.startswith("_") or name in EXEC_NAMES
 
@@ -135,7 +141,7 @@ def _character_findings(source: str, locate: Locator) -> list[Finding]:
     first: dict[str, int] = {}
     for ch in dict.fromkeys(source):
         code = ord(ch)
-        if code in _INVISIBLE or code in _BIDI or 0xE0000 <= code <= 0xE007F:
+        if hidden(ch):
             kind = "L102"
         elif unicodedata.category(ch) == "Cc" and ch not in "\t\n\r":
             kind = "L103"
