@@ -80,7 +80,8 @@ def test_a_warning_fails_only_at_fail_on_warning(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["missing.jinja"], ["--fail-on", "sometimes", "x.jinja"], ["gguf"], [],
-                                  ["t.jinja", "--ignore-file", "nowhere"], ["t.jinja", "--time-limit", "0"]])
+                                  ["t.jinja", "--ignore-file", "nowhere"], ["t.jinja", "--time-limit", "0"],
+                                  ["t.jinja", "--time-limit", "nan"]])
 def test_bad_usage_exits_2(tmp_path, args):
     (tmp_path / "t.jinja").write_text(CHATML)
     proc = lint(*args, cwd=tmp_path)

@@ -44,7 +44,7 @@ def cmd_lint(args: argparse.Namespace) -> int:
     from harness.lab.lint.suppress import load_suppressions
 
     fmt = "json" if args.json else args.format
-    if args.time_limit <= 0:
+    if not 0 < args.time_limit < float("inf"):  # nan and inf too: a limit that never ends is none
         raise CommandError("--time-limit must be a positive number of seconds")
     options = Options(variables=parse_vars(args.var), static_only=args.static, time_limit=args.time_limit,
                       with_capabilities=fmt == "json" or not _many(args.templates),
