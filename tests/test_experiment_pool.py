@@ -228,16 +228,17 @@ def test_experiments_a_pool_cannot_run_are_refused_before_anything_runs(exp_file
     assert err.startswith("harness: error:") and message in err and "\n" not in err and not db.exists()
 
 
-def test_a_schema_1_database_gains_the_backend_column(tmp_path):
+def test_a_schema_1_database_gains_the_backend_and_decode_columns(tmp_path):
     db = tmp_path / "old.sqlite"
     with sqlite3.connect(db) as old:
-        old.executescript(SCHEMA.replace("    backend TEXT,\n", ""))
+        old.executescript(SCHEMA.replace("    backend TEXT,\n", "").replace(",\n    decode TEXT\n", "\n"))
         old.execute("PRAGMA user_version=1")
     conn = connect(db)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
+    run_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
-    assert "backend" in columns and version == 2
+    assert "backend" in columns and "decode" in run_columns and version == 3
 
 
 def test_a_stop_does_not_wait_forever_for_a_server_that_hangs(exp_file, monkeypatch):

@@ -23,7 +23,7 @@ from harness.generation.open import open_server_workbench
 from harness.generation.settings import SamplingParams
 from harness.paths import cache_dir
 from harness.prompt.conversation import Conversation
-from tests.test_remote import _compare
+from tests.support.server_parity import compare_to_server
 
 pytestmark = pytest.mark.model
 
@@ -86,7 +86,7 @@ def test_real_llama_server_greedy_matches_local_loop(llama_server, smollm2):
     local = smollm2.generate(smollm2.plan(HELLO), greedy)
     served = remote.generate(remote.plan(HELLO), greedy)
     assert served.prompt == local.prompt
-    worst = _compare(local, served)
+    worst = compare_to_server(local, served)
     print(f"\n{len(local.tokens)} tokens identical; max top-k probability difference {worst:.2e}")
     assert worst < PROB_TOLERANCE
 

@@ -53,8 +53,8 @@ def summary_line(results: Sequence[Linted]) -> str:
 
 def _place(result: Linted) -> str:
     if result.key and result.file:
-        return f"{result.file}[{result.key}]"
-    return result.file or result.template
+        return f"{_relative(result.file)}[{result.key}]"
+    return _relative(result.file) if result.file else result.template
 
 
 def text_lines(results: Sequence[Linted]) -> list[str]:
@@ -129,6 +129,14 @@ def _sarif_result(r: Linted, f: Finding, codes: list[str], suppressed: str | Non
     if suppressed is not None:
         out["suppressions"] = [{"kind": "external", "justification": suppressed}]
     return out
+
+
+def _relative(path: str) -> str:
+    """`path` relative to the working directory when under it, else as given."""
+    try:
+        return Path(os.path.abspath(path)).relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path
 
 
 def _uri(path: str) -> str:
