@@ -53,6 +53,10 @@ RULES: dict[str, Rule] = _rules(
     ("L014", "error", "id-outside-vocab", "a BOS/EOS/end-of-generation id lies outside the vocabulary"),
     ("L015", "error", "lint-time-limit", "lint's time budget ran out: the rest of this template is unchecked",
      400),
+    ("L016", "warning", "reply-not-round-trip", "a reply stored as a message does not re-render as the model "
+                                                "wrote it: the next prompt shows it a conversation it did not see"),
+    ("L017", "info", "reply-whitespace-lost", "a reply ending in whitespace loses it when stored and rendered "
+                                              "again: the next prompt differs from what the model wrote there"),
     ("L101", "error", "python-internals", "reaches for Python internals or code execution: a server-side "
                                           "template injection, whatever the sandbox does", 1336),
     ("L102", "warning", "invisible-characters", "invisible or bidirectional characters hide what the "

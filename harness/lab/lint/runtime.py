@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.errors import TemplateError, TemplateLimitError
 from harness.lab.lint.findings import Finding, deduplicated
+from harness.lab.lint.reply import CONVERSATIONS, reply_findings
 from harness.prompt.markers import TurnMarkers, derive_markers
 from harness.prompt.segments import sentinel
 from harness.prompt.templates import ChatTemplate
@@ -242,9 +243,17 @@ def check_tokens(ctx: Context) -> list[Finding]:
     return out
 
 
+def check_reply_round_trip(ctx: Context) -> list[Finding]:
+    """L016/L017 (:mod:`harness.lab.lint.reply`): a reply stored as the generator stores it."""
+    if ctx.markers is None:
+        return []
+    return reply_findings(ctx.template, ctx.variables, ctx.markers.generation_prompt,
+                          {name: BASIC_PROBES[name] for name in CONVERSATIONS})
+
+
 Check = Callable[[Context], list[Finding]]
 BEFORE_MARKERS: tuple[Check, ...] = (check_prefix_stability, check_whitespace, check_dates)
-WITH_MARKERS: tuple[Check, ...] = (check_generation_prompt, check_tokens)
+WITH_MARKERS: tuple[Check, ...] = (check_generation_prompt, check_tokens, check_reply_round_trip)
 
 
 def lint(t: ChatTemplate, variables: Mapping[str, Any] | None = None,
