@@ -57,30 +57,35 @@ def reply_findings(template: ChatTemplate, variables: Mapping[str, Any], generat
     except TemplateError:
         return []
     out: list[Finding] = []
-    for name, messages in conversations.items():
+    for i, (name, messages) in enumerate(conversations.items()):
         try:
             plan = plan_prompt(Conversation.from_dicts(messages), template, REPLY, variables=variables)
         except TemplateError:
             continue  # the probes (L001/L002) say why
-        out += [f for f in _conversation_findings(ctx, plan, blocks, name) if f.code not in {g.code for g in out}]
-    return out  # the first conversation that shows each finding
+        found = _conversation_findings(ctx, plan, blocks, name, newline=i == 0)
+        out += [f for f in found if f.code not in {g.code for g in out}]
+    return out  # the first conversation that shows each finding (L017: the first conversation)
 
 
-def _conversation_findings(ctx: Target, plan: PromptPlan, blocks: BlockMarkers, probe: str) -> list[Finding]:
-    tried = [(turn, _stored(ctx, plan, blocks, turn)) for turn in model_replies(ctx, plan, blocks)]
+def _conversation_findings(ctx: Target, plan: PromptPlan, blocks: BlockMarkers, probe: str, *,
+                           newline: bool) -> list[Finding]:
+    replies = model_replies(ctx, plan, blocks)
+    first = _stored(ctx, plan, blocks, replies[0])
+    kept = replies[0] if first.round_trip else next(
+        (r for r in replies[1:] if _stored(ctx, plan, blocks, r).round_trip), None)
     if _stopped(ctx):
         return []  # a render hit the worker's limits: not the template's round trip
-    kept = next((turn for turn, result in tried if result.round_trip), None)
     if kept is None:
-        reply, result = tried[0]
-        note = result.note
-        if result.message.extra and _stored(ctx, plan, None, reply).round_trip:
+        note = first.note
+        if first.message.extra and _stored(ctx, plan, None, replies[0]).round_trip:
             note += ("; harness stores the reasoning apart (reasoning_content), which this template does not "
                      "render: kept in the content, the reply would round-trip")
         return [finding("L016", f"a reply does not re-render as the model wrote it: {note}", probe=probe)]
+    if not newline or _keeps_newline(ctx, plan):
+        return []  # a template that keeps the newline: a message shape of harness's loses it, if anything
     result = _stored(ctx, plan, blocks, kept + "\n")
-    if result.round_trip or _stopped(ctx) or _keeps_newline(ctx, plan):
-        return []  # kept by the template: a message shape of harness's loses it, not the template
+    if result.round_trip or _stopped(ctx):
+        return []
     return [finding("L017", f"a reply ending in a newline does not re-render as written: {result.note}",
                     probe=probe)]
 
