@@ -16,7 +16,7 @@ once a reply follows), the model writes the reply after the prompt as it stands,
 when the prompt opened a thinking block, and the check says where that departs (L016).
 
 L017 (info) is the same reply ending in a newline, which models write before their end of turn:
-a template that trims content (llama3, gemma) renders the stored reply without it, so the next
+a template that trims content (Llama 3's) renders the stored reply without it, so the next
 prompt differs there. It is reported only when the template itself drops the newline.
 """
 
@@ -92,6 +92,7 @@ def _conversation_findings(ctx: Target, plan: PromptPlan, blocks: BlockMarkers, 
 
 def model_replies(ctx: Target, plan: PromptPlan, blocks: BlockMarkers) -> list[str]:
     """Replies the model could write after `plan.prompt`, in this template's format."""
+    assert plan.before is not None  # mode reply
     replies: list[str] = []
     for message in ({"role": ASSISTANT, "reasoning_content": REASONING_TEXT, "content": REPLY_TEXT},
                     {"role": ASSISTANT, "content": REPLY_TEXT}):
