@@ -2,6 +2,7 @@
 
     HarnessError                 anything harness reports to a person (one line, says what to do)
     ├── TemplateError            a chat template failed to load, compile or render
+    │   └── TemplateLimitError   a render was stopped for time or memory (the worker was killed)
     ├── ModelError               a model could not be found, assembled or loaded
     ├── ProfileError             a profile / settings file is malformed or has a bad field
     ├── MessagesError            a messages file is malformed
@@ -42,6 +43,11 @@ class HarnessError(Exception):
 
 class TemplateError(HarnessError):
     """A chat template failed to load, compile or render."""
+
+
+class TemplateLimitError(TemplateError):
+    """A render ran past the render worker's time or memory limit and the worker was stopped:
+    rendering the same template again will likely cost as much."""
 
 
 class ModelError(HarnessError):

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import TemplateError
-from harness.lab.audit import capabilities, static_findings
-from harness.lab.findings import Finding, deduplicated
+from harness.lab.audit import capabilities
 from harness.lab.lint import lint
+from harness.lab.lint.findings import Finding, deduplicated
+from harness.lab.lint.static import static_findings
 from harness.prompt.templates import ChatTemplate, list_library, load_template
 
 TEMPLATES = Path(__file__).resolve().parent / "data" / "templates"
@@ -45,7 +46,8 @@ def test_the_static_pass_survives_a_template_that_fails_to_render():
     source = "\u200b{{ ''.__class__ }}{{ raise_exception('no') }}https://x.example/a"
     findings, _ = lint(ChatTemplate("broken", source, "test"))
     assert {"L001", "L101", "L102", "L106"} <= {f.code for f in findings}
-    assert [f.code for f in static_findings(ChatTemplate("broken", source, "test"))] == ["L102", "L106", "L101"]
+    found = static_findings(ChatTemplate("broken", source, "test"))
+    assert [(f.code, f.line, f.column) for f in found] == [("L102", 1, 1), ("L101", 1, 7), ("L106", 1, 47)]
 
 
 def test_findings_from_several_probes_are_one_finding():
@@ -91,7 +93,7 @@ def test_capability_report_on_real_templates(name, expected):
 def test_lint_cli_prints_capabilities():
     out = subprocess.run([sys.executable, "-m", "harness", "lint", "chatml", "--json"],
                          capture_output=True, text=True, timeout=120)
-    assert json.loads(out.stdout)["capabilities"]["system_role"] == "yes"
+    assert json.loads(out.stdout)["templates"][0]["capabilities"]["system_role"] == "yes"
 
 
 def test_strftime_now_is_pinned_per_template():
@@ -118,7 +120,7 @@ def test_a_date_string_in_the_variables_pins_strftime_now(tmp_path):
 
 
 def test_every_named_template_of_a_gguf_is_listed_and_linted(tmp_path):
-    from harness.lab.lint import lint_named
+    from harness.lab.lint.files import Options, lint_all
     from harness.models.gguf import read_gguf_info
     from tests.support.gguf_writer import STR, gguf, kv, tiny_kvs, write
 
@@ -126,7 +128,7 @@ def test_every_named_template_of_a_gguf_is_listed_and_linted(tmp_path):
                                  kv("tokenizer.chat_template.rag", STR, STATIC["L106"])]))
     info = read_gguf_info(path)
     assert list(info.named_templates) == ["rag", "tool_use"]
-    report = lint_named(info, "tiny")
-    assert list(report) == ["tiny:gguf:rag", "tiny:gguf:tool_use"]
-    assert [f["code"] for f in report["tiny:gguf:rag"]["findings"]] == ["L106"]
-    assert report["tiny:gguf:tool_use"]["capabilities"]["system_role"] == "yes"
+    report = {r.template: r for r in lint_all(["gguf"], [str(path)], Options())}
+    assert [f.code for f in report["m:gguf:rag"].findings] == ["L106"]
+    assert report["m:gguf:rag"].key == "tokenizer.chat_template.rag"
+    assert report["m:gguf:tool_use"].capabilities["system_role"] == "yes"

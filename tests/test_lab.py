@@ -57,6 +57,12 @@ def test_lint_names_conversation_and_message_that_raise():
     assert raising and "raises at message 2" in raising[0].message and raising[0].probe == "system first"
 
 
+def test_a_render_error_names_its_line():
+    source = "{# one #}\n{# two #}\n" + BROKEN["L001"]
+    findings, _ = lint(ChatTemplate("lined.jinja", source, "test"))
+    assert {f.line for f in findings if f.code == "L001"} == {3}
+
+
 @pytest.mark.parametrize("name", list_library())
 def test_library_templates_lint_clean(name):
     findings, markers = lint(load_template(name), {"bos_token": "<s>", "eos_token": "</s>"})
@@ -68,7 +74,9 @@ def test_library_templates_lint_clean(name):
 def test_lint_cli_exit_codes_and_json():
     ok = subprocess.run([sys.executable, "-m", "harness", "lint", "chatml", "--model", "smollm2", "--json"],
                         capture_output=True, text=True)
-    assert ok.returncode == 0 and json.loads(ok.stdout)["findings"] == []
+    report = json.loads(ok.stdout)
+    assert ok.returncode == 0 and [t["template"] for t in report["templates"]] == ["smollm2:tokenizer", "chatml"]
+    assert [f for t in report["templates"] for f in t["findings"]] == [] and report["summary"]["error"] == 0
     bad = subprocess.run([sys.executable, "-m", "harness", "lint", "llama3", "--model", "smollm2"],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "L003" in bad.stdout

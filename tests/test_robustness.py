@@ -176,7 +176,7 @@ def test_lint_flags_control_tokens_in_message_content(tmp_path):
     messages = write_messages(tmp_path / "m.json", INJECTED.to_dicts())
     proc = subprocess.run([sys.executable, "-m", "harness", "lint", "gguf", "--model", "smollm2", "--messages",
                            str(messages), "--json"], capture_output=True, text=True)
-    findings = json.loads(proc.stdout)["findings"]
+    findings = [f for t in json.loads(proc.stdout)["templates"] for f in t["findings"]]
     assert proc.returncode == 0 and [f["code"] for f in findings] == ["L013"]
     assert "<|im_end|>" in findings[0]["message"]
 

@@ -143,3 +143,20 @@ def test_generate_json_on_smollm2_has_the_message(tmp_path, capsys):
     assert out["round_trip"] is True and out["message"]["role"] == "assistant"
     assert out["message"]["content"] and out["text"].startswith(out["message"]["content"].strip()[:5])
     assert out["decode_path"]["invariant"] is True
+
+
+def test_a_prompt_that_opens_thinking_keeps_its_opener_out_of_the_reasoning():
+    """MiniMax-M2's shape: the generation prompt ends in ``<think>\\n`` and later turns show the
+    reasoning in a block of their own: the reasoning stored is the model's words only."""
+    from harness.prompt.blocks import derive_blocks
+    from harness.prompt.templates import ChatTemplate
+
+    thinks = ChatTemplate("thinks", "{% for m in messages %}<|im_start|>{{ m.role }}\n"
+                          "{% if m.reasoning_content %}<think>\n{{ m.reasoning_content }}\n</think>\n\n{% endif %}"
+                          "{{ m.content }}<|im_end|>\n{% endfor %}"
+                          "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}", "test")
+    blocks = derive_blocks(thinks, {}, "<|im_start|>assistant\n<think>\n")
+    got = turn_message(thinks, {}, QUESTION, plan_prompt(QUESTION, thinks).prompt, "",
+                       "It is Paris.\n</think>\n\nParis.", "assistant", blocks, in_reasoning=True)
+    assert got.message.extra == {"reasoning_content": "It is Paris."} and got.message.content == "Paris."
+    assert got.round_trip is True

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.errors import CommandError, ModelError, TemplateError
 from harness.generation.workbench import BaseWorkbench
-from harness.lab.findings import Finding
+from harness.lab.lint.findings import Finding
 from harness.prompt.templates import GGUF
 
 WorkbenchLoader = Callable[..., BaseWorkbench]  # (model, template, **n_ctx/threads) -> a workbench

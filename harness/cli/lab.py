@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 from harness.errors import CommandError
 from harness.readers import parse_vars, read_messages
-from harness.untrusted import visible_line
 from harness.untrusted.terminal import is_terminal, message, write, write_json
 
 
@@ -35,57 +32,38 @@ def _template(spec: str, backend) -> Any:
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
-    from harness.lab.audit import capabilities
-    from harness.lab.lint import has_errors, lint
+    """Lint templates, folders and models; print text, JSON or SARIF; exit 0/1 by --fail-on
+    (2, bad usage, comes from main through the parser's ``error_exit``)."""
+    from harness import __version__
+    from harness.lab.lint.files import Options, lint_all
+    from harness.lab.lint.model_rules import config_templates
+    from harness.lab.lint.report import exit_code, text_lines, to_json, to_sarif
+    from harness.lab.lint.suppress import load_suppressions
 
-    backend, variables = _tokenizer_and_vars(args.model, args.var)
-    template = _template(args.template, backend)
-    findings, markers = lint(template, variables, backend)
-    if args.messages:
-        findings += content_findings(template, variables, backend, read_messages(args.messages))
-    caps = capabilities(template, variables)
-    named = _named_templates(args, backend, variables)
-    if args.json:
-        json.dump({"template": template.name, "findings": [f.to_dict() for f in findings],
-                   "markers": markers.to_dict() if markers else None, "capabilities": caps,
-                   **({"named_templates": named} if named else {})},
-                  sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+    fmt = "json" if args.json else args.format
+    if not 0 < args.time_limit < float("inf"):  # nan and inf too: a limit that never ends is none
+        raise CommandError("--time-limit must be a positive number of seconds")
+    options = Options(variables=parse_vars(args.var), static_only=args.static, time_limit=args.time_limit,
+                      with_capabilities=fmt == "json" or not _many(args.templates),
+                      messages=read_messages(args.messages) if args.messages else None,
+                      config=config_templates(args.against_config) if args.against_config else None,
+                      config_file=args.against_config or "", suppressions=load_suppressions(args.ignore_file))
+    if not args.templates and not args.model:
+        raise CommandError("lint needs a template, a folder or --model", hint="e.g. harness lint templates/")
+    results = lint_all(args.templates, args.model, options)
+    if fmt in ("json", "sarif"):
+        write_json(to_json(results) if fmt == "json" else to_sarif(results, __version__), indent=2)
     else:
-        for name, report in named.items():
-            for f in report["findings"]:
-                print(f"{name}: {f['code']} {f['severity']}: {f['message']}")
-            print(f"{name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in report["capabilities"].items()))
-        for f in findings:
-            print(visible_line(f"{template.name}: {f.code} {f.severity}: {f.message}" + (f" [{f.probe}]" if f.probe else "")))
-        print(visible_line(f"{template.name}: capabilities: " + ", ".join(f"{k}={v}" for k, v in caps.items())))
-        count = {level: sum(f.severity == level for f in findings) for level in ("error", "warning", "info")}
-        print(f"{template.name}: {count['error']} error(s), {count['warning']} warning(s), {count['info']} note(s)")
-    return 1 if has_errors(findings) else 0
+        for line in text_lines(results):
+            write(line, one_line=True)
+    return exit_code(results, args.fail_on)
 
 
-def _named_templates(args: argparse.Namespace, backend, variables) -> dict:
-    """With ``gguf --model M``: every named template the GGUF holds, linted too."""
-    if args.template != "gguf" or backend is None:
-        return {}
-    from harness.lab.lint import lint_named
-    from harness.models.gguf import read_gguf_info
+def _many(specs: list[str]) -> bool:
+    """Several templates or a folder: the text report leaves out the capability lines."""
+    from pathlib import Path
 
-    return lint_named(read_gguf_info(backend.info.path), backend.info.name, variables)
-
-
-def content_findings(template, variables, backend, conversation) -> list:
-    """L013: message content that the model's tokenizer turns into control tokens."""
-    from harness.generation.evaluation import find_field_injections, find_injections, message_fields
-    from harness.lab.lint import Finding
-    from harness.prompt.modes import plan_prompt
-
-    if backend is None:
-        raise CommandError("lint --messages needs --model (control tokens are the model's)")
-    plan = plan_prompt(conversation, template, "as-is", variables=variables)
-    found = [*find_injections(backend, plan.prompt, plan.segments),
-             *find_field_injections(backend, message_fields(conversation))]
-    return [Finding("L013", "warning", i.describe(), "messages") for i in found]
+    return len(specs) > 1 or any(Path(spec).is_dir() for spec in specs)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

@@ -1,6 +1,7 @@
 """Command line: argv -> command. The one place errors become messages and exit codes.
 
-Exit codes: 0 ok, 1 a HarnessError (one line on stderr), 2 bad usage (argparse), 130 interrupted.
+Exit codes: 0 ok, 1 a HarnessError (one line on stderr), 2 bad usage (argparse), 130 interrupted;
+``lint``: 0 clean, 1 findings at or above ``--fail-on``, 2 bad usage or a HarnessError.
 Heavy modules (llama_cpp, prompt_toolkit, numpy) are imported inside the commands that need
 them, so ``harness --help`` starts fast.
 """
@@ -183,13 +184,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-turns", type=int, default=50, metavar="N",
                    help="turns shown in the transcript (default 50; the summary covers all)")
 
-    p = sub.add_parser("lint", help="check a template against a battery of probe conversations")
-    p.add_argument("template", help="gguf, a library name or a .jinja path")
-    p.add_argument("--model", "-m", help="also check against this model's tokenizer")
+    p = sub.add_parser("lint", help="check templates: a static pass (no render), then probe conversations")
+    p.add_argument("templates", nargs="*", metavar="TEMPLATE",
+                   help="a .jinja path, a folder of them, a library name, or gguf (the default with --model)")
+    p.add_argument("--model", "-m", nargs="+", default=[], metavar="GGUF",
+                   help="lint these models' templates and tokenizers (give templates before --model)")
     p.add_argument("--messages", metavar="F", help="also flag control-token strings in these messages")
     p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
                    help="set or override a template variable (repeatable)")
-    p.add_argument("--json", action="store_true", help="print findings, markers and capabilities as JSON")
+    p.add_argument("--against-config", metavar="FILE",
+                   help="compare each template with the chat_template of this tokenizer_config.json")
+    p.add_argument("--format", choices=("text", "json", "sarif"), default="text",
+                   help="how findings are printed (default text)")
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument("--fail-on", choices=("error", "warning", "info"), default="error",
+                   help="exit 1 when a finding is this severe or more (default: error)")
+    p.add_argument("--ignore-file", metavar="FILE",
+                   help="suppressions, each with a reason (default: ./.harness-lint-ignore if present)")
+    p.add_argument("--static", action="store_true", help="only the static pass: nothing is rendered")
+    p.add_argument("--time-limit", type=float, default=60.0, metavar="S",
+                   help="seconds for one file: a template file, or all templates of one GGUF (default 60)")
+    p.set_defaults(error_exit=2)  # 1 means findings here: a problem running lint is 2
 
     p = sub.add_parser("diff", help="character and token differences of two templates' renderings")
     p.add_argument("template_a", help="gguf, a library name or a .jinja path")
@@ -241,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from harness.untrusted.terminal import message
 
         message(f"error: {exc}")
-        return 1
+        return getattr(args, "error_exit", 1)
     except KeyboardInterrupt:
         from harness.untrusted.terminal import message
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import TemplateError
+from harness.errors import TemplateError, TemplateLimitError
 
 if TYPE_CHECKING:
     import subprocess
@@ -125,11 +125,11 @@ class RenderWorker:
                 reply = self._read_frame(time.monotonic() + self.timeout_s)
             except _Timeout:
                 self.stop()
-                raise TemplateError(f"render took too long (stopped after {self.timeout_s:g} s)",
+                raise TemplateLimitError(f"render took too long (stopped after {self.timeout_s:g} s)",
                                     where=name, hint=_STOP_HINT) from None
             except (_Died, OSError):
                 code = self.stop()
-                raise TemplateError(f"render used too much memory or crashed the render worker "
+                raise TemplateLimitError(f"render used too much memory or crashed the render worker "
                                     f"({_describe_exit(code)})", where=name, hint=_STOP_HINT) from None
             except BaseException:  # Ctrl-C mid-render: the reply would answer the next request
                 self.stop()

@@ -71,15 +71,19 @@ def turn_message(template: ChatTemplate, variables: Mapping[str, Any] | None, be
         shaped = ""
     at = shaped.find(placeholder)
     content = turn
+    starts = 0  # where the model's own words begin in `content`
     if at >= 0 and written.startswith(shaped[:at]):
         content = written[at:]
+        starts = max(len(prompt) - len(opened) - at, 0)
         after = shaped[at + len(placeholder):]
         supplied = next((k for k in range(min(len(after), len(content)), 0, -1)
                          if content.endswith(after[:k]) and (closed or not after[:k].strip())), 0)
         content = content[: len(content) - supplied]  # the close (or whitespace) the template writes
     message = Message(writer, content)
     if writer == ASSISTANT and blocks is not None:
-        parsed = parse_response(content, blocks, in_reasoning=in_reasoning)
+        # a generation prompt that opens a thinking block: the model's words are the reasoning,
+        # the opener before them is the prompt's (the template writes it again with the reasoning)
+        parsed = parse_response(content[starts:] if in_reasoning else content, blocks, in_reasoning=in_reasoning)
         if parsed.extra:  # reasoning or tool calls: HF's message shape; plain text stays as written
             message = parsed
     return check_round_trip(template, variables, before, message, written, len(prompt) - len(opened),
@@ -105,6 +109,6 @@ def check_round_trip(template: ChatTemplate, variables: Mapping[str, Any] | None
         why = "the template rewrites the reply"
     got = rendered[where:where + 12]
     wanted = written[where:where + 12]
-    return TurnMessage(message, False, offset,
-                       f"{why}: at character {offset} of the turn the model wrote {wanted!r}, "
-                       f"the re-rendered prompt has {got!r}")
+    place = (f"at character {where} of the prompt the model was given {wanted!r}" if where < prefix_len
+             else f"at character {offset} of the turn the model wrote {wanted!r}")
+    return TurnMessage(message, False, offset, f"{why}: {place}, the re-rendered prompt has {got!r}")

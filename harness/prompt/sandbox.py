@@ -124,6 +124,17 @@ def _environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
+def syntax_tree(source: str) -> jinja2.nodes.Template:
+    """`source` parsed as a render parses it, for lint's static pass (jinja2's errors propagate)."""
+    return _environment().parse(source)
+
+
+def known_filters_and_tests() -> tuple[frozenset[str], frozenset[str]]:
+    """The filters and tests a template may use here (Jinja's and the ones transformers adds)."""
+    env = _environment()
+    return frozenset(env.filters), frozenset(env.tests)
+
+
 @functools.lru_cache(maxsize=64)
 def _compile(source: str, name: str) -> jinja2.Template:
     try:
