@@ -257,7 +257,8 @@ def test_bias_lists_adds_quoted_removes_and_clears(tmp_path):
     session = session_on(tmp_path=tmp_path)
     recorder = drive(session, '/bias "<|im_end|>" -5\r/bias A 2\r/bias\r/bias A off\r')
     assert session.params.logit_bias == {"<|im_end|>": -5.0}
-    assert 'logit biases: "<|im_end|>"=-5 "A"=2' in notices(recorder)
+    listed = [n for n in notices(recorder) if n.startswith("logit biases:")][2]  # the bare /bias
+    assert listed.splitlines()[1:] == ['  "<|im_end|>" = #259  -5', '  "A" = #65  +2']
     drive(session, "/bias off\r")
     assert session.params.logit_bias == {} and not notices(drive(session, "/bias\r"), "error")
 

@@ -65,8 +65,8 @@ COMMANDS: tuple[SlashCommand, ...] = (
     C("eos", "/eos [stop|continue|ban]", "show the EOS policy, or: end at end-of-turn, run past it, or "
       "ban it", "/eos continue",
       "settings"),
-    C("bias", "/bias [TOKEN VALUE|TOKEN off|off]", "list logit biases, add one (token text or id; -inf "
-      "bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
+    C("bias", "/bias [TOKEN VALUE|TOKEN off|off]", "list logit biases, add one (a token's text, or #ID "
+      "for an id; -inf bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
     C("template", "/template [gguf|NAME|PATH]", "show the template, or switch (conversation kept; "
       "checked by lint first)", "/template chatml", "settings"),
     C("model", "/model [NAME|PATH [TEMPLATE]]", "show the model, or switch model, optionally with a template (conversation "

@@ -46,6 +46,24 @@ def parse_stop(word: str) -> tuple[str, ...]:
     return tuple(str(s) for s in (parsed if isinstance(parsed, list) else [parsed]))
 
 
+TOKEN_ID = "#"  # a logit-bias key "#N" is token id N; any other key is a token's text
+
+
+def bias_token_id(key: str) -> int | None:
+    """The id a logit-bias key names ("#2" -> 2), or None when the key is a token's text ("2")."""
+    digits = key[len(TOKEN_ID):] if key.startswith(TOKEN_ID) else ""
+    return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def _bias_key(key: Any) -> str:
+    """A logit-bias key as read from YAML/JSON: a string as it is, an integer as its id form."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{TOKEN_ID}{key}"
+    if not isinstance(key, str):
+        raise CommandError(f"logit_bias: a key must be a token text or #id, got {key!r}", field="logit_bias")
+    return key
+
+
 def _no_word(word: str) -> Any:
     raise ValueError("set with its own syntax")
 
@@ -79,7 +97,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eos", (str,), str, lambda v: v in EOS_POLICIES, f"must be one of {', '.join(EOS_POLICIES)}",
             "stop at end of turn, continue past it, or ban it"),
     Setting("logit_bias", (dict,), _no_word, lambda v: all(isinstance(x, int | float) for x in v.values()),
-            "must map token texts or ids to numbers", "token -> added logit", flag=False),
+            "must map token texts or #ids to numbers", "token text (or #id) -> added logit", flag=False),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -113,7 +131,7 @@ def coerce(name: str, value: Any) -> Any:
         for key, bias in value.items():
             if isinstance(bias, bool) or not isinstance(bias, int | float):
                 raise CommandError(f"logit_bias.{key}: expected a number, got {bias!r}", field=f"logit_bias.{key}")
-        return {str(k): float(v) for k, v in value.items()}
+        return {_bias_key(k): float(v) for k, v in value.items()}
     return value
 
 
@@ -152,7 +170,7 @@ class SamplingParams:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     eos: str = EOS_STOP
-    logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or id -> bias
+    logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or "#id" -> bias
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

@@ -17,7 +17,7 @@ from typing import Protocol
 from harness.errors import CommandError
 from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import attribute_tokens
-from harness.generation.settings import EOS_STOP, SamplingParams
+from harness.generation.settings import EOS_STOP, TOKEN_ID, SamplingParams, bias_token_id
 from harness.generation.stop_text import GrowingText, turn_end_marker
 from harness.prompt.conversation import TEMPLATE
 from harness.prompt.markers import TurnMarkers
@@ -54,15 +54,20 @@ class TokenLookup(Protocol):
 
 
 def resolve_bias(engine: TokenLookup, bias: Mapping[str, float], n_vocab: int = 0) -> dict[int, float]:
-    """`token-or-id -> value` to `id -> value`; a text must be exactly one token. Ids are
-    checked against `n_vocab` when the engine knows its vocabulary (a server may not: 0)."""
+    """`text-or-#id -> value` to `id -> value`: "#2" is token id 2, any other key a text that
+    must be exactly one token ("2" is the token that reads 2). Ids are checked against `n_vocab`
+    when the engine knows its vocabulary (a server may not: 0)."""
     out: dict[int, float] = {}
     for key, value in bias.items():
         text = str(key)
-        token = int(text) if text.lstrip("-").isdigit() else engine.token_id(text)
-        if token is None or token < 0 or (n_vocab > 0 and token >= n_vocab):
-            raise CommandError(f"logit bias: '{key}' is not a single token id or token text",
-                               hint="use an id, or a text that tokenizes to exactly one token")
+        token = bias_token_id(text)
+        if token is None:
+            token = engine.token_id(text)
+            if token is None:
+                raise CommandError(f"logit bias: the text {text!r} is not exactly one token of this model",
+                                   hint=f"bias one token's text, or an id as {TOKEN_ID}N")
+        if n_vocab > 0 and token >= n_vocab:
+            raise CommandError(f"logit bias: there is no token {TOKEN_ID}{token} (the vocabulary has {n_vocab})")
         out[token] = float(value)
     return out
 

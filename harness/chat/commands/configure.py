@@ -25,9 +25,11 @@ from harness.generation.settings import (
     EOS_POLICIES,
     OVERFLOW_POLICIES,
     SETTINGS,
+    bias_token_id,
     check_overflow,
 )
 from harness.generation.settings import parse as parse_setting
+from harness.untrusted import visible_line
 
 if TYPE_CHECKING:
     from harness.chat.session import Session
@@ -56,7 +58,8 @@ def written(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if key == "logit_bias":
-        return " ".join(f"{json.dumps(k)}={v:g}" for k, v in value.items()) or "none"  # type: ignore[attr-defined]
+        return " ".join(f"{k if bias_token_id(k) is not None else json.dumps(k)}={v:g}"
+                        for k, v in value.items()) or "none"  # type: ignore[attr-defined]
     if value is None:
         return "-"
     return str(value)
@@ -181,7 +184,10 @@ def cmd_eos(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("bias")
 def cmd_bias(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """/bias lists; /bias TOKEN VALUE adds; /bias TOKEN off removes one; /bias off removes all."""
+    """/bias lists; /bias TOKEN VALUE adds; /bias TOKEN off removes one; /bias off removes all.
+    TOKEN is a token's text ("2" is the token that reads 2) or #ID (#2 is id 2)."""
+    from harness.generation.turn import resolve_bias
+
     words = split_words(arg)
     bias = dict(session.params.logit_bias)
     if words == ["off"]:
@@ -195,15 +201,31 @@ def cmd_bias(session: Session, arg: str, emit: Emit, should_stop) -> None:
             number = float(words[1])
         except ValueError:
             raise CommandError(f"bias value '{words[1]}' is not a number (or off)") from None
-        from harness.generation.turn import resolve_bias
-
         resolve_bias(session.bench.engine, {words[0]: number}, session.bench.info.n_vocab)  # reject a bad token now
         bias[words[0]] = number
     elif words:
-        raise CommandError("usage: /bias [TOKEN VALUE|TOKEN off|off]", hint='quote a token with spaces: /bias "hello world" 5')
+        raise CommandError("usage: /bias [TOKEN VALUE|TOKEN off|off]",
+                           hint='TOKEN: a token\'s text (quote spaces: "hello world") or #ID for an id')
     if words:
         session.settings = session.settings.with_params(logit_bias=bias)
-    emit(Notice(f"logit biases: {written('logit_bias', session.params.logit_bias)}"))
+    emit(Notice(bias_listing(session)))
+
+
+def bias_listing(session: Session) -> str:
+    """Each bias with the token it lands on: `#2 '<|im_end|>'  -3`, `"2" = #34  -3`."""
+    from harness.generation.settings import bias_token_id
+    from harness.generation.turn import resolve_bias
+
+    bias = session.params.logit_bias
+    if not bias:
+        return "logit biases: none (/bias TOKEN VALUE adds one; #ID for an id)"
+    lines = ["logit biases:"]
+    for key, value in bias.items():
+        token = next(iter(resolve_bias(session.bench.engine, {key: value})))
+        piece = visible_line(session.bench.piece_text(token))
+        shown = f"#{token} {piece!r}" if bias_token_id(key) is not None else f"{json.dumps(key)} = #{token}"
+        lines.append(f"  {shown}  {value:+g}")
+    return "\n".join(lines)
 
 
 @COMMANDS.command("template")
