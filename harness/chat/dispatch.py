@@ -30,7 +30,7 @@ def handler(name: str) -> Handler:
 
 def handle(session: Session, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
     """Act on one input line. Raises EOFError for /quit; reports errors as Notices."""
-    name, arg = parse_line(line.rstrip("\n"))
+    name, arg = parse_line(line)
     mark = session.trees.mark()
     try:
         if name is None:

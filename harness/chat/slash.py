@@ -1,10 +1,14 @@
 """REPL slash commands: their names, usage and help, and the one pure parser of command lines.
 
 The registry is data; the topic modules map each name to a handler. A line that does not start
-with ``/`` is a user message (``//text`` sends a message that starts with a slash). A command
-name may be abbreviated to a unique prefix. Arguments are split as a shell splits words
-(quotes group, backslash escapes); a command's trailing free text (a message, a system prompt)
-is taken verbatim, unless it is one quoted word, which is unquoted.
+with ``/`` is a user message, sent as typed (``//text`` sends a message that starts with a
+slash). A command name may be abbreviated to a unique prefix. Arguments are split as a shell
+splits words (quotes group, backslash escapes). A command's trailing free text (a message, a
+prefill, a system prompt) is taken as typed from its first non-blank character to the end of
+the line, trailing spaces and newlines included — unless it is one quoted word, which is
+unquoted. One rule for escapes: inside double quotes ``\\n`` ``\\t`` ``\\r`` ``\\"`` ``\\\\`` are a
+newline, a tab, a carriage return, a quote and a backslash; anywhere else a backslash is what
+was typed (in free text) or escapes the next character (in words).
 """
 
 from __future__ import annotations
@@ -93,13 +97,15 @@ ALIASES = {alias: c.name for c in COMMANDS for alias in c.aliases}
 
 
 def parse_line(line: str) -> tuple[str | None, str]:
-    """(command name as typed, argument) for a slash command, (None, text) for a message."""
+    """(command name as typed, argument) for a slash command, (None, text) for a message. The
+    argument keeps what follows the blank after the name as typed (trailing blanks too)."""
     if line.startswith("//"):
         return None, line[1:]
     if not line.startswith("/"):
         return None, line
-    name, _, arg = line[1:].partition(" ")
-    return name.strip().lower(), arg.strip()
+    body = line[1:]
+    cut = next((i for i, char in enumerate(body) if char.isspace()), len(body))
+    return body[:cut].lower(), body[cut:].lstrip()
 
 
 def resolve(typed: str) -> str:
@@ -120,6 +126,7 @@ def resolve(typed: str) -> str:
 
 # -- arguments -----------------------------------------------------------------------------------
 QUOTES = "'\""
+ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}  # inside double quotes
 
 
 def _scan(text: str, start: int) -> tuple[str, int, int]:
@@ -133,9 +140,9 @@ def _scan(text: str, start: int) -> tuple[str, int, int]:
         if quote:
             if char == quote:
                 quote = ""
-            elif char == "\\" and quote == '"' and i + 1 < len(text) and text[i + 1] in '"\\':
+            elif char == "\\" and quote == '"' and i + 1 < len(text) and text[i + 1] in ESCAPES:
                 i += 1
-                word.append(text[i])
+                word.append(ESCAPES[text[i]])
             else:
                 word.append(char)
         elif char in QUOTES:
@@ -162,22 +169,45 @@ def split_words(text: str) -> list[str]:
     return words
 
 
-def take_words(text: str, count: int) -> tuple[list[str], str]:
-    """The first `count` shell words of `text` and the free text after them (verbatim, or
-    unquoted when it is one quoted word: ``"  two spaces"``)."""
+def take_words(text: str, count: int, *, trailing: bool = True) -> tuple[list[str], str]:
+    """The first `count` shell words of `text` and the free text after them: as typed from its
+    first non-blank character (trailing blanks kept unless not `trailing`), or unquoted, escapes
+    and all, when it is one quoted word: ``"  two spaces"``, ``"<think>\\n"``."""
+    words, rest, unquoted = _take(text, count)
+    if unquoted is not None:
+        return words, unquoted
+    return words, rest if trailing else rest.rstrip()
+
+
+def free_text(text: str, count: int) -> tuple[list[str], str, str | None]:
+    """:func:`take_words`, and a line to show when the free text, taken as typed, holds what
+    looks like an escape (``\\n``): it went as a backslash and a letter; quoting makes it the
+    character."""
+    words, rest, unquoted = _take(text, count)
+    if unquoted is not None:
+        return words, unquoted, None
+    found = next((f"\\{c}" for c in "ntr" if f"\\{c}" in rest), None)
+    hint = None if found is None else (f"{found} was sent as typed (a backslash and a letter); "
+                                       f'in double quotes it is an escape: "...{found}"')
+    return words, rest, hint
+
+
+def _take(text: str, count: int) -> tuple[list[str], str, str | None]:
+    """(words, the rest as typed, the rest unquoted when it is one quoted word, else None)."""
     words, i = [], 0
     while len(words) < count and text[i:].strip():
         word, _, i = _scan(text, i)
         words.append(word)
-    rest = text[i:].strip()
-    if rest and rest[0] in QUOTES and rest[-1] == rest[0] and len(rest) >= 2:
+    rest = text[i:].lstrip()
+    bare = rest.rstrip()
+    if bare and bare[0] in QUOTES and bare[-1] == bare[0] and len(bare) >= 2:
         try:
-            whole = split_words(rest)
+            whole = split_words(bare)
         except CommandError:
             whole = []
-        if len(whole) == 1 and _scan(rest, 0)[2] == len(rest):
-            return words, whole[0]
-    return words, rest
+        if len(whole) == 1 and _scan(bare, 0)[2] == len(bare):
+            return words, rest, whole[0]
+    return words, rest, None
 
 
 def quote(word: str) -> str:

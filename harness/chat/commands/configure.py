@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from harness.chat.events import Emit, Notice
 from harness.chat.prefs import ON_OFF
 from harness.chat.registry import CommandTable
-from harness.chat.slash import split_words, take_words
+from harness.chat.slash import free_text, split_words, take_words
 from harness.errors import CommandError
 from harness.generation.settings import (
     BY_NAME,
@@ -143,7 +143,7 @@ def settings_help(switches: Mapping[str, str]) -> str:
 @COMMANDS.command("set")
 def cmd_set(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """/set: all; /set KEY: that one; /set KEY VALUE: change it."""
-    words, value = take_words(arg, 1)
+    words, value = take_words(arg, 1, trailing=False)
     if not words:
         emit(Notice(describe_settings(session)))
         return
@@ -282,10 +282,12 @@ def cmd_system(session: Session, arg: str, emit: Emit, should_stop) -> None:
         emit(Notice(f"system prompt: {shown!r}" if shown is not None else
                     "no system prompt (/system TEXT sets one)"))
         return
-    _, text = take_words(arg, 0)
+    _, text, hint = free_text(arg, 0)
     clear = arg.strip() == "--clear" or not text
     set_system(session, None if clear else text)
     emit(Notice("system prompt removed" if clear else "system prompt set"))
+    if hint and not clear:
+        emit(Notice(hint, "warning"))
 
 
 @COMMANDS.command("profile")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, MessageShown, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import split_words, take_words
+from harness.chat.slash import free_text, split_words, take_words
 from harness.errors import CommandError
 from harness.prompt.conversation import Message
 
@@ -57,7 +57,7 @@ def cmd_show(session: Session, arg: str, emit: Emit, should_stop) -> None:
 @COMMANDS.command("edit")
 def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """/edit N [--editor] asks the REPL for the text; /edit N TEXT sets it."""
-    words, text = take_words(arg, 1)
+    words, text, hint = free_text(arg, 1)
     index = _index(words[0] if words else "", "/edit N [TEXT|--editor]")
     message = session.tree.node_at(index).message
     assert message is not None
@@ -70,6 +70,8 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
         emit(Notice(f"message {index} replaced ({replacement.role})"))
         return
     set_content(session, index, text, emit)
+    if hint:
+        emit(Notice(hint, "warning"))
 
 
 def set_content(session: Session, index: int, text: str, emit: Emit) -> None:
@@ -109,10 +111,16 @@ def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if rest.lstrip().startswith("{"):
         message = json_message(rest)
     else:
-        role, text = take_words(rest, 1)
+        role, text, hint = free_text(rest, 1)
         message = Message(role[0], text)
+        if hint:
+            emit(Notice(hint, "warning"))
     session.trees.change(session.tree.insert(index, message))
-    emit(Notice(f"inserted a {message.role} message at {index}"))
+    emit(Notice(f"inserted {article(message.role)} {message.role} message at {index}"))
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def json_message(text: str) -> Message:

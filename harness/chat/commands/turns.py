@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import options, split_words, take_words
+from harness.chat.slash import free_text, options, split_words
 from harness.errors import CommandError
 from harness.prompt.conversation import USER, Conversation
 from harness.prompt.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
@@ -30,15 +30,25 @@ def cmd_reply(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("impersonate")
 def cmd_impersonate(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    session.generate(IMPERSONATE, take_words(arg, 0)[1], emit, should_stop)
+    text = given_text(arg, emit)
+    session.generate(IMPERSONATE, text, emit, should_stop)
 
 
 @COMMANDS.command("prefill")
 def cmd_prefill(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    text = take_words(arg, 0)[1]
+    text = given_text(arg, emit)
     if not text:
-        raise CommandError("usage: /prefill TEXT")
+        raise CommandError("usage: /prefill TEXT", hint='quote it to keep leading blanks or use escapes: "<think>\\n"')
     session.generate(PREFILL, text, emit, should_stop)
+
+
+def given_text(arg: str, emit: Emit) -> str:
+    """The text a turn is begun with, as typed (or unquoted); a warning when it holds a
+    backslash escape that was taken as typed."""
+    _, text, hint = free_text(arg, 0)
+    if hint:
+        emit(Notice(hint, "warning"))
+    return text
 
 
 @COMMANDS.command("continue")
