@@ -19,7 +19,7 @@ from harness.chat.events import Emit, Notice
 from harness.chat.prefs import ON_OFF
 from harness.chat.registry import CommandTable
 from harness.chat.slash import free_text, split_words, take_words
-from harness.errors import CommandError
+from harness.errors import CommandError, HarnessError
 from harness.generation.settings import (
     BY_NAME,
     EOS_POLICIES,
@@ -99,8 +99,21 @@ def set_engine(session: Session, key: str, value: str) -> str:
         raise CommandError(f"usage: /set {key} N (a whole number)") from None
     if number <= 0:
         raise CommandError(f"{key} must be > 0")
+    trained = session.bench.info.n_ctx_train
+    if key == "n_ctx" and trained and number > trained:
+        raise CommandError(f"n_ctx {number} is more than the {trained} tokens {session.bench.info.name} "
+                           "was trained on", hint=f"/set n_ctx {trained} at most")
     session.engine.reload(**{key: number})
-    return f"{key} = {number} (model reloaded; conversation kept)"
+    line = f"{key} = {number} (model reloaded; conversation kept)"
+    if key == "n_ctx" and len(session.conversation):
+        try:
+            needed = session.bench.count_tokens(session.bench.plan(session.conversation))
+        except HarnessError:
+            needed = 0  # a conversation the template cannot render says so at the next turn
+        if needed >= number:
+            line += (f"; the conversation's prompt is {needed} tokens, more than the context holds: "
+                     f"the next turn is refused unless context_overflow is truncate-oldest")
+    return line
 
 
 def current(session: Session) -> dict[str, object]:
