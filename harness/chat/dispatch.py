@@ -8,8 +8,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from harness.chat.commands import configure, edit, files, general, inspect, turns
+from harness.chat.commands.edit import set_content
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import Handler
+from harness.chat.render_guard import guard, snapshot
 from harness.chat.session import Session
 from harness.chat.slash import parse_line, resolve
 from harness.errors import CommandError, HarnessError
@@ -31,17 +33,34 @@ def handler(name: str) -> Handler:
 def handle(session: Session, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
     """Act on one input line. Raises EOFError for /quit; reports errors as Notices."""
     name, arg = parse_line(line)
-    mark = session.trees.mark()
-    try:
+
+    def act() -> None:
         if name is None:
             if arg.strip():
                 session.trees.change(session.tree.append(Message(USER, arg)))
                 session.generate(REPLY, "", emit, should_stop)
-            return
-        handler(resolve(name))(session, arg, emit, should_stop)
+        else:
+            handler(resolve(name))(session, arg, emit, should_stop)
+
+    _guarded(session, emit, act, typed=name is None)
+
+
+def answer_edit(session: Session, index: int, text: str, emit: Emit) -> None:
+    """The text the REPL asked for after `/edit N`, applied as one line is."""
+    _guarded(session, emit, lambda: set_content(session, index, text, emit), typed=False)
+
+
+def _guarded(session: Session, emit: Emit, act: Callable[[], None], *, typed: bool) -> None:
+    """Run `act`; an error is a notice and puts the conversation back as it was, and so does a
+    change the template cannot render; the session is saved either way."""
+    mark = session.trees.mark()
+    before = snapshot(session)
+    try:
+        act()
+        guard(session, before, emit)
     except HarnessError as exc:
         if session.trees.rollback(mark):
-            exc_text = f"{exc} (the conversation is as it was" + ("; Up recalls the line)" if name is None else ")")
+            exc_text = f"{exc} (the conversation is as it was" + ("; Up recalls the line)" if typed else ")")
         else:
             exc_text = str(exc)
         emit(Notice(exc_text, "error"))

@@ -90,6 +90,8 @@ class MessageRow:
     alternative: int  # 1-based number of this message among its siblings
     alternatives: int
     generated: bool
+    extras: tuple[str, ...] = ()  # what the message holds besides content: tool calls, reasoning
+    interrupted: bool = False  # a generated turn stopped by Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,13 @@ class EditRequest:
     editor: bool
 
 
+@dataclass(frozen=True)
+class Legend:
+    """What the colours and marks mean (/help colours), for these roles."""
+
+    roles: tuple[str, ...]
+
+
 Event = (Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport | TokenView
-         | Alternatives | MessageList | MessageShown | EditRequest)
+         | Alternatives | MessageList | MessageShown | EditRequest | Legend)
 Emit = Callable[[Event], None]

@@ -31,8 +31,8 @@ class SlashCommand:
 
 C = SlashCommand
 COMMANDS: tuple[SlashCommand, ...] = (
-    C("help", "/help [COMMAND]", "list commands, or describe one (/help set lists the settings)",
-      "/help branch"),
+    C("help", "/help [COMMAND|colours]", "list commands, or describe one (/help set lists the settings; "
+      "/help colours what the colours and marks mean)", "/help branch"),
     C("new", "/new", "start a fresh conversation (settings, model and template kept; /undo goes back)",
       "/new"),
     C("reply", "/reply", "generate an assistant turn for the conversation as it stands", "/reply"),
@@ -252,5 +252,6 @@ def help_text(name: str = "") -> str:
         lines += [f"  {c.usage:{width}}  {c.help}" for c in COMMANDS if c.topic == topic]
     lines.append("/help COMMAND shows an example; a unique prefix is enough (/mess); quote arguments "
                  'with spaces ("like this").')
-    lines.append("A line without a slash is a user message; the model replies (mode reply).")
+    lines.append("A line without a slash is a user message; the model replies (mode reply). "
+                 "/help colours: what the colours and marks mean.")
     return "\n".join(lines)

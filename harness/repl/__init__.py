@@ -5,4 +5,5 @@
     display.py     events drawn on the terminal           toolbar.py   the bottom toolbar
     completer.py   Tab completion                         history.py   input history on disk
     typeahead.py   keys typed while the model streams
+    palette.py     the colour of each role                whitespace.py  blanks and newlines made visible
 """

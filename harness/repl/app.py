@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import get_app
 from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
-from harness.chat.commands.edit import set_content
+from harness.chat.dispatch import answer_edit
 from harness.chat.dispatch import handle as handle_line
 from harness.chat.events import EditRequest, Notice
 from harness.chat.session import Session
@@ -69,7 +70,7 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
 
     history = TolerantFileHistory(history_path, history_failed) if history_path else InMemoryHistory()
     return PromptSession(
-        message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session),
+        message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session, get_app().output.get_size().columns),
         key_bindings=make_key_bindings(session.prefs), history=history, input=input, output=output,
         multiline=True, completer=HarnessCompleter(), complete_while_typing=False,
         enable_history_search=False,
@@ -128,8 +129,7 @@ def _answer_edits(session: Session, prompt: PromptSession, display: Display) -> 
         if text is None:
             display.emit(Notice("edit cancelled (the editor failed)", "error"))
             continue
-        set_content(session, request.index, text, display.emit)
-        session.save(display.emit)
+        answer_edit(session, request.index, text, display.emit)
 
 
 def _in_editor(request: EditRequest) -> str | None:

@@ -250,16 +250,21 @@ def cmd_template(session: Session, arg: str, emit: Emit, should_stop) -> None:
         template = session.bench.template
         emit(Notice(f"template: {template.name} ({template.origin}); /template NAME|PATH|gguf switches"))
         return
-    warnings = session.engine.switch_template(words[0])
+    warnings = session.engine.switch_template(words[0], session.conversation)
     emit(Notice(f"template: {session.bench.template.name}"))
-    for finding in warnings:
+    _warn_lint(warnings, emit)
+
+
+def _warn_lint(findings, emit: Emit) -> None:
+    for finding in findings:
         emit(Notice(f"{finding.code}: {finding.message} (under /eos stop the marker written as "
                     "text still ends the turn)", "warning"))
 
 
 @COMMANDS.command("model")
 def cmd_model(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """/model NAME [TEMPLATE]: the template is checked against the model's file before loading."""
+    """/model NAME [TEMPLATE]: the template is checked against the model's file before loading,
+    then linted and tried on the conversation as /template does."""
     words = split_words(arg)
     if not words:
         info = session.bench.info
@@ -268,8 +273,9 @@ def cmd_model(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if len(words) > 2 or not session.engine.can_reload:
         raise CommandError("usage: /model NAME|PATH [TEMPLATE]")
     emit(Notice(f"loading {words[0]} ..."))
-    session.engine.switch_model(words[0], words[1] if len(words) > 1 else None)
+    warnings = session.engine.switch_model(words[0], words[1] if len(words) > 1 else None, session.conversation)
     emit(Notice(f"model: {session.bench.info.name}  template: {session.bench.template.name}"))
+    _warn_lint(warnings, emit)
 
 
 def set_system(session: Session, text: str | None) -> None:
@@ -322,10 +328,9 @@ def cmd_profile(session: Session, arg: str, emit: Emit, should_stop) -> None:
     engine = session.engine
     if profile.model and profile.model != engine.model_spec and engine.can_reload:
         emit(Notice(f"loading {profile.model} ..."))
-        engine.switch_model(profile.model, profile.template)
+        _warn_lint(engine.switch_model(profile.model, profile.template, session.conversation), emit)
     if profile.template and profile.template != engine.template_spec:
-        for finding in engine.switch_template(profile.template):
-            emit(Notice(f"{finding.code}: {finding.message}", "warning"))
+        _warn_lint(engine.switch_template(profile.template, session.conversation), emit)
     engine.set_literal_content(profile.literal_content)
     if profile.vars:
         engine.set_vars(profile.vars)

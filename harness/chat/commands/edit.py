@@ -7,6 +7,7 @@ longest token prefix the new prompt shares with the last one.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, MessageShown, Notice
@@ -33,25 +34,49 @@ def _index(word: str, usage: str) -> int:
 def cmd_messages(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if split_words(arg):
         raise CommandError("usage: /messages", hint="/show N prints one message whole")
-    tree = session.tree
-    rows = []
-    for i, node in enumerate(tree.path()):
-        assert node.message is not None
-        siblings = tree.siblings(i)
-        rows.append(MessageRow(i, node.message.role, node.message.text, siblings.index(node.id) + 1,
-                               len(siblings), "gen" in node.meta))
-    emit(MessageList(tuple(rows)))
+    emit(MessageList(tuple(message_row(session, i) for i in range(len(session.tree)))))
 
 
 @COMMANDS.command("show")
 def cmd_show(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     index = _index(words[0] if len(words) == 1 else "", "/show N")
-    node = session.tree.node_at(index)
+    emit(MessageShown(message_row(session, index)))
+
+
+def message_row(session: Session, index: int) -> MessageRow:
+    """Message `index` of the chosen path as /messages and /show list it."""
+    tree = session.tree
+    node = tree.node_at(index)
     assert node.message is not None
-    siblings = session.tree.siblings(index)
-    emit(MessageShown(MessageRow(index, node.message.role, node.message.content,
-                                 siblings.index(node.id) + 1, len(siblings), "gen" in node.meta)))
+    siblings = tree.siblings(index)
+    gen = node.meta.get("gen")
+    interrupted = isinstance(gen, int) and 0 <= gen < len(session.transcript) \
+        and session.transcript[gen].stop_reason == "interrupted"
+    return MessageRow(index, node.message.role, node.message.text, siblings.index(node.id) + 1, len(siblings),
+                      "gen" in node.meta, message_extras(node.message), interrupted)
+
+
+def message_extras(message: Message) -> tuple[str, ...]:
+    """What a message holds besides its text, one line each: tool calls, reasoning, other fields."""
+    out = []
+    for key, value in message.extra.items():
+        if key == "tool_calls" and isinstance(value, list):
+            for call in value:
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    arguments = function.get("arguments")
+                    shown = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+                    out.append(f"tool call {function.get('name')} {shown}")
+                else:
+                    out.append(f"tool call {json.dumps(call, ensure_ascii=False)}")
+        elif isinstance(value, str):
+            out.append(f"{key}: {value}")
+        else:
+            out.append(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+    if not isinstance(message.content, str | None):
+        out.append(f"content parts: {json.dumps(message.content, ensure_ascii=False, default=str)}")
+    return tuple(out)
 
 
 @COMMANDS.command("edit")
@@ -125,8 +150,6 @@ def article(word: str) -> str:
 
 def json_message(text: str) -> Message:
     """A message written as a JSON object (content parts, tool_calls, reasoning_content, ...)."""
-    import json
-
     from harness.prompt.conversation import Conversation
 
     try:
