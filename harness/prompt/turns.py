@@ -38,6 +38,7 @@ from harness.prompt.segments import CONTENT, SCAFFOLD, Segment
 
 _NEXT_ROLE = {USER: ASSISTANT, ASSISTANT: USER, SYSTEM: USER}
 _NAME = r"[A-Za-z_][\w.\-]*"
+_NAME_CHARS = re.compile(r"[\w.\-]*")
 UNNAMED = "unnamed"  # the role of a turn whose open marker names no role
 DELIMITER = "delimiter"  # kind of a block delimiter inside a turn (``<think>``)
 SAME, NEW = "same", "new"
@@ -113,6 +114,8 @@ class TurnParser:
                                   or suffix else None)
         self._partials = [t for t in literals if len(t.strip()) > 1] + \
                          ([self._shape[0]] if self._shape else [])
+        self._literals = literals
+        self._closes = [t for t, m in table.items() if m.kind == "close"] if self._after_close_open else []
 
     def start_role(self, writer: str | None, mode: str) -> str | None:
         """The role generated text starts in: the writer, or ``reasoning`` when the generation
@@ -139,6 +142,21 @@ class TurnParser:
         """The role the next generated character would belong to."""
         spans = self._walk(text, start_role, tail=False)[2]
         return spans.inner or spans.role or TEMPLATE
+
+    def settled(self, text: str) -> int:
+        """How much of `text` more text cannot reparse: where a marker may still be forming at
+        its end begins (a marker's beginning, ``<|im_start|>ass`` whose role name may go on, a
+        role name straight after a close), or the text's end."""
+        cut = partial_start(text, self._literals)
+        if self._shape is not None:
+            at = text.rfind(self._shape[0])
+            if at >= 0 and _NAME_CHARS.fullmatch(text, at + len(self._shape[0])):
+                cut = min(cut, at)
+        for close in self._closes:
+            at = text.rfind(close)
+            if at >= 0 and at + len(close) < len(text) and _NAME_CHARS.fullmatch(text, at + len(close)):
+                cut = min(cut, at + len(close))
+        return cut
 
     def _walk(self, text: str, start_role: str | None,
               tail: bool = True) -> tuple[list[Segment], list[Turn], _State]:
@@ -244,6 +262,18 @@ class TurnParser:
                     p.startswith(tail) and p != tail for p in self._partials):
                 return len(text) - size
         return len(text)
+
+
+def partial_start(text: str, literals: Iterable[str]) -> int:
+    """Where the longest end of `text` that is a proper beginning of one of `literals` starts
+    (the text's end when none is)."""
+    literals = [t for t in literals if t]
+    longest = max((len(t) for t in literals), default=0)
+    for start in range(max(0, len(text) - longest + 1), len(text)):
+        tail = text[start:]
+        if any(len(t) > len(tail) and t.startswith(tail) for t in literals):
+            return start
+    return len(text)
 
 
 def _open_shape(markers: TurnMarkers) -> tuple[str, str, dict[str, str]] | None:
