@@ -33,13 +33,26 @@ COMMANDS = CommandTable()
 
 
 def _inspected(session: Session) -> tuple[int, Generation]:
+    """The turn /alts and /branch act on: the message /tokens N chose, wherever it now stands
+    (an error when it left the conversation), else the last generated one."""
     inspected = session.transcript.inspected
-    if inspected is not None and inspected < len(session.tree):
-        try:
-            return session.generation_at(inspected)
-        except CommandError:
-            pass
-    return session.generation_at(-1)
+    if inspected is None:
+        return inspectable(session, -1)
+    path = [node.id for node in session.tree.path()]
+    if inspected not in path:
+        raise CommandError("the message /tokens chose is no longer in the conversation (deleted, or "
+                           "another candidate was chosen)", hint="/tokens N inspects another")
+    return inspectable(session, path.index(inspected))
+
+
+def inspectable(session: Session, index: int) -> tuple[int, Generation]:
+    """(path index, generation) of generated message `index` whose text is still what the turn
+    wrote: an edited message's tokens would answer for text it no longer holds."""
+    index, gen = session.generation_at(index)
+    if session.tree.node_at(index).meta.get("edited"):
+        raise CommandError(f"message {index} was edited after it was generated; its tokens are those "
+                           "of the text before the edit", hint="/undo brings that text back; /retry generates anew")
+    return index, gen
 
 
 @COMMANDS.command("tokens")
@@ -47,8 +60,8 @@ def cmd_tokens(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     if len(words) > 1 or words and not words[0].lstrip("-").isdigit():
         raise CommandError("usage: /tokens [N]", hint="N is a message number from /messages")
-    index, gen = session.generation_at(int(words[0]) if words else -1)
-    session.transcript.inspect(index)
+    index, gen = inspectable(session, int(words[0]) if words else -1)
+    session.transcript.inspect(session.tree.node_at(index).id)
     special = session.bench.engine.is_special
     rows = tuple(TokenRow(shown_piece(t.piece, t.raw or session.bench.engine.piece(t.id)), t.role, t.stats.entropy_bits if t.stats else None,
                           2.0 ** -t.stats.surprisal_bits if t.stats else None, special(t.id))
@@ -127,7 +140,7 @@ def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
     forced = [t.id for t in gen.tokens[:k]] + [token]
     later = len(session.tree) - index - 1
     regenerate(session, index, emit, should_stop, forced=forced)
-    session.transcript.inspect(index)
+    session.transcript.inspect(session.tree.node_at(index).id)
     if later:
         emit(Notice(f"the branch is a new candidate of message {index}; the {later} message(s) after "
                     f"it stay with the old one (/swipe prev --at {index} goes back)", "warning"))
