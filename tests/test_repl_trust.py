@@ -117,7 +117,7 @@ def test_alts_and_branch_follow_the_newest_turn_after_tokens(tmp_path):
 def test_a_branch_of_an_earlier_message_says_the_later_ones_stay_behind(tmp_path):
     session = session_on(tmp_path=tmp_path)
     recorder = drive(session, "Hello\rAgain\r/tokens 1\r/branch 0 2\r")
-    assert any("stay with the old one" in t for t in notices(recorder, "warning"))
+    assert any("stay with candidate 1" in t for t in notices(recorder, "warning"))
     drive(session, "/swipe 1 --at 1\r")
     assert [m["content"] for m in saved(tmp_path)["messages"]] == ["Hello", "Hi!", "Again", "Hi!"]
 

@@ -50,6 +50,14 @@ def answer_edit(session: Session, index: int, text: str, emit: Emit) -> None:
     _guarded(session, emit, lambda: set_content(session, index, text, emit), typed=False)
 
 
+def keep_candidate(session: Session, index: int, number: int, emit: Emit) -> None:
+    """The candidate a key chose after /retry N or /swipe: chosen as part of that change (one
+    /undo still takes the whole retry back)."""
+    from harness.chat.commands.turns import choose
+
+    _guarded(session, emit, lambda: choose(session, index, number - 1, emit, amend=True), typed=False)
+
+
 def _guarded(session: Session, emit: Emit, act: Callable[[], None], *, typed: bool) -> None:
     """Run `act`; an error is a notice and puts the conversation back as it was, and so does a
     change the template cannot render; the session is saved either way."""

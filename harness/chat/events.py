@@ -117,6 +117,32 @@ class EditRequest:
 
 
 @dataclass(frozen=True)
+class CandidateRow:
+    """One candidate of a message, whole."""
+
+    number: int  # 1-based among the message's candidates (what /swipe K takes)
+    text: str
+    extras: tuple[str, ...]  # tool calls, reasoning: what it holds besides text
+    stop_reason: str  # "" when the candidate was not generated in this session
+    tokens: int
+    mean_entropy_bits: float | None
+    seed: int | None
+    chosen: bool
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidates of message `message` side by side (/retry N, /swipe); with `pick`, the front
+    end may offer a key to keep one (harness.chat.dispatch.keep_candidate)."""
+
+    message: int
+    role: str
+    rows: tuple[CandidateRow, ...]
+    of: int  # how many candidates the message has
+    pick: bool = False
+
+
+@dataclass(frozen=True)
 class Legend:
     """What the colours and marks mean (/help colours), for these roles."""
 
@@ -124,5 +150,5 @@ class Legend:
 
 
 Event = (Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport | TokenView
-         | Alternatives | MessageList | MessageShown | EditRequest | Legend)
+         | Alternatives | MessageList | MessageShown | EditRequest | Candidates | Legend)
 Emit = Callable[[Event], None]

@@ -43,9 +43,11 @@ COMMANDS: tuple[SlashCommand, ...] = (
     C("adopt", "/adopt", "after a run past end of turn: the user turn the model wrote becomes the next "
       "user message", "/adopt"),
     C("retry", "/retry [same] [N]", "another candidate for the last generated turn (earlier ones are kept); "
-      "a fixed seed moves on unless `same`; N: that many, decoded together", "/retry 4", "branches"),
-    C("swipe", "/swipe next [N]|prev|K [--at N]", "choose among the candidates of the last message (or of "
-      "message N); next past the last generates one (next N: N at once)", "/swipe 2 --at 3", "branches"),
+      "a fixed seed moves on unless `same`; N: that many, decoded together and shown side by side, a key "
+      "keeps one; one /undo takes the retry back", "/retry 4", "branches"),
+    C("swipe", "/swipe [next [N]|prev|K] [--at N]", "show every candidate of the last message (or of message "
+      "N) side by side, or choose one; next past the last generates one (next N: N at once)",
+      "/swipe 2 --at 3", "branches"),
     C("branch", "/branch K ALT", "rewind the inspected turn to token K, force an alternative (rank from "
       "/alts or token text) and go on; both branches are kept", "/branch 3 2", "branches"),
     C("tokens", "/tokens [N]", "the turn that made message N (default: the last) token by token, "
@@ -208,6 +210,11 @@ def _take(text: str, count: int) -> tuple[list[str], str, str | None]:
         if len(whole) == 1 and _scan(bare, 0)[2] == len(bare):
             return words, rest, whole[0]
     return words, rest, None
+
+
+def plural(count: int, noun: str) -> str:
+    """`count` `noun`s: "1 message", "3 messages"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def quote(word: str) -> str:

@@ -6,4 +6,5 @@
     completer.py   Tab completion                         history.py   input history on disk
     typeahead.py   keys typed while the model streams
     palette.py     the colour of each role                whitespace.py  blanks and newlines made visible
+    candidates.py  candidates laid out side by side       pick.py      the key that keeps one
 """

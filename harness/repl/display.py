@@ -21,6 +21,7 @@ from prompt_toolkit.output import ColorDepth
 
 from harness.chat.events import (
     Alternatives,
+    Candidates,
     EditRequest,
     EntropyReport,
     Event,
@@ -34,6 +35,7 @@ from harness.chat.events import (
     TurnFinished,
     TurnStarted,
 )
+from harness.repl.candidates import layout
 from harness.repl.palette import role_style
 from harness.repl.whitespace import MARK, marked, one_line
 from harness.untrusted import visible
@@ -82,6 +84,7 @@ class Display:
         self._started = False  # the turn has drawn text other than blanks
         self.depth = terminal_depth(output)
         self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
+        self.pick_requests: list[Candidates] = []  # and these: which candidate to keep
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
         fragments = [(style, visible(text)) for style, text in fragments]  # controls shown, not sent
@@ -215,6 +218,14 @@ class Display:
 
     def _on_EditRequest(self, event: EditRequest) -> None:
         self.edit_requests.append(event)
+
+    def _on_Candidates(self, event: Candidates) -> None:
+        """Every candidate whole, in columns when the terminal is wide enough; with `pick`, the
+        REPL then asks for the key of the one to keep."""
+        for line in layout(event.rows, event.of, self.columns(), role_style(event.role)):
+            self._print(line, end="\n")
+        if event.pick:
+            self.pick_requests.append(event)
 
     def _on_Legend(self, event: Legend) -> None:
         self._print([("bold", "roles: ")] + [f for role in event.roles

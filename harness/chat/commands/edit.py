@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, MessageShown, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import free_text, split_words, take_words
+from harness.chat.slash import free_text, plural, split_words, take_words
 from harness.errors import CommandError
 from harness.prompt.conversation import Message
 
@@ -163,10 +163,10 @@ def json_message(text: str) -> Message:
 @COMMANDS.command("undo")
 def cmd_undo(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.trees.undo()
-    emit(Notice(f"undone; {len(session.tree)} messages"))
+    emit(Notice(f"undone; {plural(len(session.tree), 'message')}"))
 
 
 @COMMANDS.command("redo")
 def cmd_redo(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.trees.redo()
-    emit(Notice(f"redone; {len(session.tree)} messages"))
+    emit(Notice(f"redone; {plural(len(session.tree), 'message')}"))

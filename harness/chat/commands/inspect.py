@@ -14,7 +14,6 @@ from harness.chat.events import (
     Alternatives,
     Emit,
     EntropyReport,
-    Notice,
     RawPrompt,
     TokenRow,
     TokenView,
@@ -138,12 +137,8 @@ def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
     k = _position(gen, words[0], "/branch K ALT")
     token = resolve_alternative(session, gen, k, words[1])
     forced = [t.id for t in gen.tokens[:k]] + [token]
-    later = len(session.tree) - index - 1
-    regenerate(session, index, emit, should_stop, forced=forced)
+    regenerate(session, index, emit, should_stop, forced=forced)  # says where later messages stay
     session.transcript.inspect(session.tree.node_at(index).id)
-    if later:
-        emit(Notice(f"the branch is a new candidate of message {index}; the {later} message(s) after "
-                    f"it stay with the old one (/swipe prev --at {index} goes back)", "warning"))
 
 
 @COMMANDS.command("raw")
