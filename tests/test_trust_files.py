@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from harness.models.gguf import read_gguf_info
 from harness.paths import logs_dir
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import load_template
+from tests.support.measured import Measured, run_measured
 from tests.support.replkit import drive
 
 HELLO = Conversation.of(("user", "hello"), ("assistant", "hi"))
@@ -137,15 +137,14 @@ def test_sessions_with_a_word_is_a_command_error():
     assert any(e.level == "error" and "/sessions abc" in e.text for e in recorder.of(Notice))
 
 
-def _run_limited(args: list[str], tmp_path) -> subprocess.CompletedProcess:
+def _run_limited(args: list[str], tmp_path) -> Measured:
     """harness in a child with 1 GiB of address space and 60 s of CPU: a blow-up is a MemoryError
     or the child killed by its CPU limit (not the one-line error asserted), never a hang."""
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30));"
             "resource.setrlimit(resource.RLIMIT_CPU, (60, 60));"
             "from harness.cli.main import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home")}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return run_measured([sys.executable, "-c", code, *args], timeout=120, env=env)
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -180,7 +179,7 @@ def test_hostile_inputs_are_one_line_errors_in_bounded_memory(what, tmp_path):
     proc = _run_limited(args, tmp_path)
     assert proc.returncode == 1, proc.stderr  # SIGXCPU past 60 s of CPU
     assert proc.stderr.startswith("harness: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB
+    assert proc.maxrss_kib < 1024 * 1024  # this child's own peak, KiB
 
 
 def _gguf(entries: list[tuple[str, str]]) -> bytes:

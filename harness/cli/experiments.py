@@ -150,7 +150,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if args.compare:
             _print_comparison(conn, run_id, db, args)
         else:
-            _print_summary(conn, run_id, db, args.json, None)
+            _print_summary(conn, run_id, db, args.json, None, markdown=args.markdown)
     except sqlite3.Error as exc:
         raise read_error(exc, str(db)) from None
     finally:
@@ -204,9 +204,10 @@ def _verdict(path: Any) -> str:
     return "invariance unknown"
 
 
-def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
+def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None,
+                   markdown: bool = False) -> None:
     from harness.experiment.db import choice_rows, run_info, summary
-    from harness.experiment.summary import format_table
+    from harness.experiment.summary_table import LEGEND, format_markdown, format_table
 
     info = run_info(conn, run_id)
     rows = summary(conn, run_id)
@@ -225,14 +226,14 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
     if info["decode"]:
         paths = ", ".join(f"{label} {_verdict(path)}" for label, path in sorted(info["decode"].items()))
         print(visible_line(f"decode path (batch {info['batch']}): {paths}"))
-    print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
-          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
-          "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
-    print(visible(format_table(rows)))  # run, model and condition names come from the file
+    print(LEGEND)
+    print(visible(format_markdown(rows) if markdown else format_table(rows)))  # names come from the file
     for c in choices:
+        cal = c["calibration"]
         print(visible(f"multiple choice: {c['condition']}: {c['items']} items, accuracy {c['accuracy']:.3f}, "
-                      f"mean confidence {c['mean_confidence']:.3f}, ECE {c['calibration']['ece']:.3f}, "
-                      f"letters took {c['mean_letter_mass']:.3f} of the probability"))
+                      f"mean confidence {c['mean_confidence']:.3f}, ECE {cal['ece']:.3f} (a perfectly calibrated "
+                      f"model with these confidences: {cal['ece_null']:.3f}, 95th percentile "
+                      f"{cal['ece_null_p95']:.3f}), letters took {c['mean_letter_mass']:.3f} of the probability"))
     for err in info["errors"]:
         print(visible_line(f"error: {err['cell']}: {err['error']}"))
 

@@ -155,13 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="two conditions (a label or a part only one label contains): A - B per role")
     p.add_argument("--metric", default="entropy_bits",
                    help="with --compare: entropy_bits (default), surprisal_bits, sampling_entropy_bits, "
-                        "varentropy_bits2")
+                        "varentropy_bits2, typicality_bits")
     p.add_argument("--swapped", action="store_true",
                    help="with --compare: B's user/assistant tokens against A's assistant/user tokens "
                         "(a {score: swap_roles} condition against score)")
     p.add_argument("--first-k", type=int, default=8, metavar="K",
                    help="with --compare: position-matched means over the first K tokens of a turn")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--markdown", action="store_true", help="the summary table as Markdown")
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run or a chat log")
     p.add_argument("source", metavar="DB|LOG", help="experiment .sqlite or chat .jsonl log")

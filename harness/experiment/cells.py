@@ -110,14 +110,14 @@ def cell_turn(bench: BaseWorkbench, cell: Cell, gen: Generation) -> dict[str, An
             "seconds": gen.seconds}
 
 
-def _read_only_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
+def _read_only_cell(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cell: Cell,
                     backend: str | None) -> CellResult:
     """A cell that samples nothing: a fixed text teacher-forced (harness.experiment.fixed_text)
     or a multiple-choice item read from the option letters (harness.experiment.choice)."""
     started = time.perf_counter()
     try:
         bench = benches.bench_for(cell.template)
-        conversation = conversations[cell.conversation]
+        conversation = conversations[cell.conversation_key]
         if cell.mode.kind == CHOICE:
             turn = choice_turn(bench, conversation, mode_label=cell.mode.label)
         else:
@@ -136,7 +136,7 @@ def prompt_batches(cells: Sequence[Cell], size: int) -> Iterator[list[Cell]]:
             yield same[start:start + size]
 
 
-def execute_cells(benches: BenchCache, conversations: Mapping[str, Conversation], cells: Sequence[Cell],
+def execute_cells(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cells: Sequence[Cell],
                   should_stop: Callable[[], bool], backend: str | None = None) -> list[CellResult | None]:
     """Run cells sharing one prompt (one cell, or a batch from :func:`prompt_batches`) as one
     turn with a candidate per cell, decoded together: one result per cell, None for a cell cut
@@ -149,7 +149,7 @@ def execute_cells(benches: BenchCache, conversations: Mapping[str, Conversation]
     first = cells[0]
     try:
         bench = benches.bench_for(first.template)
-        request = TurnRequest(conversations[first.conversation], first.mode.plan_mode, first.mode.text)
+        request = TurnRequest(conversations[first.conversation_key], first.mode.plan_mode, first.mode.text)
         results = run_turn(bench, request, candidates=[c.params for c in cells], should_stop=should_stop)
     except CELL_ERRORS as exc:
         if len(cells) == 1:

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import StorageError
-from harness.experiment.past_eos import class_counts
+from harness.experiment.past_eos import class_counts, classify
 from harness.experiment.spec import PAST_EOS, Cell, Experiment, condition_label
 from harness.experiment.summary import (
     METRICS,
@@ -338,21 +338,29 @@ def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 
 def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
-    """Every stored token of a run's finished cells, reduced for the summary."""
-    turns: dict[int, tuple[str, str, str]] = {}
+    """Every stored token of a run's finished cells, reduced for the summary; a past-eos turn's
+    tokens carry its class (harness.experiment.past_eos)."""
+    turns: dict[int, tuple[str, str, str, bool]] = {}
     for row in conn.execute(f"SELECT t.id, t.prompt, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
                             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,)):
         condition = _condition(row[2:])
         turns[row[0]] = (condition_label(condition, with_seed=False),
-                         hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"])
+                         hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"],
+                         condition["mode"] == PAST_EOS)
+    rows = conn.execute(
+        f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+        " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)).fetchall()
+    generated: dict[int, list[tuple[str, str]]] = {}
+    for row in rows:
+        if turns[row[0]][3] and row[1] == "generated":
+            generated.setdefault(row[0], []).append((row[2], row[-2]))
+    classes = {turn: classify(tokens) for turn, tokens in generated.items()}
     out = []
-    for row in conn.execute(
-            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
-            " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
-            " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)):
-        label, prompt_key, conversation = turns[row[0]]
+    for row in rows:
+        label, prompt_key, conversation, _ = turns[row[0]]
         out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-2]), conversation,
-                             _top1(row[-2], row[-1])))
+                             _top1(row[-2], row[-1]), classes.get(row[0], "")))
     return out
 
 
@@ -365,26 +373,11 @@ def _top1(piece: str, top: str) -> tuple[float, bool] | None:
     return float(first[0][1]), first[0][0] == piece
 
 
-def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[str, str, str]]:
-    """(condition label without seed, conversation, text) of every finished turn of a run."""
-    return [(condition_label(_condition(row[1:]), with_seed=False), row[7], row[0]) for row in conn.execute(
-        f"SELECT t.text, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
+def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[int, str, str, str]]:
+    """(turn id, condition label without seed, conversation, text) of every finished turn of a run."""
+    return [(row[0], condition_label(_condition(row[2:]), with_seed=False), row[8], row[1]) for row in conn.execute(
+        f"SELECT t.id, t.text, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
         " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,))]
-
-
-def past_eos_roles(conn: sqlite3.Connection, run_id: int) -> dict[str, list[list[tuple[str, str]]]]:
-    """Condition label (seed pooled) -> the generated tokens' (role, piece) of each past-eos turn."""
-    turns: dict[int, tuple[str, list[tuple[str, str]]]] = {}
-    for row in conn.execute(
-            f"SELECT t.id, k.role, k.piece, {_CELL_FIELDS} FROM tokens k JOIN turns t ON t.id = k.turn_id"
-            " JOIN cells c ON c.id = t.cell_id WHERE c.run_id = ? AND c.status = 'done' AND c.mode = ?"
-            " AND k.scope = 'generated' ORDER BY t.id, k.pos", (run_id, PAST_EOS)):
-        label = condition_label(_condition(row[3:]), with_seed=False)
-        turns.setdefault(row[0], (label, []))[1].append((row[1], row[2]))
-    out: dict[str, list[list[tuple[str, str]]]] = {}
-    for label, roles in turns.values():
-        out.setdefault(label, []).append(roles)
-    return out
 
 
 def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
@@ -400,13 +393,23 @@ def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:
     """The summary rows; generated rows carry their condition's diversity across seeds and, for
-    past-eos conditions, how many turns continued the conversation or started a new one."""
-    texts = turn_texts(conn, run_id)
+    past-eos conditions, how many turns continued the conversation or started a new one (each
+    class's own rows, ``CONDITION · CLASS``, carry the diversity of that class's texts)."""
+    stats = token_stats(conn, run_id)
+    classes: dict[str, dict[int, str]] = {}
+    for t in stats:
+        if t.subset:
+            classes.setdefault(t.condition, {})[t.turn] = t.subset
+    texts = []
+    for turn, label, conversation, text in turn_texts(conn, run_id):
+        texts.append((label, conversation, text))
+        if turn in classes.get(label, {}):
+            texts.append((f"{label} · {classes[label][turn]}", conversation, text))
     div, refusals = condition_diversity(texts), condition_refusals(texts)
-    past = {label: class_counts(roles) for label, roles in past_eos_roles(conn, run_id).items()}
+    past = {label: class_counts(turns.values()) for label, turns in classes.items()}
     return [replace(r, diversity=div.get(r.condition), past_eos=past.get(r.condition),
                     refusal=refusals.get(r.condition))
-            if r.scope == "generated" else r for r in summarize_tokens(token_stats(conn, run_id))]
+            if r.scope == "generated" else r for r in summarize_tokens(stats)]
 
 
 def _read(db_path: str | Path, run_id: int | None):

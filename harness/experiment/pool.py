@@ -41,7 +41,7 @@ from harness.experiment.cells import (
     running,
 )
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, Experiment, ModelSpec
+from harness.experiment.spec import Cell, Experiment, ModelSpec, conversation_table
 from harness.generation.open import server_workbench
 
 OpenEngine = Callable[[str], RemoteEngine]
@@ -84,7 +84,7 @@ class _Worker:
                  should_stop: Callable[[], bool], open_engine: OpenEngine):
         self.url, self.tasks, self.results, self.should_stop = url, tasks, results, should_stop
         self.open_engine = open_engine
-        self.conversations = {c.name: c.conversation for c in exp.conversations}
+        self.conversations = conversation_table(exp)
 
     def __call__(self) -> None:
         engine, end = None, _Exit(self.url)

@@ -32,7 +32,7 @@ from harness.experiment.cells import (
 )
 from harness.experiment.db import record_decode_path
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, Experiment, ModelSpec
+from harness.experiment.spec import Cell, Experiment, ModelSpec, conversation_table
 from harness.generation.workbench import BaseWorkbench
 
 __all__ = ["CELL_ERRORS", "RunOutcome", "run_cells"]
@@ -71,7 +71,7 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
     todo = pending_cells(conn, run_id, cells)
     started = time.perf_counter()
     ledger = CellLedger(conn, run_id, progress=progress, on_cell=on_cell, on_error=on_error)
-    conversations = {c.name: c.conversation for c in exp.conversations}
+    conversations = conversation_table(exp)
     models = {m.label: m for m in exp.models}
     stopped = False
     with running(conn, run_id, progress):

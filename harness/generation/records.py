@@ -135,7 +135,8 @@ def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str,
 
 def token_calibration(tokens: Sequence[TokenRecord]) -> Calibration:
     """Calibration of the distributions that predicted `tokens`: confidence = top-1
-    probability, correct = the token that came was the top-1 (tokens without statistics skipped)."""
+    probability, correct = the token that came was the top-1 (tokens without statistics skipped);
+    intervals resample blocks of 16 consecutive tokens (one text has no larger unit)."""
     scored = [t for t in tokens if t.stats is not None and t.stats.top_ids]
     return calibration([t.stats.top_probs[0] for t in scored if t.stats],
                        [t.id == t.stats.top_ids[0] for t in scored if t.stats])
@@ -143,10 +144,12 @@ def token_calibration(tokens: Sequence[TokenRecord]) -> Calibration:
 
 def score_json(prompt: str, tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> dict[str, Any]:
     """The `score --json` contract: the first token has no statistics and is left out of means.
-    `calibration` covers every scored token; each role in `roles` carries its own `ece`."""
+    `calibration` covers every scored token; each role in `roles` carries its own `ece`, with
+    `ece_null` (a perfectly calibrated model's expected ECE at these confidences) and `ece_ci95`."""
     roles = role_summaries(tokens)
     for role, summary in roles.items():
-        summary["ece"] = token_calibration([t for t in tokens if t.role == role]).to_dict()["ece"]
+        cal = token_calibration([t for t in tokens if t.role == role]).to_dict()
+        summary |= {key: cal[key] for key in ("ece", "ece_null", "ece_ci95")}
     return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": roles,
             "calibration": token_calibration(tokens).to_dict()}
 

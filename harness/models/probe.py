@@ -22,7 +22,6 @@ from dataclasses import replace
 from pathlib import Path
 
 from harness.backends.base import DecodePath, EngineOptions
-
 from harness.errors import ModelError
 from harness.models.gguf_checks import check_gguf
 from harness.paths import cache_dir

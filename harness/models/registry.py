@@ -80,9 +80,9 @@ def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None =
                  vocab_only: bool = False, engine=None):
     """Validate the GGUF header, then load it in llama.cpp (`vocab_only`: tokenizer only;
     `engine`: EngineOptions, GPU layers, flash attention, KV cache types, mmap, batch size)."""
+    from harness.backends.base import EngineOptions
     from harness.backends.llama_cpp import LlamaCppBackend
     from harness.models.gguf import read_gguf_info
-    from harness.backends.base import EngineOptions
     from harness.models.probe import probe_decode_path, probe_model
 
     name, path = resolve_model(spec)
