@@ -24,6 +24,7 @@ def test_an_insert_the_template_cannot_render_is_refused_and_the_next_line_answe
     errors = notices(recorder, "error")
     assert len(errors) == 1 and "cannot render the conversation at message 2" in errors[0]
     assert "\n" not in errors[0] and "as it was" in errors[0]
+    assert not any(n.startswith("inserted") for n in notices(recorder))  # it was not
     messages = saved(tmp_path)["messages"]
     assert [m["content"] for m in messages] == ["Hi", "Ok", "Again", "Ok"]  # answered
     assert recorder.of(TurnFinished)[-1].generation.text == "Ok"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, MessageShown, Notice
 from harness.chat.registry import CommandTable
+from harness.chat.render_guard import edit as change
 from harness.chat.slash import free_text, plural, split_words, take_words
 from harness.errors import CommandError
 from harness.prompt.conversation import Message
@@ -91,7 +92,7 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
         return
     if text.lstrip().startswith("{"):
         replacement = json_message(text)
-        session.trees.change(session.tree.replace_message(index, replacement))
+        change(session, session.tree.replace_message(index, replacement))
         emit(Notice(f"message {index} replaced ({replacement.role})"))
         return
     set_content(session, index, text, emit)
@@ -104,7 +105,7 @@ def set_content(session: Session, index: int, text: str, emit: Emit) -> None:
     if session.tree.node_at(index).message.content == text:  # type: ignore[union-attr]
         emit(Notice(f"message {index} unchanged"))
         return
-    session.trees.change(session.tree.edit(index, text))
+    change(session, session.tree.edit(index, text))
     emit(Notice(f"message {index} edited"))
 
 
@@ -113,7 +114,7 @@ def cmd_delete(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     index = _index(words[0] if len(words) == 1 else "", "/delete N")
     role = session.tree.node_at(index).message.role  # type: ignore[union-attr]
-    session.trees.change(session.tree.delete(index))
+    change(session, session.tree.delete(index))
     emit(Notice(f"deleted message {index} ({role}); /undo brings it back"))
 
 
@@ -123,7 +124,7 @@ def cmd_role(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if len(words) != 2 or not words[1].strip():
         raise CommandError("usage: /role N ROLE")
     index, role = _index(words[0], "/role N ROLE"), words[1]
-    session.trees.change(session.tree.edit(index, role=role))
+    change(session, session.tree.edit(index, role=role))
     emit(Notice(f"message {index} is now {role}"))
 
 
@@ -140,7 +141,7 @@ def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
         message = Message(role[0], text)
         if hint:
             emit(Notice(hint, "warning"))
-    session.trees.change(session.tree.insert(index, message))
+    change(session, session.tree.insert(index, message))
     emit(Notice(f"inserted {article(message.role)} {message.role} message at {index}"))
 
 
