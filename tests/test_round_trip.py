@@ -161,3 +161,14 @@ def test_generate_json_on_smollm2_has_the_message(tmp_path, capsys):
     assert out["round_trip"] is True and out["message"]["role"] == "assistant"
     assert out["message"]["content"] and out["text"].startswith(out["message"]["content"].strip()[:5])
     assert out["decode_path"]["invariant"] is True
+
+
+def test_the_repl_says_when_the_stored_turn_does_not_re_render_as_written(tmp_path):
+    from tests.support.replkit import fake_session, notices
+
+    session = fake_session(" Paris.<|eot_id|>", template="llama3", tmp_path=tmp_path, max_tokens=7)
+    warnings = notices(drive(session, "Where?\r"), "warning")
+    assert any(w.startswith("message 1: the next prompt does not show the turn as the model wrote it")
+               and "rewrites the reply" in w for w in warnings)
+    assert not notices(drive(fake_session("Paris.<|im_end|>", tmp_path=tmp_path, max_tokens=7), "Where?\r"),
+                       "warning")

@@ -129,6 +129,7 @@ class Session:
         for result in results:
             tree = self._place(tree, result, request, at, base, emit, parser, streamed=not many)
         self.trees.change(tree)  # one undo step, however many candidates
+        _warn_round_trip(results, at, emit)
         return [r.generation for r in results]
 
     def _announce(self, prepared: PreparedTurn, request: TurnRequest, emit: Emit, count: int) -> None:
@@ -241,6 +242,17 @@ def _beyond(gen: Generation, writer: str, parser: TurnParser) -> Message | None:
         parts.append(gen.text[span.start:span.end])
     text = "".join(parts).strip()
     return Message(role, text) if role and text else None
+
+
+def _warn_round_trip(results: Sequence[TurnResult], at: int, emit: Emit) -> None:
+    """Say when a stored turn does not re-render as the model wrote it (the template rewrites it):
+    the next prompt shows the model something other than what it wrote."""
+    turns = [r.generation.turn for r in results if r.generation.turn is not None]
+    bad = [t for t in turns if not t.round_trip]
+    if bad:
+        which = f"message {at}" if len(turns) == 1 else f"{len(bad)} of the {len(turns)} candidates of message {at}"
+        emit(Notice(f"{which}: the next prompt does not show the turn as the model wrote it — {bad[0].note}",
+                    "warning"))
 
 
 def _kept_note(writer: str, beyond: Message | None) -> str:
