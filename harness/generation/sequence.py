@@ -16,7 +16,7 @@ import numpy as np
 
 from harness.backends.base import Backend
 from harness.generation.records import Generation, TokenRecord
-from harness.generation.sampling import adjustments, sample_with_entropy
+from harness.generation.sampling import Mirostat, adjustments, sample_with_entropy
 from harness.generation.settings import EOS_BAN, EOS_STOP, SamplingParams
 from harness.generation.turn import GeneratedTurn, OnToken, StopReason, resolve_bias
 from harness.prompt.markers import TurnMarkers
@@ -40,6 +40,7 @@ class SequenceState:
         self.eog = backend.info.eog_ids if params.eos == EOS_STOP else frozenset()
         self.banned = sorted(backend.info.eog_ids) if params.eos == EOS_BAN else []
         self.rng = np.random.default_rng(params.seed)
+        self.mirostat = Mirostat(params.mirostat_tau, params.mirostat_eta) if params.mirostat == 2 else None
         self.turn = GeneratedTurn(plan, markers, params, parser, on_token)
         self.budget = min(params.max_tokens, n_ctx - len(context))
         n = params.repeat_last_n
@@ -53,8 +54,8 @@ class SequenceState:
         """Sample from one row (`step`: its statistics; `raw_top`, `surprisal_of`: read the same
         row), record and stream the token; False when the token ended the turn."""
         params = self.params
-        adjust = adjustments(logits, self.bias, self.banned, self.recent, params.repeat_penalty)
-        token, drawn_bits = sample_with_entropy(logits, params, self.rng, adjust, raw_top)
+        adjust = adjustments(logits, self.bias, self.banned, self.recent, params)
+        token, drawn_bits = sample_with_entropy(logits, params, self.rng, adjust, raw_top, self.mirostat)
         step = replace(step, surprisal_bits=surprisal_of(token), sampling_entropy_bits=drawn_bits)
         record = token_record(self.backend, token, step)
         self.drawn += 1

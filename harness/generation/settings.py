@@ -10,6 +10,7 @@ this table.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -21,6 +22,7 @@ EOS_CONTINUE = "continue"
 EOS_BAN = "ban"
 EOS_POLICIES = (EOS_STOP, EOS_CONTINUE, EOS_BAN)
 RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
+MIROSTAT_MODES = (0, 2)  # off, or mirostat 2 (mirostat 1 needs the vocabulary size: not offered)
 
 # What a prompt longer than the context does (profiles, /set, --context-overflow, the API).
 OVERFLOW_ERROR = "error"
@@ -88,7 +90,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("top_p", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]", "nucleus mass"),
     Setting("min_p", _NUM, float, lambda v: 0 <= v < 1, "must be in [0, 1)", "drop tokens below min_p x the top"),
     Setting("repeat_penalty", _NUM, float, lambda v: v > 0, "must be > 0", "1 is off"),
-    Setting("repeat_last_n", (int,), int, lambda v: v >= 0, "must be >= 0", "tokens the penalty looks back"),
+    Setting("repeat_last_n", (int,), int, lambda v: v >= 0, "must be >= 0",
+            "tokens the penalties look back (0: no penalties)"),
+    Setting("presence_penalty", _NUM, float, math.isfinite, "must be a finite number",
+            "subtracted once from a token in the window (0 is off)"),
+    Setting("frequency_penalty", _NUM, float, math.isfinite, "must be a finite number",
+            "subtracted per occurrence in the window (0 is off)"),
+    Setting("typical_p", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]",
+            "locally typical mass (1 is off)"),
+    Setting("xtc_probability", _NUM, float, lambda v: 0 <= v <= 1, "must be in [0, 1]",
+            "chance a step excludes the top choices (0 is off)"),
+    Setting("xtc_threshold", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]",
+            "XTC excludes all but the least likely token this probable (above 0.5: off)"),
+    Setting("mirostat", (int,), int, lambda v: v in MIROSTAT_MODES, "must be 0 (off) or 2",
+            "2: mirostat 2 in place of top-k/typical/top-p/min-p/XTC and temperature"),
+    Setting("mirostat_tau", _NUM, float, lambda v: v > 0, "must be > 0", "mirostat's target surprise, bits"),
+    Setting("mirostat_eta", _NUM, float, lambda v: v > 0, "must be > 0", "mirostat's learning rate"),
     Setting("seed", (int, type(None)), parse_seed, lambda v: v is None or v >= 0,
             "must be >= 0, or -1 (random)", "-1 or random: a new seed each time"),
     Setting("max_tokens", (int,), int, lambda v: v > 0, "must be > 0", "tokens to generate at most"),
@@ -166,6 +183,14 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    typical_p: float = 1.0
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
     seed: int | None = None
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
@@ -173,10 +198,20 @@ class SamplingParams:
     logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or "#id" -> bias
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting, except the round-two samplers while they are all off (so the settings,
+        and the digest, of a run from before them stay what they were)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.extra_samplers:
+            for name in EXTRA_SAMPLERS:
+                del out[name]
         out["stop"] = list(self.stop)
         out["logit_bias"] = dict(self.logit_bias)
         return out
+
+    @property
+    def extra_samplers(self) -> bool:
+        """Whether any of the round-two samplers is on (:data:`EXTRA_SAMPLERS`)."""
+        return any(getattr(self, name) != getattr(_OFF, name) for name in EXTRA_SAMPLERS)
 
     def updated(self, **changes: Any) -> SamplingParams:
         params = replace(self, **changes)
@@ -192,6 +227,11 @@ class SamplingParams:
             value = getattr(self, setting.name)
             if not setting.valid(value):
                 raise _fail(setting.name, setting.rule)
+
+
+_OFF = SamplingParams()
+EXTRA_SAMPLERS = ("presence_penalty", "frequency_penalty", "typical_p", "xtc_probability", "xtc_threshold",
+                  "mirostat", "mirostat_tau", "mirostat_eta")
 
 
 def merged_sampling(defaults: SamplingParams, settings: Mapping[str, Any]) -> SamplingParams:
