@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from harness.chat.dispatch import handle
 from harness.chat.events import CandidateRow, Candidates, MessageList
-from harness.repl.candidates import GAP, layout
+from harness.repl.candidates import GAP, header, header_lines, layout
 from tests.support.replkit import drive, fake_session, notices, saved
 
 SCRIPT = "Hi there, how are you doing today?<|im_end|>"
@@ -96,3 +96,10 @@ def test_wide_terminals_get_columns_and_narrow_ones_a_stack():
                      "[3/3] chosen · seed 3 · eos, 9 tok · H̄ 1.50 bits"]
     drawn = " ".join("".join(t for _, t in line) for line in wide)
     assert drawn.count("word") == 90 and drawn.count("word·↵") == 3  # every word, none cut; edges marked
+
+
+def test_a_header_too_wide_for_its_column_breaks_between_its_parts():
+    row = CandidateRow(4, "text", (), "max_tokens", 12, 4.31, 6, True)
+    lines = ["".join(t for _, t in line) for line in header_lines(row, 4, 51)]
+    assert lines == ["[4/4] chosen · seed 6 · max_tokens, 12 tok", "H̄ 4.31 bits"]
+    assert ["".join(t for _, t in line) for line in header_lines(row, 4, 80)] == [header(row, 4)]

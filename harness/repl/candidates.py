@@ -17,6 +17,21 @@ GAP = " │ "
 
 
 def header(row: CandidateRow, of: int) -> str:
+    return " · ".join(header_parts(row, of))
+
+
+def header_lines(row: CandidateRow, of: int, width: int) -> list[Line]:
+    """The header in lines of at most `width` characters, broken between its parts."""
+    lines: list[str] = []
+    for part in header_parts(row, of):
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return [piece for line in lines for piece in _wrap([("bold", line)], width)]
+
+
+def header_parts(row: CandidateRow, of: int) -> list[str]:
     parts = [f"[{row.number}/{of}]{' chosen' if row.chosen else ''}"]
     if row.seed is not None:
         parts.append(f"seed {row.seed}")
@@ -24,7 +39,7 @@ def header(row: CandidateRow, of: int) -> str:
         parts.append(f"{row.stop_reason}, {row.tokens} tok")
     if row.mean_entropy_bits is not None:
         parts.append(f"H̄ {row.mean_entropy_bits:.2f} bits")
-    return " · ".join(parts)
+    return parts
 
 
 def body(row: CandidateRow, style: str) -> list[Line]:
@@ -82,7 +97,7 @@ def _columns(rows: tuple[CandidateRow, ...], of: int, width: int, style: str) ->
     column = (width - (len(rows) - 1) * len(GAP)) // len(rows)
     blocks = []
     for row in rows:
-        lines = [*_wrap([("bold", header(row, of))], column), [(MARK, "─" * column)]]
+        lines = [*header_lines(row, of, column), [(MARK, "─" * column)]]
         for line in body(row, style):
             lines += _wrap(line, column)
         blocks.append(lines)
