@@ -74,7 +74,7 @@ def test_a_retry_that_leaves_later_messages_behind_says_so(tmp_path):
     script = "Hi!<|im_end|>\n<|im_start|>user\nTell me more<|im_end|>"
     session = fake_session(script, tmp_path=tmp_path, eos="continue", max_tokens=40)
     recorder = drive(session, "Hello\r/adopt\r/retry 3\r\r")  # the model's user turn adopted, then a retry
-    warning = [n for n in notices(recorder, "warning") if "stay with candidate 1" in n]
+    warning = [n for n in notices(recorder, "warning") if "stays with candidate 1" in n]
     assert warning and "message 1 is now candidate 4 of 4" in warning[0] and "/swipe 1 --at 1" in warning[0]
     assert len(saved(tmp_path)["messages"]) == 2
     drive(session, "/swipe 1 --at 1\r")
@@ -94,6 +94,9 @@ def test_wide_terminals_get_columns_and_narrow_ones_a_stack():
     heads = ["".join(t for _, t in line) for line in narrow if line and line[0][0] == "bold"]
     assert heads == ["[1/3] · seed 1 · eos, 9 tok · H̄ 1.50 bits", "[2/3] · seed 2 · eos, 9 tok · H̄ 1.50 bits",
                      "[3/3] chosen · seed 3 · eos, 9 tok · H̄ 1.50 bits"]
+    assert all(sum(len(t) for _, t in line) <= 80 for line in narrow)  # stacked lines break between words
+    assert all("".join(t for _, t in line).split(" ")[-1] in ("word", "word·↵", "")
+               for line in narrow if line and line[0][0] != "bold")
     drawn = " ".join("".join(t for _, t in line) for line in wide)
     assert drawn.count("word") == 90 and drawn.count("word·↵") == 3  # every word, none cut; edges marked
 

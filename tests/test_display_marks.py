@@ -97,6 +97,7 @@ def test_every_role_has_a_colour_and_the_legend_names_them():
     screen = Screen()
     screen.emit(legend)
     assert "narrator" in screen.text() and "special token" in screen.text()
+    assert max(len(x) for x in screen.text().split("\n")) <= 80  # no line a terminal breaks mid-word
 
 
 def test_long_lines_wrap_between_words_under_their_text():

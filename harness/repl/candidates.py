@@ -87,8 +87,8 @@ def layout(rows: tuple[CandidateRow, ...], of: int, width: int, style: str) -> l
         return _columns(rows, of, width, style)
     out: list[Line] = []
     for row in rows:
-        out.append([("bold", header(row, of))])
-        out += body(row, style)
+        out += header_lines(row, of, width)
+        out += [piece for line in body(row, style) for piece in _wrap(line, width)]
         out.append([])
     return out
 

@@ -228,15 +228,21 @@ class Display:
             self.pick_requests.append(event)
 
     def _on_Legend(self, event: Legend) -> None:
-        self._print([("bold", "roles: ")] + [f for role in event.roles
-                                             for f in ((role_style(role), role), ("", "  "))], end="\n")
-        self._print([("", "entropy (background): "), ("", legend(self.depth))], end="\n")
+        line: list[tuple[str, str]] = [("bold", "roles:")]
+        for role in event.roles:  # as many to a line as the terminal holds
+            if sum(len(t) for _, t in line) + 2 + len(role) > self.columns():
+                self._print(line, end="\n")
+                line = [("", "      ")]
+            line += [("", "  "), (role_style(role), role)]
+        self._print(line, end="\n")
+        self._print([("", "entropy (shading): "), ("", legend(self.depth))], end="\n")
         self._print([("", "blanks: "), (MARK, "·"), ("", " a space at an edge (start, end, line end), "),
                      (MARK, "→"), ("", " a tab there, "), (MARK, "↵"), ("", " a newline")], end="\n")
         self._print([("", "marks: "), ("reverse", "special token"), ("", "  "),
-                     ("italic underline", "given text"), ("", " (prefill, impersonate, continue, a branch's "
-                                                                 "replayed tokens)  "),
-                     (MARK, "[role]"), ("", " where the role changes; ⟨k⟩ token k in /tokens")], end="\n")
+                     ("italic underline", "given text"), ("", " (prefill, impersonate, continue, replayed)")],
+                    end="\n")  # lines under 80 columns: a terminal would break them inside words
+        self._print([("", "       "), (MARK, "[role]"), ("", " where the role changes; ⟨k⟩ token k in /tokens")],
+                    end="\n")
 
     def _on_EntropyReport(self, event: EntropyReport) -> None:
         for scope, roles in event.rows.items():

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import CandidateRow, Candidates, Emit, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import free_text, options, plural, split_words
+from harness.chat.slash import free_text, options, split_words
 from harness.errors import CommandError
 from harness.prompt.conversation import USER, Conversation
 from harness.prompt.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
@@ -95,8 +95,9 @@ def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=(),
     siblings = session.tree.siblings(index)
     new = [k + 1 for k, node_id in enumerate(siblings) if node_id not in before]
     if later and new:
-        emit(Notice(f"message {index} is now candidate {new[-1]} of {len(siblings)}; the {plural(later, 'message')} "
-                    f"after it stay with candidate {before.index(node.id) + 1} "
+        after = "the message after it stays" if later == 1 else f"the {later} messages after it stay"
+        emit(Notice(f"message {index} is now candidate {new[-1]} of {len(siblings)}; {after} "
+                    f"with candidate {before.index(node.id) + 1} "
                     f"(/swipe {before.index(node.id) + 1} --at {index} goes back to them)", "warning"))
     return new
 
