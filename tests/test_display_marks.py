@@ -118,3 +118,14 @@ def test_the_toolbar_keeps_the_entropy_figures_at_80_columns():
     narrow = "".join(t for _, t in toolbar_fragments(session, 80))
     assert len(narrow) <= 80 and "assistant" in narrow and "H̄ bits" in narrow and "ctx" in narrow
     assert "last mode" in "".join(t for _, t in toolbar_fragments(session, 250))
+
+
+def test_the_note_of_a_turn_the_model_went_past_wraps_between_words():
+    session = fake_session("Hi!<|im_end|>\n<|im_start|>user\nTell me more about that<|im_end|>", eos="continue",
+                           max_tokens=40)
+    screen = Screen()
+    handle(session, "Hello", screen.emit)
+    note = screen.text().split("tok/s]\n", 1)[1].rstrip("\n").split("\n")
+    assert len(note) == 2 and all(len(line) <= 80 for line in note)
+    assert " ".join(note).split() == ("only the assistant turn was kept; the model went on as user (23 chars): "
+                                      "/adopt makes that the next user message").split()

@@ -143,7 +143,7 @@ class Display:
         tail = f"[{gen.stop_reason}, {len(gen.tokens)} tokens, {gen.tokens_per_second:.0f} tok/s]"
         self._print([("", "\n"), ("ansibrightblack", tail)], end="\n")
         if event.kept:
-            self._print([("ansiyellow", event.kept)], end="\n")
+            self._print([("ansiyellow", "\n".join(wrapped(event.kept, self.columns())))], end="\n")
 
     def _on_RawPrompt(self, event: RawPrompt) -> None:
         fragments = []
