@@ -127,5 +127,5 @@ def test_the_note_of_a_turn_the_model_went_past_wraps_between_words():
     handle(session, "Hello", screen.emit)
     note = screen.text().split("tok/s]\n", 1)[1].rstrip("\n").split("\n")
     assert len(note) == 2 and all(len(line) <= 80 for line in note)
-    assert " ".join(note).split() == ("only the assistant turn was kept; the model went on as user (23 chars): "
-                                      "/adopt makes that the next user message").split()
+    said = "only the assistant turn was kept; the model went on as user (23 chars): /adopt makes that the next user message"
+    assert " ".join(note).split() == said.split()

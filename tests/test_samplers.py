@@ -15,7 +15,7 @@ from harness.backends.openai_compat import OpenAICompatEngine
 from harness.backends.remote import CompletionRequest
 from harness.errors import CommandError
 from harness.generation.sampling import Mirostat, adjustments, distribution, sample_with_entropy
-from harness.generation.settings import SamplingParams
+from harness.generation.settings import EXTRA_SAMPLERS, SamplingParams
 from tests.support.replkit import drive, fake_session, notices, saved
 
 llama = pytest.importorskip("llama_cpp")
@@ -175,9 +175,10 @@ REQUEST = CompletionRequest("Hi", 5, 0.8, 40, 0.95, 0.05, 1.0, 64, 1, 5)
 def test_llama_server_is_sent_every_sampler():
     from dataclasses import replace
 
+    params = SamplingParams(typical_p=0.7, presence_penalty=0.2, frequency_penalty=0.1, xtc_probability=0.5,
+                            xtc_threshold=0.2, mirostat=2, mirostat_tau=4.0, mirostat_eta=0.2)
     body = LlamaServerEngine.request_body(object.__new__(LlamaServerEngine), replace(
-        REQUEST, typical_p=0.7, presence_penalty=0.2, frequency_penalty=0.1, xtc_probability=0.5,
-        xtc_threshold=0.2, mirostat=2, mirostat_tau=4.0, mirostat_eta=0.2))
+        REQUEST, samplers={name: getattr(params, name) for name in EXTRA_SAMPLERS}))
     assert {k: body[k] for k in ("typical_p", "presence_penalty", "frequency_penalty", "xtc_probability",
                                  "xtc_threshold", "mirostat", "mirostat_tau", "mirostat_eta")} == {
         "typical_p": 0.7, "presence_penalty": 0.2, "frequency_penalty": 0.1, "xtc_probability": 0.5,
@@ -189,8 +190,8 @@ def test_an_openai_server_gets_the_penalties_and_refuses_what_it_cannot_honour()
 
     engine = object.__new__(OpenAICompatEngine)
     engine.model = "m"
-    body = engine.request_body(replace(REQUEST, presence_penalty=0.2, frequency_penalty=0.1))
+    body = engine.request_body(replace(REQUEST, samplers={"presence_penalty": 0.2, "frequency_penalty": 0.1}))
     assert (body["presence_penalty"], body["frequency_penalty"]) == (0.2, 0.1)
     with pytest.raises(CommandError) as error:
-        engine.request_body(replace(REQUEST, typical_p=0.5))
+        engine.request_body(replace(REQUEST, samplers={"typical_p": 0.5}))
     assert error.value.field == "typical_p"

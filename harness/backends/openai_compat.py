@@ -160,8 +160,10 @@ class OpenAICompatEngine:
 
     # -- completion --------------------------------------------------------------------------
     def request_body(self, req: CompletionRequest) -> dict[str, Any]:
-        unsupported = [name for name, on in (("typical_p", req.typical_p < 1), ("xtc_probability", req.xtc_probability > 0),
-                                             ("mirostat", req.mirostat != 0)) if on]
+        samplers = req.samplers
+        unsupported = [name for name, on in (("typical_p", samplers.get("typical_p", 1.0) < 1),
+                                             ("xtc_probability", samplers.get("xtc_probability", 0.0) > 0),
+                                             ("mirostat", samplers.get("mirostat", 0) != 0)) if on]
         if unsupported:  # not in the OpenAI completions API (vLLM has none of them): refused, not ignored
             raise CommandError(f"{unsupported[0]} is not offered by OpenAI-compatible servers", field=unsupported[0],
                                hint="set it back to its default, or use llama-server+http:// or a local model")
@@ -172,7 +174,8 @@ class OpenAICompatEngine:
             "max_tokens": req.max_tokens, "temperature": req.temperature, "top_p": req.top_p,
             "top_k": req.top_k if req.top_k > 0 else -1, "min_p": req.min_p,
             "repeat_penalty": req.repeat_penalty, "repetition_penalty": req.repeat_penalty,
-            "presence_penalty": req.presence_penalty, "frequency_penalty": req.frequency_penalty,
+            "presence_penalty": samplers.get("presence_penalty", 0.0),
+            "frequency_penalty": samplers.get("frequency_penalty", 0.0),
             "logprobs": req.n_probs, "stream": True, "echo": False,
             "skip_special_tokens": False,  # vLLM: control tokens stay in the text (others ignore it)
         }

@@ -66,15 +66,9 @@ class CompletionRequest:
     generated_text: str = ""
     bias: Mapping[int, float] = field(default_factory=dict)  # id -> added logit
     ban: tuple[int, ...] = ()  # ids that must never be sampled (EOS ban)
-    # the round-two samplers, off unless set (harness.generation.settings.EXTRA_SAMPLERS)
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    typical_p: float = 1.0
-    xtc_probability: float = 0.0
-    xtc_threshold: float = 0.1
-    mirostat: int = 0
-    mirostat_tau: float = 5.0
-    mirostat_eta: float = 0.1
+    # the other samplers by llama-server's names (typical_p, presence_penalty, mirostat, ...), when
+    # any is on (harness.generation.settings.EXTRA_SAMPLERS); empty: the server's defaults, all off
+    samplers: Mapping[str, float] = field(default_factory=dict)
 
 
 class RemoteEngine(Protocol):

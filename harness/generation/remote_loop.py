@@ -85,7 +85,7 @@ class RemoteGeneration:
             top_p=p.top_p, min_p=p.min_p, repeat_penalty=p.repeat_penalty, repeat_last_n=p.repeat_last_n,
             seed=p.seed, n_probs=self.n_probs, generated_ids=tuple(self.ids),
             generated_text=self.raw.decode("utf-8", "replace"), bias=self.bias, ban=ban,
-            **{name: getattr(p, name) for name in EXTRA_SAMPLERS})
+            samplers={name: getattr(p, name) for name in EXTRA_SAMPLERS} if p.extra_samplers else {})
 
     def record(self, step: RemoteStep) -> TokenRecord:
         stats = truncated_stats([(e.id, e.prob) for e in step.top], step.prob, self.eog)
