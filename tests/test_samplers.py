@@ -195,3 +195,73 @@ def test_an_openai_server_gets_the_penalties_and_refuses_what_it_cannot_honour()
     with pytest.raises(CommandError) as error:
         engine.request_body(replace(REQUEST, samplers={"typical_p": 0.5}))
     assert error.value.field == "typical_p"
+    with pytest.raises(CommandError) as error:
+        engine.request_body(replace(REQUEST, samplers={"dry_multiplier": 0.8}))
+    assert error.value.field == "dry_multiplier"
+
+
+# -- DRY -----------------------------------------------------------------------------------------
+
+def llama_dry_penalties(window, n_vocab, *, multiplier, base, allowed_length, last_n, vocab=None, breakers=()):
+    """What llama.cpp's DRY sampler takes from each token's logit after accepting `window`."""
+    words = (ctypes.c_char_p * max(len(breakers), 1))(*[b.encode() for b in breakers])
+    sampler = llama.llama_sampler_init_dry(vocab, multiplier, base, allowed_length, last_n,
+                                           words if breakers else None, len(breakers))
+    kept, _ = applied(sampler, np.zeros(n_vocab, dtype=np.float32), window)
+    return {token: -logit for token, logit, _ in kept if logit != 0}
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("allowed_length, last_n", [(2, 64), (1, 64), (3, 20), (2, 12)])
+def test_dry_penalises_the_tokens_llama_cpp_penalises(seed, allowed_length, last_n):
+    from harness.generation.dry import dry_penalties
+
+    rng = np.random.default_rng(seed)
+    phrase = rng.integers(0, 12, 6).tolist()
+    window = [*phrase, *rng.integers(0, 12, 5).tolist(), *phrase[:4], *rng.integers(0, 12, 3).tolist(), *phrase]
+    settings = {"multiplier": 0.8, "base": 1.75, "allowed_length": allowed_length}
+    theirs = llama_dry_penalties(window, 16, last_n=last_n, **settings)
+    ours_ = dry_penalties(window[-last_n:], {}, **settings)
+    assert theirs.keys() == ours_.keys()
+    assert all(theirs[t] == pytest.approx(ours_[t], rel=1e-5) for t in theirs)
+    if last_n == 64 and allowed_length <= 2:
+        assert theirs  # the repeated phrase is penalised at all
+
+
+@pytest.mark.model
+def test_dry_sequence_breakers_cut_repetitions_as_llama_cpp_does(smollm2_backend):
+    from harness.generation.dry import breaker_table, dry_penalties
+
+    backend = smollm2_backend
+    params = llama.llama_model_default_params()
+    params.vocab_only = True
+    model = llama.llama_model_load_from_file(str(backend.info.path).encode(), params)
+    try:
+        vocab = llama.llama_model_get_vocab(model)
+        table = breaker_table(backend.info.n_vocab, backend.piece, lambda t: backend.tokenize(t, special=False))
+        assert table[backend.tokenize("\n", special=False)[0]] == ((),)  # a whole breaker
+        for text in ("The cat sat on the mat. The cat sat on the mat. The cat sat",
+                     "name: Bob\nname: Bob\nname:", 'He said "yes" and she said "yes" and he said "',
+                     "a *b* c d a *b* c d a *b"):
+            window = backend.tokenize(text, special=False)
+            settings = {"multiplier": 0.8, "base": 1.75, "allowed_length": 2}
+            theirs = llama_dry_penalties(window, backend.info.n_vocab, last_n=64, vocab=vocab,
+                                         breakers=("\n", ":", '"', "*"), **settings)
+            ours_ = dry_penalties(window, table, **settings)
+            assert theirs.keys() == ours_.keys(), text
+            assert all(theirs[t] == pytest.approx(ours_[t], rel=1e-5) for t in theirs)
+    finally:
+        llama.llama_model_free(model)
+
+
+def test_dry_is_a_setting_the_loop_applies(tmp_path):
+    """Greedy on a scripted repetition: DRY turns the model away once it would repeat."""
+    script = "Hi there, hi there, hi there, hi there!<|im_end|>"
+    plain = fake_session(script, temperature=0, max_tokens=30)
+    drive(plain, "Hello\r")
+    session = fake_session(script, tmp_path=tmp_path, temperature=0, max_tokens=30)
+    drive(session, "/set dry_multiplier 100\rHello\r")
+    assert saved(tmp_path)["settings"]["dry_multiplier"] == 100
+    assert plain.transcript[0].text == script[:30]
+    dried = saved(tmp_path)["generations"][0]["text"]
+    assert dried.startswith("Hi there, ") and not script.startswith(dried)

@@ -161,7 +161,8 @@ class OpenAICompatEngine:
     # -- completion --------------------------------------------------------------------------
     def request_body(self, req: CompletionRequest) -> dict[str, Any]:
         samplers = req.samplers
-        unsupported = [name for name, on in (("typical_p", samplers.get("typical_p", 1.0) < 1),
+        unsupported = [name for name, on in (("dry_multiplier", samplers.get("dry_multiplier", 0.0) > 0),
+                                             ("typical_p", samplers.get("typical_p", 1.0) < 1),
                                              ("xtc_probability", samplers.get("xtc_probability", 0.0) > 0),
                                              ("mirostat", samplers.get("mirostat", 0) != 0)) if on]
         if unsupported:  # not in the OpenAI completions API (vLLM has none of them): refused, not ignored

@@ -1,6 +1,6 @@
 """Sampling settings and the sampler, in the order llama-cpp-python's completion path uses.
 
-Order: logit biases (EOS ban included) -> penalties (repetition, presence, frequency) -> top-k
+Order: logit biases (EOS ban included) -> penalties (repetition, presence, frequency) -> DRY -> top-k
 -> typical -> top-p -> min-p -> XTC (each on the temperature-1 probabilities of the survivors)
 -> temperature -> draw; or, with mirostat 2, penalties -> mirostat -> draw (llama-cpp-python
 adds no temperature there). XTC is not in llama-cpp-python's chain; it sits where llama.cpp's
@@ -48,11 +48,12 @@ def candidate_logits(logits: np.ndarray, adjust: Mapping[int, float], top_k: int
 
 
 def adjustments(logits: np.ndarray, bias: Mapping[int, float], banned: Sequence[int],
-                recent: Sequence[int], params: SamplingParams) -> dict[int, float]:
+                recent: Sequence[int], params: SamplingParams, dry: Mapping[int, float] | None = None) -> dict[int, float]:
     """New logit values for the tokens biases, bans and the penalties touch. A token in the
     window (`recent`) is divided by the repetition penalty (multiplied when its logit is not
     positive), then loses presence_penalty once and frequency_penalty per occurrence — as
-    llama.cpp's penalties sampler does."""
+    llama.cpp's penalties sampler does; then each token in `dry` loses that much
+    (harness.generation.dry)."""
     out: dict[int, float] = {}
     for token, value in bias.items():
         out[token] = float(logits[token]) + value
@@ -62,6 +63,8 @@ def adjustments(logits: np.ndarray, bias: Mapping[int, float], banned: Sequence[
             current = out.get(token, float(logits[token]))
             current = current / rp if current > 0 else current * rp
             out[token] = current - count * frequency - presence
+    for token, penalty in (dry or {}).items():
+        out[token] = out.get(token, float(logits[token])) - penalty
     for token in banned:
         out[token] = -np.inf
     return out

@@ -96,6 +96,14 @@ SETTINGS: tuple[Setting, ...] = (
             "subtracted once from a token in the window (0 is off)"),
     Setting("frequency_penalty", _NUM, float, math.isfinite, "must be a finite number",
             "subtracted per occurrence in the window (0 is off)"),
+    Setting("dry_multiplier", _NUM, float, lambda v: 0 <= v < math.inf, "must be >= 0 (0 is off)",
+            "DRY: the penalty on a token extending a repetition (0 is off)"),
+    Setting("dry_base", _NUM, float, lambda v: 1 <= v < math.inf, "must be >= 1",
+            "DRY: the penalty grows by this factor per repeated token"),
+    Setting("dry_allowed_length", (int,), int, lambda v: v >= 0, "must be >= 0",
+            "DRY: repetitions this long go unpenalised"),
+    Setting("dry_penalty_last_n", (int,), int, lambda v: v >= 0, "must be >= 0 (0 is off)",
+            "DRY: tokens it looks back (breakers: newline : \" *)"),
     Setting("typical_p", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]",
             "locally typical mass (1 is off)"),
     Setting("xtc_probability", _NUM, float, lambda v: 0 <= v <= 1, "must be in [0, 1]",
@@ -185,6 +193,10 @@ class SamplingParams:
     repeat_last_n: int = 64
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 64
     typical_p: float = 1.0
     xtc_probability: float = 0.0
     xtc_threshold: float = 0.1
@@ -230,8 +242,9 @@ class SamplingParams:
 
 
 _OFF = SamplingParams()
-EXTRA_SAMPLERS = ("presence_penalty", "frequency_penalty", "typical_p", "xtc_probability", "xtc_threshold",
-                  "mirostat", "mirostat_tau", "mirostat_eta")
+EXTRA_SAMPLERS = ("presence_penalty", "frequency_penalty", "dry_multiplier", "dry_base", "dry_allowed_length",
+                  "dry_penalty_last_n", "typical_p", "xtc_probability", "xtc_threshold", "mirostat", "mirostat_tau",
+                  "mirostat_eta")
 
 
 def merged_sampling(defaults: SamplingParams, settings: Mapping[str, Any]) -> SamplingParams:
