@@ -265,3 +265,15 @@ def test_dry_is_a_setting_the_loop_applies(tmp_path):
     assert plain.transcript[0].text == script[:30]
     dried = saved(tmp_path)["generations"][0]["text"]
     assert dried.startswith("Hi there, ") and not script.startswith(dried)
+
+
+def test_a_profile_takes_the_samplers_and_names_a_bad_one():
+    from harness.errors import HarnessError
+    from harness.generation.profiles import parse_profile
+
+    profile = parse_profile("model: smollm2\nsampling:\n  mirostat: 2\n  dry_multiplier: 0.8\n  typical_p: 0.9\n",
+                            name="p", where="p.yaml")
+    assert (profile.sampling.mirostat, profile.sampling.dry_multiplier, profile.sampling.typical_p) == (2, 0.8, 0.9)
+    with pytest.raises(HarnessError) as error:
+        parse_profile("model: smollm2\nsampling:\n  mirostat: 1\n", name="p", where="p.yaml")
+    assert "mirostat" in str(error.value) and "0 (off) or 2" in str(error.value)
