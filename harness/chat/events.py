@@ -143,6 +143,17 @@ class Candidates:
 
 
 @dataclass(frozen=True)
+class StepRequest:
+    """/step: the front end walks a generated turn token by token (arrow keys) and may branch from
+    an alternative, sending ``/branch K RANK`` as a typed line (what the model sees goes through
+    the one command that changes it)."""
+
+    message: int
+    tokens: tuple[TokenRow, ...]
+    options: tuple[tuple[tuple[int, str, float], ...], ...]  # per token: (rank from 1, piece, probability)
+
+
+@dataclass(frozen=True)
 class Legend:
     """What the colours and marks mean (/help colours), for these roles."""
 
@@ -150,5 +161,5 @@ class Legend:
 
 
 Event = (Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport | TokenView
-         | Alternatives | MessageList | MessageShown | EditRequest | Candidates | Legend)
+         | Alternatives | MessageList | MessageShown | EditRequest | Candidates | Legend | StepRequest)
 Emit = Callable[[Event], None]

@@ -52,6 +52,9 @@ COMMANDS: tuple[SlashCommand, ...] = (
       "/alts or token text) and go on; both branches are kept", "/branch 3 2", "branches"),
     C("tokens", "/tokens [N]", "the turn that made message N (default: the last) token by token, "
       "shaded by entropy", "/tokens 2", "inspect"),
+    C("step", "/step [N]", "walk the turn that made message N (default: the last) with the arrow keys: "
+      "Left/Right a token, Up/Down an alternative, Enter branches from it (/branch K RANK), Esc leaves",
+      "/step", "inspect"),
     C("alts", "/alts K", "top alternatives and their probabilities at token K of the inspected turn "
       "(the last generated one unless /tokens N chose another)", "/alts 3", "inspect"),
     C("raw", "/raw [as-is|impersonate]", "show the exact prompt of the next reply, special tokens visible",

@@ -31,6 +31,7 @@ from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
 from harness.repl.history import TolerantFileHistory
 from harness.repl.pick import ask_pick
+from harness.repl.stepper import ask_step
 from harness.repl.toolbar import toolbar_fragments
 from harness.repl.typeahead import held_keys, next_input
 
@@ -105,6 +106,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
                 typed += "".join(held)
             _answer_edits(session, prompt, display)
             typed = _answer_picks(session, display, typed, input=input, output=output)
+            typed = _answer_steps(display, typed, input=input, output=output)
     finally:
         session.save(display.emit)
         _say_where_saved(session, display)
@@ -135,6 +137,19 @@ def _answer_picks(session: Session, display: Display, typed: str, *, input: Any,
         chosen = next((row.number for row in request.rows if row.chosen), None)
         if number is not None and number != chosen:
             keep_candidate(session, request.message, number, display.emit)
+    return typed
+
+
+def _answer_steps(display: Display, typed: str, *, input: Any, output: Any) -> str:
+    """After /step: the walk; a branch it ends in is sent as the next line (as if typed, so it
+    runs, is recalled and is logged as every line is). None when keys were typed ahead."""
+    while display.step_requests:
+        request = display.step_requests.pop(0)
+        if typed:
+            continue
+        command = ask_step(request, input=input, output=output)
+        if command:
+            typed = command + "\n"
     return typed
 
 

@@ -30,6 +30,7 @@ from harness.chat.events import (
     MessageShown,
     Notice,
     RawPrompt,
+    StepRequest,
     TokenStreamed,
     TokenView,
     TurnFinished,
@@ -85,6 +86,7 @@ class Display:
         self.depth = terminal_depth(output)
         self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
         self.pick_requests: list[Candidates] = []  # and these: which candidate to keep
+        self.step_requests: list[StepRequest] = []  # and these: a turn to walk with the arrow keys
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
         fragments = [(style, visible(text)) for style, text in fragments]  # controls shown, not sent
@@ -226,6 +228,10 @@ class Display:
             self._print(line, end="\n")
         if event.pick:
             self.pick_requests.append(event)
+
+    def _on_StepRequest(self, event: StepRequest) -> None:
+        """The REPL walks the turn after the command (harness.repl.stepper)."""
+        self.step_requests.append(event)
 
     def _on_Legend(self, event: Legend) -> None:
         line: list[tuple[str, str]] = [("bold", "roles:")]

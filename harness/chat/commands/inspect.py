@@ -1,4 +1,4 @@
-"""The token inspector: /tokens, /alts, /branch, and the prompt views /raw and /entropy.
+"""The token inspector: /tokens, /step, /alts, /branch, and the prompt views /raw and /entropy.
 
 /tokens [N] picks the turn that message N came from (default: the last generated one); /alts
 and /branch act on that turn. A branch re-asks the turn's prompt with its first K tokens plus a
@@ -15,6 +15,7 @@ from harness.chat.events import (
     Emit,
     EntropyReport,
     RawPrompt,
+    StepRequest,
     TokenRow,
     TokenView,
 )
@@ -56,16 +57,45 @@ def inspectable(session: Session, index: int) -> tuple[int, Generation]:
 
 @COMMANDS.command("tokens")
 def cmd_tokens(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    index, gen = _inspect(session, arg, "/tokens [N]")
+    emit(TokenView(index, _rows(session, gen), gen.stop_reason))
+
+
+@COMMANDS.command("step")
+def cmd_step(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    """/step [N]: message N's turn (default: the last) for the arrow keys; Enter on an
+    alternative comes back as /branch K RANK."""
+    index, gen = _inspect(session, arg, "/step [N]")
+    if not gen.tokens:
+        raise CommandError(f"message {index} came from a turn without tokens")
+    emit(StepRequest(index, _rows(session, gen), tuple(_options(session, t.stats) for t in gen.tokens)))
+
+
+def _inspect(session: Session, arg: str, usage: str) -> tuple[int, Generation]:
+    """The turn message N (or the last generated one) came from, now the inspected one."""
     words = split_words(arg)
     if len(words) > 1 or words and not words[0].lstrip("-").isdigit():
-        raise CommandError("usage: /tokens [N]", hint="N is a message number from /messages")
+        raise CommandError(f"usage: {usage}", hint="N is a message number from /messages")
     index, gen = inspectable(session, int(words[0]) if words else -1)
     session.transcript.inspect(session.tree.node_at(index).id)
-    special = session.bench.engine.is_special
-    rows = tuple(TokenRow(shown_piece(t.piece, t.raw or session.bench.engine.piece(t.id)), t.role, t.stats.entropy_bits if t.stats else None,
-                          2.0 ** -t.stats.surprisal_bits if t.stats else None, special(t.id))
+    return index, gen
+
+
+def _rows(session: Session, gen: Generation) -> tuple[TokenRow, ...]:
+    engine = session.bench.engine
+    return tuple(TokenRow(shown_piece(t.piece, t.raw or engine.piece(t.id)), t.role,
+                          t.stats.entropy_bits if t.stats else None,
+                          2.0 ** -t.stats.surprisal_bits if t.stats else None, engine.is_special(t.id))
                  for t in gen.tokens)
-    emit(TokenView(index, rows, gen.stop_reason))
+
+
+def _options(session: Session, stats) -> tuple[tuple[int, str, float], ...]:
+    """The top alternatives at a token: (rank from 1, piece, probability)."""
+    if stats is None:
+        return ()
+    engine = session.bench.engine
+    return tuple((rank + 1, shown_piece("", engine.piece(i)), p)
+                 for rank, (i, p) in enumerate(zip(stats.top_ids, stats.top_probs, strict=True)))
 
 
 def shown_piece(piece: str, raw: bytes) -> str:
@@ -97,8 +127,7 @@ def cmd_alts(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if stats is None:
         raise CommandError(f"token {k} has no statistics")
     engine = session.bench.engine
-    options = tuple((rank + 1, shown_piece("", engine.piece(i)), p)
-                    for rank, (i, p) in enumerate(zip(stats.top_ids, stats.top_probs, strict=True)))
+    options = _options(session, stats)
     came = 2.0 ** -stats.surprisal_bits if stats.surprisal_bits is not None else None
     emit(Alternatives(index, k, shown_piece(token.piece, token.raw or engine.piece(token.id)),
                       stats.entropy_bits, options, came,
