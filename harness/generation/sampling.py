@@ -1,12 +1,14 @@
 """Sampling settings and the sampler, in the order llama-cpp-python's completion path uses.
 
-Order: logit biases (EOS ban included) -> penalties (repetition, presence, frequency) -> DRY -> top-k
--> typical -> top-p -> min-p -> XTC (each on the temperature-1 probabilities of the survivors)
--> temperature -> draw; or, with mirostat 2, penalties -> mirostat -> draw (llama-cpp-python
-adds no temperature there). XTC is not in llama-cpp-python's chain; it sits where llama.cpp's
-common sampler puts it. Temperature 0 is greedy. Each step is checked against llama.cpp's own
-sampler on the same logits (tests/test_samplers.py). The model's logits are never written to: the sampler works on a small candidate
-set whenever top-k allows it, so a step costs one partial sort of the vocabulary.
+Order: logit biases (EOS ban included) -> penalties (repetition, presence, frequency) -> DRY
+-> top-k -> typical -> top-p -> min-p -> XTC (each on the temperature-1 probabilities of the
+survivors) -> temperature -> draw; or, with mirostat 2, the biases and penalties -> mirostat ->
+draw (llama-cpp-python adds no temperature there). DRY and XTC are not in llama-cpp-python's
+chain; they sit where llama.cpp's common sampler puts them. Temperature 0 is greedy. Each step is
+checked against llama.cpp's own sampler on the same logits (tests/test_samplers.py).
+
+The model's logits are never written to: the sampler works on a small candidate set whenever
+top-k allows it, so a step costs one partial sort of the vocabulary (mirostat sorts it all).
 """
 
 from __future__ import annotations
