@@ -77,17 +77,17 @@ def test_greedy_top_k_one_and_ban():
     rng = np.random.default_rng(0)
     assert sample(logits, SamplingParams(temperature=0), rng, {}) == 1
     assert sample(logits, SamplingParams(temperature=1.5, top_k=1), rng, {}) == 1
-    banned = adjustments(logits, {}, [1], [], 1.0)
+    banned = adjustments(logits, {}, [1], [], SamplingParams())
     assert all(sample(logits, SamplingParams(temperature=2.0, top_k=0, top_p=1.0, min_p=0.0), rng, banned) != 1
                for _ in range(200))
     with pytest.raises(CommandError):
-        sample(logits, SamplingParams(), rng, adjustments(logits, {}, [0, 1, 2, 3], [], 1.0))
+        sample(logits, SamplingParams(), rng, adjustments(logits, {}, [0, 1, 2, 3], [], SamplingParams()))
 
 
 def test_bias_can_promote_a_token_outside_top_k():
     logits = np.linspace(0, 10, 1000).astype(np.float32)
     rng = np.random.default_rng(0)
-    adjust = adjustments(logits, {3: 100.0}, [], [], 1.0)
+    adjust = adjustments(logits, {3: 100.0}, [], [], SamplingParams())
     assert sample(logits, SamplingParams(top_k=5), rng, adjust) == 3
 
 
@@ -112,7 +112,7 @@ def test_top_p_and_min_p_cut_the_tail():
 
 def test_repeat_penalty_follows_llama_cpp_sign_rule():
     logits = np.array([2.0, -2.0, 1.0], dtype=np.float32)
-    adjust = adjustments(logits, {}, [], [0, 1], 2.0)
+    adjust = adjustments(logits, {}, [], [0, 1], SamplingParams(repeat_penalty=2.0))
     assert adjust == {0: 1.0, 1: -4.0}
 
 
@@ -142,7 +142,7 @@ def test_sampler_with_shared_top_candidates_draws_the_same_tokens():
     for _ in range(20):
         logits = rng_logits.normal(0, 4, 50000).astype(np.float32)
         ws.step(logits, None)
-        adjust = adjustments(logits, {7: 2.0}, [0], [1, 2, 3], params.repeat_penalty)
+        adjust = adjustments(logits, {7: 2.0}, [0], [1, 2, 3], params)
         a = sample(logits, params, np.random.default_rng(11), adjust)
         b = sample(logits, params, np.random.default_rng(11), adjust, ws.raw_top)
         assert a == b

@@ -107,7 +107,7 @@ def test_context_overflow_is_a_clear_error_and_bias_errors_name_the_token():
     with pytest.raises(ContextOverflowError, match="context of 20"):
         wb.generate(wb.plan(CONV), greedy())
     wb = bench()
-    with pytest.raises(CommandError, match="not a single token"):
+    with pytest.raises(CommandError, match="not exactly one token"):
         wb.generate(wb.plan(CONV), greedy(logit_bias={"two tokens": 1.0}))
 
 
@@ -115,8 +115,10 @@ def test_logit_bias_by_text_and_id():
     wb = bench()
     gen = wb.generate(wb.plan(CONV), greedy(eos="stop", max_tokens=3, logit_bias={"Z": 50.0}))
     assert gen.text == "ZZZ"
-    gen = wb.generate(wb.plan(CONV), greedy(eos="stop", max_tokens=2, logit_bias={str(ord("Q")): 50.0}))
+    gen = wb.generate(wb.plan(CONV), greedy(eos="stop", max_tokens=2, logit_bias={f"#{ord('Q')}": 50.0}))
     assert gen.text == "QQ"
+    gen = wb.generate(wb.plan(CONV), greedy(eos="stop", max_tokens=2, logit_bias={"7": 50.0}))
+    assert gen.text == "77"  # a number is a text: the token that reads 7, not id 7
 
 
 def test_stop_policy_ends_at_a_close_marker_written_as_plain_text():

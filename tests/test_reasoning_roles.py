@@ -171,7 +171,8 @@ def test_repl_insert_and_edit_take_json_messages():
     from harness.chat.session import Session
     from tests.support.replkit import drive
 
-    wb = Workbench(FakeBackend("ok<|im_end|>"), load_template("chatml"))
+    # llama3 renders null content and content parts (chatml cannot: an edit it cannot render is refused)
+    wb = Workbench(FakeBackend("ok<|im_end|>"), load_template("llama3"))
     session = Session(wb, params=SamplingParams(temperature=0, max_tokens=5))
     drive(session, '/insert 0 user Weather?\r'
                    '/insert 1 {"role": "assistant", "content": null, "tool_calls": [{"type": "function", '

@@ -117,7 +117,7 @@ def test_alts_and_branch_follow_the_newest_turn_after_tokens(tmp_path):
 def test_a_branch_of_an_earlier_message_says_the_later_ones_stay_behind(tmp_path):
     session = session_on(tmp_path=tmp_path)
     recorder = drive(session, "Hello\rAgain\r/tokens 1\r/branch 0 2\r")
-    assert any("stay with the old one" in t for t in notices(recorder, "warning"))
+    assert any("stay with candidate 1" in t for t in notices(recorder, "warning"))
     drive(session, "/swipe 1 --at 1\r")
     assert [m["content"] for m in saved(tmp_path)["messages"]] == ["Hello", "Hi!", "Again", "Hi!"]
 
@@ -257,7 +257,8 @@ def test_bias_lists_adds_quoted_removes_and_clears(tmp_path):
     session = session_on(tmp_path=tmp_path)
     recorder = drive(session, '/bias "<|im_end|>" -5\r/bias A 2\r/bias\r/bias A off\r')
     assert session.params.logit_bias == {"<|im_end|>": -5.0}
-    assert 'logit biases: "<|im_end|>"=-5 "A"=2' in notices(recorder)
+    listed = [n for n in notices(recorder) if n.startswith("logit biases:")][2]  # the bare /bias
+    assert listed.splitlines()[1:] == ['  "<|im_end|>" = #259  -5', '  "A" = #65  +2']
     drive(session, "/bias off\r")
     assert session.params.logit_bias == {} and not notices(drive(session, "/bias\r"), "error")
 

@@ -6,7 +6,7 @@ import pytest
 
 from harness.backends.fake import FakeBackend
 from harness.chat.dispatch import handle
-from harness.chat.events import Notice
+from harness.chat.events import Candidates, Notice
 from harness.chat.session import Session
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
@@ -26,7 +26,10 @@ def test_retry_n_adds_n_candidates_in_one_batch():
     handle(session, "/retry 4", seen.append)
     assert len(session.tree.siblings(1)) == 5 and len(session.transcript) == 5
     assert max(backend._sequences.step_sizes) == 4  # the 4 decoded together
-    assert [e.text for e in seen if isinstance(e, Notice)][-1].startswith("message 1: candidate 5 of 5")
+    shown = seen[-1]  # every new candidate, whole, with a key to keep one
+    assert isinstance(shown, Candidates) and shown.pick and shown.of == 5
+    assert [row.number for row in shown.rows] == [2, 3, 4, 5]
+    assert [row.text for row in shown.rows] == [session.tree.nodes[i].message.text for i in session.tree.siblings(1)[1:]]
     # a retry under a fixed seed moves the seed on (issue 14): the batch runs seeds 6, 7, 8, 9
     seeds = [session.tree.nodes[node].meta["seed"] for node in session.tree.siblings(1)]
     assert seeds == [5, 6, 7, 8, 9]

@@ -9,6 +9,7 @@ rewrites a reply (llama3 trims it) is said to, not hidden.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -59,12 +60,29 @@ def test_a_template_that_trims_the_reply_says_so_and_keeps_the_words():
     assert data["round_trip"] is False and data["message"] == {"role": "assistant", "content": " Paris."}
 
 
-def test_reasoning_and_tool_calls_become_message_fields():
-    qwen = load_template("chatml")
+# chatml that writes a message's reasoning back as a think block (as reasoning templates do)
+THINKING = ("{%- for m in messages -%}<|im_start|>{{ m.role }}\n{% if m.reasoning_content %}<think>\n"
+            "{{ m.reasoning_content }}\n</think>\n\n{% endif %}{{ m.content }}<|im_end|>\n{% endfor -%}"
+            "{%- if add_generation_prompt %}<|im_start|>assistant\n{% endif -%}")
+
+
+def test_reasoning_becomes_a_message_field_where_the_template_renders_it_back():
+    thinking = replace(load_template("chatml"), name="thinking", source=THINKING)
     turn = "<think>\nIt is Paris.\n</think>\n\nParis."
-    got = turn_message(qwen, {}, QUESTION, plan_prompt(QUESTION, qwen).prompt, "", turn, "assistant",
-                       Workbench(FakeBackend(), qwen).blocks)
-    assert got.message.content == "Paris." and got.message.extra == {"reasoning_content": "It is Paris."}
+    got = turn_message(thinking, {}, QUESTION, plan_prompt(QUESTION, thinking).prompt, "", turn, "assistant",
+                       Workbench(FakeBackend(), thinking).blocks)
+    assert got.round_trip and got.message.content == "Paris."
+    assert got.message.extra == {"reasoning_content": "It is Paris."}
+
+
+def test_reasoning_stays_in_the_content_where_the_template_would_drop_the_field():
+    """chatml has no reasoning_content: as a field the think block would vanish from the next prompt."""
+    chatml = load_template("chatml")
+    turn = "<think>\nIt is Paris.\n</think>\n\nParis."
+    got = turn_message(chatml, {}, QUESTION, plan_prompt(QUESTION, chatml).prompt, "", turn, "assistant",
+                       Workbench(FakeBackend(), chatml).blocks)
+    assert got.round_trip and got.message == Message("assistant", turn)
+    assert turn in _rendered(Workbench(FakeBackend(), chatml), Conversation((*QUESTION, got.message)))
 
 
 def test_generate_json_carries_the_message_and_round_trip(tmp_path, capsys, monkeypatch):
@@ -160,3 +178,14 @@ def test_a_prompt_that_opens_thinking_keeps_its_opener_out_of_the_reasoning():
                        "It is Paris.\n</think>\n\nParis.", "assistant", blocks, in_reasoning=True)
     assert got.message.extra == {"reasoning_content": "It is Paris."} and got.message.content == "Paris."
     assert got.round_trip is True
+
+
+def test_the_repl_says_when_the_stored_turn_does_not_re_render_as_written(tmp_path):
+    from tests.support.replkit import fake_session, notices
+
+    session = fake_session(" Paris.<|eot_id|>", template="llama3", tmp_path=tmp_path, max_tokens=7)
+    warnings = notices(drive(session, "Where?\r"), "warning")
+    assert any(w.startswith("message 1: the next prompt does not show the turn as the model wrote it")
+               and "rewrites the reply" in w for w in warnings)
+    assert not notices(drive(fake_session("Paris.<|im_end|>", tmp_path=tmp_path, max_tokens=7), "Where?\r"),
+                       "warning")

@@ -33,12 +33,12 @@ def test_bias_by_id_and_by_text_works_on_a_server():
         assert bench.info.n_vocab == 0
         session = Session(bench, params=SamplingParams(temperature=0.0, max_tokens=5))
         events: list = []
-        handle(session, "/bias 259 -5", events.append)
+        handle(session, "/bias #259 -5", events.append)
         handle(session, "/bias H -3", events.append)
         handle(session, "hello", events.append)
         sent = stub.model.requests[-1]["logit_bias"]
     assert _errors(events) == []
-    assert session.params.logit_bias == {"259": -5.0, "H": -3.0}
+    assert session.params.logit_bias == {"#259": -5.0, "H": -3.0}
     assert [259, -5.0] in sent and len(sent) == 2
 
 

@@ -325,11 +325,13 @@ class LlamaSequences:
                              hint="lower n_ctx or the batch size") from None
         self.load_log = [line for _, line in _log_lines]
         self._mem = lib.llama_get_memory(self._ctx.ctx)
-        self._n_batch = int(params.n_batch)
+        # llama.cpp holds at most min(n_ctx, n_batch) tokens per decode and pads the context to a
+        # multiple of 256: decode no more than it holds, use no more cells than were asked for
+        self._n_batch = int(lib.llama_n_batch(self._ctx.ctx))
         self._batch = lib.llama_batch_init(self._n_batch, 0, 1)
         self.n_seq_max = n_seq
-        per_sequence = lib.llama_n_ctx_seq(self._ctx.ctx) if not unified else n_ctx
-        self.info = replace(backend.info, n_ctx=int(per_sequence))
+        per_sequence = min(int(lib.llama_n_ctx_seq(self._ctx.ctx)), n_ctx) if not unified else n_ctx
+        self.info = replace(backend.info, n_ctx=per_sequence)
         self._pos = [0] * n_seq
 
     @property

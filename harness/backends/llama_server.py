@@ -114,7 +114,7 @@ class LlamaServerEngine:
             "repeat_penalty": req.repeat_penalty, "repeat_last_n": req.repeat_last_n,
             "seed": req.seed if req.seed is not None else -1, "n_probs": req.n_probs,
             "logit_bias": bias, "ignore_eos": bool(req.ban), "stream": True, "cache_prompt": True,
-            "return_tokens": True, "post_sampling_probs": False,
+            "return_tokens": True, "post_sampling_probs": False, **req.samplers,
         }
 
     def complete(self, request: CompletionRequest,

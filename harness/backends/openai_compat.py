@@ -27,7 +27,7 @@ from harness.backends import server_values as values
 from harness.backends.base import ModelInfo
 from harness.backends.http import HttpClient
 from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep, TopEntry
-from harness.errors import RemoteError
+from harness.errors import CommandError, RemoteError
 
 BAN_BIAS = -100.0
 MAX_RESOLVE = 4096  # distinct token texts resolved through /tokenize, per engine
@@ -160,6 +160,14 @@ class OpenAICompatEngine:
 
     # -- completion --------------------------------------------------------------------------
     def request_body(self, req: CompletionRequest) -> dict[str, Any]:
+        samplers = req.samplers
+        unsupported = [name for name, on in (("dry_multiplier", samplers.get("dry_multiplier", 0.0) > 0),
+                                             ("typical_p", samplers.get("typical_p", 1.0) < 1),
+                                             ("xtc_probability", samplers.get("xtc_probability", 0.0) > 0),
+                                             ("mirostat", samplers.get("mirostat", 0) != 0)) if on]
+        if unsupported:  # not in the OpenAI completions API (vLLM has none of them): refused, not ignored
+            raise CommandError(f"{unsupported[0]} is not offered by OpenAI-compatible servers", field=unsupported[0],
+                               hint="set it back to its default, or use llama-server+http:// or a local model")
         bias = {str(i): max(-100.0, min(100.0, v)) for i, v in req.bias.items()}
         bias.update({str(i): BAN_BIAS for i in req.ban})
         body: dict[str, Any] = {
@@ -167,7 +175,8 @@ class OpenAICompatEngine:
             "max_tokens": req.max_tokens, "temperature": req.temperature, "top_p": req.top_p,
             "top_k": req.top_k if req.top_k > 0 else -1, "min_p": req.min_p,
             "repeat_penalty": req.repeat_penalty, "repetition_penalty": req.repeat_penalty,
-            "presence_penalty": 0.0, "frequency_penalty": 0.0,
+            "presence_penalty": samplers.get("presence_penalty", 0.0),
+            "frequency_penalty": samplers.get("frequency_penalty", 0.0),
             "logprobs": req.n_probs, "stream": True, "echo": False,
             "skip_special_tokens": False,  # vLLM: control tokens stay in the text (others ignore it)
         }

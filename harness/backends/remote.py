@@ -66,6 +66,9 @@ class CompletionRequest:
     generated_text: str = ""
     bias: Mapping[int, float] = field(default_factory=dict)  # id -> added logit
     ban: tuple[int, ...] = ()  # ids that must never be sampled (EOS ban)
+    # the other samplers by llama-server's names (typical_p, presence_penalty, mirostat, ...), when
+    # any is on (harness.generation.settings.EXTRA_SAMPLERS); empty: the server's defaults, all off
+    samplers: Mapping[str, float] = field(default_factory=dict)
 
 
 class RemoteEngine(Protocol):

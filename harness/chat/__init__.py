@@ -10,5 +10,6 @@
     events.py         what a session tells its display
     slash.py          the command registry: names, usage, help; the line parser
     registry.py       CommandTable: handlers by name          dispatch.py      a line -> its handler
+    render_guard.py   no command leaves a conversation the template cannot render
     commands/         the handlers by topic (general, turns, edit, inspect, files, configure)
 """

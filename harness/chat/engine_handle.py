@@ -14,7 +14,9 @@ from typing import Any
 from harness.errors import CommandError, ModelError, TemplateError
 from harness.generation.workbench import BaseWorkbench
 from harness.lab.lint.findings import Finding
-from harness.prompt.templates import GGUF
+from harness.prompt.conversation import Conversation
+from harness.prompt.preview import check_render
+from harness.prompt.templates import GGUF, ChatTemplate
 
 WorkbenchLoader = Callable[..., BaseWorkbench]  # (model, template, **n_ctx/threads) -> a workbench
 RELOAD_KEYS = ("n_ctx", "threads")
@@ -54,45 +56,38 @@ class EngineHandle:
         return self._options.get("threads")
 
     # -- switching -----------------------------------------------------------------------------
-    def switch_template(self, spec: str) -> list[Finding]:
+    def switch_template(self, spec: str, conversation: Conversation | None = None) -> list[Finding]:
         """Use template `spec`, after lint: refuse one that fails to render (L001) or whose roles
-        cannot be told (L012). Returns the findings worth a warning (L003: its end of turn never
-        stops the model)."""
+        cannot be told (L012), or that cannot render `conversation` when the current one can.
+        Returns the findings worth a warning (L003: its end of turn never stops the model)."""
         from harness.generation.open import template_for
-        from harness.lab.lint import lint
-        from harness.prompt.markers import derive_markers
 
         bench = self._bench
         template = template_for(spec, bench)
-        try:
-            derive_markers(template, bench.variables)
-            located = None
-        except TemplateError as exc:  # says where; lint says which check
-            located = exc
-        findings, _ = lint(template, bench.variables, None if bench.is_remote else bench.engine)
-        fatal = [f for f in findings if f.code in ("L001", "L012")]
-        if fatal:
-            from harness.chat.slash import quote
-
-            raise CommandError(f"template {template.name} refused: {fatal[0].code} {fatal[0].message}",
-                               where=located.where if located else None,
-                               hint=f"harness lint {quote(spec)} shows every finding")
-        if located is not None:
-            raise located
+        warnings = _checked(template, bench, spec)
+        _renders_or_refuse(template, bench, conversation)
         bench.set_template(template)
         self._template_spec = spec
-        return [f for f in findings if f.code == "L003"]
+        return warnings
 
-    def switch_model(self, name: str, template: str | None) -> None:
+    def switch_model(self, name: str, template: str | None, conversation: Conversation | None = None) -> list[Finding]:
         """Load model `name` with `template` (None: the current template's name), then close the
-        old one; the template is checked against the model's file before anything loads."""
+        old one; the template is checked against the model's file before anything loads, then
+        linted and tried on `conversation` as /template does. Returns the findings worth a warning."""
         if self._loader is None:
             raise CommandError("this session cannot load another model")
         template = template if template is not None else self._template_spec
         check_template_first(name, template)
         bench = self._loader(name, template, **self._options)
+        try:
+            warnings = _checked(bench.template, bench, template or GGUF)
+            _renders_or_refuse(bench.template, self._bench, conversation, bench.variables)
+        except BaseException:
+            bench.close()
+            raise
         self._replace(bench)
         self._model_spec, self._template_spec = name, template
+        return warnings
 
     def reload(self, **changes: Any) -> None:
         """Reopen the model with `changes` (n_ctx, threads); the old one stays if that fails.
@@ -143,6 +138,42 @@ class EngineHandle:
 
     def close(self) -> None:
         self._bench.close()
+
+
+def _checked(template: ChatTemplate, bench: BaseWorkbench, spec: str) -> list[Finding]:
+    """Lint `template` on `bench`'s model: raise for L001 / L012 (or where markers cannot be
+    derived); the L003 findings, worth a warning."""
+    from harness.lab.lint import lint
+    from harness.prompt.markers import derive_markers
+
+    try:
+        derive_markers(template, bench.variables)
+        located = None
+    except TemplateError as exc:  # says where; lint says which check
+        located = exc
+    findings, _ = lint(template, bench.variables, None if bench.is_remote else bench.engine)
+    fatal = [f for f in findings if f.code in ("L001", "L012")]
+    if fatal:
+        from harness.chat.slash import quote
+
+        raise CommandError(f"template {template.name} refused: {fatal[0].code} {fatal[0].message}",
+                           where=located.where if located else None,
+                           hint=f"harness lint {quote(spec)} shows every finding")
+    if located is not None:
+        raise located
+    return [f for f in findings if f.code == "L003"]
+
+
+def _renders_or_refuse(template: ChatTemplate, current: BaseWorkbench, conversation: Conversation | None,
+                       variables: Mapping[str, Any] | None = None) -> None:
+    """Refuse `template` when it cannot render `conversation` and the current template can."""
+    if conversation is None:
+        return
+    variables = current.variables if variables is None else variables
+    check = check_render(template, variables, conversation)
+    if not check.renders and check_render(current.template, current.variables, conversation).renders:
+        raise CommandError(check.describe(template.name) + f"; {current.template.name} is kept",
+                           hint="/edit or /delete that message first, or pick another template")
 
 
 def check_template_first(model: str, template: str | None) -> None:

@@ -90,6 +90,8 @@ class MessageRow:
     alternative: int  # 1-based number of this message among its siblings
     alternatives: int
     generated: bool
+    extras: tuple[str, ...] = ()  # what the message holds besides content: tool calls, reasoning
+    interrupted: bool = False  # a generated turn stopped by Ctrl-C
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,50 @@ class EditRequest:
     editor: bool
 
 
+@dataclass(frozen=True)
+class CandidateRow:
+    """One candidate of a message, whole."""
+
+    number: int  # 1-based among the message's candidates (what /swipe K takes)
+    text: str
+    extras: tuple[str, ...]  # tool calls, reasoning: what it holds besides text
+    stop_reason: str  # "" when the candidate was not generated in this session
+    tokens: int
+    mean_entropy_bits: float | None
+    seed: int | None
+    chosen: bool
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Candidates of message `message` side by side (/retry N, /swipe); with `pick`, the front
+    end may offer a key to keep one (harness.chat.dispatch.keep_candidate)."""
+
+    message: int
+    role: str
+    rows: tuple[CandidateRow, ...]
+    of: int  # how many candidates the message has
+    pick: bool = False
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """/step: the front end walks a generated turn token by token (arrow keys) and may branch from
+    an alternative, sending ``/branch K RANK`` as a typed line (what the model sees goes through
+    the one command that changes it)."""
+
+    message: int
+    tokens: tuple[TokenRow, ...]
+    options: tuple[tuple[tuple[int, str, float], ...], ...]  # per token: (rank from 1, piece, probability)
+
+
+@dataclass(frozen=True)
+class Legend:
+    """What the colours and marks mean (/help colours), for these roles."""
+
+    roles: tuple[str, ...]
+
+
 Event = (Notice | TurnStarted | TokenStreamed | TurnFinished | RawPrompt | EntropyReport | TokenView
-         | Alternatives | MessageList | MessageShown | EditRequest)
+         | Alternatives | MessageList | MessageShown | EditRequest | Candidates | Legend | StepRequest)
 Emit = Callable[[Event], None]

@@ -29,6 +29,7 @@ from harness.generation.records import Generation, TokenRecord, role_summaries
 from harness.generation.settings import OVERFLOW_ERROR, OVERFLOW_POLICIES, SamplingParams
 from harness.paths import data_dir, logs_dir
 from harness.stats.entropy import StepStats
+from harness.untrusted import visible_line
 
 if TYPE_CHECKING:
     from harness.chat.session import Session
@@ -173,27 +174,26 @@ def restore(data: Mapping[str, Any], *, context_overflow: str = OVERFLOW_ERROR) 
     try:
         tree = Tree.from_dict(data["tree"])
         generations = [generation_from(g) for g in data.get("generations", [])]
-        params, dropped = _settings(data.get("settings") or {})
+        params, notes = restore_settings(data.get("settings") or {})
         profile = data.get("profile")
         settings = TurnSettings(params, context_overflow, profile if isinstance(profile, str) else None)
     except (KeyError, TypeError, ValueError, HarnessError) as exc:
         raise StorageError(f"the session file is damaged: {exc}") from None
-    notes = tuple(f"saved setting {d} is not valid; using the default" for d in dropped)
     return Restored(TreeHistory(tree), Transcript(generations), settings, dict(data.get("ui") or {}), notes)
 
 
-def _settings(saved: Mapping[str, Any]) -> tuple[SamplingParams, list[str]]:
-    """Saved sampling settings checked one by one (an old file may hold a seed of -5): the
-    valid ones, and the names of those left at their default."""
+def restore_settings(saved: Mapping[str, Any]) -> tuple[SamplingParams, tuple[str, ...]]:
+    """Saved sampling settings (a session's, a log's) checked one by one — an old file may hold
+    a seed of -7: the valid ones, and a note for each left at its default."""
     from harness.errors import CommandError
 
-    params, dropped = SamplingParams(), []
+    params, notes = SamplingParams(), []
     for name, value in saved.items():
         try:
             params = params.with_values({name: value})
         except CommandError:
-            dropped.append(f"{name}={value!r}")
-    return params, dropped
+            notes.append(f"saved setting {name}={visible_line(repr(value))[:60]} is not valid; using the default")
+    return params, tuple(notes)
 
 
 @dataclass(frozen=True)

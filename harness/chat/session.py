@@ -96,14 +96,16 @@ class Session:
     # -- generation --------------------------------------------------------------------------
     def generate(self, mode: str, text: str, emit: Emit, should_stop, *, at: int | None = None,
                  base: Message | None = None, forced: Sequence[int] = (),
-                 params: SamplingParams | None = None, count: int = 1) -> Generation:
-        """Generate a turn and place it in the tree.
+                 params: SamplingParams | None = None, count: int = 1) -> list[Generation]:
+        """Generate a turn and place it in the tree; the generations kept.
 
         `at` None: after the conversation (for continue: as an alternative of the last message).
         `at` an index: as a new alternative of message `at`, prompted by the messages before it
         (plus `base`, the message a continue turn continued). `params`: these settings for this
         turn only (a retry's new seed). `count` > 1: that many candidates decoded together, each
-        placed as an alternative (the last one chosen); seeds seed, seed + 1, ... when one is set."""
+        placed as an alternative (the last one chosen), all in one undo step; seeds seed,
+        seed + 1, ... when one is set. Candidates a stop cut short are not kept (they were never
+        shown); a single streamed turn is kept, marked interrupted."""
         path = self.conversation.messages
         if at is None:
             at = len(path) - 1 if mode == CONTINUE and path else len(path)
@@ -111,17 +113,28 @@ class Session:
         before = Conversation(path[:at] + ((base,) if base is not None else ()))
         request = TurnRequest(before, mode, text, params or self.params, self.settings.context_overflow,
                               tuple(forced))
-        results = run_turn(self.bench, request, n=1 if forced else count,
-                           on_prepared=lambda prepared: self._announce(prepared, request, emit),
-                           on_token=None if count > 1 and not forced else _streamer(emit, len(forced)),
+        many = count > 1 and not forced
+        results = run_turn(self.bench, request, n=count if many else 1,
+                           on_prepared=lambda prepared: self._announce(prepared, request, emit, count if many else 1),
+                           on_token=None if many else _streamer(emit, len(forced)),
                            should_stop=should_stop)
+        if many:
+            kept = [r for r in results if not r.interrupted]
+            if len(kept) < count:
+                emit(Notice(f"interrupted: {count - len(kept)} unfinished candidate(s) not kept, "
+                            f"{len(kept)} kept", "warning"))
+            results = kept
         parser = self.bench.turn_parser()
+        tree = self.tree
         for result in results:
-            self._place(result, request, at, base, emit, parser)
-        return results[-1].generation
+            tree = self._place(tree, result, request, at, base, emit, parser, streamed=not many)
+        self.trees.change(tree)  # one undo step, however many candidates
+        _warn_round_trip(results, at, emit)
+        return [r.generation for r in results]
 
-    def _announce(self, prepared: PreparedTurn, request: TurnRequest, emit: Emit) -> None:
-        """The notices of a fitted prompt, then the turn's start."""
+    def _announce(self, prepared: PreparedTurn, request: TurnRequest, emit: Emit, count: int) -> None:
+        """The notices of a fitted prompt, then the turn's start (or, for candidates decoded
+        together and shown when done, a line saying so)."""
         self.transcript.asked(request.mode, request.text)
         dropped = prepared.dropped_notice()
         if dropped:
@@ -130,24 +143,30 @@ class Session:
         pending = pending_notice(self.bench, prepared, PROGRESS_TOKENS)
         if pending:
             emit(Notice(pending))
-        emit(TurnStarted(prepared.plan.writer, request.mode, given=prepared.plan.opened))
+        if count > 1:
+            emit(Notice(f"generating {count} candidates together (shown when all are done; Ctrl-C stops) ..."))
+        else:
+            emit(TurnStarted(prepared.plan.writer, request.mode, given=prepared.plan.opened))
 
-    def _place(self, result: TurnResult, request: TurnRequest, at: int, base: Message | None, emit: Emit,
-               parser: TurnParser) -> None:
-        """One candidate into the tree (at `at`), the transcript and the log."""
+    def _place(self, tree: Tree, result: TurnResult, request: TurnRequest, at: int, base: Message | None,
+               emit: Emit, parser: TurnParser, *, streamed: bool) -> Tree:
+        """One candidate into `tree` (at `at`; the tree with it is returned), the transcript and
+        the log; a streamed one's end is said (candidates decoded together are shown by the
+        command that asked for them)."""
         gen, writer = result.generation, result.writer
         meta = {"gen": len(self.transcript), "mode": request.mode, "text": request.text, "seed": result.params.seed,
                 **({"base": base.to_dict()} if request.mode == CONTINUE and base is not None else {})}
         self.transcript.record(gen)
         message = result.writer_message()
-        tree = self.tree.truncate(at).append(message, meta) if at >= len(self.conversation.messages) \
-            else self.tree.add_alternative(at, message, meta)
-        self.trees.change(tree)
-        self.io.log_turn(self._log_record(gen, request.conversation, result.params,
+        tree = tree.truncate(at).append(message, meta) if at >= len(tree.path()) \
+            else tree.add_alternative(at, message, meta)
+        self.io.log_turn(self._log_record(gen, request.conversation, result.params, tree.conversation(),
                                           {"message_index": at, "forced_tokens": len(request.forced)}), emit)
         beyond = _beyond(gen, writer, parser)
-        self.transcript.ran_past(self.tree.node_at(at).id, beyond)
-        emit(TurnFinished(gen, writer, kept=_kept_note(writer, beyond)))
+        self.transcript.ran_past(tree.node_at(at).id, beyond)
+        if streamed:
+            emit(TurnFinished(gen, writer, kept=_kept_note(writer, beyond)))
+        return tree
 
     def _warn_injections(self, prepared: PreparedTurn, before: Conversation, emit: Emit) -> None:
         """Warn once per message whose content becomes control tokens, naming the message."""
@@ -164,7 +183,7 @@ class Session:
             emit(Notice(f"{where} contains control token(s) {', '.join(injection.tokens)}; the model "
                         "sees them as control tokens (/set literal_content on keeps them text)", "warning"))
 
-    def _log_record(self, gen: Generation, before: Conversation, params: SamplingParams,
+    def _log_record(self, gen: Generation, before: Conversation, params: SamplingParams, after: Conversation,
                     place: dict[str, int]) -> dict[str, Any]:
         """The turn log's line for a turn (settings as used: a retry's seed moves on)."""
         bench = self.bench
@@ -172,7 +191,7 @@ class Session:
                   "template": bench.template.name, "model_spec": self.engine.model_spec,
                   "template_spec": self.engine.template_spec, "backend": bench.backend_url,
                   "settings": params.to_dict(),
-                  "messages_before": before.to_dicts(), "messages": self.conversation.to_dicts(),
+                  "messages_before": before.to_dicts(), "messages": after.to_dicts(),
                   **generation_json(gen, bench.piece_text)}
         record.pop("prompt_tokens")  # per-role prompt summary is kept; the prompt text is too
         record["interrupted"] = gen.stop_reason == "interrupted"
@@ -223,6 +242,17 @@ def _beyond(gen: Generation, writer: str, parser: TurnParser) -> Message | None:
         parts.append(gen.text[span.start:span.end])
     text = "".join(parts).strip()
     return Message(role, text) if role and text else None
+
+
+def _warn_round_trip(results: Sequence[TurnResult], at: int, emit: Emit) -> None:
+    """Say when a stored turn does not re-render as the model wrote it (the template rewrites it):
+    the next prompt shows the model something other than what it wrote."""
+    turns = [r.generation.turn for r in results if r.generation.turn is not None]
+    bad = [t for t in turns if not t.round_trip]
+    if bad:
+        which = f"message {at}" if len(turns) == 1 else f"{len(bad)} of the {len(turns)} candidates of message {at}"
+        emit(Notice(f"{which}: the next prompt does not show the turn as the model wrote it — {bad[0].note}",
+                    "warning"))
 
 
 def _kept_note(writer: str, beyond: Message | None) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.errors import HarnessError, MessagesError, StorageError
-from harness.generation.settings import SamplingParams
+from harness.generation.settings import BY_NAME, coerce
 from harness.prompt.conversation import Conversation
 from harness.untrusted import check_text
 
@@ -44,12 +44,17 @@ def check_session(data: Mapping[str, Any], where: str) -> None:
     for i, gen in enumerate(generations):
         _check_generation(gen, f"generations[{i}]", fail)
     settings = data.get("settings") or {}
-    if not isinstance(settings, dict):
-        raise fail("settings", "is not a mapping")
-    try:
-        SamplingParams().with_values(settings)
-    except HarnessError as exc:
-        raise fail(f"settings.{exc.field}", f"is wrong: {exc.message}") from None
+    if not isinstance(settings, dict) or not all(isinstance(k, str) for k in settings):
+        raise fail("settings", "is not a mapping of setting names")
+    for name, value in settings.items():
+        # a value of the wrong type is damage; one a setting no longer takes (an old negative
+        # seed, a setting since removed) resumes at its default with a notice
+        # (harness.chat.saved.restore_settings)
+        if name in BY_NAME:
+            try:
+                coerce(name, value)
+            except HarnessError as exc:
+                raise fail(f"settings.{exc.field}", f"is wrong: {exc.message}") from None
     ui = data.get("ui") or {}
     if not isinstance(ui, dict) or not all(isinstance(v, bool) for v in ui.values()):
         raise fail("ui", "is not a mapping of on/off switches")

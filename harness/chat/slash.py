@@ -1,10 +1,14 @@
 """REPL slash commands: their names, usage and help, and the one pure parser of command lines.
 
 The registry is data; the topic modules map each name to a handler. A line that does not start
-with ``/`` is a user message (``//text`` sends a message that starts with a slash). A command
-name may be abbreviated to a unique prefix. Arguments are split as a shell splits words
-(quotes group, backslash escapes); a command's trailing free text (a message, a system prompt)
-is taken verbatim, unless it is one quoted word, which is unquoted.
+with ``/`` is a user message, sent as typed (``//text`` sends a message that starts with a
+slash). A command name may be abbreviated to a unique prefix. Arguments are split as a shell
+splits words (quotes group, backslash escapes). A command's trailing free text (a message, a
+prefill, a system prompt) is taken as typed from its first non-blank character to the end of
+the line, trailing spaces and newlines included — unless it is one quoted word, which is
+unquoted. One rule for escapes: inside double quotes ``\\n`` ``\\t`` ``\\r`` ``\\"`` ``\\\\`` are a
+newline, a tab, a carriage return, a quote and a backslash; anywhere else a backslash is what
+was typed (in free text) or escapes the next character (in words).
 """
 
 from __future__ import annotations
@@ -27,8 +31,8 @@ class SlashCommand:
 
 C = SlashCommand
 COMMANDS: tuple[SlashCommand, ...] = (
-    C("help", "/help [COMMAND]", "list commands, or describe one (/help set lists the settings)",
-      "/help branch"),
+    C("help", "/help [COMMAND|colours]", "list commands, or describe one (/help set lists the settings; "
+      "/help colours what the colours and marks mean)", "/help branch"),
     C("new", "/new", "start a fresh conversation (settings, model and template kept; /undo goes back)",
       "/new"),
     C("reply", "/reply", "generate an assistant turn for the conversation as it stands", "/reply"),
@@ -39,13 +43,18 @@ COMMANDS: tuple[SlashCommand, ...] = (
     C("adopt", "/adopt", "after a run past end of turn: the user turn the model wrote becomes the next "
       "user message", "/adopt"),
     C("retry", "/retry [same] [N]", "another candidate for the last generated turn (earlier ones are kept); "
-      "a fixed seed moves on unless `same`; N: that many, decoded together", "/retry 4", "branches"),
-    C("swipe", "/swipe next [N]|prev|K [--at N]", "choose among the candidates of the last message (or of "
-      "message N); next past the last generates one (next N: N at once)", "/swipe 2 --at 3", "branches"),
+      "a fixed seed moves on unless `same`; N: that many, decoded together and shown side by side, a key "
+      "keeps one; one /undo takes the retry back", "/retry 4", "branches"),
+    C("swipe", "/swipe [next [N]|prev|K] [--at N]", "show every candidate of the last message (or of message "
+      "N) side by side, or choose one; next past the last generates one (next N: N at once)",
+      "/swipe 2 --at 3", "branches"),
     C("branch", "/branch K ALT", "rewind the inspected turn to token K, force an alternative (rank from "
       "/alts or token text) and go on; both branches are kept", "/branch 3 2", "branches"),
     C("tokens", "/tokens [N]", "the turn that made message N (default: the last) token by token, "
       "shaded by entropy", "/tokens 2", "inspect"),
+    C("step", "/step [N]", "walk the turn that made message N (default: the last) with the arrow keys: "
+      "Left/Right a token, Up/Down an alternative, Enter branches from it (/branch K RANK), Esc leaves",
+      "/step", "inspect"),
     C("alts", "/alts K", "top alternatives and their probabilities at token K of the inspected turn "
       "(the last generated one unless /tokens N chose another)", "/alts 3", "inspect"),
     C("raw", "/raw [as-is|impersonate]", "show the exact prompt of the next reply, special tokens visible",
@@ -65,8 +74,8 @@ COMMANDS: tuple[SlashCommand, ...] = (
     C("eos", "/eos [stop|continue|ban]", "show the EOS policy, or: end at end-of-turn, run past it, or "
       "ban it", "/eos continue",
       "settings"),
-    C("bias", "/bias [TOKEN VALUE|TOKEN off|off]", "list logit biases, add one (token text or id; -inf "
-      "bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
+    C("bias", "/bias [TOKEN VALUE|TOKEN off|off]", "list logit biases, add one (a token's text, or #ID "
+      "for an id; -inf bans), remove one, or remove all", '/bias "<|im_end|>" -5', "settings"),
     C("template", "/template [gguf|NAME|PATH]", "show the template, or switch (conversation kept; "
       "checked by lint first)", "/template chatml", "settings"),
     C("model", "/model [NAME|PATH [TEMPLATE]]", "show the model, or switch model, optionally with a template (conversation "
@@ -93,13 +102,15 @@ ALIASES = {alias: c.name for c in COMMANDS for alias in c.aliases}
 
 
 def parse_line(line: str) -> tuple[str | None, str]:
-    """(command name as typed, argument) for a slash command, (None, text) for a message."""
+    """(command name as typed, argument) for a slash command, (None, text) for a message. The
+    argument keeps what follows the blank after the name as typed (trailing blanks too)."""
     if line.startswith("//"):
         return None, line[1:]
     if not line.startswith("/"):
         return None, line
-    name, _, arg = line[1:].partition(" ")
-    return name.strip().lower(), arg.strip()
+    body = line[1:]
+    cut = next((i for i, char in enumerate(body) if char.isspace()), len(body))
+    return body[:cut].lower(), body[cut:].lstrip()
 
 
 def resolve(typed: str) -> str:
@@ -120,6 +131,7 @@ def resolve(typed: str) -> str:
 
 # -- arguments -----------------------------------------------------------------------------------
 QUOTES = "'\""
+ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}  # inside double quotes
 
 
 def _scan(text: str, start: int) -> tuple[str, int, int]:
@@ -133,9 +145,9 @@ def _scan(text: str, start: int) -> tuple[str, int, int]:
         if quote:
             if char == quote:
                 quote = ""
-            elif char == "\\" and quote == '"' and i + 1 < len(text) and text[i + 1] in '"\\':
+            elif char == "\\" and quote == '"' and i + 1 < len(text) and text[i + 1] in ESCAPES:
                 i += 1
-                word.append(text[i])
+                word.append(ESCAPES[text[i]])
             else:
                 word.append(char)
         elif char in QUOTES:
@@ -162,22 +174,50 @@ def split_words(text: str) -> list[str]:
     return words
 
 
-def take_words(text: str, count: int) -> tuple[list[str], str]:
-    """The first `count` shell words of `text` and the free text after them (verbatim, or
-    unquoted when it is one quoted word: ``"  two spaces"``)."""
+def take_words(text: str, count: int, *, trailing: bool = True) -> tuple[list[str], str]:
+    """The first `count` shell words of `text` and the free text after them: as typed from its
+    first non-blank character (trailing blanks kept unless not `trailing`), or unquoted, escapes
+    and all, when it is one quoted word: ``"  two spaces"``, ``"<think>\\n"``."""
+    words, rest, unquoted = _take(text, count)
+    if unquoted is not None:
+        return words, unquoted
+    return words, rest if trailing else rest.rstrip()
+
+
+def free_text(text: str, count: int) -> tuple[list[str], str, str | None]:
+    """:func:`take_words`, and a line to show when the free text, taken as typed, holds what
+    looks like an escape (``\\n``): it went as a backslash and a letter; quoting makes it the
+    character."""
+    words, rest, unquoted = _take(text, count)
+    if unquoted is not None:
+        return words, unquoted, None
+    found = next((f"\\{c}" for c in "ntr" if f"\\{c}" in rest), None)
+    hint = None if found is None else (f"{found} was sent as typed (a backslash and a letter); "
+                                       f'in double quotes it is an escape: "...{found}"')
+    return words, rest, hint
+
+
+def _take(text: str, count: int) -> tuple[list[str], str, str | None]:
+    """(words, the rest as typed, the rest unquoted when it is one quoted word, else None)."""
     words, i = [], 0
     while len(words) < count and text[i:].strip():
         word, _, i = _scan(text, i)
         words.append(word)
-    rest = text[i:].strip()
-    if rest and rest[0] in QUOTES and rest[-1] == rest[0] and len(rest) >= 2:
+    rest = text[i:].lstrip()
+    bare = rest.rstrip()
+    if bare and bare[0] in QUOTES and bare[-1] == bare[0] and len(bare) >= 2:
         try:
-            whole = split_words(rest)
+            whole = split_words(bare)
         except CommandError:
             whole = []
-        if len(whole) == 1 and _scan(rest, 0)[2] == len(rest):
-            return words, whole[0]
-    return words, rest
+        if len(whole) == 1 and _scan(bare, 0)[2] == len(bare):
+            return words, rest, whole[0]
+    return words, rest, None
+
+
+def plural(count: int, noun: str) -> str:
+    """`count` `noun`s: "1 message", "3 messages"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def quote(word: str) -> str:
@@ -222,5 +262,6 @@ def help_text(name: str = "") -> str:
         lines += [f"  {c.usage:{width}}  {c.help}" for c in COMMANDS if c.topic == topic]
     lines.append("/help COMMAND shows an example; a unique prefix is enough (/mess); quote arguments "
                  'with spaces ("like this").')
-    lines.append("A line without a slash is a user message; the model replies (mode reply).")
+    lines.append("A line without a slash is a user message; the model replies (mode reply). "
+                 "/help colours: what the colours and marks mean.")
     return "\n".join(lines)

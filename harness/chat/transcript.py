@@ -2,7 +2,8 @@
 
 Every generated turn is kept in order (``generations``; a tree node's ``meta["gen"]`` is its
 index), with the turn the model wrote past its own (for /adopt), the turn /tokens N chose to
-inspect (for /alts and /branch), the last request (the toolbar) and the injections already
+inspect (for /alts and /branch: a tree node, so inspection follows its message through edits of
+the path), the last request (the toolbar) and the injections already
 warned of (each once per message).
 """
 
@@ -20,7 +21,7 @@ from harness.prompt.modes import REPLY
 class Transcript:
     def __init__(self, generations: Sequence[Generation] = ()):
         self._generations: list[Generation] = list(generations)
-        self._inspected: int | None = None  # path index /alts and /branch act on
+        self._inspected: int | None = None  # node id of the message /alts and /branch act on
         self._beyond: tuple[int, Message] | None = None  # (node id, the turn written past it)
         self._last_request: tuple[str, str] = (REPLY, "")
         self._warned: set[tuple[int | None, str]] = set()
@@ -58,8 +59,9 @@ class Transcript:
         self._inspected = None
         return len(self._generations) - 1
 
-    def inspect(self, index: int | None) -> None:
-        self._inspected = index
+    def inspect(self, node_id: int | None) -> None:
+        """Inspect the turn of the message at tree node `node_id` (None: the newest turn)."""
+        self._inspected = node_id
 
     def ran_past(self, node_id: int, beyond: Message | None) -> None:
         """The turn the model wrote past its own at node `node_id` (None: it did not)."""

@@ -112,12 +112,11 @@ class Tree:
         assert node.message is not None
         message = replace(node.message, content=node.message.content if content is None else content,
                           role=role or node.message.role)
-        return self._with(replace(node, message=message))
+        return self._with(_edited(node, message))
 
     def replace_message(self, index: int, message: Message) -> Tree:
         """Message `index` replaced whole (role, content and every other field)."""
-        node = self.node_at(index)
-        return self._with(replace(node, message=message))
+        return self._with(_edited(self.node_at(index), message))
 
     def delete(self, index: int) -> Tree:
         """Remove message `index` from the path; its chosen continuation moves up to its parent.
@@ -182,6 +181,14 @@ class Tree:
         for message in conversation:
             tree = tree.append(message)
         return tree
+
+
+def _edited(node: Node, message: Message) -> Node:
+    """`node` holding `message`; a generated message whose text changed is marked ``edited`` (its
+    turn's tokens no longer spell it)."""
+    changed = node.message is None or message.to_dict() != {**node.message.to_dict(), "role": message.role}
+    meta = {**node.meta, "edited": True} if "gen" in node.meta and changed else node.meta
+    return replace(node, message=message, meta=meta)
 
 
 def _subtree(tree: Tree, top: int, keep: int | None) -> list[int]:

@@ -54,6 +54,12 @@ class TreeHistory:
         self._redo.clear()
         self._tree = tree
 
+    def amend(self, tree: Tree) -> None:
+        """Replace the tree as part of the change just made (a candidate kept right after
+        /retry N): /undo goes back to before that change in one step."""
+        self._tree = tree
+        self._redo.clear()
+
     def undo(self) -> None:
         if not self._undo:
             raise CommandError("nothing to undo")

@@ -94,7 +94,7 @@ def _add_sampling_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=setting.name.upper(),
                            help=setting.help)
     p.add_argument("--bias", action="append", default=[], metavar="TOKEN=VALUE",
-                   help="logit bias by token text or id (repeatable); -inf bans; +inf and nan are refused")
+                   help="logit bias by token text, or #ID for an id (repeatable); -inf bans; +inf and nan are refused")
     p.add_argument("--profile", "-p", help="profile name or YAML path (flags override it)")
 
 

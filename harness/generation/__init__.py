@@ -2,7 +2,8 @@
 
     settings.py          the sampling settings, declared once (flags, profiles, /set, experiments, the API)
     profiles.py          YAML profiles, checked against a strict schema
-    sampling.py          the sampler, in llama-cpp-python's order
+    sampling.py          the sampler, in llama-cpp-python's order (penalties, typical, XTC, mirostat 2)
+    dry.py               the DRY penalty and its sequence breakers, as llama.cpp computes them
     workbench.py         a model with a template: plan, fit the context, generate, score (BaseWorkbench, Workbench)
     remote_workbench.py  the same over a server
     open.py              the one place workbenches are built and template names chosen

@@ -29,7 +29,7 @@ from harness.backends.remote import (
     TopEntry,
 )
 from harness.generation.records import Generation, TokenRecord
-from harness.generation.settings import EOS_BAN, EOS_CONTINUE, SamplingParams
+from harness.generation.settings import EOS_BAN, EOS_CONTINUE, EXTRA_SAMPLERS, SamplingParams
 from harness.generation.turn import GeneratedTurn, OnToken, StopReason, resolve_bias
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
@@ -84,7 +84,8 @@ class RemoteGeneration:
             prompt=self.plan.prompt, max_tokens=max_tokens, temperature=p.temperature, top_k=p.top_k,
             top_p=p.top_p, min_p=p.min_p, repeat_penalty=p.repeat_penalty, repeat_last_n=p.repeat_last_n,
             seed=p.seed, n_probs=self.n_probs, generated_ids=tuple(self.ids),
-            generated_text=self.raw.decode("utf-8", "replace"), bias=self.bias, ban=ban)
+            generated_text=self.raw.decode("utf-8", "replace"), bias=self.bias, ban=ban,
+            samplers={name: getattr(p, name) for name in EXTRA_SAMPLERS} if p.extra_samplers else {})
 
     def record(self, step: RemoteStep) -> TokenRecord:
         stats = truncated_stats([(e.id, e.prob) for e in step.top], step.prob, self.eog)

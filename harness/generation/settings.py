@@ -22,6 +22,7 @@ EOS_CONTINUE = "continue"
 EOS_BAN = "ban"
 EOS_POLICIES = (EOS_STOP, EOS_CONTINUE, EOS_BAN)
 RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
+MIROSTAT_MODES = (0, 2)  # off, or mirostat 2 (mirostat 1 needs the vocabulary size: not offered)
 
 # What a prompt longer than the context does (profiles, /set, --context-overflow, the API).
 OVERFLOW_ERROR = "error"
@@ -45,6 +46,24 @@ def parse_stop(word: str) -> tuple[str, ...]:
     except ValueError:
         return (word,)
     return tuple(str(s) for s in (parsed if isinstance(parsed, list) else [parsed]))
+
+
+TOKEN_ID = "#"  # a logit-bias key "#N" is token id N; any other key is a token's text
+
+
+def bias_token_id(key: str) -> int | None:
+    """The id a logit-bias key names ("#2" -> 2), or None when the key is a token's text ("2")."""
+    digits = key[len(TOKEN_ID):] if key.startswith(TOKEN_ID) else ""
+    return int(digits) if digits.isascii() and digits.isdigit() else None
+
+
+def _bias_key(key: Any) -> str:
+    """A logit-bias key as read from YAML/JSON: a string as it is, an integer as its id form."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{TOKEN_ID}{key}"
+    if not isinstance(key, str):
+        raise CommandError(f"logit_bias: a key must be a token text or #id, got {key!r}", field="logit_bias")
+    return key
 
 
 def _no_word(word: str) -> Any:
@@ -78,7 +97,30 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("top_p", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]", "nucleus mass"),
     Setting("min_p", _NUM, float, lambda v: 0 <= v < 1, "must be in [0, 1)", "drop tokens below min_p x the top"),
     Setting("repeat_penalty", _NUM, float, lambda v: v > 0, "must be > 0", "1 is off"),
-    Setting("repeat_last_n", (int,), int, lambda v: v >= 0, "must be >= 0", "tokens the penalty looks back"),
+    Setting("repeat_last_n", (int,), int, lambda v: v >= 0, "must be >= 0",
+            "tokens the penalties look back (0: no penalties)"),
+    Setting("presence_penalty", _NUM, float, math.isfinite, "must be a finite number",
+            "subtracted once from a token in the window (0 is off)"),
+    Setting("frequency_penalty", _NUM, float, math.isfinite, "must be a finite number",
+            "subtracted per occurrence in the window (0 is off)"),
+    Setting("dry_multiplier", _NUM, float, lambda v: 0 <= v < math.inf, "must be >= 0 (0 is off)",
+            "DRY: the penalty on a token extending a repetition (0 is off)"),
+    Setting("dry_base", _NUM, float, lambda v: 1 <= v < math.inf, "must be >= 1",
+            "DRY: the penalty grows by this factor per repeated token"),
+    Setting("dry_allowed_length", (int,), int, lambda v: v >= 0, "must be >= 0",
+            "DRY: repetitions this long go unpenalised"),
+    Setting("dry_penalty_last_n", (int,), int, lambda v: v >= 0, "must be >= 0 (0 is off)",
+            "DRY: tokens it looks back (breakers: newline : \" *)"),
+    Setting("typical_p", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]",
+            "locally typical mass (1 is off)"),
+    Setting("xtc_probability", _NUM, float, lambda v: 0 <= v <= 1, "must be in [0, 1]",
+            "chance a step excludes the top choices (0 is off)"),
+    Setting("xtc_threshold", _NUM, float, lambda v: 0 < v <= 1, "must be in (0, 1]",
+            "XTC excludes all but the least likely token this probable (above 0.5: off)"),
+    Setting("mirostat", (int,), int, lambda v: v in MIROSTAT_MODES, "must be 0 (off) or 2",
+            "2: mirostat 2 in place of top-k/typical/top-p/min-p/XTC and temperature"),
+    Setting("mirostat_tau", _NUM, float, lambda v: v > 0, "must be > 0", "mirostat's target surprise, bits"),
+    Setting("mirostat_eta", _NUM, float, lambda v: v > 0, "must be > 0", "mirostat's learning rate"),
     Setting("seed", (int, type(None)), parse_seed, lambda v: v is None or v >= 0,
             "must be >= 0, or -1 (random)", "-1 or random: a new seed each time"),
     Setting("max_tokens", (int,), int, lambda v: v > 0, "must be > 0", "tokens to generate at most"),
@@ -87,7 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("eos", (str,), str, lambda v: v in EOS_POLICIES, f"must be one of {', '.join(EOS_POLICIES)}",
             "stop at end of turn, continue past it, or ban it"),
     Setting("logit_bias", (dict,), _no_word, lambda v: all(_bias_ok(x) for x in v.values()),
-            f"must map token texts or ids to numbers ({BIAS_RULE})", "token -> added logit", flag=False),
+            f"must map token texts or #ids to numbers ({BIAS_RULE})", "token text (or #id) -> added logit",
+            flag=False),
 )
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
@@ -124,7 +167,7 @@ def coerce(name: str, value: Any) -> Any:
             if not _bias_ok(bias):
                 raise CommandError(f"logit_bias.{key}: {bias!r} is not a bias", field=f"logit_bias.{key}",
                                    hint=BIAS_RULE)
-        return {str(k): float(v) for k, v in value.items()}
+        return {_bias_key(k): float(v) for k, v in value.items()}
     return value
 
 
@@ -159,17 +202,39 @@ class SamplingParams:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     repeat_last_n: int = 64
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    dry_multiplier: float = 0.0
+    dry_base: float = 1.75
+    dry_allowed_length: int = 2
+    dry_penalty_last_n: int = 64
+    typical_p: float = 1.0
+    xtc_probability: float = 0.0
+    xtc_threshold: float = 0.1
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
     seed: int | None = None
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     eos: str = EOS_STOP
-    logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or id -> bias
+    logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or "#id" -> bias
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting, except the round-two samplers while they are all off (so the settings,
+        and the digest, of a run from before them stay what they were)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.extra_samplers:
+            for name in EXTRA_SAMPLERS:
+                del out[name]
         out["stop"] = list(self.stop)
         out["logit_bias"] = dict(self.logit_bias)
         return out
+
+    @property
+    def extra_samplers(self) -> bool:
+        """Whether any of the round-two samplers is on (:data:`EXTRA_SAMPLERS`)."""
+        return any(getattr(self, name) != getattr(_OFF, name) for name in EXTRA_SAMPLERS)
 
     def updated(self, **changes: Any) -> SamplingParams:
         params = replace(self, **changes)
@@ -185,6 +250,12 @@ class SamplingParams:
             value = getattr(self, setting.name)
             if not setting.valid(value):
                 raise _fail(setting.name, setting.rule)
+
+
+_OFF = SamplingParams()
+EXTRA_SAMPLERS = ("presence_penalty", "frequency_penalty", "dry_multiplier", "dry_base", "dry_allowed_length",
+                  "dry_penalty_last_n", "typical_p", "xtc_probability", "xtc_threshold", "mirostat", "mirostat_tau",
+                  "mirostat_eta")
 
 
 def merged_sampling(defaults: SamplingParams, settings: Mapping[str, Any]) -> SamplingParams:

@@ -17,12 +17,13 @@ from typing import Protocol
 from harness.errors import CommandError
 from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import attribute_tokens
-from harness.generation.settings import EOS_STOP, SamplingParams
+from harness.generation.settings import EOS_STOP, TOKEN_ID, SamplingParams, bias_token_id
 from harness.generation.stop_text import GrowingText, turn_end_marker
+from harness.prompt.attribution import roles_for_spans
 from harness.prompt.conversation import TEMPLATE
 from harness.prompt.markers import TurnMarkers
 from harness.prompt.modes import PromptPlan
-from harness.prompt.turns import TurnParser, turn_roles
+from harness.prompt.turns import TurnParser, partial_start, turn_roles
 
 
 class StopReason(StrEnum):
@@ -54,15 +55,20 @@ class TokenLookup(Protocol):
 
 
 def resolve_bias(engine: TokenLookup, bias: Mapping[str, float], n_vocab: int = 0) -> dict[int, float]:
-    """`token-or-id -> value` to `id -> value`; a text must be exactly one token. Ids are
-    checked against `n_vocab` when the engine knows its vocabulary (a server may not: 0)."""
+    """`text-or-#id -> value` to `id -> value`: "#2" is token id 2, any other key a text that
+    must be exactly one token ("2" is the token that reads 2). Ids are checked against `n_vocab`
+    when the engine knows its vocabulary (a server may not: 0)."""
     out: dict[int, float] = {}
     for key, value in bias.items():
         text = str(key)
-        token = int(text) if text.lstrip("-").isdigit() else engine.token_id(text)
-        if token is None or token < 0 or (n_vocab > 0 and token >= n_vocab):
-            raise CommandError(f"logit bias: '{key}' is not a single token id or token text",
-                               hint="use an id, or a text that tokenizes to exactly one token")
+        token = bias_token_id(text)
+        if token is None:
+            token = engine.token_id(text)
+            if token is None:
+                raise CommandError(f"logit bias: the text {text!r} is not exactly one token of this model",
+                                   hint=f"bias one token's text, or an id as {TOKEN_ID}N")
+        if n_vocab > 0 and token >= n_vocab:
+            raise CommandError(f"logit bias: there is no token {TOKEN_ID}{token} (the vocabulary has {n_vocab})")
         out[token] = float(value)
     return out
 
@@ -83,6 +89,7 @@ class GeneratedTurn:
         self._start = parser.start_role(plan.writer, plan.mode)
         self._roles = parser.tracker(self._start, plan.opened)  # updated per token, linear in the text
         self._last_role: tuple[str, str] | None = None  # (text, role at its end)
+        self._unstreamed: list[tuple[TokenRecord, int]] = []  # (token, where its text starts)
 
     def _role_at_end(self, text: str) -> str:
         if self._last_role is None or (self._last_role[0] is not text and self._last_role[0] != text):
@@ -94,10 +101,9 @@ class GeneratedTurn:
         the user forced), stream it; the stop reason if its text ends the turn. `look` False:
         no stop is looked for (tokens the user chose)."""
         self.tokens.append(record)
-        before = self.text.text
-        added, hit = ("", None) if silent else self.text.add(record.raw, look=look)
-        if self.on_token is not None:
-            self.on_token(StreamEvent(record, added, self._role_at_end(before)))
+        self._unstreamed.append((record, len(self.text.text)))
+        _, hit = ("", None) if silent else self.text.add(record.raw, look=look)
+        self._stream(final=False)
         if hit is None and look and self.switched():
             return StopReason.END_OF_TURN
         if hit is None:
@@ -114,14 +120,39 @@ class GeneratedTurn:
         role = self._role_at_end(self.text.text)
         return role != TEMPLATE and role not in turn_roles(self.plan.writer)
 
+    def _stream(self, *, final: bool) -> None:
+        """Hand the stream the tokens whose text and role more text cannot change (all of them
+        when `final`): text that may still become a turn marker or a stop string waits, so the
+        stream shows what the turn parser finally decides and exactly the text kept."""
+        if self.on_token is None or not self._unstreamed:
+            return
+        text = self.text.text
+        full = self.plan.opened + text
+        ready = len(text) if final else min(self.parser.settled(full) - len(self.plan.opened),
+                                            partial_start(text, self.text.stops))
+        starts = [start for _, start in self._unstreamed] + [len(text)]
+        count = len(self._unstreamed) if final else sum(1 for end in starts[1:] if end <= ready)
+        if count == 0:
+            return
+        offset = len(self.plan.opened)
+        spans = self.parser.parse(full, self._start)
+        pieces = [(min(starts[i], len(text)), min(starts[i + 1], len(text))) for i in range(count)]
+        roles = roles_for_spans([(a + offset, b + offset) for a, b in pieces], spans)
+        released, self._unstreamed = self._unstreamed[:count], self._unstreamed[count:]
+        for (record, _), (a, b), role in zip(released, pieces, roles, strict=True):
+            self.on_token(StreamEvent(record, text[a:b], role))
+
     def end_with(self, record: TokenRecord) -> None:
         """Record the end-of-generation token that ended the turn: last in `tokens`, no text."""
         self.tokens.append(record)
+        self._unstreamed.append((record, len(self.text.text)))
 
     def finish(self, result: Generation, reason: StopReason) -> Generation:
-        """Settle the text (cut at a stop, else flushed) and label every token with its role."""
+        """Settle the text (cut at a stop, else flushed), stream what was held back, and label
+        every token with its role."""
         cut = reason in (StopReason.STOP_STRING, StopReason.END_OF_TURN)
         result.text = self.text.text if cut else self.text.finish()
+        self._stream(final=True)
         result.stop_reason = reason
         result.tokens = attribute_tokens(self.parser, self.plan, self.tokens)
         return result

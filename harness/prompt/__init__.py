@@ -14,4 +14,5 @@
     attribution.py    character spans -> token roles
     response.py       generated assistant text -> reasoning, content and tool calls
     roundtrip.py      a generated turn -> the message that re-renders as the model wrote it
+    preview.py        can a template render a conversation, and which tool calls it leaves out
 """

@@ -9,7 +9,9 @@ message is rendered once with a placeholder for its content, and what it puts be
 the placeholder is the scaffold it supplies. The content is what lies between, in the text the
 model saw and wrote; nothing the model wrote is removed that the template does not put back.
 Reasoning and tool calls the text holds become ``reasoning_content`` / ``tool_calls``
-(:func:`harness.prompt.response.parse_response`). Then the message is rendered for real:
+(:func:`harness.prompt.response.parse_response`) when the template renders them back; a template
+that does not (chatml has no ``reasoning_content``) keeps them in the content, as written. Then
+the message is rendered for real:
 ``round_trip`` says whether that rendering reproduces the model's string, and where it first
 differs when it does not.
 """
@@ -79,15 +81,17 @@ def turn_message(template: ChatTemplate, variables: Mapping[str, Any] | None, be
         supplied = next((k for k in range(min(len(after), len(content)), 0, -1)
                          if content.endswith(after[:k]) and (closed or not after[:k].strip())), 0)
         content = content[: len(content) - supplied]  # the close (or whitespace) the template writes
-    message = Message(writer, content)
-    if writer == ASSISTANT and blocks is not None:
-        # a generation prompt that opens a thinking block: the model's words are the reasoning,
-        # the opener before them is the prompt's (the template writes it again with the reasoning)
-        parsed = parse_response(content[starts:] if in_reasoning else content, blocks, in_reasoning=in_reasoning)
-        if parsed.extra:  # reasoning or tool calls: HF's message shape; plain text stays as written
-            message = parsed
-    return check_round_trip(template, variables, before, message, written, len(prompt) - len(opened),
-                            shaped_ok=at >= 0)
+    plain = Message(writer, content)
+    # a generation prompt that opens a thinking block: the model's words are the reasoning, the
+    # opener before them is the prompt's (the template writes it again with the reasoning)
+    parsed = parse_response(content[starts:] if in_reasoning else content, blocks, in_reasoning=in_reasoning) \
+        if writer == ASSISTANT and blocks is not None else plain
+    checked = [check_round_trip(template, variables, before, message, written, len(prompt) - len(opened),
+                                shaped_ok=at >= 0)
+               for message in ((parsed, plain) if parsed.extra else (plain,))]
+    # reasoning or tool calls: HF's message shape, unless the template does not render that shape
+    # back (chatml has no reasoning_content) and the text as written does
+    return next((c for c in checked if c.round_trip), checked[0])
 
 
 def check_round_trip(template: ChatTemplate, variables: Mapping[str, Any] | None, before: Conversation,

@@ -41,6 +41,7 @@ _NEXT_ROLE = {USER: ASSISTANT, ASSISTANT: USER, SYSTEM: USER}
 MAX_NAME = 64  # characters of a role name in an open marker (<|im_start|>NAME)
 _NAME = rf"[A-Za-z_][\w.\-]{{0,{MAX_NAME - 1}}}"
 _NAME_RE = re.compile(_NAME)
+_NAME_CHARS = re.compile(rf"[\w.\-]{{0,{MAX_NAME}}}")
 UNNAMED = "unnamed"  # the role of a turn whose open marker names no role
 DELIMITER = "delimiter"  # kind of a block delimiter inside a turn (``<think>``)
 SAME, NEW = "same", "new"
@@ -130,6 +131,7 @@ class TurnParser:
                                                          *([prefix] if prefix else [])]]
         # the longest stretch of text one marker decision reads (a marker, a name, the open after a close)
         self.reach = max((len(t) for t in self._literals), default=0) + len(prefix) + 2 * (MAX_NAME + len(suffix)) + 2
+        self._closes = [t for t, m in table.items() if m.kind == "close"] if suffix else []
 
     def start_role(self, writer: str | None, mode: str) -> str | None:
         """The role generated text starts in: the writer, or ``reasoning`` when the generation
@@ -162,6 +164,23 @@ class TurnParser:
         """The role at the end of text that grows (generated text after `opened`), kept up to
         date in time linear in the text."""
         return RoleTracker(self, start_role, opened)
+
+    def settled(self, text: str) -> int:
+        """How much of `text` more text cannot reparse: where a marker may still be forming at
+        its end begins (a marker's beginning, ``<|im_start|>ass`` whose role name may go on, a
+        role name straight after a close), or the text's end. Reads only the last `reach`
+        characters."""
+        cut = partial_start(text, self._literals)
+        window = max(0, len(text) - self.reach)
+        if self._prefix:
+            at = text.rfind(self._prefix, window)
+            if at >= 0 and _NAME_CHARS.fullmatch(text, at + len(self._prefix)):
+                cut = min(cut, at)
+        for close in self._closes:
+            at = text.rfind(close, window)
+            if at >= 0 and at + len(close) < len(text) and _NAME_CHARS.fullmatch(text, at + len(close)):
+                cut = min(cut, at + len(close))
+        return cut
 
     def _walk(self, text: str, start_role: str | None) -> tuple[list[Segment], list[Turn], _State]:
         walk = _Walk(self, start_role, record=True)
@@ -369,6 +388,18 @@ class RoleTracker:
         probe = self._walk.copy()
         probe.run(self._text, Scanner(self._text, self._parser.searched))
         return probe.role()
+
+
+def partial_start(text: str, literals: Iterable[str]) -> int:
+    """Where the longest end of `text` that is a proper beginning of one of `literals` starts
+    (the text's end when none is)."""
+    literals = [t for t in literals if t]
+    longest = max((len(t) for t in literals), default=0)
+    for start in range(max(0, len(text) - longest + 1), len(text)):
+        tail = text[start:]
+        if any(len(t) > len(tail) and t.startswith(tail) for t in literals):
+            return start
+    return len(text)
 
 
 def _open_shape(markers: TurnMarkers) -> tuple[str, str, dict[str, str]] | None:

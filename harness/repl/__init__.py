@@ -5,4 +5,7 @@
     display.py     events drawn on the terminal           toolbar.py   the bottom toolbar
     completer.py   Tab completion                         history.py   input history on disk
     typeahead.py   keys typed while the model streams
+    palette.py     the colour of each role                whitespace.py  blanks and newlines made visible
+    candidates.py  candidates laid out side by side       pick.py      the key that keeps one
+    stepper.py     /step: a turn walked with the arrow keys, a branch from an alternative
 """

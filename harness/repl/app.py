@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application.current import get_app
 from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
-from harness.chat.commands.edit import set_content
+from harness.chat.dispatch import answer_edit, keep_candidate
 from harness.chat.dispatch import handle as handle_line
 from harness.chat.events import EditRequest, Notice
 from harness.chat.session import Session
@@ -29,6 +30,8 @@ from harness.interrupt import sigint_flag
 from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
 from harness.repl.history import TolerantFileHistory
+from harness.repl.pick import ask_pick
+from harness.repl.stepper import ask_step
 from harness.repl.toolbar import toolbar_fragments
 from harness.repl.typeahead import held_keys, next_input
 
@@ -69,7 +72,7 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
 
     history = TolerantFileHistory(history_path, history_failed) if history_path else InMemoryHistory()
     return PromptSession(
-        message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session),
+        message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session, get_app().output.get_size().columns),
         key_bindings=make_key_bindings(session.prefs), history=history, input=input, output=output,
         multiline=True, completer=HarnessCompleter(), complete_while_typing=False,
         enable_history_search=False,
@@ -102,6 +105,8 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
             finally:
                 typed += "".join(held)
             _answer_edits(session, prompt, display)
+            typed = _answer_picks(session, display, typed, input=input, output=output)
+            typed = _answer_steps(display, typed, input=input, output=output)
     finally:
         session.save(display.emit)
         _say_where_saved(session, display)
@@ -109,9 +114,43 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
 
 
 def _say_where_saved(session: Session, display: Display) -> None:
+    """Where the session is and the command that resumes it: by id when it lives among the saved
+    sessions, else by its path (a session resumed from a file elsewhere)."""
+    from harness.chat.saved import sessions_dir
+
     saved = session.io.autosave
     if saved is not None and saved.path.exists():
-        display.emit(Notice(f"session saved to {saved.path}; resume: harness chat --resume {saved.id}"))
+        by_id = saved.path.resolve() == (sessions_dir() / f"{saved.id}.json").resolve()
+        resume = saved.id if by_id else shlex.quote(str(saved.path))
+        display.emit(Notice(f"session saved to {saved.path}; resume: harness chat --resume {resume}"))
+
+
+def _answer_picks(session: Session, display: Display, typed: str, *, input: Any, output: Any) -> str:
+    """After /retry N or /swipe: a key keeps one candidate (none asked when keys were typed ahead:
+    the user has moved on). Returns what stays typed ahead."""
+    while display.pick_requests:
+        request = display.pick_requests.pop(0)
+        if typed:
+            continue
+        number, carried = ask_pick(request, input=input, output=output)
+        typed += carried
+        chosen = next((row.number for row in request.rows if row.chosen), None)
+        if number is not None and number != chosen:
+            keep_candidate(session, request.message, number, display.emit)
+    return typed
+
+
+def _answer_steps(display: Display, typed: str, *, input: Any, output: Any) -> str:
+    """After /step: the walk; a branch it ends in is sent as the next line (as if typed, so it
+    runs, is recalled and is logged as every line is). None when keys were typed ahead."""
+    while display.step_requests:
+        request = display.step_requests.pop(0)
+        if typed:
+            continue
+        command = ask_step(request, input=input, output=output)
+        if command:
+            typed = command + "\n"
+    return typed
 
 
 def _answer_edits(session: Session, prompt: PromptSession, display: Display) -> None:
@@ -128,8 +167,7 @@ def _answer_edits(session: Session, prompt: PromptSession, display: Display) -> 
         if text is None:
             display.emit(Notice("edit cancelled (the editor failed)", "error"))
             continue
-        set_content(session, request.index, text, display.emit)
-        session.save(display.emit)
+        answer_edit(session, request.index, text, display.emit)
 
 
 def _in_editor(request: EditRequest) -> str | None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from harness.chat.events import Notice
 from harness.chat.session import Session
+from harness.chat.slash import plural
 from harness.prompt.conversation import Conversation
 from harness.repl.app import run_repl
 from harness.repl.display import Display
@@ -71,19 +72,21 @@ def _log_engine(turn: dict[str, Any]) -> dict[str, Any]:
 
 def _read_resume(spec: str | None):
     """(target, saved engine options, saved session or None, log path or None, conversation from
-    a log or None). A log resumes with its own model and template."""
+    a log or None, the log's last settings). A log resumes with its own model, template and
+    settings."""
     from harness.chat.saved import read_session, saved_engine
     from harness.turn_log import read_log, resume_messages
 
     if spec is None:
-        return None, {}, None, None, None
+        return None, {}, None, None, None, {}
     kind, target = _resume_target(spec or None)
     if kind == "log":
         log_path, conversation = resume_messages(target)
         last = list(read_log(log_path))[-1]
-        return log_path, _log_engine(last), None, log_path, conversation
+        settings = last.get("settings")
+        return log_path, _log_engine(last), None, log_path, conversation, settings if isinstance(settings, dict) else {}
     saved = read_session(target)
-    return target, saved_engine(saved), saved, None, None
+    return target, saved_engine(saved), saved, None, None, {}
 
 
 def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, log: str | None = None,
@@ -91,7 +94,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     """The REPL on a workbench opened from `explicit` options (what the command line said, None
     where it said nothing) over a resumed session's over the profile's."""
     from harness.chat.engine_handle import EngineHandle
-    from harness.chat.saved import SessionFile, restore, safe_log_path, saved_id
+    from harness.chat.saved import SessionFile, restore, restore_settings, safe_log_path, saved_id
     from harness.chat.session_io import SessionIO
     from harness.chat.tree_history import TreeHistory
     from harness.chat.turn_settings import TurnSettings
@@ -99,7 +102,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     from harness.repl.prefs import repl_prefs
 
     display = Display()
-    target, engine_options, saved, resumed_log, resumed = _read_resume(resume)
+    target, engine_options, saved, resumed_log, resumed, log_settings = _read_resume(resume)
     options = workbench_options(explicit, profile, engine_options)
     overflow = explicit.get("context_overflow") or engine_options.get("context_overflow") or profile.context_overflow
     bench = open_workbench(**options)
@@ -120,14 +123,14 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
     else:
         system = system if system is not None else profile.system
         conversation = resumed if resumed is not None else Conversation().with_system(system)
-        session = Session(engine=engine, settings=TurnSettings(profile.sampling, overflow, profile.name),
+        params, notes = restore_settings(log_settings) if log_settings else (profile.sampling, ())
+        session = Session(engine=engine, settings=TurnSettings(params, overflow, profile.name),
                           trees=TreeHistory.of(conversation), prefs=prefs, io=SessionIO(autosave=SessionFile()))
-        notes = ()
     info = bench.info
     display.emit(Notice(f"harness chat — {info.name} ({info.architecture}, n_ctx {info.n_ctx}), "
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
-        display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
+        display.emit(Notice(f"resumed {plural(len(session.conversation), 'message')} from {target}"))
     for note in notes:
         display.emit(Notice(note, "warning"))
     if bench.decode_path is not None and bench.decode_path.notice():

@@ -8,7 +8,9 @@ or 16, and the legend names what is drawn.
 
 from __future__ import annotations
 
+import re
 import shutil
+import textwrap
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,19 +21,24 @@ from prompt_toolkit.output import ColorDepth
 
 from harness.chat.events import (
     Alternatives,
+    Candidates,
     EditRequest,
     EntropyReport,
     Event,
+    Legend,
     MessageList,
     MessageShown,
     Notice,
     RawPrompt,
+    StepRequest,
     TokenStreamed,
     TokenView,
     TurnFinished,
     TurnStarted,
 )
-from harness.repl.toolbar import ROLE_STYLES
+from harness.repl.candidates import layout
+from harness.repl.palette import role_style
+from harness.repl.whitespace import MARK, marked, one_line
 from harness.untrusted import visible
 
 # Entropy in bits: calm tokens (< 1 bit) stay plain; above, three shades per colour depth, each
@@ -74,8 +81,12 @@ class Display:
         self.output = output
         self.ui = ui if ui is not None else {"shade": True}
         self._role: str | None = None
+        self._held: list[tuple[str, str]] = []  # blanks at the end of the streamed text so far
+        self._started = False  # the turn has drawn text other than blanks
         self.depth = terminal_depth(output)
         self.edit_requests: list[EditRequest] = []  # the REPL answers these after the command
+        self.pick_requests: list[Candidates] = []  # and these: which candidate to keep
+        self.step_requests: list[StepRequest] = []  # and these: a turn to walk with the arrow keys
 
     def _print(self, fragments: list[tuple[str, str]], end: str = "") -> None:
         fragments = [(style, visible(text)) for style, text in fragments]  # controls shown, not sent
@@ -88,33 +99,58 @@ class Display:
     def _on_Notice(self, event: Notice) -> None:
         style = {"error": "ansired", "warning": "ansiyellow"}.get(event.level, "ansibrightblack")
         prefix = f"{event.level}: " if event.level != "info" else ""
-        self._print([(style, prefix + event.text)], end="\n")
+        width = self.columns()
+        lines = [w for line in (prefix + event.text).split("\n") for w in wrapped(line, width)]
+        self._print([(style, "\n".join(lines))], end="\n")
 
     def _on_TurnStarted(self, event: TurnStarted) -> None:
         self._role = event.writer
-        self._print([("bold " + ROLE_STYLES.get(event.writer or "", ""), f"[{event.writer or 'text'}] ")])
-        if event.given:  # what the model was given to start from: shown, marked as given
-            self._print([(f"{ROLE_STYLES.get(event.writer or '', '')} italic underline", event.given)])
+        self._held, self._started = [], False
+        self._print([("bold " + role_style(event.writer), f"[{event.writer or 'text'}] ")])
+        if event.given:  # what the model was given to start from: shown, marked as given, its edges visible
+            self._print(marked(event.given, f"{role_style(event.writer)} italic underline"))
+            self._started = True
 
     def _on_TokenStreamed(self, event: TokenStreamed) -> None:
         if event.role != self._role and event.role != "template":
-            self._print([("bold " + ROLE_STYLES.get(event.role, ""), f" [{event.role}] ")])
+            self._flush(trailing=False)
+            self._print([("bold " + role_style(event.role), f" [{event.role}] ")])
         self._role = event.role if event.role != "template" else self._role
         background = shade(event.entropy_bits, self.depth) if self.ui.get("shade") else ""
         replayed = " italic underline" if event.forced else ""  # a /branch's replayed prefix
-        self._print([(f"{ROLE_STYLES.get(event.role, '')} {background}{replayed}", event.text)])
+        self._stream(event.text, f"{role_style(event.role)} {background}{replayed}")
+
+    def _stream(self, text: str, style: str) -> None:
+        """Draw streamed text exactly, its blanks visible: the turn's leading blanks are marked,
+        and blanks at the end are held until text follows (then drawn as they are, a newline
+        marked) or the turn ends (then marked as trailing)."""
+        body = text.rstrip(" \t\n")
+        tail = text[len(body):]
+        if body:
+            self._flush(trailing=False)
+            self._print(marked(body, style, leading=not self._started, trailing=False))
+            self._started = True
+        if tail:
+            self._held.append((style, tail))
+
+    def _flush(self, *, trailing: bool) -> None:
+        held, self._held = self._held, []
+        for i, (style, text) in enumerate(held):
+            self._print(marked(text, style, leading=not self._started and i == 0,
+                               trailing=trailing and i == len(held) - 1))
 
     def _on_TurnFinished(self, event: TurnFinished) -> None:
+        self._flush(trailing=True)
         gen = event.generation
         tail = f"[{gen.stop_reason}, {len(gen.tokens)} tokens, {gen.tokens_per_second:.0f} tok/s]"
         self._print([("", "\n"), ("ansibrightblack", tail)], end="\n")
         if event.kept:
-            self._print([("ansiyellow", event.kept)], end="\n")
+            self._print([("ansiyellow", "\n".join(wrapped(event.kept, self.columns())))], end="\n")
 
     def _on_RawPrompt(self, event: RawPrompt) -> None:
         fragments = []
         for i, (piece, role, special) in enumerate(event.pieces):
-            style = ROLE_STYLES.get(role, "")
+            style = role_style(role)
             boundary = " underline" if i % 2 else ""  # alternate tokens underlined: boundaries show
             fragments.append((style + (" reverse" if special else boundary), _visible(piece)))
         self._print(fragments, end="\n")
@@ -126,7 +162,7 @@ class Display:
         for k, row in enumerate(event.rows):
             if k % 10 == 0:
                 fragments.append(("ansibrightblack", f"⟨{k}⟩"))
-            style = f"{ROLE_STYLES.get(row.role, '')} {shade(row.entropy_bits, self.depth)}"
+            style = f"{role_style(row.role)} {shade(row.entropy_bits, self.depth)}"
             style += " reverse" if row.special else (" underline" if k % 2 else "")
             fragments.append((style, _visible(row.piece)))
         self._print(fragments, end="\n")
@@ -151,24 +187,68 @@ class Display:
     def _on_MessageList(self, event: MessageList) -> None:
         for row in event.rows:
             alt = f" [{row.alternative}/{row.alternatives}]" if row.alternatives > 1 else ""
-            flat = " ".join(row.content.split())
-            room = max(20, shutil.get_terminal_size((100, 24)).columns - 16 - len(alt))
-            text = flat if len(flat) <= room else flat[:room - 1] + "…"
-            self._print([("ansibrightblack", f"{row.index:3d}{'*' if row.generated else ' '} "),
-                         ("bold " + ROLE_STYLES.get(row.role, ""), f"{row.role:9}"),
-                         ("ansibrightblack", alt), ("", f" {text}")], end="\n")
+            note = (" ⟨interrupted⟩" if row.interrupted else "") + "".join(f" ⟨{x}⟩" for x in row.extras)
+            room = max(20, self.columns() - 16 - len(alt))
+            text = one_line(row.content, room)
+            if note:
+                note = one_line(note, max(12, room - len(text)))
+            self._print([(MARK, f"{row.index:3d}{'*' if row.generated else ' '} "),
+                         ("bold " + role_style(row.role), f"{row.role:9}"),
+                         (MARK, alt), ("", " "), ("", text), (MARK, note)], end="\n")
         if not event.rows:
-            self._print([("ansibrightblack", "(empty conversation)")], end="\n")
+            self._print([(MARK, "(empty conversation)")], end="\n")
 
     def _on_MessageShown(self, event: MessageShown) -> None:
         row = event.row
         alt = f" [{row.alternative}/{row.alternatives}]" if row.alternatives > 1 else ""
-        self._print([("ansibrightblack", f"{row.index}{'*' if row.generated else ''} "),
-                     ("bold " + ROLE_STYLES.get(row.role, ""), row.role), ("ansibrightblack", alt)], end="\n")
-        self._print([("", row.content)], end="\n")
+        self._print([(MARK, f"{row.index}{'*' if row.generated else ''} "),
+                     ("bold " + role_style(row.role), row.role), (MARK, alt),
+                     (MARK, " (interrupted)" if row.interrupted else "")], end="\n")
+        self._print(marked(row.content) if row.content else [(MARK, "(no text)")], end="\n")
+        for extra in row.extras:
+            self._print([(MARK, "+ "), ("", extra)], end="\n")
+
+    def columns(self) -> int:
+        """The terminal's width (the output's, when it knows it)."""
+        size = getattr(self.output, "get_size", None)
+        if size is not None:
+            try:
+                return max(20, size().columns)
+            except OSError:
+                pass
+        return shutil.get_terminal_size((100, 24)).columns
 
     def _on_EditRequest(self, event: EditRequest) -> None:
         self.edit_requests.append(event)
+
+    def _on_Candidates(self, event: Candidates) -> None:
+        """Every candidate whole, in columns when the terminal is wide enough; with `pick`, the
+        REPL then asks for the key of the one to keep."""
+        for line in layout(event.rows, event.of, self.columns(), role_style(event.role)):
+            self._print(line, end="\n")
+        if event.pick:
+            self.pick_requests.append(event)
+
+    def _on_StepRequest(self, event: StepRequest) -> None:
+        """The REPL walks the turn after the command (harness.repl.stepper)."""
+        self.step_requests.append(event)
+
+    def _on_Legend(self, event: Legend) -> None:
+        line: list[tuple[str, str]] = [("bold", "roles:")]
+        for role in event.roles:  # as many to a line as the terminal holds
+            if sum(len(t) for _, t in line) + 2 + len(role) > self.columns():
+                self._print(line, end="\n")
+                line = [("", "      ")]
+            line += [("", "  "), (role_style(role), role)]
+        self._print(line, end="\n")
+        self._print([("", "entropy (shading): "), ("", legend(self.depth))], end="\n")
+        self._print([("", "blanks: "), (MARK, "·"), ("", " a space at an edge (start, end, line end), "),
+                     (MARK, "→"), ("", " a tab there, "), (MARK, "↵"), ("", " a newline")], end="\n")
+        self._print([("", "marks: "), ("reverse", "special token"), ("", "  "),
+                     ("italic underline", "given text"), ("", " (prefill, impersonate, continue, replayed)")],
+                    end="\n")  # lines under 80 columns: a terminal would break them inside words
+        self._print([("", "       "), (MARK, "[role]"), ("", " where the role changes; ⟨k⟩ token k in /tokens")],
+                    end="\n")
 
     def _on_EntropyReport(self, event: EntropyReport) -> None:
         for scope, roles in event.rows.items():
@@ -176,7 +256,18 @@ class Display:
             for role, s in roles.items():
                 ent, sur, ppl = s["mean_entropy_bits"], s["mean_surprisal_bits"], s["perplexity"]
                 text = (f"  {role:10} {s['tokens']:5d} tok  H {_n(ent)}  surprisal {_n(sur)}  ppl {_n(ppl)}")
-                self._print([(ROLE_STYLES.get(role, ""), text)], end="\n")
+                self._print([(role_style(role), text)], end="\n")
+
+
+def wrapped(line: str, width: int) -> list[str]:
+    """`line` broken between words to fit `width`, continuation lines indented under its text
+    (a table row's second column, or two past its own indent)."""
+    if len(line) <= width:
+        return [line]
+    column = re.search(r"\S(\s{2,})(?=\S)", line)
+    indent = column.end() if column and column.end() < width // 2 else len(line) - len(line.lstrip()) + 2
+    return textwrap.wrap(line, width, subsequent_indent=" " * indent, break_on_hyphens=False,
+                         drop_whitespace=True) or [line]
 
 
 def _n(x: float | None) -> str:

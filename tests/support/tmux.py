@@ -16,10 +16,10 @@ TMUX_MARKS = [pytest.mark.model, pytest.mark.slow,
 class Tmux:
     """One private tmux server (its own socket) running one command."""
 
-    def __init__(self, command: list[str], env: dict[str, str]):
+    def __init__(self, command: list[str], env: dict[str, str], width: int = 160):
         self.socket = f"harness-test-{uuid.uuid4().hex[:8]}"
         self.env = env
-        self.run("new-session", "-d", "-s", "chat", "-x", "160", "-y", "50", *command)
+        self.run("new-session", "-d", "-s", "chat", "-x", str(width), "-y", "50", *command)
 
     def run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["tmux", "-L", self.socket, *args], env=self.env, capture_output=True,
@@ -45,6 +45,14 @@ class Tmux:
                 break
             time.sleep(0.2)
         raise AssertionError(f"never saw {text!r} x{count}; screen:\n{self.screen()[-2000:]}")
+
+    def quit(self, timeout: float = 30.0) -> None:
+        """/quit, then wait for the pane to close (the REPL saved and left)."""
+        self.type("/quit")
+        end = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < end:
+            time.sleep(0.2)
+        assert not self.alive(), self.screen()[-2000:]
 
     def alive(self) -> bool:
         return self.run("has-session", "-t", "chat").returncode == 0

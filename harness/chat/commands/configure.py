@@ -18,16 +18,18 @@ from typing import TYPE_CHECKING
 from harness.chat.events import Emit, Notice
 from harness.chat.prefs import ON_OFF
 from harness.chat.registry import CommandTable
-from harness.chat.slash import split_words, take_words
-from harness.errors import CommandError
+from harness.chat.slash import free_text, split_words, take_words
+from harness.errors import CommandError, HarnessError
 from harness.generation.settings import (
     BY_NAME,
     EOS_POLICIES,
     OVERFLOW_POLICIES,
     SETTINGS,
+    bias_token_id,
     check_overflow,
 )
 from harness.generation.settings import parse as parse_setting
+from harness.untrusted import visible_line
 
 if TYPE_CHECKING:
     from harness.chat.session import Session
@@ -56,7 +58,8 @@ def written(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if key == "logit_bias":
-        return " ".join(f"{json.dumps(k)}={v:g}" for k, v in value.items()) or "none"  # type: ignore[attr-defined]
+        return " ".join(f"{k if bias_token_id(k) is not None else json.dumps(k)}={v:g}"
+                        for k, v in value.items()) or "none"  # type: ignore[attr-defined]
     if value is None:
         return "-"
     return str(value)
@@ -96,8 +99,21 @@ def set_engine(session: Session, key: str, value: str) -> str:
         raise CommandError(f"usage: /set {key} N (a whole number)") from None
     if number <= 0:
         raise CommandError(f"{key} must be > 0")
+    trained = session.bench.info.n_ctx_train
+    if key == "n_ctx" and trained and number > trained:
+        raise CommandError(f"n_ctx {number} is more than the {trained} tokens {session.bench.info.name} "
+                           "was trained on", hint=f"/set n_ctx {trained} at most")
     session.engine.reload(**{key: number})
-    return f"{key} = {number} (model reloaded; conversation kept)"
+    line = f"{key} = {number} (model reloaded; conversation kept)"
+    if key == "n_ctx" and len(session.conversation):
+        try:
+            needed = session.bench.count_tokens(session.bench.plan(session.conversation))
+        except HarnessError:
+            needed = 0  # a conversation the template cannot render says so at the next turn
+        if needed >= number:
+            line += (f"; the conversation's prompt is {needed} tokens, more than the context holds: "
+                     f"the next turn is refused unless context_overflow is truncate-oldest")
+    return line
 
 
 def current(session: Session) -> dict[str, object]:
@@ -140,7 +156,7 @@ def settings_help(switches: Mapping[str, str]) -> str:
 @COMMANDS.command("set")
 def cmd_set(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """/set: all; /set KEY: that one; /set KEY VALUE: change it."""
-    words, value = take_words(arg, 1)
+    words, value = take_words(arg, 1, trailing=False)
     if not words:
         emit(Notice(describe_settings(session)))
         return
@@ -181,7 +197,10 @@ def cmd_eos(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("bias")
 def cmd_bias(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """/bias lists; /bias TOKEN VALUE adds; /bias TOKEN off removes one; /bias off removes all."""
+    """/bias lists; /bias TOKEN VALUE adds; /bias TOKEN off removes one; /bias off removes all.
+    TOKEN is a token's text ("2" is the token that reads 2) or #ID (#2 is id 2)."""
+    from harness.generation.turn import resolve_bias
+
     words = split_words(arg)
     bias = dict(session.params.logit_bias)
     if words == ["off"]:
@@ -195,15 +214,31 @@ def cmd_bias(session: Session, arg: str, emit: Emit, should_stop) -> None:
             number = float(words[1])
         except ValueError:
             raise CommandError(f"bias value '{words[1]}' is not a number (or off)") from None
-        from harness.generation.turn import resolve_bias
-
         resolve_bias(session.bench.engine, {words[0]: number}, session.bench.info.n_vocab)  # reject a bad token now
         bias[words[0]] = number
     elif words:
-        raise CommandError("usage: /bias [TOKEN VALUE|TOKEN off|off]", hint='quote a token with spaces: /bias "hello world" 5')
+        raise CommandError("usage: /bias [TOKEN VALUE|TOKEN off|off]",
+                           hint='TOKEN: a token\'s text (quote spaces: "hello world") or #ID for an id')
     if words:
         session.settings = session.settings.with_params(logit_bias=bias)
-    emit(Notice(f"logit biases: {written('logit_bias', session.params.logit_bias)}"))
+    emit(Notice(bias_listing(session)))
+
+
+def bias_listing(session: Session) -> str:
+    """Each bias with the token it lands on: `#2 '<|im_end|>'  -3`, `"2" = #34  -3`."""
+    from harness.generation.settings import bias_token_id
+    from harness.generation.turn import resolve_bias
+
+    bias = session.params.logit_bias
+    if not bias:
+        return "logit biases: none (/bias TOKEN VALUE adds one; #ID for an id)"
+    lines = ["logit biases:"]
+    for key, value in bias.items():
+        token = next(iter(resolve_bias(session.bench.engine, {key: value})))
+        piece = visible_line(session.bench.piece_text(token))
+        shown = f"#{token} {piece!r}" if bias_token_id(key) is not None else f"{json.dumps(key)} = #{token}"
+        lines.append(f"  {shown}  {value:+g}")
+    return "\n".join(lines)
 
 
 @COMMANDS.command("template")
@@ -215,16 +250,21 @@ def cmd_template(session: Session, arg: str, emit: Emit, should_stop) -> None:
         template = session.bench.template
         emit(Notice(f"template: {template.name} ({template.origin}); /template NAME|PATH|gguf switches"))
         return
-    warnings = session.engine.switch_template(words[0])
+    warnings = session.engine.switch_template(words[0], session.conversation)
     emit(Notice(f"template: {session.bench.template.name}"))
-    for finding in warnings:
+    _warn_lint(warnings, emit)
+
+
+def _warn_lint(findings, emit: Emit) -> None:
+    for finding in findings:
         emit(Notice(f"{finding.code}: {finding.message} (under /eos stop the marker written as "
                     "text still ends the turn)", "warning"))
 
 
 @COMMANDS.command("model")
 def cmd_model(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """/model NAME [TEMPLATE]: the template is checked against the model's file before loading."""
+    """/model NAME [TEMPLATE]: the template is checked against the model's file before loading,
+    then linted and tried on the conversation as /template does."""
     words = split_words(arg)
     if not words:
         info = session.bench.info
@@ -233,8 +273,9 @@ def cmd_model(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if len(words) > 2 or not session.engine.can_reload:
         raise CommandError("usage: /model NAME|PATH [TEMPLATE]")
     emit(Notice(f"loading {words[0]} ..."))
-    session.engine.switch_model(words[0], words[1] if len(words) > 1 else None)
+    warnings = session.engine.switch_model(words[0], words[1] if len(words) > 1 else None, session.conversation)
     emit(Notice(f"model: {session.bench.info.name}  template: {session.bench.template.name}"))
+    _warn_lint(warnings, emit)
 
 
 def set_system(session: Session, text: str | None) -> None:
@@ -260,10 +301,12 @@ def cmd_system(session: Session, arg: str, emit: Emit, should_stop) -> None:
         emit(Notice(f"system prompt: {shown!r}" if shown is not None else
                     "no system prompt (/system TEXT sets one)"))
         return
-    _, text = take_words(arg, 0)
+    _, text, hint = free_text(arg, 0)
     clear = arg.strip() == "--clear" or not text
     set_system(session, None if clear else text)
     emit(Notice("system prompt removed" if clear else "system prompt set"))
+    if hint and not clear:
+        emit(Notice(hint, "warning"))
 
 
 @COMMANDS.command("profile")
@@ -285,10 +328,9 @@ def cmd_profile(session: Session, arg: str, emit: Emit, should_stop) -> None:
     engine = session.engine
     if profile.model and profile.model != engine.model_spec and engine.can_reload:
         emit(Notice(f"loading {profile.model} ..."))
-        engine.switch_model(profile.model, profile.template)
+        _warn_lint(engine.switch_model(profile.model, profile.template, session.conversation), emit)
     if profile.template and profile.template != engine.template_spec:
-        for finding in engine.switch_template(profile.template):
-            emit(Notice(f"{finding.code}: {finding.message}", "warning"))
+        _warn_lint(engine.switch_template(profile.template, session.conversation), emit)
     engine.set_literal_content(profile.literal_content)
     if profile.vars:
         engine.set_vars(profile.vars)

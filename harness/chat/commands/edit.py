@@ -7,11 +7,13 @@ longest token prefix the new prompt shares with the last one.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 from harness.chat.events import EditRequest, Emit, MessageList, MessageRow, MessageShown, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import split_words, take_words
+from harness.chat.render_guard import edit as change
+from harness.chat.slash import free_text, plural, split_words, take_words
 from harness.errors import CommandError
 from harness.prompt.conversation import Message
 
@@ -33,31 +35,55 @@ def _index(word: str, usage: str) -> int:
 def cmd_messages(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if split_words(arg):
         raise CommandError("usage: /messages", hint="/show N prints one message whole")
-    tree = session.tree
-    rows = []
-    for i, node in enumerate(tree.path()):
-        assert node.message is not None
-        siblings = tree.siblings(i)
-        rows.append(MessageRow(i, node.message.role, node.message.text, siblings.index(node.id) + 1,
-                               len(siblings), "gen" in node.meta))
-    emit(MessageList(tuple(rows)))
+    emit(MessageList(tuple(message_row(session, i) for i in range(len(session.tree)))))
 
 
 @COMMANDS.command("show")
 def cmd_show(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     index = _index(words[0] if len(words) == 1 else "", "/show N")
-    node = session.tree.node_at(index)
+    emit(MessageShown(message_row(session, index)))
+
+
+def message_row(session: Session, index: int) -> MessageRow:
+    """Message `index` of the chosen path as /messages and /show list it."""
+    tree = session.tree
+    node = tree.node_at(index)
     assert node.message is not None
-    siblings = session.tree.siblings(index)
-    emit(MessageShown(MessageRow(index, node.message.role, node.message.content,
-                                 siblings.index(node.id) + 1, len(siblings), "gen" in node.meta)))
+    siblings = tree.siblings(index)
+    gen = node.meta.get("gen")
+    interrupted = isinstance(gen, int) and 0 <= gen < len(session.transcript) \
+        and session.transcript[gen].stop_reason == "interrupted"
+    return MessageRow(index, node.message.role, node.message.text, siblings.index(node.id) + 1, len(siblings),
+                      "gen" in node.meta, message_extras(node.message), interrupted)
+
+
+def message_extras(message: Message) -> tuple[str, ...]:
+    """What a message holds besides its text, one line each: tool calls, reasoning, other fields."""
+    out = []
+    for key, value in message.extra.items():
+        if key == "tool_calls" and isinstance(value, list):
+            for call in value:
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    arguments = function.get("arguments")
+                    shown = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+                    out.append(f"tool call {function.get('name')} {shown}")
+                else:
+                    out.append(f"tool call {json.dumps(call, ensure_ascii=False)}")
+        elif isinstance(value, str):
+            out.append(f"{key}: {value}")
+        else:
+            out.append(f"{key}: {json.dumps(value, ensure_ascii=False, default=str)}")
+    if not isinstance(message.content, str | None):
+        out.append(f"content parts: {json.dumps(message.content, ensure_ascii=False, default=str)}")
+    return tuple(out)
 
 
 @COMMANDS.command("edit")
 def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """/edit N [--editor] asks the REPL for the text; /edit N TEXT sets it."""
-    words, text = take_words(arg, 1)
+    words, text, hint = free_text(arg, 1)
     index = _index(words[0] if words else "", "/edit N [TEXT|--editor]")
     message = session.tree.node_at(index).message
     assert message is not None
@@ -66,10 +92,12 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
         return
     if text.lstrip().startswith("{"):
         replacement = json_message(text)
-        session.trees.change(session.tree.replace_message(index, replacement))
+        change(session, session.tree.replace_message(index, replacement))
         emit(Notice(f"message {index} replaced ({replacement.role})"))
         return
     set_content(session, index, text, emit)
+    if hint:
+        emit(Notice(hint, "warning"))
 
 
 def set_content(session: Session, index: int, text: str, emit: Emit) -> None:
@@ -77,7 +105,7 @@ def set_content(session: Session, index: int, text: str, emit: Emit) -> None:
     if session.tree.node_at(index).message.content == text:  # type: ignore[union-attr]
         emit(Notice(f"message {index} unchanged"))
         return
-    session.trees.change(session.tree.edit(index, text))
+    change(session, session.tree.edit(index, text))
     emit(Notice(f"message {index} edited"))
 
 
@@ -86,7 +114,7 @@ def cmd_delete(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     index = _index(words[0] if len(words) == 1 else "", "/delete N")
     role = session.tree.node_at(index).message.role  # type: ignore[union-attr]
-    session.trees.change(session.tree.delete(index))
+    change(session, session.tree.delete(index))
     emit(Notice(f"deleted message {index} ({role}); /undo brings it back"))
 
 
@@ -96,7 +124,7 @@ def cmd_role(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if len(words) != 2 or not words[1].strip():
         raise CommandError("usage: /role N ROLE")
     index, role = _index(words[0], "/role N ROLE"), words[1]
-    session.trees.change(session.tree.edit(index, role=role))
+    change(session, session.tree.edit(index, role=role))
     emit(Notice(f"message {index} is now {role}"))
 
 
@@ -109,10 +137,16 @@ def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if rest.lstrip().startswith("{"):
         message = json_message(rest)
     else:
-        role, text = take_words(rest, 1)
+        role, text, hint = free_text(rest, 1)
         message = Message(role[0], text)
-    session.trees.change(session.tree.insert(index, message))
-    emit(Notice(f"inserted a {message.role} message at {index}"))
+        if hint:
+            emit(Notice(hint, "warning"))
+    change(session, session.tree.insert(index, message))
+    emit(Notice(f"inserted {article(message.role)} {message.role} message at {index}"))
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
 
 
 def json_message(text: str) -> Message:
@@ -131,10 +165,10 @@ def json_message(text: str) -> Message:
 @COMMANDS.command("undo")
 def cmd_undo(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.trees.undo()
-    emit(Notice(f"undone; {len(session.tree)} messages"))
+    emit(Notice(f"undone; {plural(len(session.tree), 'message')}"))
 
 
 @COMMANDS.command("redo")
 def cmd_redo(session: Session, arg: str, emit: Emit, should_stop) -> None:
     session.trees.redo()
-    emit(Notice(f"redone; {len(session.tree)} messages"))
+    emit(Notice(f"redone; {plural(len(session.tree), 'message')}"))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import split_words
+from harness.chat.slash import plural, split_words
 from harness.errors import CommandError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
     arg = _file(arg, "/save FILE")
     save_json(arg, {"messages": session.conversation.to_dicts(), "settings": session.params.to_dict(),
                     "model": session.bench.info.name, "template": session.bench.template.name})
-    emit(Notice(f"saved {len(session.conversation)} messages to {arg}"))
+    emit(Notice(f"saved {plural(len(session.conversation), 'message')} to {arg}"))
 
 
 @COMMANDS.command("load")
@@ -41,7 +41,7 @@ def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
     from harness.chat.tree import Tree
 
     session.trees.change(Tree.from_conversation(read_messages(arg)))
-    emit(Notice(f"loaded {len(session.conversation)} messages from {arg} (/undo goes back)"))
+    emit(Notice(f"loaded {plural(len(session.conversation), 'message')} from {arg} (/undo goes back)"))
 
 
 @COMMANDS.command("export")
@@ -56,7 +56,7 @@ def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
         write_text(arg, export_markdown(session))
     else:
         write_text(arg, export_json(session))
-    emit(Notice(f"exported {len(session.conversation)} messages to {arg}"))
+    emit(Notice(f"exported {plural(len(session.conversation), 'message')} to {arg}"))
 
 
 @COMMANDS.command("sessions")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.chat.events import Emit, Notice
+from harness.chat.events import Emit, Legend, Notice
 from harness.chat.registry import CommandTable
 from harness.chat.slash import help_text, resolve, split_words
 
@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 COMMANDS = CommandTable()
+COLOURS = ("colours", "colors", "colour", "color")
 
 
 @COMMANDS.command("help")
@@ -20,6 +21,12 @@ def cmd_help(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     if not words:
         emit(Notice(help_text()))
+        return
+    if words[0].lower() in COLOURS:
+        from harness.prompt.conversation import ATTRIBUTION_ROLES
+
+        invented = [m.role for m in session.conversation if m.role not in ATTRIBUTION_ROLES]
+        emit(Legend(tuple(dict.fromkeys([*ATTRIBUTION_ROLES, *invented]))))
         return
     name = resolve(words[0].lstrip("/").lower())
     text = help_text(name)

@@ -1,4 +1,4 @@
-"""The token inspector: /tokens, /alts, /branch, and the prompt views /raw and /entropy.
+"""The token inspector: /tokens, /step, /alts, /branch, and the prompt views /raw and /entropy.
 
 /tokens [N] picks the turn that message N came from (default: the last generated one); /alts
 and /branch act on that turn. A branch re-asks the turn's prompt with its first K tokens plus a
@@ -14,8 +14,8 @@ from harness.chat.events import (
     Alternatives,
     Emit,
     EntropyReport,
-    Notice,
     RawPrompt,
+    StepRequest,
     TokenRow,
     TokenView,
 )
@@ -33,27 +33,69 @@ COMMANDS = CommandTable()
 
 
 def _inspected(session: Session) -> tuple[int, Generation]:
+    """The turn /alts and /branch act on: the message /tokens N chose, wherever it now stands
+    (an error when it left the conversation), else the last generated one."""
     inspected = session.transcript.inspected
-    if inspected is not None and inspected < len(session.tree):
-        try:
-            return session.generation_at(inspected)
-        except CommandError:
-            pass
-    return session.generation_at(-1)
+    if inspected is None:
+        return inspectable(session, -1)
+    path = [node.id for node in session.tree.path()]
+    if inspected not in path:
+        raise CommandError("the message /tokens chose is no longer in the conversation (deleted, or "
+                           "another candidate was chosen)", hint="/tokens N inspects another")
+    return inspectable(session, path.index(inspected))
+
+
+def inspectable(session: Session, index: int) -> tuple[int, Generation]:
+    """(path index, generation) of generated message `index` whose text is still what the turn
+    wrote: an edited message's tokens would answer for text it no longer holds."""
+    index, gen = session.generation_at(index)
+    if session.tree.node_at(index).meta.get("edited"):
+        raise CommandError(f"message {index} was edited after it was generated; its tokens are those "
+                           "of the text before the edit", hint="/undo brings that text back; /retry generates anew")
+    return index, gen
 
 
 @COMMANDS.command("tokens")
 def cmd_tokens(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    index, gen = _inspect(session, arg, "/tokens [N]")
+    emit(TokenView(index, _rows(session, gen), gen.stop_reason))
+
+
+@COMMANDS.command("step")
+def cmd_step(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    """/step [N]: message N's turn (default: the last) for the arrow keys; Enter on an
+    alternative comes back as /branch K RANK."""
+    index, gen = _inspect(session, arg, "/step [N]")
+    if not gen.tokens:
+        raise CommandError(f"message {index} came from a turn without tokens")
+    emit(StepRequest(index, _rows(session, gen), tuple(_options(session, t.stats) for t in gen.tokens)))
+
+
+def _inspect(session: Session, arg: str, usage: str) -> tuple[int, Generation]:
+    """The turn message N (or the last generated one) came from, now the inspected one."""
     words = split_words(arg)
     if len(words) > 1 or words and not words[0].lstrip("-").isdigit():
-        raise CommandError("usage: /tokens [N]", hint="N is a message number from /messages")
-    index, gen = session.generation_at(int(words[0]) if words else -1)
-    session.transcript.inspect(index)
-    special = session.bench.engine.is_special
-    rows = tuple(TokenRow(shown_piece(t.piece, t.raw or session.bench.engine.piece(t.id)), t.role, t.stats.entropy_bits if t.stats else None,
-                          2.0 ** -t.stats.surprisal_bits if t.stats else None, special(t.id))
+        raise CommandError(f"usage: {usage}", hint="N is a message number from /messages")
+    index, gen = inspectable(session, int(words[0]) if words else -1)
+    session.transcript.inspect(session.tree.node_at(index).id)
+    return index, gen
+
+
+def _rows(session: Session, gen: Generation) -> tuple[TokenRow, ...]:
+    engine = session.bench.engine
+    return tuple(TokenRow(shown_piece(t.piece, t.raw or engine.piece(t.id)), t.role,
+                          t.stats.entropy_bits if t.stats else None,
+                          2.0 ** -t.stats.surprisal_bits if t.stats else None, engine.is_special(t.id))
                  for t in gen.tokens)
-    emit(TokenView(index, rows, gen.stop_reason))
+
+
+def _options(session: Session, stats) -> tuple[tuple[int, str, float], ...]:
+    """The top alternatives at a token: (rank from 1, piece, probability)."""
+    if stats is None:
+        return ()
+    engine = session.bench.engine
+    return tuple((rank + 1, shown_piece("", engine.piece(i)), p)
+                 for rank, (i, p) in enumerate(zip(stats.top_ids, stats.top_probs, strict=True)))
 
 
 def shown_piece(piece: str, raw: bytes) -> str:
@@ -85,8 +127,7 @@ def cmd_alts(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if stats is None:
         raise CommandError(f"token {k} has no statistics")
     engine = session.bench.engine
-    options = tuple((rank + 1, shown_piece("", engine.piece(i)), p)
-                    for rank, (i, p) in enumerate(zip(stats.top_ids, stats.top_probs, strict=True)))
+    options = _options(session, stats)
     came = 2.0 ** -stats.surprisal_bits if stats.surprisal_bits is not None else None
     emit(Alternatives(index, k, shown_piece(token.piece, token.raw or engine.piece(token.id)),
                       stats.entropy_bits, options, came,
@@ -125,12 +166,8 @@ def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
     k = _position(gen, words[0], "/branch K ALT")
     token = resolve_alternative(session, gen, k, words[1])
     forced = [t.id for t in gen.tokens[:k]] + [token]
-    later = len(session.tree) - index - 1
-    regenerate(session, index, emit, should_stop, forced=forced)
-    session.transcript.inspect(index)
-    if later:
-        emit(Notice(f"the branch is a new candidate of message {index}; the {later} message(s) after "
-                    f"it stay with the old one (/swipe prev --at {index} goes back)", "warning"))
+    regenerate(session, index, emit, should_stop, forced=forced)  # says where later messages stay
+    session.transcript.inspect(session.tree.node_at(index).id)
 
 
 @COMMANDS.command("raw")

@@ -7,11 +7,12 @@ repeats the turn's own seed. A swipe acts on the last message, or on message N w
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from harness.chat.events import Emit, Notice
+from harness.chat.events import CandidateRow, Candidates, Emit, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import options, split_words, take_words
+from harness.chat.slash import free_text, options, split_words
 from harness.errors import CommandError
 from harness.prompt.conversation import USER, Conversation
 from harness.prompt.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
@@ -30,15 +31,25 @@ def cmd_reply(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("impersonate")
 def cmd_impersonate(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    session.generate(IMPERSONATE, take_words(arg, 0)[1], emit, should_stop)
+    text = given_text(arg, emit)
+    session.generate(IMPERSONATE, text, emit, should_stop)
 
 
 @COMMANDS.command("prefill")
 def cmd_prefill(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    text = take_words(arg, 0)[1]
+    text = given_text(arg, emit)
     if not text:
-        raise CommandError("usage: /prefill TEXT")
+        raise CommandError("usage: /prefill TEXT", hint='quote it to keep leading blanks or use escapes: "<think>\\n"')
     session.generate(PREFILL, text, emit, should_stop)
+
+
+def given_text(arg: str, emit: Emit) -> str:
+    """The text a turn is begun with, as typed (or unquoted); a warning when it holds a
+    backslash escape that was taken as typed."""
+    _, text, hint = free_text(arg, 0)
+    if hint:
+        emit(Notice(hint, "warning"))
+    return text
 
 
 @COMMANDS.command("continue")
@@ -58,39 +69,56 @@ def cmd_adopt(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 
 def regenerate(session: Session, index: int, emit: Emit, should_stop, forced=(), *,
-               same_seed: bool = True, count: int = 1) -> None:
+               same_seed: bool = True, count: int = 1) -> list[int]:
     """New alternatives (`count`, decoded together on a local model) of generated message `index`,
-    asked for the way it was. Under a fixed seed and not `same_seed`, the seed moves on by the
-    number of candidates so far (shown)."""
+    asked for the way it was; their numbers among the message's candidates. Under a fixed seed
+    and not `same_seed`, the seed moves on by the number of candidates so far (shown). When
+    messages followed it, says that they stay with the old candidate."""
     node = session.tree.node_at(index)
     meta = node.meta
+    before = session.tree.siblings(index)
+    later = len(session.tree) - index - 1
     base = None
     if meta.get("base"):
         base = Conversation.from_dicts([meta["base"]]).messages[0]
     params = None
     if not same_seed and session.params.seed is not None:
-        seed = session.params.seed + len(session.tree.siblings(index))
+        seed = session.params.seed + len(before)
         params = session.params.updated(seed=seed)
-        emit(Notice(f"seed {session.params.seed} -> {seed} for this candidate (/retry same repeats "
+        which = f"{seed} for this candidate" if count == 1 else f"{seed}..{seed + count - 1} for these {count} candidates"
+        emit(Notice(f"seed {session.params.seed} -> {which} (/retry same repeats "
                     f"seed {meta.get('seed', session.params.seed)})"))
     elif same_seed and not forced and meta.get("seed") is not None:
         params = session.params.updated(seed=meta["seed"])
     session.generate(meta.get("mode", REPLY), meta.get("text", ""), emit, should_stop, at=index,
                      base=base, forced=forced, params=params, count=count)
+    siblings = session.tree.siblings(index)
+    new = [k + 1 for k, node_id in enumerate(siblings) if node_id not in before]
+    if later and new:
+        after = "the message after it stays" if later == 1 else f"the {later} messages after it stay"
+        emit(Notice(f"message {index} is now candidate {new[-1]} of {len(siblings)}; {after} "
+                    f"with candidate {before.index(node.id) + 1} "
+                    f"(/swipe {before.index(node.id) + 1} --at {index} goes back to them)", "warning"))
+    return new
 
 
 @COMMANDS.command("retry")
 def cmd_retry(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """/retry [same] [N]: N new candidates (decoded together on a local model); `same` repeats the
-    seed of the turn it retries."""
+    """/retry [same] [N]: N new candidates (decoded together on a local model, then shown side by
+    side with a key to keep one); `same` repeats the seed of the turn it retries. One /undo takes
+    the whole retry back."""
     words = split_words(arg)
     same = "same" in words
     rest = [w for w in words if w != "same"]
     if len(rest) > 1:
         raise CommandError("usage: /retry [same] [N]")
+    count = _count(rest[0] if rest else "")
     index, _ = session.generation_at(-1)
-    regenerate(session, index, emit, should_stop, same_seed=same, count=_count(rest[0] if rest else ""))
-    emit(Notice(_candidates(session, index)))
+    new = regenerate(session, index, emit, should_stop, same_seed=same, count=count)
+    if count > 1 and new:
+        emit(candidates_view(session, index, new, pick=True))
+    else:
+        emit(Notice(_candidates(session, index)))
 
 
 def _count(arg: str) -> int:
@@ -108,10 +136,32 @@ def _candidates(session: Session, index: int) -> str:
     return f"message {index}: candidate {siblings.index(chosen) + 1} of {len(siblings)}"
 
 
+def candidates_view(session: Session, index: int, numbers: Sequence[int], *, pick: bool = False) -> Candidates:
+    """Candidates `numbers` (1-based) of message `index`, whole, with their statistics."""
+    from harness.chat.commands.edit import message_extras
+
+    siblings = session.tree.siblings(index)
+    chosen = session.tree.node_at(index).id
+    rows = []
+    for number in numbers:
+        node = session.tree.nodes[siblings[number - 1]]
+        assert node.message is not None
+        gen_index = node.meta.get("gen")
+        gen = session.transcript[gen_index] if isinstance(gen_index, int) and 0 <= gen_index < len(session.transcript) \
+            else None
+        entropies = [t.stats.entropy_bits for t in gen.tokens if t.stats is not None] if gen else []
+        rows.append(CandidateRow(number, node.message.text, message_extras(node.message),
+                                 gen.stop_reason if gen else "", len(gen.tokens) if gen else 0,
+                                 sum(entropies) / len(entropies) if entropies else None,
+                                 node.meta.get("seed"), node.id == chosen))
+    role = session.tree.node_at(index).message.role  # type: ignore[union-attr]
+    return Candidates(index, role, tuple(rows), len(siblings), pick=pick and len(rows) > 1)
+
+
 @COMMANDS.command("swipe")
 def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    """next / prev / K among the alternatives of the last message (or message N with --at N);
-    next past the last generates."""
+    """Bare: every candidate of the last message (or message N with --at N) side by side, with a
+    key to keep one. next / prev / K chooses one (shown whole); next past the last generates."""
     words, found = options(split_words(arg), "at=")
     if not len(session.tree):
         raise CommandError("the conversation is empty")
@@ -124,17 +174,24 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
             raise CommandError(f"no message {found['at']}", hint="/messages lists them") from None
     siblings = session.tree.siblings(index)
     current = siblings.index(session.tree.node_at(index).id)
+    if not words:
+        emit(candidates_view(session, index, range(1, len(siblings) + 1), pick=True))
+        return
     if len(words) > 2 or (len(words) == 2 and words[0].lower() not in ("next", "n", ">")):
-        raise CommandError("usage: /swipe next [N]|prev|K [--at N]")
-    word = words[0].lower() if words else "next"
+        raise CommandError("usage: /swipe [next [N]|prev|K] [--at N]")
+    word = words[0].lower()
     many = words[1] if len(words) == 2 else ""
     if word in ("next", "n", ">"):
         target = current + 1
         if target == len(siblings):
             if "gen" not in session.tree.node_at(index).meta:
                 raise CommandError("this is the last alternative", hint="/swipe prev, or /swipe 1")
-            regenerate(session, index, emit, should_stop, same_seed=False, count=_count(many))  # past the last: new ones
-            emit(Notice(_candidates(session, index)))
+            count = _count(many)
+            new = regenerate(session, index, emit, should_stop, same_seed=False, count=count)  # past the last: new ones
+            if count > 1 and new:
+                emit(candidates_view(session, index, new, pick=True))
+            else:
+                emit(Notice(_candidates(session, index)))
             return
     elif word in ("prev", "p", "<"):
         target = current - 1
@@ -145,16 +202,20 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
     elif word.isdigit():
         raise CommandError(f"message {index} has candidates 1..{len(siblings)}")
     else:
-        raise CommandError("usage: /swipe next|prev|K [--at N]")
+        raise CommandError("usage: /swipe [next [N]|prev|K] [--at N]")
+    choose(session, index, target, emit)
+    emit(candidates_view(session, index, [target + 1]))
+
+
+def choose(session: Session, index: int, which: int, emit: Emit, *, amend: bool = False) -> None:
+    """Make candidate `which` (0-based) of message `index` the chosen one; say when the length of
+    the conversation changes with it. `amend`: as part of the change just made (a key pressed
+    after /retry N), not an undo step of its own."""
     length = len(session.tree)
-    session.trees.change(session.tree.choose(index, target))
-    note = f" (the conversation now has {len(session.tree)} messages, was {length})" \
-        if len(session.tree) != length else ""
-    emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].text)
-                + note))
-
-
-def _preview(text: str, width: int = 70) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
+    tree = session.tree.choose(index, which)
+    if amend:
+        session.trees.amend(tree)
+    else:
+        session.trees.change(tree)
+    emit(Notice(_candidates(session, index) + (
+        f" (the conversation now has {len(session.tree)} messages, was {length})" if len(session.tree) != length else "")))
