@@ -294,3 +294,33 @@ def test_ctrl_c_drops_cells_in_flight_and_prints_the_resume_command(exp_file):
         assert main(["run", str(exp_file), "--db", str(db), "--backend", urls]) == 0
     cells = _cells_by_status(db)
     assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS and all(t == 1 for _, _, t in cells["done"])
+
+
+def _generated_tokens(db: Path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT c.key, k.pos, k.token_id, k.entropy_bits, k.surprisal_bits, k.entropy_lo,"
+                            " k.entropy_hi FROM tokens k JOIN turns t ON t.id = k.turn_id"
+                            " JOIN cells c ON c.id = t.cell_id WHERE k.scope = 'generated' ORDER BY c.key, k.pos")
+        out: dict[str, list[tuple]] = {}
+        for key, *rest in rows:
+            out.setdefault(key, []).append(tuple(rest))
+    return out
+
+
+def test_parallel_cells_on_one_server_run_at_once_with_the_serial_statistics(exp_file, tmp_path):
+    serial_file = tmp_path / "serial.yaml"
+    serial_file.write_text(EXPERIMENT)
+    with StubServer(SCRIPT, slots=3, token_seconds=0.01) as a:
+        _run(serial_file, [a.url])
+        assert a.model.most_in_flight == 1
+        outcome = _run(exp_file, [a.url], parallel=3)
+        assert a.model.most_in_flight == 3
+    cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+    assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS and all(t == 1 for _, _, t in cells["done"])
+    assert {b for _, b, _ in cells["done"]} == {a.url} and outcome.backends == {a.url: N_CELLS}
+    assert _generated_tokens(exp_file.with_suffix(".sqlite")) == _generated_tokens(serial_file.with_suffix(".sqlite"))
+
+
+def test_parallel_needs_a_backend(exp_file, capsys):
+    assert main(["run", str(exp_file), "--parallel", "2"]) == 1
+    assert "--backend" in capsys.readouterr().err

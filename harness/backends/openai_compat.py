@@ -21,6 +21,7 @@ What the API gives and what it does not:
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep,
 from harness.errors import RemoteError
 
 BAN_BIAS = -100.0
+VLLM_CONCURRENCY = 8  # candidates sent to a vLLM server at once
 MAX_RESOLVE = 4096  # distinct token texts resolved through /tokenize, per engine
 PROVISIONAL_BASE = -1_000_000  # ids below this are texts seen while streaming, resolved later
 _TOKENIZE_ROUTES = (("/tokenize", "prompt", "tokens"), ("/extras/tokenize", "input", "tokens"))
@@ -38,6 +40,7 @@ _DETOKENIZE_ROUTES = (("/detokenize", "prompt"), ("/extras/detokenize", "text"))
 
 class OpenAICompatEngine:
     kind = "openai"
+    top_by_id = False  # top_logprobs is keyed by token text
 
     def __init__(self, base_url: str, *, client: HttpClient | None = None):
         self.url = base_url.rstrip("/")
@@ -48,7 +51,11 @@ class OpenAICompatEngine:
             raise RemoteError("/v1/models lists no model", where=self.url + "/v1/models",
                               hint="is this an OpenAI-compatible completion server?")
         self.model = str(data[0].get("id", ""))
+        # vLLM batches whatever requests arrive; llama-cpp-python's server cancels a running
+        # completion when another request comes, so others get one request at a time
+        self.slots = VLLM_CONCURRENCY if data[0].get("owned_by") == "vllm" else 1
         self._route: tuple[str, str, str] | None = None
+        self._lock = threading.RLock()  # the token maps below, when candidates stream at once
         self._texts: dict[str, int] = {}  # token text -> id (negative: not one token)
         self._provisional: dict[str, int] = {}  # texts seen while streaming, not resolved yet
         self._provisional_text: dict[int, str] = {}
@@ -96,6 +103,10 @@ class OpenAICompatEngine:
         """The id of a token named by its text; a negative id of its own if it is not one token.
         At most MAX_RESOLVE texts are ever asked of the server (one request each); texts past
         that (a server streaming ever new strings) keep a negative id."""
+        with self._lock:
+            return self._resolve(text)
+
+    def _resolve(self, text: str) -> int:
         found = self._texts.get(text)
         if found is None:
             ids: list[int] = []
@@ -116,6 +127,10 @@ class OpenAICompatEngine:
         known = self._texts.get(text)
         if known is not None:
             return known
+        with self._lock:
+            return self._provisional_id(text)
+
+    def _provisional_id(self, text: str) -> int:
         if text not in self._provisional:
             token = PROVISIONAL_BASE - len(self._provisional)
             self._provisional[text] = token

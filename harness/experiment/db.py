@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -99,6 +100,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     truncated INTEGER NOT NULL DEFAULT 0,
     tail_mass REAL,
     top TEXT NOT NULL,
+    entropy_lo REAL,
+    entropy_hi REAL,
+    eot_prob_lo REAL,
+    eot_prob_hi REAL,
     PRIMARY KEY (turn_id, scope, pos)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS choices (
@@ -114,7 +119,10 @@ CREATE INDEX IF NOT EXISTS tokens_role ON tokens(role);
 CREATE INDEX IF NOT EXISTS tokens_scope_role ON tokens(scope, role);
 """
 _TOKEN_COLUMNS = ("turn_id, scope, pos, token_id, piece, bytes, role, entropy_bits, surprisal_bits, "
-                  "eot_prob, varentropy_bits2, sampling_entropy_bits, truncated, tail_mass, top")
+                  "eot_prob, varentropy_bits2, sampling_entropy_bits, truncated, tail_mass, top, "
+                  "entropy_lo, entropy_hi, eot_prob_lo, eot_prob_hi")
+# a truncated token's bounds (harness.stats.topk); entropy_hi NULL: unbounded (vocabulary unknown)
+_BOUND_COLUMNS = (("entropy_bounds_bits", "entropy_lo", "entropy_hi"), ("eot_prob_bounds", "eot_prob_lo", "eot_prob_hi"))
 
 
 def _now() -> str:
@@ -148,6 +156,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
     if "backend" not in columns:
         conn.execute("ALTER TABLE cells ADD COLUMN backend TEXT")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+    for _, lo, hi in _BOUND_COLUMNS:
+        for column in (lo, hi):
+            if column not in columns:
+                conn.execute(f"ALTER TABLE tokens ADD COLUMN {column} REAL")
 
 
 @contextlib.contextmanager
@@ -198,7 +211,8 @@ def set_run_status(conn: sqlite3.Connection, run_id: int, status: str) -> None:
 def _token_row(turn_id: int, scope: str, pos: int, d: dict[str, Any]) -> tuple[Any, ...]:
     return (turn_id, scope, pos, d["id"], d["piece"], d.get("bytes"), d["role"], d["entropy_bits"],
             d["surprisal_bits"], d["eot_prob"], d.get("varentropy_bits2"), d.get("sampling_entropy_bits"),
-            1 if d.get("truncated") else 0, d.get("tail_mass"), json.dumps(d["top"], ensure_ascii=False))
+            1 if d.get("truncated") else 0, d.get("tail_mass"), json.dumps(d["top"], ensure_ascii=False),
+            *(b for key, _, _ in _BOUND_COLUMNS for b in (d.get(key) or (None, None))))
 
 
 def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str, Any],
@@ -225,7 +239,7 @@ def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str,
         turn_id = int(cur.lastrowid or 0)
         rows = [_token_row(turn_id, "prompt", i, d) for i, d in enumerate(turn["prompt_tokens"])]
         rows += [_token_row(turn_id, "generated", i, d) for i, d in enumerate(turn["tokens"])]
-        conn.executemany(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)
+        conn.executemany(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({', '.join('?' * 19)})", rows)
         if "choice" in turn:
             c = turn["choice"]
             conn.execute("INSERT INTO choices (turn_id, answer, chosen, confidence, correct, letter_mass, probs)"
@@ -281,7 +295,7 @@ _CELL_FIELDS = "c.model, c.template, c.mode, c.eos, c.sampling, c.seed, c.conver
 
 def _token_dict(row: Sequence[Any]) -> dict[str, Any]:
     """A stored token back in ``TokenRecord.to_dict`` shape (same keys, same order)."""
-    (token_id, piece, raw, role, ent, sur, eot, var, samp, truncated, tail, top) = row
+    (token_id, piece, raw, role, ent, sur, eot, var, samp, truncated, tail, top, *bounds) = row
     out: dict[str, Any] = {"id": token_id, "piece": piece, "role": role}
     if raw is not None:
         out["bytes"] = raw
@@ -292,6 +306,9 @@ def _token_dict(row: Sequence[Any]) -> dict[str, Any]:
     if truncated:
         out["truncated"] = True
         out["tail_mass"] = tail
+        for (key, _, _), lo, hi in zip(_BOUND_COLUMNS, bounds[::2], bounds[1::2], strict=True):
+            if lo is not None:
+                out[key] = [lo, hi]
     return out
 
 
@@ -307,7 +324,8 @@ def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
                          "prompt_tokens": [], "tokens": []}
     for row in conn.execute(
             "SELECT k.turn_id, k.scope, k.token_id, k.piece, k.bytes, k.role, k.entropy_bits, k.surprisal_bits,"
-            " k.eot_prob, k.varentropy_bits2, k.sampling_entropy_bits, k.truncated, k.tail_mass, k.top"
+            " k.eot_prob, k.varentropy_bits2, k.sampling_entropy_bits, k.truncated, k.tail_mass, k.top,"
+            " k.entropy_lo, k.entropy_hi, k.eot_prob_lo, k.eot_prob_hi"
             " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY k.turn_id, k.scope, k.pos", (run_id,)):
         turns[row[0]]["prompt_tokens" if row[1] == "prompt" else "tokens"].append(_token_dict(row[2:]))
@@ -324,12 +342,15 @@ def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
                          hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"])
     out = []
     for row in conn.execute(
-            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.entropy_lo,"
+            " k.entropy_hi, k.truncated, k.piece, k.top"
             " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)):
         label, prompt_key, conversation = turns[row[0]]
-        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-2]), conversation,
-                             _top1(row[-2], row[-1])))
+        lo, hi, truncated = row[-5:-2]
+        bounds = (lo, math.inf if hi is None else hi) if truncated and lo is not None else None
+        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-5]), conversation,
+                             _top1(row[-2], row[-1]), bounds))
     return out
 
 

@@ -17,6 +17,7 @@ seeds would triple the same prompt and shrink its interval for nothing.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ class TokenStat:
     values: tuple[float | None, ...]  # in METRICS order; None where a token has no such statistic
     group: str = ""  # the conversation: the outer unit the intervals resample
     top1: tuple[float, bool] | None = None  # (top-1 probability, the token was the top-1): calibration
+    entropy_bounds: tuple[float, float] | None = None  # a truncated token's [lo, hi] (hi may be inf)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class SummaryRow:
     calibration: dict[str, Any] | None = None  # ECE and reliability bins of the row's tokens
     past_eos: dict[str, int] | None = None  # past-eos conditions: turns per class (generated rows)
     refusal: dict[str, Any] | None = None  # the condition's refusal rate (generated rows)
+    entropy_bounds: tuple[float, float] | None = None  # mean of the tokens' [lo, hi] (truncated rows)
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -81,7 +84,9 @@ class SummaryRow:
         } | ({"diversity": self.diversity} if self.diversity is not None and self.scope == "generated" else {}) \
           | ({"calibration": self.calibration} if self.calibration is not None else {}) \
           | ({"past_eos": self.past_eos} if self.past_eos is not None else {}) \
-          | ({"refusal": self.refusal} if self.refusal is not None and self.scope == "generated" else {})
+          | ({"refusal": self.refusal} if self.refusal is not None and self.scope == "generated" else {}) \
+          | ({"entropy_bounds_bits": [_r(b) if math.isfinite(b) else None for b in self.entropy_bounds]}
+             if self.entropy_bounds is not None else {})
 
 
 def _r(x: float) -> float:
@@ -103,6 +108,8 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
     group_of: dict[Any, str] = {}
     top1: dict[tuple[str, str, str], list[tuple[float, bool]]] = defaultdict(list)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    # per row: [Σ lo, Σ hi, tokens, truncated tokens] over tokens with an entropy (exact: lo = hi)
+    bounds: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0, 0])
     owner: dict[tuple[str, str], int] = {}  # (condition, prompt_key) -> the turn that counts
     order: dict[str, int] = {}
     for t in tokens:
@@ -117,6 +124,11 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
         counts[key] += 1
         if t.top1 is not None:
             top1[key].append(t.top1)
+        entropy = t.values[0]
+        if entropy is not None:
+            lo, hi = t.entropy_bounds or (entropy, entropy)
+            b = bounds[key]
+            b[0], b[1], b[2], b[3] = b[0] + lo, b[1] + hi, b[2] + 1, b[3] + (t.entropy_bounds is not None)
         sums = acc[key].setdefault(cluster, [[0.0, 0.0] for _ in METRICS])
         for slot, value in zip(sums, t.values, strict=True):
             if value is not None:
@@ -131,7 +143,10 @@ def summarize_tokens(tokens: Iterable[TokenStat], *, seed: int = 0) -> list[Summ
                                        seed=seed)
                      for i, m in enumerate(METRICS)}
         cal = calibration([c for c, _ in top1[key]], [h for _, h in top1[key]]).to_dict() if top1[key] else None
-        rows.append(SummaryRow(key[0], key[1], key[2], len(clusters), counts[key], intervals, calibration=cal))
+        b = bounds[key]
+        within = (b[0] / b[2], b[1] / b[2]) if b[3] else None  # a role mean's interval: the mean bounds
+        rows.append(SummaryRow(key[0], key[1], key[2], len(clusters), counts[key], intervals, calibration=cal,
+                               entropy_bounds=within))
     return rows
 
 
@@ -212,4 +227,9 @@ def format_table(rows: list[SummaryRow]) -> str:
             f"{(f'{2.0 ** sur.mean:7.2f}' if sur else '-'.rjust(7))}  "
             f"{_cell(r.intervals['sampling_entropy_bits'])}  {(f'{var:6.2f}' if var is not None else '-'.rjust(6))}"
             f"  {_ece(r)}  {_distinct2(r)}  {_past_eos(r):>13}")
+    bounded = [r for r in rows if r.entropy_bounds is not None]
+    if bounded:  # a server's top-k statistics: the model H above is a point estimate inside these
+        lines += ["", "model H from a server's top-k: each mean lies within the mean of its tokens' bounds"]
+        lines += [f"{r.condition:{width}}  {r.scope:9} {r.role:9} [{r.entropy_bounds[0]:.3f}, "
+                  f"{r.entropy_bounds[1]:.3f}] bits" for r in bounded if r.entropy_bounds is not None]
     return "\n".join(lines)

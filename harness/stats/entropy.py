@@ -44,6 +44,11 @@ class StepStats:
     sampling_entropy_bits: float | None = None  # of the distribution actually drawn from
     truncated: bool = False  # statistics from a top-k list only (remote backends)
     tail_mass: float | None = None  # probability outside that list, when truncated
+    # when truncated: what the top-k allows the full distribution's values to be (stats.topk);
+    # entropy_bits and eot_prob are then point estimates inside them. hi may be +inf (vocabulary
+    # size unknown)
+    entropy_bounds_bits: tuple[float, float] | None = None
+    eot_prob_bounds: tuple[float, float] | None = None
 
 
 ROW_SCRATCH_BYTES = 8 * 1024 * 1024  # per scratch matrix of StatsWorkspace.rows
