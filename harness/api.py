@@ -154,7 +154,7 @@ class Model:
     def score(self, messages: Messages) -> ScoreResult:
         with self._lock:
             plan, tokens = self.bench.score(_conversation(messages))
-            warnings = [i.describe() for i in self.bench.injections(plan)]
+            warnings = [*self.bench.warnings, *(i.describe() for i in self.bench.injections(plan))]
         return ScoreResult(plan.prompt, tokens, warnings, self.bench)
 
     @staticmethod
@@ -173,7 +173,7 @@ class Model:
                   on_token, should_stop) -> GenerationResult:
         with self._lock:  # one generation at a time on one model
             plan, _ = self.bench.fit_conversation(conversation, mode, text, self.context_overflow)
-            warnings = [i.describe() for i in self.bench.injections(plan)]
+            warnings = [*self.bench.warnings, *(i.describe() for i in self.bench.injections(plan))]
             gen = self.bench.generate(plan, params, on_token=on_token, should_stop=should_stop)
         return GenerationResult(gen, warnings, self.bench)
 

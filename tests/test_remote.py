@@ -153,6 +153,27 @@ def test_generate_json_marks_truncation(openai_server, tmp_path, capsys):
     for token in out["tokens"]:
         assert token["truncated"] is True and 0.0 <= token["tail_mass"] <= 1.0
         assert len(token["top"]) == 10 and token["role"] == "assistant"
+        lo, hi = token["entropy_bounds_bits"]
+        assert hi is None and lo == token["entropy_bits"]  # no vocabulary size: [lumped, inf)
+    assert out["roles"]["assistant"]["entropy_bounds_bits"][1] is None
+
+
+def test_generate_json_carries_bounds_and_asks_for_n_probs(tmp_path, capsys):
+    messages = tmp_path / "m.yaml"
+    messages.write_text("- role: user\n  content: Say hi.\n")
+    with StubServer(SCRIPT) as stub:
+        code = main(["generate", "--backend", stub.url, "--messages", str(messages), "--temperature", "0",
+                     "--max-tokens", "6", "--n-probs", "7", "--json"])
+        asked = {r.get("n_probs") for r in stub.model.requests if "n_probs" in r}
+    assert code == 0 and asked == {7}
+    out = json.loads(capsys.readouterr().out)
+    for token in out["tokens"]:
+        lo, hi = token["entropy_bounds_bits"]
+        assert lo <= token["entropy_bits"] <= hi and len(token["top"]) == 7
+        eot_lo, eot_hi = token["eot_prob_bounds"]
+        assert eot_lo == token["eot_prob"] <= eot_hi
+    lo, hi = out["roles"]["assistant"]["entropy_bounds_bits"]
+    assert lo <= out["roles"]["assistant"]["mean_entropy_bits"] <= hi
 
 
 @pytest.mark.model
@@ -378,3 +399,20 @@ def test_llama_server_candidates_stop_together():
                                     on_token=[seen.append] * 3, should_stop=lambda: len(seen) >= 6)
     assert [g.stop_reason for g in gens] == ["interrupted"] * 3
     assert 6 <= sum(len(g.tokens) for g in gens) < 3 * 60
+
+
+@pytest.mark.parametrize("mode", ["raw", "processed"])
+def test_a_server_reporting_processed_logprobs_is_named_in_a_warning(mode):
+    from tests.support.vllm_stub import VllmStub, serve
+
+    server, url = serve(VllmStub(FakeBackend(SCRIPT), prompt_logprobs=False, logprobs_mode=mode))
+    try:
+        remote = RemoteWorkbench(open_engine(f"openai+{url}"), load_template("chatml"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert remote.engine.slots > 1  # vLLM (owned_by) takes candidates at once
+    if mode == "raw":
+        assert remote.warnings == []
+    else:
+        assert len(remote.warnings) == 1 and url in remote.warnings[0] and "processed" in remote.warnings[0]

@@ -32,6 +32,8 @@ from harness.errors import RemoteError
 
 BAN_BIAS = -100.0
 VLLM_CONCURRENCY = 8  # candidates sent to a vLLM server at once
+PROBE_PROMPT, PROBE_K = "The", 5  # the raw-or-processed logprobs check
+PROCESSED_LOGPROB_GAP = 0.01  # nats: raw logprobs agree far closer than this across settings
 MAX_RESOLVE = 4096  # distinct token texts resolved through /tokenize, per engine
 PROVISIONAL_BASE = -1_000_000  # ids below this are texts seen while streaming, resolved later
 _TOKENIZE_ROUTES = (("/tokenize", "prompt", "tokens"), ("/extras/tokenize", "input", "tokens"))
@@ -71,6 +73,34 @@ class OpenAICompatEngine:
         self.info = ModelInfo(name=name, path=self.url, architecture="remote (openai)", n_vocab=0,
                               n_ctx=n_ctx, n_ctx_train=n_ctx, eog_ids=frozenset(), bos_id=None,
                               eos_id=None, bos_text="", eos_text="", add_bos=False, chat_template=None)
+        self.warnings: list[str] = []
+        if self.logprobs_processed():
+            self.warnings.append(
+                f"the server at {self.url} reports processed logprobs (after temperature and "
+                "truncation): entropy and surprisal describe what it sampled from, not the model "
+                "(vLLM: start it with --logprobs-mode raw_logprobs)")
+
+    # -- what the logprobs are -----------------------------------------------------------------
+    def _first_top(self, temperature: float, top_k: int) -> dict[str, float]:
+        body = {"model": self.model, "prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": PROBE_K,
+                "temperature": temperature, "top_k": top_k, "top_p": 1.0, "min_p": 0.0, "seed": 0,
+                "stream": False}
+        logprobs = _first_choice(self.http.post("/v1/completions", body), self.url).get("logprobs")
+        tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+        first = tops[0] if isinstance(tops, list) and tops and isinstance(tops[0], dict) else {}
+        return {str(t): float(v) for t, v in first.items() if isinstance(v, int | float)}
+
+    def logprobs_processed(self) -> bool:
+        """Whether the server's logprobs depend on the sampling settings (vLLM's
+        ``--logprobs-mode processed_logprobs``): the first token's top-k asked at temperature 1
+        and again at 0.25 with top-k 2 must agree when they are the model's own. Asked once, when
+        the engine opens; a server that answers without logprobs counts as raw."""
+        try:
+            raw, sharp = self._first_top(1.0, -1), self._first_top(0.25, 2)
+        except (RemoteError, TypeError, ValueError, AttributeError):
+            return False
+        shared = raw.keys() & sharp.keys()
+        return bool(shared) and max(abs(raw[t] - sharp[t]) for t in shared) > PROCESSED_LOGPROB_GAP
 
     # -- vocabulary --------------------------------------------------------------------------
     def _tokenize_raw(self, text: str) -> list[int]:

@@ -164,7 +164,7 @@ def _warn(bench, plan, dropped: int) -> list[str]:
     if dropped:
         print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
               f"of {bench.info.n_ctx} tokens", file=sys.stderr)
-    warnings = [injection.describe() for injection in bench.injections(plan)]
+    warnings = [*bench.warnings, *(injection.describe() for injection in bench.injections(plan))]
     for warning in warnings:
         print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
     return warnings
@@ -190,7 +190,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     bench = open_workbench(args, default_profile())
     try:
         plan, tokens = bench.score(conversation)
-        warnings = [i.describe() for i in bench.injections(plan)]
+        warnings = [*bench.warnings, *(i.describe() for i in bench.injections(plan))]
         extra = {}
         if args.reference:
             from harness.generation.evaluation import encode_prompt

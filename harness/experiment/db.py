@@ -37,8 +37,8 @@ from harness.experiment.summary import (
     summarize_tokens,
 )
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (0, 1, SCHEMA_VERSION)  # 0: a new file; 1: upgraded in place
+SCHEMA_VERSION = 3  # 3: tokens' entropy and end-of-turn bounds (a server's top-k)
+READABLE_VERSIONS = (0, 1, 2, SCHEMA_VERSION)  # 0: a new file; 1, 2: upgraded in place
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,

@@ -118,7 +118,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
         display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
-    for note in session.restore_notes:
+    for note in [*session.restore_notes, *bench.warnings]:
         display.emit(Notice(note, "warning"))
     display.emit(Notice(f"session: {session.autosave.id}"))
     session.log = _open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display)

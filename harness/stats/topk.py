@@ -66,10 +66,10 @@ def entropy_bounds_bits(probs: Sequence[float], n_vocab: int | None, *,
     listed = [p for p in probs if p > 0.0]
     head = math.fsum(_plogp_bits(p) for p in listed)
     tail = tail_mass(probs)
-    if tail <= 0.0 or not listed:
+    rest = (n_vocab - len(probs)) if n_vocab else 0
+    if tail <= 0.0 or not listed or (n_vocab and rest <= 0):  # nothing unlisted: t is rounding
         return head, head
     p_k = min(listed) if by_id else tail
-    rest = (n_vocab - len(probs)) if n_vocab else 0
     full, rem = divmod(tail, p_k)
     if rest > 0:  # servers round: never fill more tokens than the vocabulary has
         full = min(full, rest)
