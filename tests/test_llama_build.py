@@ -22,8 +22,7 @@ from harness.backends.llama_build import (
     probe,
 )
 
-ICELAKE = frozenset("sse4_2 avx avx2 fma f16c bmi2 xsave avx512f avx512cd avx512vl avx512dq avx512bw "
-                    "avx512vbmi avx512_vnni".split())
+ICELAKE = frozenset(["sse4_2", "avx", "avx2", "fma", "f16c", "bmi2", "xsave", "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw", "avx512vbmi", "avx512_vnni"])
 SAPPHIRE = ICELAKE | {"avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16"}
 
 
