@@ -24,7 +24,7 @@ RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
 # Top-k probabilities a server is asked for per token (llama-server n_probs, OpenAI logprobs): the
 # smallest k whose entropy bounds average at most 0.5 bits wide on the bundled models
 # (bench/topk_bounds.py; bench/README.md has the figures and the cost per request).
-DEFAULT_N_PROBS = 100
+DEFAULT_N_PROBS = 200
 MAX_N_PROBS = 10_000
 
 

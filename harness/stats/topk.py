@@ -9,7 +9,7 @@ does fix, with the missing ``tail_mass`` t = 1 − Σ top-k and the vocabulary s
   allows (tokens no likelier than the k-th), hi with the tail spread evenly over the other V − k
   tokens; both tight (some distribution with this top-k attains each), equal and exact when
   t = 0; hi is +inf when V is unknown. ``entropy_bits`` is the estimate of
-  :func:`entropy_estimate_bits` (the top-k's own power-law decay continued into the tail).
+  :func:`entropy_estimate_bits`: the middle of [lo, hi] (lo when hi is unbounded).
 - eot_prob: ``eot_prob_bounds`` [the end-of-generation tokens listed, + at most p_k for each one
   not listed, never more than t]; ``eot_prob`` is the listed part (the lower bound).
 - varentropy (bits²): of the top-k plus the tail taken as one outcome (no bound).
@@ -79,44 +79,14 @@ def entropy_bounds_bits(probs: Sequence[float], n_vocab: int | None, *,
     return lo, max(lo, hi)
 
 
-def _power_law_exponent(probs: Sequence[float]) -> float:
-    """a in p_r ~ r^-a, least squares of ln p against ln r over the back half of the listed ranks."""
-    pts = [(math.log(r), math.log(p)) for r, p in enumerate(probs, 1) if p > 0.0 and r > len(probs) // 2]
-    if len(pts) < 2:
-        return 1.0
-    mx = math.fsum(x for x, _ in pts) / len(pts)
-    my = math.fsum(y for _, y in pts) / len(pts)
-    sxx = math.fsum((x - mx) ** 2 for x, _ in pts)
-    slope = math.fsum((x - mx) * (y - my) for x, y in pts) / sxx if sxx > 0 else -1.0
-    return min(max(-slope, 0.0), 8.0)
-
-
-def _tail_entropy_bits(tail: float, a: float, first: float, last: float, steps: int = 96) -> float:
-    """Entropy (bits) of mass `tail` spread as q(r) ∝ r^-a over ranks [first, last] (a continuous
-    approximation, integrated over ln r)."""
-    lo, hi = math.log(first), math.log(last)
-    du = (hi - lo) / steps
-    us = [lo + (i + 0.5) * du for i in range(steps)]
-    weights = [math.exp((1.0 - a) * u) * du for u in us]  # r^-a dr with r = e^u
-    z = math.fsum(weights)
-    mean_ln_r = math.fsum(w * u for w, u in zip(weights, us, strict=True)) / z
-    # q(r) = tail r^-a / z: -∫ q log2 q = tail (log2 z - log2 tail + a E[ln r] / ln 2)
-    return tail * (math.log2(z) - math.log2(tail) + a * mean_ln_r / math.log(2.0))
-
-
 def entropy_estimate_bits(probs: Sequence[float], n_vocab: int | None, *, by_id: bool = True) -> float:
-    """A point estimate of the full entropy inside :func:`entropy_bounds_bits`: the listed
-    probabilities continue their own decay into the tail — p_r ∝ r^-a with a fitted on the back
-    half of the top-k — over the V − k unlisted ranks, scaled to the tail's mass, then clamped into
-    [lo, hi]. Without a vocabulary size, the lower bound."""
+    """The point estimate of the full entropy: the middle of :func:`entropy_bounds_bits` (the
+    lower bound when the upper is unbounded). Measured on the bundled models' replies
+    (bench/topk_bounds.py) the truth sits at 0.35-0.41 of the way from lo to hi, so the middle is
+    off by 0.05-0.06 bits on average at k = 100, less than a third of the lower bound's error; a
+    power-law continuation of the top-k's decay did worse than the middle on both models."""
     lo, hi = entropy_bounds_bits(probs, n_vocab, by_id=by_id)
-    tail = tail_mass(probs)
-    k = len(probs)
-    if hi == lo or not n_vocab or n_vocab <= k or tail <= 0.0:
-        return lo
-    head = math.fsum(_plogp_bits(p) for p in probs if p > 0.0)
-    estimate = head + _tail_entropy_bits(tail, _power_law_exponent(probs), k + 0.5, n_vocab + 0.5)
-    return min(max(estimate, lo), hi)
+    return lo if math.isinf(hi) else (lo + hi) / 2.0
 
 
 def eot_prob_bounds(top: Sequence[tuple[int, float]], eog_ids: Iterable[int], *,
