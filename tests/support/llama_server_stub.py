@@ -24,8 +24,10 @@ from harness.backends.fake import FakeBackend
 
 class StubModel:
     def __init__(self, script: str, *, eos_probs_in_final: bool, eos_streamed: bool = False,
-                 specials: tuple[str, ...] | None = None, slots: int = 1, token_seconds: float = 0.0):
+                 specials: tuple[str, ...] | None = None, slots: int = 1, token_seconds: float = 0.0,
+                 reports_vocab: bool = True):
         self.fake = FakeBackend(script, **({"specials": specials} if specials else {}))
+        self.reports_vocab = reports_vocab  # /v1/models with meta.n_vocab (older servers: none)
         self.slots = slots  # /props total_slots
         self.token_seconds = token_seconds  # a pause per streamed token, to see requests overlap
         self.lock, self.compute = threading.Lock(), threading.Lock()
@@ -127,7 +129,7 @@ def _handler(model: StubModel):
                             "model_path": "/models/fake.gguf", "chat_template": fake.info.chat_template,
                             "bos_token": "<s>", "eos_token": "</s>", "build_info": "stub",
                             "total_slots": model.slots})
-            elif self.path == "/v1/models":
+            elif self.path == "/v1/models" and model.reports_vocab:
                 self._json({"object": "list", "data": [{"id": "fake.gguf", "object": "model",
                                                         "meta": {"n_vocab": model.fake.info.n_vocab}}]})
             else:
@@ -159,9 +161,11 @@ def _handler(model: StubModel):
 
 class StubServer:
     def __init__(self, script: str, *, eos_probs_in_final: bool = True, eos_streamed: bool = False,
-                 specials: tuple[str, ...] | None = None, slots: int = 1, token_seconds: float = 0.0):
+                 specials: tuple[str, ...] | None = None, slots: int = 1, token_seconds: float = 0.0,
+                 reports_vocab: bool = True):
         self.model = StubModel(script, eos_probs_in_final=eos_probs_in_final, eos_streamed=eos_streamed,
-                               specials=specials, slots=slots, token_seconds=token_seconds)
+                               specials=specials, slots=slots, token_seconds=token_seconds,
+                               reports_vocab=reports_vocab)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.model))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
