@@ -38,6 +38,7 @@ from harness.stats.topk import truncated_stats
 
 TEXT_PROBE_N_PROBS = 10  # the EOS probe's top-k on a server that lists tokens by text
 
+
 def final_ids(engine: RemoteEngine, step: RemoteStep) -> RemoteStep:
     """`step` with the provisional ids of a stream replaced by the engine's final ones."""
     fix = engine.canonical
