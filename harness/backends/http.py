@@ -84,7 +84,7 @@ class HttpClient:
             return _OPENER.open(self._request(path, body), timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             raise RemoteError(f"HTTP {exc.code} from the server: {_server_message(exc)}", where=url,
-                              hint=_status_hint(exc.code)) from None
+                              hint=_status_hint(exc.code), status=exc.code) from None
         except (OSError, http.client.HTTPException) as exc:  # URLError, refused, timeouts
             reason = getattr(exc, "reason", exc)
             raise RemoteError(f"cannot reach the server: {reason}", where=url, hint=CONNECT_HINT,

@@ -20,6 +20,7 @@ What the API gives and what it does not:
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,8 @@ from harness.errors import RemoteError
 
 BAN_BIAS = -100.0
 VLLM_CONCURRENCY = 8  # candidates sent to a vLLM server at once
+VLLM_MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
+_END = object()
 PROBE_PROMPT, PROBE_K = "The", 5  # the raw-or-processed logprobs check
 PROCESSED_LOGPROB_GAP = 0.01  # nats: raw logprobs agree far closer than this across settings
 MAX_RESOLVE = 4096  # distinct token texts resolved through /tokenize, per engine
@@ -55,7 +58,8 @@ class OpenAICompatEngine:
         self.model = str(data[0].get("id", ""))
         # vLLM batches whatever requests arrive; llama-cpp-python's server cancels a running
         # completion when another request comes, so others get one request at a time
-        self.slots = VLLM_CONCURRENCY if data[0].get("owned_by") == "vllm" else 1
+        self.vllm = data[0].get("owned_by") == "vllm"
+        self.slots = VLLM_CONCURRENCY if self.vllm else 1
         self._route: tuple[str, str, str] | None = None
         self._lock = threading.RLock()  # the token maps below, when candidates stream at once
         self._texts: dict[str, int] = {}  # token text -> id (negative: not one token)
@@ -74,7 +78,7 @@ class OpenAICompatEngine:
                               n_ctx=n_ctx, n_ctx_train=n_ctx, eog_ids=frozenset(), bos_id=None,
                               eos_id=None, bos_text="", eos_text="", add_bos=False, chat_template=None)
         self.warnings: list[str] = []
-        if self.logprobs_processed():
+        if self.vllm and self.logprobs_processed():  # llama-cpp-python's are the raw logits
             self.warnings.append(
                 f"the server at {self.url} reports processed logprobs (after temperature and "
                 "truncation): entropy and surprisal describe what it sampled from, not the model "
@@ -93,8 +97,9 @@ class OpenAICompatEngine:
     def logprobs_processed(self) -> bool:
         """Whether the server's logprobs depend on the sampling settings (vLLM's
         ``--logprobs-mode processed_logprobs``): the first token's top-k asked at temperature 1
-        and again at 0.25 with top-k 2 must agree when they are the model's own. Asked once, when
-        the engine opens; a server that answers without logprobs counts as raw."""
+        and again at 0.25 with top-k 2 must agree when they are the model's own. Asked of vLLM
+        (whose ``--logprobs-mode`` decides it) once, when the engine opens; a server that answers
+        without logprobs counts as raw."""
         try:
             raw, sharp = self._first_top(1.0, -1), self._first_top(0.25, 2)
         except (RemoteError, TypeError, ValueError, AttributeError):
@@ -225,17 +230,25 @@ class OpenAICompatEngine:
     def complete(self, request: CompletionRequest,
                  should_stop: Callable[[], bool] | None = None) -> Iterator[RemoteStep | RemoteFinish]:
         finish = "length"
-        for chunk in self.http.stream("/v1/completions", self.request_body(request), should_stop):
-            choice = _first_choice(chunk, self.url)
-            try:
-                steps = list(self._steps(choice.get("logprobs")))
-            except (TypeError, ValueError, AttributeError) as exc:
-                raise RemoteError(f"a malformed completion chunk ({exc.__class__.__name__}: {exc})",
-                                  where=self.url + "/v1/completions",
-                                  hint="is this an OpenAI-compatible completion server?") from None
-            yield from steps
-            if choice.get("finish_reason"):
-                finish = "eos" if choice["finish_reason"] == "stop" else "length"
+        chunks = self.http.stream("/v1/completions", self.request_body(request), should_stop)
+        try:
+            first = next(chunks, _END)
+        except RemoteError as exc:
+            raise _logprobs_refused(exc, request.n_probs) from None
+        try:
+            for chunk in itertools.chain([first] if first is not _END else [], chunks):
+                choice = _first_choice(chunk, self.url)
+                try:
+                    steps = list(self._steps(choice.get("logprobs")))
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise RemoteError(f"a malformed completion chunk ({exc.__class__.__name__}: {exc})",
+                                      where=self.url + "/v1/completions",
+                                      hint="is this an OpenAI-compatible completion server?") from None
+                yield from steps
+                if choice.get("finish_reason"):
+                    finish = "eos" if choice["finish_reason"] == "stop" else "length"
+        finally:
+            chunks.close()
         yield RemoteFinish(finish)
 
     def _steps(self, logprobs: Any) -> Iterator[RemoteStep]:
@@ -277,6 +290,16 @@ class OpenAICompatEngine:
 
     def close(self) -> None:
         pass
+
+
+def _logprobs_refused(exc: RemoteError, n_probs: int) -> RemoteError:
+    """A refused completion, with what to do when it is vLLM's cap on top logprobs."""
+    if exc.status != 400 or n_probs <= VLLM_MAX_LOGPROBS:
+        return exc
+    return RemoteError(exc.message, where=exc.where, status=exc.status, hint=(
+        f"vLLM gives at most --max-logprobs top logprobs ({VLLM_MAX_LOGPROBS} unless started with "
+        f"more): start it with --max-logprobs {n_probs}, or set n_probs {VLLM_MAX_LOGPROBS} (wider "
+        "entropy bounds)"))
 
 
 def _prob(logprob: Any) -> float:
