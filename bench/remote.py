@@ -75,26 +75,33 @@ def streamed_bytes(url: str, prompt: str, k: int, tokens: int) -> tuple[int, int
     return size, count
 
 
-def n_probs_cost(model: str, ks: list[int], tokens: int) -> None:
+def n_probs_cost(model: str, ks: list[int], tokens: int, reps: int) -> None:
     _, path = resolve_model(model)
     server = Server(path, slots=2)
     try:
         bench = open_server_workbench(server.url, "chatml" if model != "smollm2" else None)
-        print(f"\n{model} (vocabulary {bench.info.n_vocab}): n_probs cost, greedy, {tokens} tokens x {len(QUESTIONS)}")
-        print(f"{'k':>6} {'KB/token':>9} {'ms/token':>9} {'mean width':>11} {'max width':>10}")
+        plans = [bench.plan(Conversation.of(("user", text))) for text in QUESTIONS]
+        bench.generate(plans[0], SamplingParams(temperature=0.0, max_tokens=8))  # warm-up
+        seconds: dict[int, list[float]] = {k: [] for k in ks}
+        widths: dict[int, list[float]] = {k: [] for k in ks}
+        for rep in range(reps):  # k interleaved, so a busy moment of the machine hits every k
+            for k in ks:
+                params = SamplingParams(temperature=0.0, max_tokens=tokens, eos="ban", n_probs=k)
+                for plan in plans:
+                    gen = bench.generate(plan, params)
+                    seconds[k].append(gen.seconds / len(gen.tokens))
+                    if rep == 0:
+                        widths[k] += [t.stats.entropy_bounds_bits[1] - t.stats.entropy_bounds_bits[0]
+                                      for t in gen.tokens]
+        print(f"\n{model} (vocabulary {bench.info.n_vocab}): n_probs cost, greedy, {tokens} tokens x "
+              f"{len(QUESTIONS)} prompts x {reps} reps")
+        print(f"{'k':>6} {'KB/token':>9} {'ms/token':>9} {'vs k=' + str(ks[0]):>8} {'mean width':>11} {'max width':>10}")
+        base = statistics.median(seconds[ks[0]])
         for k in ks:
-            params = SamplingParams(temperature=0.0, max_tokens=tokens, eos="ban", n_probs=k)
-            widths, seconds, generated, size, counted = [], 0.0, 0, 0, 0
-            for text in QUESTIONS:
-                plan = bench.plan(Conversation.of(("user", text)))
-                gen = bench.generate(plan, params)
-                seconds += gen.seconds
-                generated += len(gen.tokens)
-                widths += [t.stats.entropy_bounds_bits[1] - t.stats.entropy_bounds_bits[0] for t in gen.tokens]
-                b, c = streamed_bytes(server.url, plan.prompt, k, tokens)
-                size, counted = size + b, counted + c
-            print(f"{k:6d} {size / max(counted, 1) / 1024:9.1f} {1000 * seconds / generated:9.1f} "
-                  f"{statistics.mean(widths):11.3f} {max(widths):10.3f}")
+            size, counted = streamed_bytes(server.url, plans[0].prompt, k, tokens)
+            ms = statistics.median(seconds[k])
+            print(f"{k:6d} {size / max(counted, 1) / 1024:9.1f} {1000 * ms:9.1f} {ms / base:8.2f} "
+                  f"{statistics.mean(widths[k]):11.3f} {max(widths[k]):10.3f}")
     finally:
         server.close()
 
@@ -158,7 +165,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.skip_cost:
         for model in args.models.split(","):
-            n_probs_cost(model, [int(k) for k in args.ks.split(",")], args.tokens)
+            n_probs_cost(model, [int(k) for k in args.ks.split(",")], args.tokens, args.reps)
     candidates(args.candidates, args.tokens, args.reps)
 
 
