@@ -38,7 +38,7 @@ QUESTIONS = ("Say hi.", "What is the capital of France?", "Write a haiku about t
 class Server:
     """llama-server on loopback, as the real-server tests start it."""
 
-    def __init__(self, model: Path, slots: int, threads: int = 2):
+    def __init__(self, model: Path, slots: int, threads: int):
         binary = os.environ.get("HARNESS_LLAMA_SERVER") or str(Path(sys.prefix) / "bin" / "llama-server")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -75,9 +75,9 @@ def streamed_bytes(url: str, prompt: str, k: int, tokens: int) -> tuple[int, int
     return size, count
 
 
-def n_probs_cost(model: str, ks: list[int], tokens: int, reps: int) -> None:
+def n_probs_cost(model: str, ks: list[int], tokens: int, reps: int, threads: int) -> None:
     _, path = resolve_model(model)
-    server = Server(path, slots=2)
+    server = Server(path, slots=2, threads=threads)
     try:
         bench = open_server_workbench(server.url, "chatml" if model != "smollm2" else None)
         plans = [bench.plan(Conversation.of(("user", text))) for text in QUESTIONS]
@@ -106,9 +106,9 @@ def n_probs_cost(model: str, ks: list[int], tokens: int, reps: int) -> None:
         server.close()
 
 
-def candidates(n: int, tokens: int, reps: int) -> None:
+def candidates(n: int, tokens: int, reps: int, threads: int) -> None:
     _, path = resolve_model("smollm2")
-    server = Server(path, slots=n)
+    server = Server(path, slots=n, threads=threads)
     try:
         bench = open_server_workbench(server.url, None)
         plan = bench.plan(STORY)
@@ -123,7 +123,7 @@ def candidates(n: int, tokens: int, reps: int) -> None:
             together.append(sum(len(g.tokens) for g in many) / (time.perf_counter() - t0))
             same = all([t.id for t in a.tokens] == [t.id for t in b.tokens] for a, b in zip(alone, many, strict=True))
         ratio = statistics.median(b / a for a, b in zip(serial, together, strict=True))
-        print(f"\n{n} candidates x {tokens} tokens on SmolLM2 (server with {n} slots, 2 threads), {reps} reps")
+        print(f"\n{n} candidates x {tokens} tokens on SmolLM2 (server with {n} slots, {threads} thread(s)), {reps} reps")
         print(f"  one after another  {statistics.median(serial):7.1f} tok/s")
         print(f"  together           {statistics.median(together):7.1f} tok/s   ratio {ratio:.2f}"
               f"   (same tokens as serial: {same})")
@@ -162,11 +162,14 @@ def main() -> None:
     ap.add_argument("--ks", default="10,20,50,100,200,500")
     ap.add_argument("--models", default="smollm2,gemma3-270m")
     ap.add_argument("--skip-cost", action="store_true")
+    # one server thread: on a shared 2-core machine a second thread waits at every barrier for
+    # a core someone else holds (2 threads measured 120-780 ms/token on SmolLM2 here)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     if not args.skip_cost:
         for model in args.models.split(","):
-            n_probs_cost(model, [int(k) for k in args.ks.split(",")], args.tokens, args.reps)
-    candidates(args.candidates, args.tokens, args.reps)
+            n_probs_cost(model, [int(k) for k in args.ks.split(",")], args.tokens, args.reps, args.threads)
+    candidates(args.candidates, args.tokens, args.reps, args.threads)
 
 
 if __name__ == "__main__":
