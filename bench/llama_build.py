@@ -69,6 +69,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--models", default="smollm2,gemma3-270m")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=CMAKE_ARGS",
+                    help="another flag set to measure beside them")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -80,6 +82,7 @@ def main() -> None:
     chosen = (ROOT / ".venv" / ".harness-llama-args").read_text().strip() \
         if (ROOT / ".venv" / ".harness-llama-args").exists() else cmake_args(probe())
     builds = {"chosen": chosen, "native": "-DGGML_NATIVE=ON", "portable": PORTABLE_X86}
+    builds |= dict(item.split("=", 1) for item in args.also)
     print(f"chosen: CMAKE_ARGS='{chosen}'")
     with tempfile.TemporaryDirectory() as tmp:
         folders = {}
@@ -100,7 +103,7 @@ def main() -> None:
                 print(f"  {name:9} pp {statistics.median(r['pp'] for r in runs[name]):7.1f} tok/s  "
                       f"tg {statistics.median(r['tg'] for r in runs[name]):6.1f} tok/s  "
                       f"({' '.join(s.strip() for s in simd)})")
-            for other in ("native", "portable"):
+            for other in [b for b in builds if b != "chosen"]:
                 pp = statistics.median(a["pp"] / b["pp"] for a, b in zip(runs["chosen"], runs[other], strict=True))
                 tg = statistics.median(a["tg"] / b["tg"] for a, b in zip(runs["chosen"], runs[other], strict=True))
                 print(f"  chosen / {other:8}: pp {pp:.3f}  tg {tg:.3f}")
