@@ -86,7 +86,7 @@ def llama_batched(backend: LlamaCppBackend, ids: list[int], n_seq: int, tokens: 
     params.n_threads = params.n_threads_batch = threads
     params.swa_full = True
     params.kv_unified = True
-    ctx = lib.llama_init_from_model(backend._llm._model.model, params)
+    ctx = lib.llama_init_from_model(backend._model.model, params)
     mem = lib.llama_get_memory(ctx)
     batch = lib.llama_batch_init(512, 0, 1)
     n_vocab = backend.info.n_vocab

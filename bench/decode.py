@@ -1,6 +1,8 @@
-"""Harness's token loop and prompt scoring against llama-cpp-python on the same Llama object.
+"""Harness's token loop and prompt scoring against llama-cpp-python's Llama on the same model.
 
-Both sides share one loaded model, one context, the same prompt token ids and the same sampling
+Both sides load the same file with the same context size and threads, and get the same prompt
+token ids and the same sampling settings. harness decodes on its batch-invariant path; ``Llama``
+on llama.cpp's defaults (bench/invariance.py compares the two paths within harness); the sampling
 settings (end-of-generation tokens banned on both sides so each run makes exactly N tokens).
 Runs are interleaved (harness, baseline, harness, baseline, ...) after one warm-up of each, and
 the figures are medians; ratios are medians of the per-repetition ratios. Without ``--model``
@@ -77,7 +79,8 @@ def open_rig(name: str, threads: int) -> Rig:
     plan = bench.plan(Conversation.of(("user", PROMPT)), REPLY)
     ids = [r.id for r in encode_prompt(backend, plan.prompt, plan.segments)]
     ban = {i: float("-inf") for i in backend.info.eog_ids}
-    return Rig(name, bench, backend._llm, plan, ids, ban)
+    llm = Llama(backend.info.path, n_ctx=N_CTX, n_threads=threads, n_threads_batch=threads, verbose=False)
+    return Rig(name, bench, llm, plan, ids, ban)
 
 
 def clear_kv(rig: Rig) -> None:

@@ -1,4 +1,4 @@
-"""Mutate real harness files and run harness on each mutant in a subprocess (figures for the README).
+"""Mutate real harness files and run harness on each mutant in a subprocess (figures for docs/reliability.md).
 
 Seeds are files harness itself wrote or ships: a saved session and its chat log (a real REPL
 turn on the fake model), the bundled profiles, a messages file, an experiment file and the
@@ -68,7 +68,7 @@ def child(argv: list[str]) -> int:
     def scripted_repl(session, history_path=None):
         from prompt_toolkit.output import DummyOutput
 
-        display = Display(DummyOutput(), session.ui)
+        display = Display(DummyOutput(), session.prefs)
         data = os.environ["HARNESS_HOME"]
         for line in SCRIPT:
             handle(session, line.format(data=data), display.emit, lambda: False)
@@ -102,23 +102,23 @@ def make_seeds(folder: Path) -> dict[str, Any]:
     from harness.backends.fake import FakeBackend
     from harness.chat.saved import SessionFile
     from harness.chat.session import Session
+    from harness.chat.session_io import SessionIO
     from harness.experiment.db import connect, open_run
     from harness.experiment.run import run_cells
     from harness.experiment.spec import expand, parse_experiment
     from harness.generation.settings import SamplingParams
     from harness.generation.workbench import Workbench
     from harness.prompt.templates import load_template
-    from harness.store import TurnLog
+    from harness.turn_log import TurnLog
     from tests.support.replkit import drive
 
     backend = FakeBackend("Hi there, friend!<|im_end|>")
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
+    log = TurnLog(folder / "seed-home" / "logs" / "chat-seed.jsonl")
     session = Session(bench, params=SamplingParams(temperature=0.7, max_tokens=12), template_spec="chatml",
-                      model_spec="smollm2")
-    session.autosave = SessionFile("seed")
-    session.log = TurnLog(folder / "seed-home" / "logs" / "chat-seed.jsonl")
+                      model_spec="smollm2", io=SessionIO(log, SessionFile("seed")))
     drive(session, "Hello!\r/retry\r/branch 0 2\r")
-    session.log.close()
+    session.io.log.close()
     exp = parse_experiment(EXPERIMENT, where="stress.yaml", base=folder)
     cells = expand(exp)
     db = folder / "seed.sqlite"
@@ -128,8 +128,8 @@ def make_seeds(folder: Path) -> dict[str, Any]:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
     return {
-        "session": session.autosave.path.read_text(encoding="utf-8"),
-        "log": session.log.path.read_text(encoding="utf-8"),
+        "session": session.io.autosave.path.read_text(encoding="utf-8"),
+        "log": session.io.log.path.read_text(encoding="utf-8"),
         "profile": [p.read_text(encoding="utf-8") for p in sorted((ROOT / "profiles").glob("*.yaml"))],
         "messages": MESSAGES,
         "experiment": EXPERIMENT,

@@ -1,4 +1,4 @@
-"""Kill `harness chat` mid-turn at random points and count turns lost (figures for the README).
+"""Kill `harness chat` mid-turn at random points and count turns lost (figures for docs/reliability.md).
 
 Each round starts the real REPL on a pty with one log, completes a short turn, starts a long
 one and, after a random delay, sends SIGINT, SIGTERM or SIGKILL. Then it checks that every turn
@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.store import read_log  # noqa: E402
+from harness.turn_log import read_log  # noqa: E402
 from tests.support.ptychat import Chat  # noqa: E402
 
 PROFILE = "model: smollm2\ntemplate: gguf\neos: ban\nsampling: {temperature: 0.8, max_tokens: 600}\n"

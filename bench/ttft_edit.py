@@ -23,6 +23,7 @@ import time
 from harness.chat.dispatch import handle
 from harness.chat.events import TokenStreamed
 from harness.chat.session import Session
+from harness.chat.tree import Tree
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.models.registry import open_backend
@@ -58,15 +59,15 @@ def ttft(session: Session, line: str) -> float:
 
 def measure(session: Session, base: Conversation, k: int) -> dict[str, float]:
     evaluator = session.bench.evaluator
-    session.conversation = base
+    session.trees.change(Tree.from_conversation(base))
     evaluator.forget()
     cold = ttft(session, "/reply")
-    n_prompt = len(session.history[-1].prompt_tokens)
+    n_prompt = len(session.transcript[-1].prompt_tokens)
     handle(session, "/undo", lambda e: None)  # back to the 10 messages, cache still warm
     edited = f"Part {k} (edited): a different sentence about a different lighthouse."
     handle(session, f"/edit {k} {edited}", lambda e: None)
     reuse = ttft(session, "/reply")
-    reused, n_edited = evaluator.reused, len(session.history[-1].prompt_tokens)
+    reused, n_edited = evaluator.reused, len(session.transcript[-1].prompt_tokens)
     handle(session, "/undo", lambda e: None)
     evaluator.forget()
     edit_cold = ttft(session, "/reply")

@@ -49,13 +49,6 @@ def gemma_backend():
     backend.close()
 
 
-def write_messages(path: Path, messages: list[dict]) -> Path:
-    import json
-
-    path.write_text(json.dumps(messages), encoding="utf-8")
-    return path
-
-
 def pytest_collection_modifyitems(items) -> None:
     """A test that needs Gemma needs a model: `-m "not model"` leaves both out."""
     for item in items:

@@ -10,9 +10,8 @@ import pytest
 
 from harness.errors import RemoteError
 from harness.lab.against import server_render
-from tests.conftest import write_messages
+from tests.support.cli import harness, write_messages
 from tests.support.llama_server_stub import StubServer
-from tests.test_cli import harness
 
 MESSAGES = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
             {"role": "user", "content": "Grüße"}]

@@ -120,7 +120,7 @@ def test_a_date_string_in_the_variables_pins_strftime_now(tmp_path):
 def test_every_named_template_of_a_gguf_is_listed_and_linted(tmp_path):
     from harness.lab.lint import lint_named
     from harness.models.gguf import read_gguf_info
-    from tests.test_gguf import STR, gguf, kv, tiny_kvs, write
+    from tests.support.gguf_writer import STR, gguf, kv, tiny_kvs, write
 
     path = write(tmp_path, gguf([*tiny_kvs(), kv("tokenizer.chat_template.tool_use", STR, CHATML_BODY),
                                  kv("tokenizer.chat_template.rag", STR, STATIC["L106"])]))

@@ -1,5 +1,5 @@
 """Sequences decoded together on the real SmolLM2: the multi-sequence context against serial
-decoding (what is exact, what differs only by llama.cpp's batch numerics)."""
+decoding: on the default decode path, bit for bit."""
 
 from __future__ import annotations
 
@@ -52,26 +52,18 @@ def test_one_sequence_alone_is_bit_identical_and_sequences_do_not_see_each_other
     assert all(np.array_equal(r[0], r[1]) and np.array_equal(r[0], r[2]) for r in same)
 
 
-def test_three_rows_differ_from_one_row_exactly_as_llama_cpp_differs_by_itself(smollm2, smollm2_backend):
-    """A decode of 3 rows is not bit-identical to 3 decodes of 1 row in llama.cpp itself (its
-    kernels change with the batch); the multi-sequence step differs from serial by no more."""
+def test_three_rows_in_one_decode_equal_three_one_row_decodes_and_the_batched_step(smollm2, smollm2_backend):
+    """On the default decode path a row's logits do not depend on the decode around it: three
+    tokens decoded together, one at a time, or as a step of sequences beside others, bit for bit
+    (llama.cpp's default path differed by up to 0.9 in a logit here)."""
     ids = [r.id for r in smollm2.prompt_records(smollm2.plan(STORY))]
     serial = _serial_rows(smollm2_backend, ids)
     smollm2_backend.truncate(0)
     smollm2_backend.decode(ids, all_logits=True)
     one_decode = smollm2_backend.decode(TOKENS[:3], all_logits=True).copy()
-    own = max(float(np.abs(one_decode[i] - serial[i]).max()) for i in range(3))
+    assert all(np.array_equal(one_decode[i], serial[i]) for i in range(3))
     batched = _batched_rows(smollm2_backend, ids, lambda k, t: (t, t))
-    ours = max(float(np.abs(b[0] - s).max()) for b, s in zip(batched[:3], serial[:3], strict=True))
-    assert ours <= own + 1e-6
-
-
-def _common_prefix(a, b):
-    """Token pairs while the two turns agree (after a flipped near-tie the contexts differ)."""
-    for x, y in zip(a, b, strict=False):
-        yield x, y
-        if x.id != y.id:
-            return
+    assert all(np.array_equal(b[0], s) for b, s in zip(batched, serial, strict=True))
 
 
 def test_batched_cells_match_serial_cells(smollm2):
@@ -80,13 +72,7 @@ def test_batched_cells_match_serial_cells(smollm2):
               for s in range(6)] + [SamplingParams(seed=s, max_tokens=32, eos="ban") for s in (1, 2, 3)]
     serial = [smollm2.generate(plan, p) for p in params]
     together = smollm2.generate_many(plan, params)
-    greedy = [(a, b) for a, b, p in zip(serial, together, params, strict=True) if p.temperature == 0]
-    # llama.cpp's batch numerics can flip a near tie after a while (bench/batch.py counts how
-    # often over 96 tokens); the start of every greedy turn must agree
-    assert all([t.id for t in a.tokens[:8]] == [t.id for t in b.tokens[:8]] for a, b in greedy)
-    worst = max(abs(x.stats.entropy_bits - y.stats.entropy_bits)
-                for a, b in zip(serial, together, strict=True) for x, y in _common_prefix(a.tokens, b.tokens))
-    assert worst < 0.5  # bench/batch.py reports the measured figure
-    assert [r.stats for r in serial[0].prompt_tokens] == [r.stats for r in together[0].prompt_tokens] \
-        or max(abs(x.stats.entropy_bits - y.stats.entropy_bits)
-               for x, y in zip(serial[0].prompt_tokens[1:], together[0].prompt_tokens[1:], strict=True)) < 1e-4
+    for a, b in zip(serial, together, strict=True):  # every token, every statistic, the prompt's too
+        assert (a.text, a.stop_reason) == (b.text, b.stop_reason)
+        assert [(t.id, t.role, t.stats) for t in a.tokens] == [(t.id, t.role, t.stats) for t in b.tokens]
+        assert [t.stats for t in a.prompt_tokens] == [t.stats for t in b.prompt_tokens]

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_messages
+from tests.support.cli import harness, write_messages
 
 HELLO = [{"role": "user", "content": "Say hello in one short sentence."}]
-
-
-def harness(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"harness {' '.join(args)} failed: {proc.stderr}")
-    return proc
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from harness.cli.main import main
 from harness.errors import CommandError
 from harness.experiment.compare import compare_conditions, resolve_condition
 from harness.experiment.summary import TokenStat
-from harness.stats.bootstrap import difference_ci
-from tests.test_experiment import _fake_run
+from harness.stats.intervals import difference_ci
+from tests.support.runs import fake_run
 
 
 def _stats(condition, conv, turn, values, role="assistant"):
@@ -25,11 +25,16 @@ def test_token_turn_and_first_k_means_by_hand():
             + _stats("B", "c1", 3, [1.0] * 2) + _stats("B", "c2", 4, [1.0] * 2))
     row = compare_conditions(toks, "A", "B", first_k=1)["rows"][0]
     assert (row["scope"], row["role"], row["turns"], row["tokens"]) == ("generated", "assistant", [2, 2], [8, 4])
-    assert row["token_weighted"]["a"] == pytest.approx((2 + 18) / 8)
+    # each conversation's own mean first, then the plain mean over conversations
+    assert row["token_weighted"]["a"] == pytest.approx((2 / 2 + 18 / 6) / 2)
     assert row["turn_weighted"]["a"] == pytest.approx((1 + 3) / 2)
     assert row["first_k"]["a"] == pytest.approx((1 + 3) / 2)
-    assert row["token_weighted"]["difference"] == pytest.approx(2.5 - 1.0)
+    assert row["token_weighted"]["difference"] == pytest.approx(2.0 - 1.0)
     assert row["token_weighted"]["paired"] is True
+    assert row["token_weighted"]["conversations"] == [2, 2] and row["token_weighted"]["interval"] == "t-conversations"
+    # paired t on the differences (0, 2): mean 1, sd sqrt(2), t(0.975, 1) = 12.706
+    lo, hi = row["token_weighted"]["ci95"]
+    assert (hi - lo) / 2 == pytest.approx(12.7062 * 2 ** 0.5 / 2 ** 0.5, rel=1e-4)
 
 
 def test_pairing_by_conversation_narrows_the_interval_of_a_shared_effect():
@@ -41,9 +46,9 @@ def test_pairing_by_conversation_narrows_the_interval_of_a_shared_effect():
          [float(effects[g] + 0.2 + rng.normal(0, 0.05)) for g in range(10) for _ in range(3)], [1.0] * 30)
     b = ([f"c{g}" for g in range(10) for _ in range(3)],
          [float(effects[g] + rng.normal(0, 0.05)) for g in range(10) for _ in range(3)], [1.0] * 30)
-    paired = difference_ci(a, b, seed=1)
+    paired = difference_ci(a, b)
     assert paired.paired and paired.low > 0.1 and paired.high < 0.3
-    unpaired = difference_ci(a, (["x" + g for g in b[0]], b[1], b[2]), seed=1)
+    unpaired = difference_ci(a, (["x" + g for g in b[0]], b[1], b[2]))
     assert not unpaired.paired and unpaired.low < 0.0 < unpaired.high
 
 
@@ -58,7 +63,7 @@ def test_resolve_condition_exact_or_unique_part():
 
 
 def test_summary_compare_from_the_cli(tmp_path, capsys):
-    _fake_run(tmp_path)
+    fake_run(tmp_path)
     db = str(tmp_path / "fake.sqlite")
     assert main(["summary", db, "--compare", "· reply", "past-eos", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)["compare"]

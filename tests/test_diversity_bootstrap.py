@@ -7,11 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from harness.experiment.db import report_summary, report_turns
+from harness.experiment.db import report_turns
 from harness.experiment.summary import condition_diversity
 from harness.stats.bootstrap import cluster_mean_ci, nested_mean_ci
-from harness.stats.diversity import distinct_n, first_word_entropy_bits, unique_fraction
-from tests.test_experiment import _fake_run
+from harness.stats.diversity import (
+    distinct_n,
+    expectation_adjusted_distinct,
+    expected_distinct,
+    first_word_entropy_bits,
+    unique_fraction,
+)
+from tests.support.runs import fake_run, report_summary
 
 TEXTS = ["The cat sat", "the cat ran", "A dog sat", "The cat sat"]
 
@@ -48,21 +54,26 @@ def test_condition_diversity_is_the_plain_mean_over_conversations():
     assert d["distinct_2"] == pytest.approx((0.5 + 1.0) / 2)
     assert d["unique_fraction"] == pytest.approx((0.5 + 1.0) / 2)
     assert d["first_word_entropy_bits"] == pytest.approx((0.0 + math.log2(3)) / 2)
+    # Student-t on the two conversation means (0.5, 1.0): se 0.25, t(0.975, df 1) = 12.706
     lo, hi = d["ci95"]["distinct_1"]
-    assert 0.5 <= lo <= d["distinct_1"] <= hi <= 1.0
+    assert (lo, hi) == (pytest.approx(0.75 - 12.7062 * 0.25, abs=1e-3), pytest.approx(0.75 + 12.7062 * 0.25, abs=1e-3))
+    assert d["interval"] == "t-conversations"
 
 
 def test_summary_json_rows_of_generated_tokens_carry_diversity(tmp_path):
-    _, run_id, _, _, _ = _fake_run(tmp_path)
+    _, run_id, _, _, _ = fake_run(tmp_path)
     rows = report_summary(tmp_path / "fake.sqlite", run_id)
     generated = [r for r in rows if r["scope"] == "generated"]
     assert generated and all(set(r["diversity"]) == {"distinct_1", "distinct_2", "unique_fraction",
-                                                     "first_word_entropy_bits", "conversations", "ci95"}
+                                                     "first_word_entropy_bits", "ead_1", "ead_2", "conversations",
+                                                     "interval", "ci95"}
                              for r in generated)
     assert all("diversity" not in r for r in rows if r["scope"] == "prompt")
     # recomputed from the stored texts, per conversation then averaged
     turns = report_turns(tmp_path / "fake.sqlite", run_id)
     for row in generated:
+        if "past_eos_class" in row:
+            continue  # a past-eos class's own row
         mine = [t for t in turns if t["label"].rsplit(" · seed ", 1)[0] == row["condition"]]
         per = [unique_fraction([t["text"] for t in mine if t["condition"]["conversation"] == c])
                for c in ("a", "b")]
@@ -111,3 +122,28 @@ def test_nested_interval_edges_and_one_turn_per_conversation():
     assert (nested.high - nested.low) == pytest.approx(plain.high - plain.low, rel=0.2)
     assert nested_mean_ci(["a", "a", "b"], [1.0, 2.0, 3.0], [1, 1, 1], seed=2) == \
         nested_mean_ci(["a", "a", "b"], [1.0, 2.0, 3.0], [1, 1, 1], seed=2)
+
+
+@pytest.mark.parametrize(("draws", "vocabulary", "expected"), [
+    (1, 10, 1.0), (2, 2, 1.5), (3, 2, 1.75),  # by hand: 2 * (1 - (1/2)^3)
+    (100, 10 ** 12, 100.0),  # a huge vocabulary: nothing repeats by chance
+    (10 ** 6, 50, 50.0),  # every value drawn
+])
+def test_expected_distinct_by_hand(draws, vocabulary, expected):
+    assert expected_distinct(draws, vocabulary) == pytest.approx(expected, rel=1e-6)
+
+
+def test_ead_does_not_fall_with_length_where_distinct_n_does():
+    """Texts drawn uniformly from a 200-word vocabulary: distinct-1 falls as they get longer,
+    EAD-1 stays about 1 (it divides by what chance gives at that length)."""
+    rng = np.random.default_rng(5)
+    vocab = [f"w{i}" for i in range(200)]
+    plain, adjusted = [], []
+    for length in (20, 100, 400):
+        texts = [" ".join(rng.choice(vocab, size=length)) for _ in range(3)]
+        plain.append(distinct_n(texts, 1))
+        adjusted.append(expectation_adjusted_distinct(texts, 1, 200))
+    assert plain[0] > plain[1] > plain[2] and plain[2] < 0.5
+    assert all(a == pytest.approx(1.0, abs=0.08) for a in adjusted)
+    assert expectation_adjusted_distinct(["same same same same"] * 3, 1, 200) < 0.2
+    assert expectation_adjusted_distinct(["one"], 2, 200) is None

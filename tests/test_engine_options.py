@@ -22,7 +22,7 @@ conversations: [{name: a, messages: [{role: user, content: Hi}]}]
 @pytest.mark.parametrize("data, message", [
     ({"flash_attn": "maybe"}, "flash_attn"),
     ({"type_k": "q3_weird"}, "type_k"),
-    ({"type_v": "q8_0"}, "type_v: a quantised V cache needs flash_attn: on"),
+    ({"type_v": "q8_0", "flash_attn": "off"}, "type_v: a quantised V cache needs flash attention"),
     ({"n_batch": 0}, "n_batch"),
     ({"use_mmap": "no"}, "use_mmap"),
     ({"gpu": 1}, "gpu: unknown field"),
@@ -54,7 +54,7 @@ def test_profile_engine_key(tmp_path):
     prof = parse_profile("model: smollm2\nengine: {flash_attn: on, type_v: q8_0}\n", name="p", where="p.yaml")
     assert prof.engine.to_dict() == {"flash_attn": "on", "type_v": "q8_0"}
     with pytest.raises(ProfileError, match="engine.type_v"):
-        parse_profile("engine: {type_v: q8_0}\n", name="p", where="p.yaml")
+        parse_profile("engine: {type_v: q8_0, flash_attn: off}\n", name="p", where="p.yaml")
 
 
 def test_cli_flags():
@@ -65,7 +65,8 @@ def test_cli_flags():
                                               "type_v": "q8_0", "use_mmap": False, "n_batch": 128}
     assert engine_options(build_parser().parse_args(["generate", "--messages", "m.yaml"])) is None
     with pytest.raises(CommandError, match="type-v"):
-        engine_options(build_parser().parse_args(["generate", "--messages", "m", "--type-v", "q4_0"]))
+        engine_options(build_parser().parse_args(["generate", "--messages", "m", "--type-v", "q4_0",
+                                                  "--flash-attn", "off"]))
 
 
 @pytest.mark.model
@@ -82,6 +83,8 @@ def test_llama_cpp_context_reports_the_options():
         assert report["use_mmap"] is False
         backend.decode(backend.tokenize("Hello there"), all_logits=False)  # it runs
         plain = open_backend("smollm2", n_ctx=512, n_threads=2).context_report()
-        assert (plain["flash_attn"], plain["type_k"], plain["use_mmap"]) == ("disabled", "f16", True)
+        # the default is the batch-invariant path: flash attention, K f16, V bf16, no repacking
+        assert (plain["flash_attn"], plain["type_k"], plain["type_v"], plain["use_mmap"], plain["repack"]) == \
+            ("enabled", "f16", "bf16", True, False)
     finally:
         backend.close()

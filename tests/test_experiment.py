@@ -14,12 +14,13 @@ import pytest
 from harness.backends.fake import FakeBackend
 from harness.cli.main import main
 from harness.errors import ExperimentError
-from harness.experiment.db import commit_cell, connect, open_run, report_summary, report_turns
+from harness.experiment.db import commit_cell, connect, open_run, report_turns
 from harness.experiment.progress import Progress, progress_line
 from harness.experiment.run import run_cells
 from harness.experiment.spec import PAST_EOS, expand, load_experiment, parse_experiment
 from harness.experiment.summary import TokenStat, summarize_tokens
 from harness.stats.bootstrap import cluster_mean_ci
+from tests.support.runs import FAKE, fake_run, report_summary
 
 GOOD = """\
 name: small
@@ -224,29 +225,6 @@ def test_progress_line_and_periodic_lines_off_a_terminal():
 
 # --- the runner on the fake backend: resume, atomic cells ----------------------------------------
 
-FAKE = """\
-models: [{name: fake, templates: [chatml]}]
-modes: [reply, impersonate, past-eos]
-seeds: [1, 2]
-max_tokens: 6
-conversations:
-  - {name: a, messages: [{role: user, content: Hi}]}
-  - {name: b, messages: [{role: user, content: Hi}, {role: assistant, content: Yo}, {role: user, content: Bye}]}
-"""
-
-
-def _fake_run(tmp_path, stop_after=None, force_new=False):
-    exp = parse_experiment(FAKE, where="fake.yaml", base=tmp_path)
-    cells = expand(exp)
-    conn = connect(tmp_path / "fake.sqlite")
-    run_id, resumed = open_run(conn, exp, cells, force_new=force_new)
-    seen = []
-    outcome = run_cells(exp, conn, run_id, cells, on_cell=lambda c, t: seen.append(c.key),
-                        should_stop=lambda: stop_after is not None and len(seen) >= stop_after,
-                        open_backend=lambda model, threads: FakeBackend("Hello!"))
-    conn.close()
-    return cells, run_id, resumed, outcome, seen
-
 
 def _done_keys(db: Path, run_id: int) -> list[str]:
     with sqlite3.connect(db) as conn:
@@ -255,17 +233,17 @@ def _done_keys(db: Path, run_id: int) -> list[str]:
 
 
 def test_interrupted_run_resumes_without_duplicates_or_gaps(tmp_path):
-    cells, run_id, resumed, first, seen1 = _fake_run(tmp_path, stop_after=4)
+    cells, run_id, resumed, first, seen1 = fake_run(tmp_path, stop_after=4)
     assert not resumed and first.interrupted and first.ran == 4 and len(seen1) == 4
     assert sorted(_done_keys(tmp_path / "fake.sqlite", run_id)) == sorted(seen1)
-    _, run2, resumed, second, seen2 = _fake_run(tmp_path)
+    _, run2, resumed, second, seen2 = fake_run(tmp_path)
     assert run2 == run_id and resumed and second.already == 4 and not second.interrupted
     assert set(seen1).isdisjoint(seen2) and len(seen1) + len(seen2) == len(cells)
     done = _done_keys(tmp_path / "fake.sqlite", run_id)
     assert sorted(done) == sorted(c.key for c in cells)  # every cell exactly once, one turn each
-    _, run3, _, third, seen3 = _fake_run(tmp_path)  # finished: nothing left to run
+    _, run3, _, third, seen3 = fake_run(tmp_path)  # finished: nothing left to run
     assert run3 == run_id and third.ran == 0 and not seen3
-    _, run4, resumed, _, seen4 = _fake_run(tmp_path, force_new=True)
+    _, run4, resumed, _, seen4 = fake_run(tmp_path, force_new=True)
     assert run4 != run_id and not resumed and len(seen4) == len(cells)
 
 
@@ -292,7 +270,7 @@ def test_a_cell_that_fails_mid_commit_leaves_nothing(tmp_path):
 
 
 def test_report_loaders_give_the_contract_on_the_fake(tmp_path):
-    cells, run_id, _, _, _ = _fake_run(tmp_path)
+    cells, run_id, _, _, _ = fake_run(tmp_path)
     turns = report_turns(tmp_path / "fake.sqlite")
     assert len(turns) == len(cells)
     first = turns[0]

@@ -17,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.experiment.db import connect, open_run, report_summary, report_turns
+from harness.experiment.db import connect, open_run, report_turns
 from harness.experiment.run import run_cells
 from harness.experiment.spec import expand, parse_experiment
+from tests.support.logits import reference_rows
+from tests.support.runs import report_summary
 
 pytestmark = pytest.mark.model
 
@@ -112,7 +114,7 @@ def test_interrupt_then_resume_gives_every_cell_once_and_sqlite_matches_json(tmp
         assert view["tokens"] == turn["tokens"] and view["prompt_tokens"] == turn["prompt_tokens"]
         assert view["text"] == turn["text"] and view["stop_reason"] == turn["stop_reason"]
     rows = report_summary(db)
-    gen_tokens = sum(r["tokens"] for r in rows if r["scope"] == "generated")
+    gen_tokens = sum(r["tokens"] for r in rows if r["scope"] == "generated" and "past_eos_class" not in r)
     assert gen_tokens == sum(v[0] for k, v in expect.items() if k[0] == "generated")
 
 
@@ -172,19 +174,18 @@ def test_score_text_perplexity_matches_llama_cpp_logits(tmp_path, smollm2_backen
     assert not any(smollm2_backend.is_special(i) for i in ids)
     ours = perplexity(tokens)
 
-    llm = llama_cpp.Llama(smollm2_backend.info.path, n_ctx=512, logits_all=True, verbose=False, n_threads=2)
+    llm = llama_cpp.Llama(smollm2_backend.info.path, vocab_only=True, verbose=False)
     try:
         assert llm.tokenize(text.encode(), add_bos=True, special=False) == ids  # what llama.cpp's tool feeds
-        llm.eval(ids)
-        logits = np.asarray(llm.scores[: len(ids)], dtype=np.float64)
     finally:
         llm.close()
+    logits = reference_rows(smollm2_backend, ids)
     z = logits - logits.max(axis=1, keepdims=True)
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     nll = -log_probs[np.arange(len(ids) - 1), ids[1:]]
     assert ours["scored_tokens"] == len(ids) - 1
-    assert ours["mean_nll_nats"] == pytest.approx(float(nll.mean()), rel=2e-3)
-    assert ours["perplexity"] == pytest.approx(math.exp(float(nll.mean())), rel=2e-3)
+    assert ours["mean_nll_nats"] == pytest.approx(float(nll.mean()), rel=1e-5)
+    assert ours["perplexity"] == pytest.approx(math.exp(float(nll.mean())), rel=1e-5)
 
 
 def test_score_text_adds_bos_where_the_model_asks_for_it():

@@ -26,7 +26,7 @@ from harness.cli.main import main
 from harness.errors import RemoteError
 from harness.experiment import pool as experiment_pool
 from harness.experiment.cell_queue import CellQueue, prefix_groups
-from harness.experiment.db import SCHEMA, connect, open_run
+from harness.experiment.db import SCHEMA, SCHEMA_VERSION, connect, open_run
 from harness.experiment.pool import run_cells_remote
 from harness.experiment.spec import expand, parse_experiment
 from tests.support.llama_server_stub import StubServer
@@ -228,29 +228,44 @@ def test_experiments_a_pool_cannot_run_are_refused_before_anything_runs(exp_file
     assert err.startswith("harness: error:") and message in err and "\n" not in err and not db.exists()
 
 
-def test_a_schema_1_database_gains_the_backend_column(tmp_path):
+def test_a_schema_1_database_gains_the_backend_and_decode_columns(tmp_path):
     db = tmp_path / "old.sqlite"
     with sqlite3.connect(db) as old:
-        old.executescript(SCHEMA.replace("    backend TEXT,\n", ""))
+        old.executescript(SCHEMA.replace("    backend TEXT,\n", "").replace(",\n    decode TEXT\n", "\n"))
         old.execute("PRAGMA user_version=1")
     conn = connect(db)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
+    run_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
-    assert "backend" in columns and version == 3
+    assert "backend" in columns and "decode" in run_columns and version == SCHEMA_VERSION == 4
 
 
-def test_a_schema_2_database_gains_the_bounds_columns_and_keeps_its_tokens(tmp_path):
+_BOUNDS = "    entropy_lo REAL,\n    entropy_hi REAL,\n    eot_prob_lo REAL,\n    eot_prob_hi REAL,\n"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_database_gains_the_bounds_columns_and_keeps_its_tokens(tmp_path, version):
+    # 3 is main's schema with the runs' decode column and no bounds; 2 has neither
     db = tmp_path / "old.sqlite"
-    bounds = "    entropy_lo REAL,\n    entropy_hi REAL,\n    eot_prob_lo REAL,\n    eot_prob_hi REAL,\n"
-    assert bounds in SCHEMA
+    assert _BOUNDS in SCHEMA
+    old_schema = SCHEMA.replace(_BOUNDS, "")
+    if version == 2:
+        assert ",\n    decode TEXT\n" in old_schema
+        old_schema = old_schema.replace(",\n    decode TEXT\n", "\n")
     with sqlite3.connect(db) as old:
-        old.executescript(SCHEMA.replace(bounds, ""))
-        old.execute("PRAGMA user_version=2")
+        old.executescript(old_schema)
+        old.execute("INSERT INTO tokens (turn_id, scope, pos, token_id, piece, role, entropy_bits, top)"
+                    " VALUES (1, 'generated', 0, 42, 'hi', 'assistant', 1.5, '[]')")
+        old.execute(f"PRAGMA user_version={version}")
     conn = connect(db)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+    run_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    kept = conn.execute("SELECT token_id, entropy_bits, entropy_lo FROM tokens").fetchall()
+    new_version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
-    assert {"entropy_lo", "entropy_hi", "eot_prob_lo", "eot_prob_hi"} <= columns
+    assert {"entropy_lo", "entropy_hi", "eot_prob_lo", "eot_prob_hi"} <= columns and "decode" in run_columns
+    assert kept == [(42, 1.5, None)] and new_version == 4
 
 
 def test_a_server_run_stores_bounds_that_summary_and_report_carry(exp_file, tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import read_log
+from harness.turn_log import read_log
 from tests.support.ptychat import Chat
 
 pytestmark = pytest.mark.model

@@ -87,9 +87,9 @@ def test_diff_finds_the_changed_marker():
 
 @pytest.mark.model
 def test_fit_ranks_chatml_family_first_for_smollm2(smollm2):
-    from harness.inputs import read_messages
     from harness.lab.fit import rank_templates
-    from tests.conftest import REPO
+    from harness.readers import read_messages
+    from tests.support.cli import REPO
 
     conversation = read_messages(str(REPO / "tests" / "data" / "fit-conversation.yaml"))
     candidates = [load_template(n) for n in list_library()]
@@ -106,9 +106,9 @@ def test_fit_ranks_the_models_own_format_first_on_ordinary_conversations(smollm2
     """Total bits of the whole rendered conversation: ChatML (SmolLM2's format) first on each,
     by at least 10 bits. Its embedded template writes a default system prompt when there is
     none, which costs its bits (recipe.yaml has no system message)."""
-    from harness.inputs import read_messages
     from harness.lab.fit import rank_templates
-    from tests.conftest import REPO
+    from harness.readers import read_messages
+    from tests.support.cli import REPO
 
     conversation = read_messages(str(REPO / "tests" / "data" / name))
     candidates = [load_template(n) for n in list_library()] + [smollm2.template]

@@ -13,14 +13,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 
 # Lowest first. A module may import its own layer and any layer before it, never a later one.
 LAYERS: list[tuple[str, ...]] = [
-    ("harness.errors", "harness.paths", "harness.yamlio", "harness.interrupt", "harness.untrusted"),
+    ("harness.errors", "harness.paths", "harness.yamlio", "harness.interrupt", "harness.untrusted",
+     "harness.atomic"),
     ("harness.stats",),
     ("harness.prompt",),
-    ("harness.inputs",),
+    ("harness.readers",),
     ("harness.backends",),
     ("harness.models",),
     ("harness.generation",),
-    ("harness.lab", "harness.store"),
+    ("harness.lab", "harness.turn_log"),
     ("harness.experiment",),
     ("harness.report",),
     ("harness.chat",),

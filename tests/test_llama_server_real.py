@@ -5,16 +5,15 @@ llama-cpp-python sdist, with the same CPU flags as the installed library, and li
 ``.venv/bin/llama-server`` (``HARNESS_LLAMA_SERVER`` names another binary). Without one these tests
 fail: the server path is proven here, not against stubs alone.
 
-The server is started on loopback with the bundled SmolLM2 and the decode options the local engine
-runs with (flash attention, ubatch, KV cache layout, weight repacking — read from the loaded local
-context, see :func:`server_options`; the environment, ``GGML_CPU_TILED_MM`` included, is inherited),
+The server is started on loopback with the bundled SmolLM2 and the decode path the local engine
+runs (flash attention, K/V cache types, a KV stream per sequence, no repacking, ubatch,
+``GGML_CPU_TILED_MM`` — read from the local backend's ``decode_path``, see :func:`server_options`),
 so two builds of one llama.cpp are compared like with like. Cross-engine comparisons report where
 the token streams first diverge and hold statistics to stated tolerances.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 import subprocess
@@ -25,9 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from harness.backends.base import DecodePath
+from harness.backends.llama_cpp import TILED_MATMUL_ENV
 from harness.generation.open import open_server_workbench
 from harness.generation.settings import DEFAULT_N_PROBS, SamplingParams
 from harness.prompt.conversation import Conversation
+from tests.support.server_parity import BOUND_TOLERANCE, compare_to_server, divergence
 
 pytestmark = pytest.mark.model
 
@@ -36,9 +38,6 @@ STORY = Conversation.of(("user", "Tell me a short story about a lighthouse keepe
 # Two builds of the same llama.cpp with the same flags and decode options: probabilities agree to
 # float32 rounding (the server's softmax sums the vocabulary in float32): 5e-4 is the tolerance.
 PROB_TOLERANCE = 5e-4
-# The server's top-k probabilities are float32 and their tail 1 - sum is rounded likewise; bounds
-# must hold the local float64 full-vocabulary entropy to within this (bits).
-BOUND_TOLERANCE = 1e-3
 MAX_MEAN_WIDTH = 0.5  # bits, at the default n_probs
 SLOTS = 4
 
@@ -49,16 +48,15 @@ def _binary() -> Path | None:
     return path if path.is_file() and os.access(path, os.X_OK) else None
 
 
-def server_options(backend) -> list[str]:
-    """llama-server flags for the decode options the local backend's context runs with."""
-    lib, ctx, model = backend._lib, backend._llm.context_params, backend._llm.model_params
-    flash = {int(lib.LLAMA_FLASH_ATTN_TYPE_ENABLED): "on", int(lib.LLAMA_FLASH_ATTN_TYPE_DISABLED): "off"}
-    options = ["--flash-attn", flash.get(int(ctx.flash_attn_type), "auto"),
-               "--batch-size", str(ctx.n_batch), "--ubatch-size", str(ctx.n_ubatch),
-               "--kv-unified" if ctx.kv_unified else "--no-kv-unified"]
-    if not getattr(model, "use_extra_bufts", True):
-        options.append("--no-repack")
-    return options
+def server_options(path: DecodePath) -> tuple[list[str], dict[str, str]]:
+    """llama-server flags and environment for the decode path the local backend runs
+    (harness.backends.llama_cpp: flash attention, K/V cache types, a KV stream per sequence, no
+    repacking, GGML_CPU_TILED_MM, ubatch = batch), so two builds of one llama.cpp compute alike."""
+    options = ["--flash-attn", path.flash_attn, "--cache-type-k", path.type_k, "--cache-type-v", path.type_v,
+               "--batch-size", str(path.n_batch), "--ubatch-size", str(path.n_batch),
+               "--kv-unified" if path.kv_unified else "--no-kv-unified",
+               "--repack" if path.repack else "--no-repack"]
+    return options, {TILED_MATMUL_ENV: "1" if path.tiled_matmul else "0"}
 
 
 def _port() -> int:
@@ -75,13 +73,14 @@ def llama_server(smollm2_backend, tmp_path_factory):
     from harness.models.registry import resolve_model
 
     _, model = resolve_model("smollm2")
+    options, env = server_options(smollm2_backend.decode_path)
     port = _port()
     log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
     log = log_path.open("wb")
     command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
                "-c", str(1024 * SLOTS), "-t", "2", "--no-webui", "--parallel", str(SLOTS),
-               *server_options(smollm2_backend)]
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+               *options]
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -106,33 +105,6 @@ def llama_server(smollm2_backend, tmp_path_factory):
         log.close()
 
 
-def divergence(local, served) -> str | None:
-    """Where two generations' token streams first part, said with both tokens and probabilities."""
-    for i, (a, b) in enumerate(zip(local.tokens, served.tokens, strict=False)):
-        if a.id != b.id:
-            def p(t):
-                return 2.0 ** -t.stats.surprisal_bits if t.stats else math.nan
-            return (f"token {i}: local {a.id} {a.piece!r} (p {p(a):.4f}), server {b.id} {b.piece!r} "
-                    f"(p {p(b):.4f}) after {''.join(t.piece for t in local.tokens[:i])!r}")
-    if len(local.tokens) != len(served.tokens):
-        return f"lengths {len(local.tokens)} vs {len(served.tokens)}"
-    return None
-
-
-def probability_gap(local, served) -> float:
-    """The largest difference between a local top-5 probability and the server's for that token."""
-    worst = 0.0
-    for here, there in zip(local.tokens, served.tokens, strict=True):
-        listed = dict(zip(there.stats.top_ids, there.stats.top_probs, strict=True))
-        for token, prob in zip(here.stats.top_ids, here.stats.top_probs, strict=True):
-            if token in listed:
-                worst = max(worst, abs(listed[token] - prob))
-            else:
-                assert prob < 1e-3, (here.piece, token, prob)  # only a near-tie far down may swap
-        worst = max(worst, abs(2.0 ** -there.stats.surprisal_bits - 2.0 ** -here.stats.surprisal_bits))
-    return worst
-
-
 def test_real_llama_server_greedy_matches_local_loop(llama_server, smollm2):
     remote = open_server_workbench(llama_server, None)  # detected; template from /props
     assert remote.engine.kind == "llama-server" and remote.engine.slots == SLOTS
@@ -142,10 +114,8 @@ def test_real_llama_server_greedy_matches_local_loop(llama_server, smollm2):
     local = smollm2.generate(smollm2.plan(HELLO), greedy)
     served = remote.generate(remote.plan(HELLO), greedy)
     assert served.prompt == local.prompt
-    where = divergence(local, served)
-    assert where is None, f"the server's greedy tokens diverge from the local loop's at {where}"
-    worst = probability_gap(local, served)
-    print(f"\n{len(local.tokens)} tokens identical; max probability difference {worst:.2e} "
+    worst = compare_to_server(local, served)
+    print(f"\n{len(local.tokens)} tokens identical; max top-k probability difference {worst:.2e} "
           f"(tolerance {PROB_TOLERANCE})")
     assert worst < PROB_TOLERANCE
 

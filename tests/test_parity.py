@@ -26,8 +26,6 @@ test is ``xfail(strict=True)`` and the reference test still pins transformers' o
 from __future__ import annotations
 
 import copy
-import json
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,60 +35,17 @@ import jinja2
 import jinja2.ext
 import jinja2.nodes
 import pytest
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import SecurityError
 
 from harness.errors import ModeError, TemplateError
 from harness.prompt.conversation import Conversation
 from harness.prompt.modes import plan_prompt
 from harness.prompt.templates import load_template
+from tests.support.hf_reference import GENERATION_TAG, PLAIN, TRACKING
 
 DATA = Path(__file__).resolve().parent / "data" / "parity"
 
 
-# --- the reference: jinja2 set up the way transformers sets it up --------------------------------
-
-def _raise_exception(message):
-    raise jinja2.exceptions.TemplateError(message)
-
-
-def _tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators,
-                      sort_keys=sort_keys)
-
-
-def _strftime_now(format):  # transformers names the parameter `format`
-    return datetime.now().strftime(format)
-
-
-class _AssistantTrackerInactive(jinja2.ext.Extension):
-    """transformers' ``{% generation %}`` extension as it behaves without an assistant mask: a
-    CallBlock whose support method returns ``caller()``."""
-
-    tags = {"generation"}
-
-    def parse(self, parser):
-        lineno = next(parser.stream).lineno
-        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
-        return jinja2.nodes.CallBlock(self.call_method("_generation_support"), [], [],
-                                      body).set_lineno(lineno)
-
-    @jinja2.pass_eval_context
-    def _generation_support(self, context, caller):
-        return caller()
-
-
-def _reference_environment(*extensions) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[*extensions, jinja2.ext.loopcontrols])
-    env.filters["tojson"] = _tojson
-    env.globals["raise_exception"] = _raise_exception
-    env.globals["strftime_now"] = _strftime_now
-    return env
-
-
-PLAIN = _reference_environment()
-TRACKING = _reference_environment(_AssistantTrackerInactive)
-_GENERATION_TAG = re.compile(r"\{\%-?\s*generation\s*-?\%\}")  # transformers' own check
 
 
 def source_of(name: str) -> str:
@@ -105,7 +60,7 @@ def reference_render(name: str, messages: list[dict[str, Any]], *, add_generatio
     kwargs = dict(variables or {})
     tools = kwargs.pop("tools", None)
     documents = kwargs.pop("documents", None)
-    env = TRACKING if _GENERATION_TAG.search(source) else PLAIN
+    env = TRACKING if GENERATION_TAG.search(source) else PLAIN
     return env.from_string(source).render(messages=messages, tools=tools, documents=documents,
                                           add_generation_prompt=add_generation_prompt, **kwargs)
 

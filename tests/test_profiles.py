@@ -46,3 +46,21 @@ def test_profile_from_user_directory(harness_home):
     assert profile.template == "chatml" and profile.sampling.eos == "ban"
     with pytest.raises(ProfileError, match="no profile 'nope'"):
         load_profile("nope")
+
+
+def test_sampling_params_hold_one_value_per_setting_in_its_order():
+    """SamplingParams is the record of SETTINGS: the same names in the same order, each default a
+    value its setting accepts (so a profile, a flag and the API agree on what a default is)."""
+    from dataclasses import fields
+
+    from harness.generation.settings import SETTINGS, SamplingParams, coerce
+
+    assert [f.name for f in fields(SamplingParams)] == [s.name for s in SETTINGS]
+    defaults = SamplingParams()
+    for setting in SETTINGS:
+        value = getattr(defaults, setting.name)
+        shown = list(value) if isinstance(value, tuple) else dict(value) if setting.name == "logit_bias" else value
+        assert value is None or isinstance(shown, setting.types), setting.name
+        assert setting.valid(value), setting.name
+        if value is not None:
+            assert coerce(setting.name, shown) == value, setting.name

@@ -17,8 +17,7 @@ from harness.prompt.markers import derive_markers
 from harness.prompt.modes import plan_prompt
 from harness.prompt.templates import load_template
 from harness.prompt.turns import TurnParser
-from tests.conftest import write_messages
-from tests.test_cli import harness
+from tests.support.cli import harness, write_messages
 
 TEMPLATES = Path(__file__).resolve().parent / "data" / "templates"
 QWEN3 = load_template(str(TEMPLATES / "Qwen-Qwen3-0.6B.jinja"))
@@ -170,7 +169,7 @@ def test_parse_a_generation_that_began_inside_the_thinking_block():
 
 def test_repl_insert_and_edit_take_json_messages():
     from harness.chat.session import Session
-    from tests.test_repl import drive
+    from tests.support.replkit import drive
 
     wb = Workbench(FakeBackend("ok<|im_end|>"), load_template("chatml"))
     session = Session(wb, params=SamplingParams(temperature=0, max_tokens=5))

@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats.reference import bits_on_bytes, byte_spans, compare_row, role_runs
-from tests.conftest import write_messages
-from tests.test_cli import harness
+from harness.stats.model_comparison import bits_on_bytes, byte_spans, compare_row, role_runs
+from tests.support.cli import harness, write_messages
 
 CONV = [{"role": "system", "content": "You are a helpful assistant."},
         {"role": "user", "content": "What is the capital of France?"},

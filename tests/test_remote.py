@@ -38,6 +38,7 @@ from harness.generation.workbench import Workbench
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import load_template
 from tests.support.llama_server_stub import StubServer
+from tests.support.server_parity import compare_to_server
 
 SERVER_MODULES = ("uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 HELLO = Conversation.of(("user", "Say hi."))
@@ -92,32 +93,6 @@ def openai_server(tmp_path_factory):
         err.close()
 
 
-def _compare(local, remote, *, by_id: bool = True) -> float:
-    """Same tokens; the local top-k probabilities match the server's within tolerance, and the
-    server's entropy bounds hold the local full-vocabulary entropy. Returns the largest
-    probability difference seen. `by_id` false: the server lists tokens by text, so a token whose
-    text another shares (llama-cpp-python names control tokens and broken bytes "") may be missing."""
-    assert [t.id for t in remote.tokens] == [t.id for t in local.tokens]
-    assert remote.text == local.text and remote.stop_reason == local.stop_reason
-    worst = 0.0
-    for here, there in zip(local.tokens, remote.tokens, strict=True):
-        served = dict(zip(there.stats.top_ids, there.stats.top_probs, strict=True))
-        for token, prob in zip(here.stats.top_ids, here.stats.top_probs, strict=True):
-            if prob < 1e-3:
-                continue  # ties far down the list may be ordered differently
-            if token not in served:  # merged with another token of the same text
-                assert not by_id, (here.piece, token)
-                continue
-            worst = max(worst, abs(served[token] - prob))
-        assert there.stats.truncated and 0.0 <= there.stats.tail_mass <= 1.0
-        assert abs(there.stats.surprisal_bits - here.stats.surprisal_bits) < 1e-3
-        lo, hi = there.stats.entropy_bounds_bits
-        assert lo - 1e-3 <= here.stats.entropy_bits <= hi + 1e-3  # the top-k's bounds hold the truth
-        assert lo <= there.stats.entropy_bits <= hi
-        assert there.role == here.role
-    return worst
-
-
 @pytest.mark.model
 def test_openai_greedy_matches_local_loop(openai_server, smollm2):
     remote = RemoteWorkbench(open_engine(openai_server), smollm2.template)
@@ -126,7 +101,7 @@ def test_openai_greedy_matches_local_loop(openai_server, smollm2):
     served = remote.generate(remote.plan(HELLO), GREEDY)
     assert served.prompt == local.prompt
     assert local.stop_reason == "eos" and local.tokens[-1].id in remote.engine.info.eog_ids
-    worst = _compare(local, served, by_id=False)
+    worst = compare_to_server(local, served)
     print(f"\n{len(local.tokens)} tokens identical; max top-k probability difference {worst:.2e}")
     assert worst < PROB_TOLERANCE
 
@@ -221,7 +196,7 @@ def test_llama_server_greedy_matches_local_loop(eos_in_final, eos_streamed):
         assert remote.engine.info.eog_ids == local_bench.info.eog_ids
         served = remote.generate(remote.plan(HELLO), GREEDY)
     assert local.stop_reason == "eos"
-    assert _compare(local, served) < 1e-6
+    assert compare_to_server(local, served) < 1e-6
 
 
 @pytest.mark.parametrize("eos_streamed", [False, True], ids=["eos-in-final", "eos-streamed-as-a-token"])
@@ -235,7 +210,7 @@ def test_llama_server_continue_resumes_with_token_ids(eos_streamed):
         served = remote.generate(remote.plan(HELLO), params)
         resumed = stub.model.requests[1]["prompt"]
     assert isinstance(resumed[0], str) and resumed[-1] == 259  # the text, then ..., <|im_end|>
-    _compare(local, served)
+    compare_to_server(local, served)
     assert "user" in {t.role for t in served.tokens}
 
 
@@ -323,7 +298,8 @@ def test_parse_backend_refuses(spec):
 
 
 def test_chat_session_over_llama_server_streams_reply_impersonate_prefill():
-    from harness.chat.session import Session, TokenStreamed, TurnFinished
+    from harness.chat.events import TokenStreamed, TurnFinished
+    from harness.chat.session import Session
 
     with StubServer(SCRIPT) as stub:
         session = Session(open_server_workbench(stub.url, None),

@@ -13,13 +13,16 @@ from prompt_toolkit.output import DummyOutput
 
 from harness.backends.fake import FakeBackend
 from harness.chat.dispatch import handle
-from harness.chat.session import Notice, Session
+from harness.chat.events import Notice
+from harness.chat.session import Session
+from harness.chat.session_io import SessionIO
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
 from harness.repl.app import run_repl
+from harness.repl.prefs import repl_prefs
 from harness.repl.toolbar import toolbar_fragments
-from harness.store import TurnLog, read_log
+from harness.turn_log import TurnLog, read_log
 
 
 def drive(session: Session, text: str) -> None:
@@ -29,10 +32,12 @@ def drive(session: Session, text: str) -> None:
         run_repl(session, input=pipe, output=DummyOutput())
 
 
-def fake_session(script: str = "Hi!<|im_end|>\n<|im_start|>user\nMore please<|im_end|>", **params) -> Session:
+def fake_session(script: str = "Hi!<|im_end|>\n<|im_start|>user\nMore please<|im_end|>", loader=None,
+                 **params) -> Session:
     backend = FakeBackend(script)
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
-    return Session(bench, params=SamplingParams(temperature=0, max_tokens=40, **params))
+    return Session(bench, params=SamplingParams(temperature=0, max_tokens=40, **params), loader=loader,
+                   prefs=repl_prefs())
 
 
 def test_message_then_commands_change_state():
@@ -50,16 +55,16 @@ def test_run_past_eos_adds_only_the_assistant_turn_and_impersonate_adds_user():
     drive(session, "Hello\n/impersonate\n")
     roles = [m.role for m in session.conversation]
     assert roles == ["user", "assistant", "user"]
-    gen = session.history[0]
+    gen = session.transcript[0]
     assert "user" in {t.role for t in gen.tokens}  # the model's own user turn is in the record
-    assert session.history[1].mode == "impersonate"
+    assert session.transcript[1].mode == "impersonate"
 
 
 def test_undo_retry_save_load(tmp_path):
     session = fake_session()
     save = tmp_path / "conv.json"
     drive(session, f"Hello\n/retry\n/save {save}\n/undo\n/undo\n/undo\n")  # retry, reply, message
-    assert len(session.conversation) == 0 and len(session.history) == 2
+    assert len(session.conversation) == 0 and len(session.transcript) == 2
     drive(session, f"/load {save}\n")
     assert [m.content for m in session.conversation] == ["Hello", "Hi!"]
     assert json.loads(save.read_text())["template"]
@@ -85,7 +90,7 @@ def test_toolbar_shows_model_template_eos_and_role_entropy():
 @pytest.mark.model
 def test_repl_on_real_smollm2_with_log(smollm2, tmp_path):
     log = TurnLog(tmp_path / "chat.jsonl")
-    session = Session(smollm2, params=SamplingParams(seed=1, eos="continue", max_tokens=40), log=log)
+    session = Session(smollm2, params=SamplingParams(seed=1, eos="continue", max_tokens=40), io=SessionIO(log))
     drive(session, "Say hello in one short sentence.\n/raw\n/entropy\n/impersonate\n/quit\n")
     log.close()
     turns = list(read_log(tmp_path / "chat.jsonl"))
@@ -108,7 +113,7 @@ def test_ctrl_c_during_generation_stops_it_not_the_app(smollm2, tmp_path):
         drive(session, "Write a very long story about a dragon.\n/set temperature 0.3\n")
     finally:
         timer.cancel()
-    gen = session.history[0]
+    gen = session.transcript[0]
     assert gen.stop_reason == "interrupted" and 0 < len(gen.tokens) < 1500
     assert session.conversation.messages[-1].content  # the partial text was kept
     assert session.params.temperature == 0.3  # the REPL went on to the next line
@@ -117,15 +122,13 @@ def test_ctrl_c_during_generation_stops_it_not_the_app(smollm2, tmp_path):
 def test_model_switch_keeps_conversation_and_a_failed_switch_keeps_the_old_model():
     from harness.errors import ModelError
 
-    session = fake_session()
-
     def loader(model, template):
         if model == "missing":
             raise ModelError("no such model file", where=model)
         backend = FakeBackend("Other!<|im_end|>")
         return Workbench(backend, load_template(template or "chatml"))
 
-    session.loader = loader
+    session = fake_session(loader=loader)
     drive(session, "Hello\n/model missing\n")
     old = session.bench
     assert session.conversation.messages[-1].content == "Hi!"

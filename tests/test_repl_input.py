@@ -18,13 +18,14 @@ from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
 from harness.repl.completer import HarnessCompleter
+from harness.repl.prefs import repl_prefs
 from tests.support.replkit import drive
 
 
-def fake_session(script: str = "Hi!<|im_end|>") -> Session:
+def fake_session(script: str = "Hi!<|im_end|>", io=None) -> Session:
     backend = FakeBackend(script)
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
-    return Session(bench, params=SamplingParams(temperature=0, max_tokens=20))
+    return Session(bench, params=SamplingParams(temperature=0, max_tokens=20), prefs=repl_prefs(), io=io)
 
 
 def contents(session: Session) -> list[str]:
@@ -55,7 +56,7 @@ def test_vi_mode_edits_with_vi_keys():
     session = fake_session()
     drive(session, "/set vi on\rhellp\x1bxao\r")  # Esc, x deletes the p, a appends o
     assert contents(session)[0] == "hello"
-    assert session.ui["vi"] is True
+    assert session.prefs["vi"] is True
 
 
 def test_history_is_a_file_in_the_data_dir_and_ctrl_r_searches_it(harness_home):
@@ -130,7 +131,7 @@ def test_profile_switch_and_set_and_help(harness_home):
     session = fake_session()
     recorder = drive(session, "Hello\r/profile terse\r/set\r/help branch\r/profile nope\r")
     assert session.bench.template.name == "chatml" and session.params.eos == "continue"
-    assert session.params.temperature == 0.3 and session.profile_name == "terse"
+    assert session.params.temperature == 0.3 and session.settings.profile == "terse"
     assert [m.role for m in session.conversation] == ["system", "user", "assistant"]
     texts = [e.text for e in recorder.of(Notice)]
     assert any("temperature" in t and "shade" in t and "profile" in t for t in texts)  # /set shows all
@@ -141,18 +142,18 @@ def test_profile_switch_and_set_and_help(harness_home):
 def test_shade_set_and_shown():
     session = fake_session()
     drive(session, "/shade off\r")
-    assert session.ui["shade"] is False
+    assert session.prefs["shade"] is False
     recorder = drive(session, "/shade\r")  # bare shows, changes nothing (issue 14, bug 5)
-    assert session.ui["shade"] is False and recorder.of(Notice)[0].text == "shade = off"
+    assert session.prefs["shade"] is False and recorder.of(Notice)[0].text == "shade = off"
     drive(session, "/shade on\r")
-    assert session.ui["shade"] is True
+    assert session.prefs["shade"] is True
 
 
 def test_autosave_writes_nothing_until_something_is_said(harness_home):
     from harness.chat.saved import SessionFile, list_sessions
+    from harness.chat.session_io import SessionIO
 
-    session = fake_session()
-    session.autosave = SessionFile("quiet")
+    session = fake_session(io=SessionIO(autosave=SessionFile("quiet")))
     drive(session, "/set temperature 0.5\r")
     assert list_sessions() == []
     drive(session, "Hello\r")

@@ -20,21 +20,23 @@ from harness.chat.dispatch import handle
 from harness.chat.events import Alternatives, Notice, RawPrompt, TurnStarted
 from harness.chat.saved import SessionFile, restore, session_state
 from harness.chat.session import Session
+from harness.chat.session_io import SessionIO
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
 from harness.repl.display import Display
+from harness.repl.prefs import repl_prefs
 from tests.support.replkit import drive
 
 
-def session_on(script: str = "Hi!<|im_end|>", template: str = "gguf", tmp_path=None, **params) -> Session:
+def session_on(script: str = "Hi!<|im_end|>", template: str = "gguf", tmp_path=None, loader=None,
+               settings=None, trees=None, transcript=None, **params) -> Session:
     backend = FakeBackend(script)
     bench = Workbench(backend, load_template(template, embedded=backend.info.chat_template))
-    settings = {"temperature": 0, "max_tokens": 20, **params}
-    session = Session(bench, params=SamplingParams(**settings))
-    if tmp_path is not None:
-        session.autosave = SessionFile("s", tmp_path / "s.json")
-    return session
+    sampling = {"temperature": 0, "max_tokens": 20, **params}
+    autosave = SessionFile("s", tmp_path / "s.json") if tmp_path is not None else None
+    return Session(bench, params=SamplingParams(**sampling), loader=loader, settings=settings, trees=trees,
+                   transcript=transcript, prefs=repl_prefs(), io=SessionIO(autosave=autosave))
 
 
 def saved(tmp_path) -> dict:
@@ -76,9 +78,9 @@ def test_a_saved_session_with_a_bad_seed_resumes_with_a_warning(tmp_path):
     drive(session, "Hello\r")
     state = saved(tmp_path)
     state["settings"]["seed"] = -5
-    fresh = session_on()
-    restore(fresh, state)
-    assert fresh.params.seed is None and any("seed" in n for n in fresh.restore_notes)
+    restored = restore(state)
+    fresh = session_on(settings=restored.settings, trees=restored.trees, transcript=restored.transcript)
+    assert fresh.params.seed is None and any("seed" in n for n in restored.notes)
     drive(fresh, "Again\r")
     assert fresh.conversation.messages[-1].content == "Hi!"
 
@@ -182,11 +184,11 @@ def test_the_display_draws_with_the_depth_of_its_terminal(monkeypatch):
 def test_eos_stop_under_raw_ends_the_turn_where_the_next_role_opens(tmp_path):
     session = session_on("I think so.\n\nAssistant: yes indeed, and on and on it goes",
                          template="raw", tmp_path=tmp_path, max_tokens=60)
-    session.change(session.tree.from_conversation(
+    session.trees.change(session.tree.from_conversation(
         session.conversation.__class__.from_dicts([{"role": "user", "content": "Hello"},
                                                    {"role": "assistant", "content": "Hi"}])))
     drive(session, "/impersonate\r")
-    gen = session.history[-1]
+    gen = session.transcript[-1]
     assert gen.stop_reason == "end_of_turn" and "indeed" not in gen.text
     assert saved(tmp_path)["messages"][-1] == {"role": "user", "content": "I think so."}
 
@@ -281,12 +283,11 @@ def test_commands_take_unique_prefixes_aliases_and_suggest_a_near_name():
 
 # 11 ----------------------------------------------------------------------------------------------
 def test_a_model_without_a_chat_template_is_refused_before_loading(tmp_path):
-    from tests.test_gguf import STR, gguf, kv, write
+    from tests.support.gguf_writer import STR, gguf, kv, write
 
     model = write(tmp_path, gguf([kv("general.architecture", STR, "tiny")]), "base.gguf")
-    session = session_on()
     calls: list = []
-    session.loader = lambda *args, **kwargs: calls.append(args)
+    session = session_on(loader=lambda *args, **kwargs: calls.append(args))
     recorder = drive(session, f"/model {model}\r")
     assert calls == []
     assert any(f"/model {model} raw" in t for t in notices(recorder, "error"))
@@ -304,12 +305,12 @@ def test_a_log_resumes_with_its_own_model_and_template(tmp_path):
 
 
 def test_the_log_names_the_model_file(tmp_path):
-    from harness.store import TurnLog, read_log
+    from harness.turn_log import TurnLog, read_log
 
     session = session_on()
-    session.log = TurnLog(tmp_path / "log.jsonl")
+    session.io.attach_log(TurnLog(tmp_path / "log.jsonl"))
     drive(session, "Hello\r")
-    session.log.close()
+    session.io.log.close()
     assert list(read_log(tmp_path / "log.jsonl"))[-1]["model_path"] == "<fake>"
 
 
@@ -358,13 +359,13 @@ def test_typed_keys_are_cleaned_for_the_prompt():
     assert next_input("half a line") == ("half a line", False, "")
 
 
-def test_the_readme_documents_every_command_with_its_example():
+def test_the_docs_document_every_command_with_its_example():
     from pathlib import Path
 
     from harness.chat.slash import COMMANDS
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## The REPL", 1)[1].split("\n## ", 1)[0].replace("\\|", "|")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "repl.md").read_text()
+    section = page.replace("\\|", "|")
     for command in COMMANDS:
         assert f"`/{command.name}" in section, command.name
         assert command.example and f"`{command.example}`" in section, command.name
@@ -398,7 +399,6 @@ def test_new_show_and_help_set(tmp_path):
 
 
 def test_set_engine_keys_do_what_the_hints_say(tmp_path):
-    session = session_on(tmp_path=tmp_path)
     calls: list = []
 
     def loader(model, template, **changes):
@@ -406,10 +406,10 @@ def test_set_engine_keys_do_what_the_hints_say(tmp_path):
         backend = FakeBackend("Hi!<|im_end|>", n_ctx=changes.get("n_ctx", 4096))
         return Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
 
-    session.loader = loader
+    session = session_on(tmp_path=tmp_path, loader=loader)
     recorder = drive(session, "/set literal_content on\r/set context_overflow truncate-oldest\r"
                      "/set n_ctx 1024\r/set threads 2\r/set\r")
-    assert session.bench.literal_content and session.context_overflow == "truncate-oldest"
+    assert session.bench.literal_content and session.settings.context_overflow == "truncate-oldest"
     assert calls == [{"n_ctx": 1024}, {"n_ctx": 1024, "threads": 2}] and session.bench.info.n_ctx == 1024
     table = next(t for t in notices(recorder) if t.startswith("model")).splitlines()[:-1]
     rows = {line.split()[0]: line.split(None, 1)[1] for line in table}

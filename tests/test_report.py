@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,10 +13,9 @@ import pytest
 from harness.backends.fake import FakeBackend
 from harness.chat.dispatch import handle
 from harness.chat.session import Session
+from harness.chat.session_io import SessionIO
 from harness.cli.main import main
-from harness.experiment.db import connect, open_run, report_summary, report_turns
-from harness.experiment.run import run_cells
-from harness.experiment.spec import expand, parse_experiment
+from harness.experiment.db import report_turns
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
@@ -36,8 +33,10 @@ from harness.report.charts import (
 )
 from harness.report.html import ReportOptions, render_report, script_json
 from harness.report.sources import load_report_input
-from harness.store import TurnLog
+from harness.turn_log import TurnLog
+from tests.support.chromium import chromium, needs_chromium
 from tests.support.pngread import decode_png
+from tests.support.runs import make_db, report_summary
 
 HOSTILE = ["<script>alert(1)</script>", "</script><script>steal()</script>", "a & b", '"quoted"',
            "it's", "<|im_end|>", "line\nbreak", "<!--", "]]>"]
@@ -165,29 +164,6 @@ def test_token_spans_carry_shade_role_and_key():
 
 # --- the command on a real database and a real log (fake backend) ------------------------------
 
-EXPERIMENT = """\
-name: report-test
-models: [{name: fake, templates: [chatml]}]
-modes: [reply, impersonate, past-eos]
-seeds: [1, 2]
-max_tokens: 8
-conversations:
-  - {name: a, messages: [{role: system, content: "Be <brief> & kind."}, {role: user, content: Hi}]}
-  - {name: b, messages: [{role: user, content: Hi}, {role: assistant, content: Yo}, {role: user, content: Bye}]}
-"""
-
-
-def make_db(directory: Path) -> Path:
-    exp = parse_experiment(EXPERIMENT, where="report.yaml", base=directory)
-    cells = expand(exp)
-    db = directory / "report.sqlite"
-    conn = connect(db)
-    run_id, _ = open_run(conn, exp, cells)
-    run_cells(exp, conn, run_id, cells, open_backend=lambda model, threads: FakeBackend("Hello <there> & bye!"))
-    conn.close()
-    return db
-
-
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> Path:
     return make_db(tmp_path_factory.mktemp("report-db"))
@@ -234,7 +210,7 @@ def test_report_of_a_chat_log(tmp_path, capsys):
     backend = FakeBackend("Hi <you> & me!<|im_end|>")
     bench = Workbench(backend, load_template("gguf", embedded=backend.info.chat_template))
     log = TurnLog(tmp_path / "chat.jsonl")
-    session = Session(bench, params=SamplingParams(temperature=0, max_tokens=20), log=log)
+    session = Session(bench, params=SamplingParams(temperature=0, max_tokens=20), io=SessionIO(log))
     for line in ("Hello", "/impersonate", "Again?"):
         handle(session, line, lambda event: None)
     log.close()
@@ -252,20 +228,6 @@ def test_report_of_a_chat_log(tmp_path, capsys):
 
 
 # --- headless Chromium ---------------------------------------------------------------------------
-
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed "
-                                    "(./dev installs it when run as root with apt-get)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", "--enable-logging=stderr", "--v=0"]
-
-
-def chromium(tmp_path: Path, url: str, *args: str) -> subprocess.CompletedProcess:
-    profile = Path(tmp_path) / f"profile-{len(list(Path(tmp_path).glob('profile-*')))}"
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, url],
-                          capture_output=True, text=True, timeout=180, check=True)
-
 
 @pytest.fixture(scope="module")
 def report(db, tmp_path_factory) -> Path:

@@ -6,7 +6,8 @@ import pytest
 
 from harness.backends.fake import FakeBackend
 from harness.chat.dispatch import handle
-from harness.chat.session import Notice, Session
+from harness.chat.events import Notice
+from harness.chat.session import Session
 from harness.generation.settings import SamplingParams
 from harness.generation.workbench import Workbench
 from harness.prompt.templates import load_template
@@ -23,13 +24,13 @@ def test_retry_n_adds_n_candidates_in_one_batch():
     seen: list = []
     handle(session, "Hello", seen.append)
     handle(session, "/retry 4", seen.append)
-    assert len(session.tree.siblings(1)) == 5 and len(session.history) == 5
+    assert len(session.tree.siblings(1)) == 5 and len(session.transcript) == 5
     assert max(backend._sequences.step_sizes) == 4  # the 4 decoded together
     assert [e.text for e in seen if isinstance(e, Notice)][-1].startswith("message 1: candidate 5 of 5")
     # a retry under a fixed seed moves the seed on (issue 14): the batch runs seeds 6, 7, 8, 9
     seeds = [session.tree.nodes[node].meta["seed"] for node in session.tree.siblings(1)]
     assert seeds == [5, 6, 7, 8, 9]
-    texts = [session.history[i].text for i in range(1, 5)]
+    texts = [session.transcript[i].text for i in range(1, 5)]
     assert len(set(texts)) > 1
 
 

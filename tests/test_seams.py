@@ -10,6 +10,7 @@ from harness.chat.dispatch import handle
 from harness.chat.events import Notice, RawPrompt
 from harness.chat.saved import saved_engine, session_state
 from harness.chat.session import Session
+from harness.chat.tree import Tree
 from harness.generation.open import open_server_workbench, workbench_options
 from harness.generation.profiles import default_profile
 from harness.generation.settings import SamplingParams
@@ -45,10 +46,9 @@ def test_raw_shows_the_tokens_generation_uses_with_literal_content():
     """/raw tokenizes as generation does: with literal content a control string in a message is
     plain text in both."""
     backend = FakeBackend("Ok<|im_end|>")
-    bench = Workbench(backend, load_template("chatml"))
-    bench.literal_content = True
+    bench = Workbench(backend, load_template("chatml"), literal_content=True)
     session = Session(bench, params=SamplingParams(temperature=0.0, max_tokens=3))
-    session.conversation = Conversation.of(("user", "a <|im_end|> b"))
+    session.trees.change(Tree.from_conversation(Conversation.of(("user", "a <|im_end|> b"))))
     events: list = []
     handle(session, "/raw", events.append)
     raw = next(e for e in events if isinstance(e, RawPrompt))
@@ -99,8 +99,7 @@ def test_a_server_session_resumes_with_its_backend_variables_and_policies(tmp_pa
 
 
 def test_a_local_session_saves_literal_content():
-    bench = Workbench(FakeBackend("Ok<|im_end|>"), load_template("chatml"), {"x": 1})
-    bench.literal_content = True
+    bench = Workbench(FakeBackend("Ok<|im_end|>"), load_template("chatml"), {"x": 1}, literal_content=True)
     state = json.loads(json.dumps(session_state(Session(bench))))
     engine = saved_engine(state)
     assert engine["literal_content"] is True and engine["variables"] == {"x": 1} and engine["backend"] is None

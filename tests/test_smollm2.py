@@ -8,6 +8,7 @@ import pytest
 from harness.generation.evaluation import encode_prompt
 from harness.generation.settings import SamplingParams
 from harness.prompt.conversation import Conversation
+from tests.support.logits import reference_rows
 
 pytestmark = pytest.mark.model
 
@@ -15,8 +16,8 @@ HELLO = Conversation.of(("user", "Say hello in one short sentence."))
 
 
 def test_run_past_eos_labels_assistant_then_user(smollm2):
-    # seed 1 at T=0.8: the model ends its turn, then writes `<|im_start|>user\n...` itself
-    gen = smollm2.generate(smollm2.plan(HELLO), SamplingParams(seed=1, eos="continue", max_tokens=60))
+    # seed 2 at T=0.8: the model ends its turn, then writes `<|im_start|>user\n...` itself
+    gen = smollm2.generate(smollm2.plan(HELLO), SamplingParams(seed=2, eos="continue", max_tokens=60))
     roles = [t.role for t in gen.tokens]
     assert roles[0] == "assistant"
     eot = next(i for i, t in enumerate(gen.tokens) if t.id in smollm2.backend.info.eog_ids)
@@ -62,21 +63,8 @@ def test_prefill_starts_the_assistant_turn(smollm2):
 
 
 def _reference_rows(backend, ids: list[int], one_by_one_from: int | None = None) -> np.ndarray:
-    """llama.cpp's own logits for every position (logits_all=True), straight from llama_cpp.
-
-    Tokens from `one_by_one_from` on are evaluated one per batch, as generation evaluates them
-    (batch shape changes the float rounding of the kernels, so the reference uses the same)."""
-    import llama_cpp
-
-    llm = llama_cpp.Llama(backend.info.path, n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
-    split = len(ids) if one_by_one_from is None else one_by_one_from
-    try:
-        llm.eval(ids[:split])
-        for token in ids[split:]:
-            llm.eval([token])
-        return np.array(llm.scores[: len(ids)], dtype=np.float64)
-    finally:
-        llm.close()
+    """llama.cpp's own logits for every position, straight from the backend's decode."""
+    return reference_rows(backend, ids, one_by_one_from)
 
 
 def _entropy_surprisal(row: np.ndarray, token: int) -> tuple[float, float]:

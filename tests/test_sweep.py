@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import ExperimentError
-from harness.experiment.db import report_summary
 from harness.experiment.spec import expand, parse_experiment
-from tests.test_experiment import _fake_run
+from tests.support.runs import fake_run, report_summary
 
 BASE = """\
 models: [fake]
@@ -39,7 +38,7 @@ def test_bad_sweeps_name_the_field(tmp_path, sweep, field):
 
 
 def test_summary_rows_carry_calibration_bins(tmp_path):
-    _, run_id, _, _, _ = _fake_run(tmp_path)
+    _, run_id, _, _, _ = fake_run(tmp_path)
     rows = report_summary(tmp_path / "fake.sqlite", run_id)
     for row in rows:
         cal = row["calibration"]

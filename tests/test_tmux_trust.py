@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_tmux import Tmux, pytestmark  # noqa: F401  (model + tmux marks)
+from tests.support.tmux import TMUX_MARKS, Tmux
+
+pytestmark = TMUX_MARKS
 
 PROFILE = """model: smollm2
 template: gguf

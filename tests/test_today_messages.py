@@ -3,7 +3,7 @@
 renders them: content parts, ``content: null``, tool calls with string and object arguments, tool
 results, ``reasoning_content``/``thinking``, and the ``tools``/``enable_thinking`` variables.
 
-The expected strings come from the reference environment of ``test_parity`` (jinja2 set up the
+The expected strings come from the reference environment of ``tests/support/hf_reference.py`` (jinja2 set up the
 way transformers sets it up, messages passed as they are); a few are also spelled out by hand.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from harness.errors import MessagesError
 from harness.prompt.conversation import Conversation, parse_messages
 from harness.prompt.templates import load_template
-from tests.test_parity import _GENERATION_TAG, PLAIN, TRACKING
+from tests.support.hf_reference import GENERATION_TAG, PLAIN, TRACKING
 
 TEMPLATES = Path(__file__).resolve().parent / "data" / "templates"
 QWEN3 = "Qwen-Qwen3-0.6B"
@@ -38,7 +38,7 @@ def reference(name: str, messages: list[dict[str, Any]], *, add_generation_promp
     source = (TEMPLATES / f"{name}.jinja").read_text(encoding="utf-8")
     kwargs = {"bos_token": "", "eos_token": "", **(variables or {})}  # transformers passes them
     tools, documents = kwargs.pop("tools", None), kwargs.pop("documents", None)
-    env = TRACKING if _GENERATION_TAG.search(source) else PLAIN
+    env = TRACKING if GENERATION_TAG.search(source) else PLAIN
     return env.from_string(source).render(messages=copy.deepcopy(messages), tools=tools,
                                           documents=documents,
                                           add_generation_prompt=add_generation_prompt, **kwargs)

@@ -4,16 +4,15 @@ harness's schema or that carries code (generated columns, triggers, views)."""
 from __future__ import annotations
 
 import hashlib
-import resource
 import shutil
 import sqlite3
-import subprocess
 import sys
 
 import pytest
 
 from harness.cli.main import main
-from tests.test_report import make_db
+from tests.support.measured import run_measured
+from tests.support.runs import make_db
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +76,11 @@ def test_code_in_the_schema_is_refused(db, tmp_path, statements, said):
     path = _hostile(db, tmp_path, statements)
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({2**30 + 2**29}, -1));"
             "from harness.cli.main import main; sys.exit(main(['summary', sys.argv[1]]))")
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+    proc = run_measured([sys.executable, "-c", code, str(path)], timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "not a harness experiment database" in proc.stderr and said in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB: < 1 GB
+    assert proc.maxrss_kib < 1024 * 1024  # this child's own peak, KiB: < 1 GB
 
 
 def test_names_from_the_database_reach_the_terminal_visibly(db, tmp_path, capsys):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import struct
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import time
 
 import pytest
 
+from harness.atomic import write_text
 from harness.backends.fake import FakeBackend
 from harness.chat.events import Notice
 from harness.chat.saved import FORMAT, read_session
@@ -33,7 +33,7 @@ from harness.models.gguf import read_gguf_info
 from harness.paths import logs_dir
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import load_template
-from harness.store import write_text
+from tests.support.measured import Measured, run_measured
 from tests.support.replkit import drive
 
 HELLO = Conversation.of(("user", "hello"), ("assistant", "hi"))
@@ -69,8 +69,8 @@ def test_a_shared_session_never_chooses_the_log(log, tmp_path, harness_home, mon
     seen = {}
 
     def fake_repl(session, history_path=None):
-        session.log.append({"turn": "$(touch pwned)"})
-        seen["log"], seen["id"] = session.log.path, session.autosave.id
+        session.io.log.append({"turn": "$(touch pwned)"})
+        seen["log"], seen["id"] = session.io.log.path, session.io.autosave.id
         return 0
 
     import harness.generation.open as opening
@@ -137,13 +137,14 @@ def test_sessions_with_a_word_is_a_command_error():
     assert any(e.level == "error" and "/sessions abc" in e.text for e in recorder.of(Notice))
 
 
-def _run_limited(args: list[str], tmp_path) -> subprocess.CompletedProcess:
-    """harness in a child with 1 GiB of address space: a blow-up is a MemoryError, not a hang."""
+def _run_limited(args: list[str], tmp_path) -> Measured:
+    """harness in a child with 1 GiB of address space and 60 s of CPU: a blow-up is a MemoryError
+    or the child killed by its CPU limit (not the one-line error asserted), never a hang."""
     code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30));"
+            "resource.setrlimit(resource.RLIMIT_CPU, (60, 60));"
             "from harness.cli.main import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home")}
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return run_measured([sys.executable, "-c", code, *args], timeout=120, env=env)
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -175,12 +176,10 @@ def test_hostile_inputs_are_one_line_errors_in_bounded_memory(what, tmp_path):
         messages.write_text('[{"role": "user", "content": "a\\ud800b"}]')
     elif what == "template-surrogate":
         template.write_text('{{ "\\ud800" }}{% for m in messages %}{{ m.content }}{% endfor %}')
-    t0 = time.monotonic()
     proc = _run_limited(args, tmp_path)
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 1, proc.stderr  # SIGXCPU past 60 s of CPU
     assert proc.stderr.startswith("harness: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert time.monotonic() - t0 < 60
-    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss < 1024 * 1024  # KiB
+    assert proc.maxrss_kib < 1024 * 1024  # this child's own peak, KiB
 
 
 def _gguf(entries: list[tuple[str, str]]) -> bytes:
@@ -211,7 +210,7 @@ def test_a_save_on_a_full_disk_is_one_line_and_leaves_no_temp_file(tmp_path):
     target = tmp_path / "out" / "big.json"
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
             "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096));"
-            "from harness.store import write_text; from harness.errors import StorageError\n"
+            "from harness.atomic import write_text; from harness.errors import StorageError\n"
             "try:\n    write_text(sys.argv[1], 'x' * 100000)\n"
             "except StorageError as exc:\n    print(exc); sys.exit(1)")
     proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=60)

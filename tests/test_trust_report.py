@@ -10,7 +10,8 @@ import re
 import pytest
 
 from harness.cli.main import main
-from tests.test_report import chromium, make_db, needs_chromium
+from tests.support.chromium import chromium, needs_chromium
+from tests.support.runs import make_db
 
 
 @pytest.fixture(scope="module")

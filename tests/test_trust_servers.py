@@ -1,14 +1,15 @@
 """Issue 13, class 5: remote backends are bounded. Each test runs a hostile server on loopback
 (stdlib http.server) and checks harness stays within its limits and says what happened in one line.
+
+Limits in time are checked by events, not by a wall clock: harness must give up while the hostile
+server is still at it (its `ended` event not yet set), however slow the machine is.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -21,76 +22,11 @@ from harness.generation.remote_workbench import RemoteWorkbench
 from harness.generation.settings import SamplingParams
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import load_template
+from tests.support.hostile_server import Hostile, Serve
+
+pytestmark = pytest.mark.slow
 
 HELLO = Conversation.of(("user", "hi"))
-
-
-class Hostile(BaseHTTPRequestHandler):
-    """An OpenAI-compatible server whose /v1/completions the test decides (`completion`)."""
-
-    protocol_version = "HTTP/1.1"
-    seen: list = []
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _json(self, data, code=200):
-        body = json.dumps(data).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self.seen.append((self.path, dict(self.headers)))
-        if self.path == "/props":
-            return self._json({"error": "no"}, 404)
-        self.models()
-
-    def models(self):
-        self._json({"data": [{"id": "hostile"}]})
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        self.seen.append((self.path, body))
-        if self.path == "/tokenize":
-            text = body.get("prompt", "")
-            return self._json({"tokens": [ord(c) for c in text[:1]] + ([0] if len(text) > 1 else [])})
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.end_headers()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            self.completion()
-
-    def event(self, data) -> None:
-        self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")
-        self.wfile.flush()
-
-    def token(self, text: str, top=None) -> dict:
-        return {"choices": [{"text": text, "logprobs": {"tokens": [text], "token_logprobs": [-0.1],
-                                                         "top_logprobs": [top or {text: -0.1}]}}]}
-
-    def completion(self):
-        raise NotImplementedError
-
-
-class _Serve:
-    def __init__(self, handler):
-        handler.seen = []
-        self.handler = handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def _bench(url: str, **client) -> RemoteWorkbench:
@@ -107,7 +43,7 @@ class Forever(Hostile):
 def test_max_tokens_is_enforced_locally(tmp_path, capsys):
     messages = tmp_path / "m.json"
     messages.write_text('[{"role": "user", "content": "hi"}]')
-    with _Serve(Forever) as server:
+    with Serve(Forever) as server:
         code = main(["generate", "--backend", f"openai+{server.url}", "--template", "chatml",
                      "--messages", str(messages), "--max-tokens", "3", "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -125,7 +61,7 @@ class HugeModels(Hostile):
 
 
 def test_a_huge_body_is_refused():
-    with _Serve(HugeModels) as server, pytest.raises(RemoteError, match="longer than 32 MB"):
+    with Serve(HugeModels) as server, pytest.raises(RemoteError, match="longer than 32 MB"):
         OpenAICompatEngine(server.url)
 
 
@@ -137,12 +73,11 @@ class HugeLine(Hostile):
 
 
 def test_an_endless_event_line_is_refused():
-    with _Serve(HugeLine) as server:
+    with Serve(HugeLine) as server:
         bench = _bench(server.url)
-        t0 = time.monotonic()
         with pytest.raises(RemoteError, match="event line is longer than 8 MB"):
             bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=5))
-        assert time.monotonic() - t0 < 4
+        assert not server.handler.ended.is_set()  # refused mid-line, not when the server gave up
 
 
 class PingOnly(Hostile):
@@ -154,12 +89,11 @@ class PingOnly(Hostile):
 
 
 def test_pings_alone_hit_the_idle_timeout():
-    with _Serve(PingOnly) as server:
+    with Serve(PingOnly) as server:
         bench = _bench(server.url, timeout=1.0)
-        t0 = time.monotonic()
         with pytest.raises(RemoteError, match="no data for 1 s"):
             bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=5))
-        assert time.monotonic() - t0 < 3
+        assert not server.handler.ended.is_set()  # the pings had not run out: they kept nothing alive
 
 
 class Dribble(Hostile):
@@ -170,12 +104,11 @@ class Dribble(Hostile):
 
 
 def test_a_request_has_an_overall_deadline():
-    with _Serve(Dribble) as server:
+    with Serve(Dribble) as server:
         bench = _bench(server.url, timeout=5.0, deadline=1.5)
-        t0 = time.monotonic()
         with pytest.raises(RemoteError, match="longer than 1.5 s"):
             bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=5))
-        assert time.monotonic() - t0 < 3
+        assert not server.handler.ended.is_set()  # the deadline, not the end of the dribble
 
 
 class Stalled(Hostile):
@@ -185,13 +118,12 @@ class Stalled(Hostile):
 
 
 def test_ctrl_c_stops_a_stalled_stream_within_a_second():
-    with _Serve(Stalled) as server:
+    with Serve(Stalled) as server:
         bench = _bench(server.url)
         pressed = threading.Event()
         threading.Timer(0.5, pressed.set).start()
-        t0 = time.monotonic()
         gen = bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=50), should_stop=pressed.is_set)
-        assert time.monotonic() - t0 < 1.5
+        assert pressed.is_set() and not server.handler.ended.is_set()  # stopped while the server stalls
     assert gen.stop_reason == "interrupted" and gen.text == "a"
 
 
@@ -204,12 +136,11 @@ class NewTexts(Hostile):
 
 def test_token_texts_cost_a_bounded_number_of_requests(monkeypatch):
     monkeypatch.setattr(openai_compat, "MAX_RESOLVE", 50)
-    with _Serve(NewTexts) as server:
+    with Serve(NewTexts) as server:
         bench = _bench(server.url)
-        t0 = time.monotonic()
         gen = bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=300, eos="ban"))
         asked = sum(1 for path, _ in server.handler.seen if path == "/tokenize")
-    assert len(gen.tokens) == 300 and time.monotonic() - t0 < 20
+    assert len(gen.tokens) == 300
     assert asked <= 50 + 5  # the cap plus the engine's own probes (BOS prefix, markers)
 
 
@@ -229,7 +160,7 @@ class TopAsList(Hostile):
 def test_malformed_chunks_are_one_line_errors(handler, tmp_path, capsys):
     messages = tmp_path / "m.json"
     messages.write_text('[{"role": "user", "content": "hi"}]')
-    with _Serve(handler) as server:
+    with Serve(handler) as server:
         code = main(["generate", "--backend", f"openai+{server.url}", "--template", "chatml",
                      "--messages", str(messages)])
     err = capsys.readouterr().err
@@ -243,7 +174,7 @@ class Thief(Hostile):
 
 
 def test_the_api_key_never_follows_a_redirect_to_another_origin():
-    with _Serve(Thief) as thief:
+    with Serve(Thief) as thief:
         class Redirect(Hostile):
             def do_GET(self):
                 self.send_response(302)
@@ -251,7 +182,7 @@ def test_the_api_key_never_follows_a_redirect_to_another_origin():
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        with _Serve(Redirect) as server:
+        with Serve(Redirect) as server:
             client = HttpClient(server.url, api_key="sekrit")
             assert client.get("/props")["data"][0]["id"] == "thief"
         headers = {k.lower(): v for k, v in thief.handler.seen[0][1].items()}
@@ -269,7 +200,7 @@ def test_the_api_key_does_follow_a_redirect_within_the_origin():
                 return
             super().do_GET()
 
-    with _Serve(Both) as server:
+    with Serve(Both) as server:
         HttpClient(server.url, api_key="sekrit").get("/props")
         headers = {k.lower(): v for k, v in server.handler.seen[-1][1].items()}
     assert headers.get("authorization") == "Bearer sekrit"
@@ -296,7 +227,7 @@ class TooManyLogprobs(Hostile):
 
 
 def test_vllm_refusing_many_logprobs_says_what_to_do():
-    with _Serve(TooManyLogprobs) as server:
+    with Serve(TooManyLogprobs) as server:
         bench = _bench(server.url)
         with pytest.raises(RemoteError) as caught:
             bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=2))

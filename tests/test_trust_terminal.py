@@ -12,7 +12,7 @@ import pytest
 
 from harness.cli.main import main
 from harness.untrusted import visible, visible_line
-from tests.test_trust_servers import Hostile, _Serve
+from tests.support.hostile_server import Hostile, Serve
 
 ESCAPES = ["\x1b]0;pwned\x07", "\x1b[2J", "\x9b31m", "\x08\x08\x08", "\x07"]
 
@@ -58,7 +58,7 @@ class EscapingServer(Hostile):
 
 
 def test_server_token_texts_on_a_terminal_are_visible(tmp_path, capsys, monkeypatch):
-    with _Serve(EscapingServer) as server:
+    with Serve(EscapingServer) as server:
         args = ["generate", "--backend", f"openai+{server.url}", "--template", "chatml",
                 "--messages", _messages(tmp_path), "--max-tokens", "5"]
         monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
@@ -76,7 +76,7 @@ class ErrorServer(Hostile):
 
 
 def test_a_server_error_text_is_shown_not_obeyed(tmp_path, capsys):
-    with _Serve(ErrorServer) as server:
+    with Serve(ErrorServer) as server:
         code = main(["generate", "--backend", f"openai+{server.url}", "--template", "chatml",
                      "--messages", _messages(tmp_path)])
     err = capsys.readouterr().err

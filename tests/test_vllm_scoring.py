@@ -62,7 +62,7 @@ def test_score_backend_from_the_cli(smollm2_backend, tmp_path, capsys):
     import json
 
     from harness.cli.main import main
-    from tests.conftest import write_messages
+    from tests.support.cli import write_messages
 
     messages = write_messages(tmp_path / "c.json", CONV.to_dicts())
     server, url = serve(VllmStub(smollm2_backend))

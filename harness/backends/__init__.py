@@ -1,1 +1,11 @@
-"""Engines: a model in this process (llama_cpp), servers (llama-server, OpenAI-compatible), and a fake for tests. Tokens in, logits or top-k out; nothing here knows templates or workbenches."""
+"""Engines: tokens in, logits or top-k out; nothing here knows templates or workbenches.
+
+    base.py           the Backend and MultiSequenceBackend protocols, ModelInfo, EngineOptions, DecodePath
+    llama_cpp.py      llama.cpp in this process (the only module that imports llama_cpp), on a
+                      batch-invariant decode path by default
+    invariance.py     measures whether a backend gives a row the same logits whatever the decode
+    fake.py           a small deterministic backend for fast tests
+    remote.py         the RemoteEngine protocol          servers.py  --backend URLs, detection
+    llama_server.py   llama-server's native API           openai_compat.py  /v1/completions servers
+    http.py           JSON and server-sent events over HTTP (stdlib only)
+"""

@@ -33,6 +33,7 @@ class ModelInfo:
 
 class Backend(Protocol):
     info: ModelInfo
+    decode_path: DecodePath  # how logits are computed, with the invariance verdict
 
     @property
     def n_past(self) -> int:
@@ -101,7 +102,7 @@ class MultiSequenceBackend(Backend, Protocol):
     """A backend that can decode several sequences at once (local llama.cpp, the fake)."""
 
     def sequences(self, n_seq: int, n_ctx: int) -> Sequences:
-        """A multi-sequence context for at least `n_seq` sequences and `n_ctx` cells in all
+        """A multi-sequence context for at least `n_seq` sequences of up to `n_ctx` cells each
         (kept and reused while it is big enough)."""
 
 
@@ -115,18 +116,22 @@ class EngineOptions:
 
     Declared once for profiles (``engine:``), experiments (``engine:`` at the top or per model) and
     the CLI (``--n-gpu-layers``, ``--flash-attn``, ``--type-k``, ``--type-v``, ``--no-mmap``,
-    ``--n-batch``). None leaves llama.cpp's default. A quantised V cache needs flash attention.
+    ``--n-batch``, ``--repack``, ``--kv-unified``). None leaves harness's default, the
+    batch-invariant decode path (:mod:`harness.backends.llama_cpp`): flash attention on, K f16,
+    V bf16, no repacked weights, a KV stream per sequence. A quantised V cache needs flash attention.
     """
 
     n_gpu_layers: int | None = None  # -1: every layer
-    flash_attn: str | None = None  # on | off (llama-cpp-python's Llama: off by default)
-    type_k: str | None = None  # KV_TYPES
-    type_v: str | None = None
+    flash_attn: str | None = None  # on | off (default on)
+    type_k: str | None = None  # KV_TYPES (default f16)
+    type_v: str | None = None  # KV_TYPES (default bf16)
     use_mmap: bool | None = None
     n_batch: int | None = None
+    repack: bool | None = None  # llama.cpp's repacked CPU weights (default off: not batch-invariant)
+    kv_unified: bool | None = None  # one KV stream for all sequences (default off: not batch-invariant)
 
     FIELDS: ClassVar[dict[str, tuple[type, ...]]] = {"n_gpu_layers": (int,), "flash_attn": (str, bool), "type_k": (str,), "type_v": (str,),
-              "use_mmap": (bool,), "n_batch": (int,)}
+              "use_mmap": (bool,), "n_batch": (int,), "repack": (bool,), "kv_unified": (bool,)}
 
     @classmethod
     def from_mapping(cls, data: dict[str, object]) -> EngineOptions:
@@ -153,8 +158,8 @@ class EngineOptions:
                 raise ValueError(f"{key}: must be one of {', '.join(KV_TYPES)}")
         if self.n_batch is not None and self.n_batch < 1:
             raise ValueError("n_batch: must be at least 1")
-        if self.type_v not in (None, "f16", "f32", "bf16") and self.flash_attn != "on":
-            raise ValueError("type_v: a quantised V cache needs flash_attn: on")
+        if self.type_v not in (None, "f16", "f32", "bf16") and self.flash_attn == "off":
+            raise ValueError("type_v: a quantised V cache needs flash attention (on unless flash_attn: off)")
 
     def merged(self, over: EngineOptions) -> EngineOptions:
         """These options with every field `over` sets replaced."""
@@ -163,3 +168,40 @@ class EngineOptions:
 
     def to_dict(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.FIELDS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class DecodePath:
+    """How a local engine computes logits: the settings that decide whether a token's logits
+    depend on the shape of the decode it was computed in, the llama.cpp build, and the verdict of
+    the invariance probe (:mod:`harness.models.probe`; None until probed). Recorded with every
+    run and part of an experiment's digest, so runs on different paths are never mixed."""
+
+    flash_attn: str
+    type_k: str
+    type_v: str
+    kv_unified: bool
+    repack: bool
+    tiled_matmul: bool
+    n_batch: int
+    n_gpu_layers: int
+    build: str
+    invariant: bool | None = None
+    probe: str = ""  # what the probe measured, one line
+
+    def settings(self) -> dict[str, object]:
+        """The settings alone (what the digest holds; the verdict follows from them)."""
+        return {"flash_attn": self.flash_attn, "type_k": self.type_k, "type_v": self.type_v,
+                "kv_unified": self.kv_unified, "repack": self.repack, "tiled_matmul": self.tiled_matmul,
+                "n_batch": self.n_batch, "n_gpu_layers": self.n_gpu_layers, "build": self.build}
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.settings(), "invariant": self.invariant, "probe": self.probe}
+
+    def notice(self) -> str | None:
+        """One line for the user when the path is not invariant (None when it is or is unknown)."""
+        if self.invariant is not False:
+            return None
+        return (f"note: llama.cpp's decode path is not batch-invariant with these engine options "
+                f"({self.probe}); per-token values may depend on batch size, batch-mates and cache "
+                "state, and runs record this")

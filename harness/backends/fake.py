@@ -13,9 +13,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from harness.backends.base import ModelInfo
+from harness.backends.base import DecodePath, ModelInfo
 
 DEFAULT_SPECIALS = ("<s>", "</s>", "<|im_start|>", "<|im_end|>")
+# a row is a function of the tokens before it alone: invariant by construction
+FAKE_PATH = DecodePath(flash_attn="n/a", type_k="n/a", type_v="n/a", kv_unified=False, repack=False,
+                       tiled_matmul=False, n_batch=16, n_gpu_layers=0, build="fake", invariant=True,
+                       probe="the fake backend computes each row from its own tokens")
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
           "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
@@ -38,6 +42,7 @@ class FakeBackend:
         self._out = np.zeros((0, self.n_vocab), dtype=np.float32)
         self.decode_calls = 0
         self._sequences: FakeSequences | None = None
+        self.decode_path = FAKE_PATH
 
     @property
     def n_past(self) -> int:

@@ -1,8 +1,29 @@
 """The in-process llama.cpp backend (the only module that imports llama_cpp).
 
-It loads a GGUF through llama-cpp-python's ``Llama`` (for parameters and the tokenizer) and then
-drives the context directly: its own batches, logits read as numpy views of llama.cpp's output
-buffer, the KV cache truncated in place for prefix reuse. No completion API is used.
+It loads a GGUF through llama-cpp-python's low-level wrappers (model, context, batch) and drives
+the context directly: its own batches, logits read as numpy views of llama.cpp's output buffer,
+the KV cache truncated in place for prefix reuse. No completion API is used.
+
+**The decode path.** llama.cpp's CPU kernels change with the shape of a decode, so by default
+the logits of a token depend on how many rows were decoded with it, which sequences shared the
+batch and how long the cache was. harness runs llama.cpp on a path where a row's logits are a
+function of the model, the build, the engine options and the tokens before it only (measured by
+``bench/invariance.py``; ggml-cpu's own switches named in brackets):
+
+- flash attention on, K cache f16 and V cache bf16: ggml's tiled flash attention (>= 64 query
+  rows of one sequence) and its split-KV decode (one query row over >= 512 cached cells, split by
+  thread) both need K and V of one type (an f32 cache is cast to f16 before attention, so f32 does
+  not count), so they never run; every row takes the row-by-row kernel, which skips masked cells
+  and so ignores cache padding. bf16 V moves logits from an f32 reference no further than the
+  f16 default does (bench/invariance.py measures both);
+- a KV stream per sequence (``kv_unified`` off): a sequence attends over its own cells in
+  position order whatever its batch-mates do;
+- no repacked weights (``use_extra_bufts`` off) and no tiled K-quant matmul
+  (``GGML_CPU_TILED_MM=0``; from 8 rows up it would replace the per-row dot products).
+
+Engine options may leave this path (``repack: true``, ``kv_unified: true``, another ``type_v``,
+``flash_attn: off``); :mod:`harness.models.probe` then finds the path not invariant, and the
+one-line notice and the run's records say so.
 """
 
 from __future__ import annotations
@@ -13,14 +34,18 @@ import ctypes
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from harness.backends.base import EngineOptions, ModelInfo
+from harness.backends.base import DecodePath, EngineOptions, ModelInfo
 from harness.errors import ContextOverflowError, ModelError
 
 LOGIT_BUDGET_BYTES = 128 * 1024 * 1024  # most logits one prompt batch may produce (see bench/score.py)
+TILED_MATMUL_ENV = "GGML_CPU_TILED_MM"  # read once per process by ggml-cpu, at its first matmul
+GGML_TYPES = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q5_0": 6, "q5_1": 7, "q8_0": 8, "iq4_nl": 20,
+              "bf16": 30}  # ggml.h's enum ggml_type (llama-cpp-python does not export them all)
 
 
 GGML_LOG_ERROR = 4  # ggml_log_level in the libggml llama-cpp-python 0.3.36 builds
@@ -71,21 +96,48 @@ def _one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _engine_kwargs(lib, engine: EngineOptions) -> dict[str, object]:
-    """`Llama(...)` keyword arguments for the options that are set."""
-    out: dict[str, object] = {}
-    if engine.n_gpu_layers is not None:
-        out["n_gpu_layers"] = engine.n_gpu_layers
-    if engine.use_mmap is not None:
-        out["use_mmap"] = engine.use_mmap
-    if engine.flash_attn is not None:
-        out["flash_attn"] = engine.flash_attn == "on"
-    for key in ("type_k", "type_v"):
-        value = getattr(engine, key)
-        if value is not None:
-            out[key] = getattr(lib, f"GGML_TYPE_{value.upper()}")
-    return out
+def system_info() -> str:
+    """llama.cpp's description of its build (the CPU features it was compiled for, the backends)."""
+    import llama_cpp
 
+    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+
+
+def decode_path(engine: EngineOptions, *, n_batch: int) -> DecodePath:
+    """The decode path these options give in this process (before the invariance verdict)."""
+    import llama_cpp
+
+    os.environ.setdefault(TILED_MATMUL_ENV, "0")
+    flash_attn = engine.flash_attn or "on"
+    return DecodePath(
+        flash_attn=flash_attn, type_k=engine.type_k or "f16",
+        type_v=engine.type_v or ("bf16" if flash_attn == "on" else "f16"), kv_unified=bool(engine.kv_unified), repack=bool(engine.repack),
+        tiled_matmul=os.environ.get(TILED_MATMUL_ENV) != "0", n_batch=n_batch,
+        n_gpu_layers=engine.n_gpu_layers or 0,
+        build=f"llama-cpp-python {llama_cpp.__version__}; {system_info()}")
+
+
+def _model_params(lib, path: DecodePath, engine: EngineOptions, vocab_only: bool):
+    params = lib.llama_model_default_params()
+    params.vocab_only = vocab_only
+    params.use_extra_bufts = path.repack
+    if engine.n_gpu_layers is not None:
+        params.n_gpu_layers = engine.n_gpu_layers
+    params.load_mode = lib.LLAMA_LOAD_MODE_NONE if engine.use_mmap is False else lib.LLAMA_LOAD_MODE_MMAP
+    return params
+
+
+def _context_params(lib, path: DecodePath, *, n_ctx: int, n_seq: int, threads: int):
+    params = lib.llama_context_default_params()
+    params.n_ctx = n_ctx
+    params.n_batch = params.n_ubatch = max(path.n_batch, n_seq)
+    params.n_seq_max = n_seq
+    params.n_threads = params.n_threads_batch = threads
+    params.swa_full = True
+    params.kv_unified = path.kv_unified
+    params.flash_attn_type = 1 if path.flash_attn == "on" else 0
+    params.type_k, params.type_v = GGML_TYPES[path.type_k], GGML_TYPES[path.type_v]
+    return params
 
 
 def _decode_count(tokens: Sequence[int], limit: int) -> int:
@@ -95,76 +147,82 @@ def _decode_count(tokens: Sequence[int], limit: int) -> int:
         raise ValueError(f"decode takes 1..{limit} tokens, got {count}")
     return count
 
+
 class LlamaCppBackend:
     def __init__(self, path: str | Path, *, name: str | None = None, n_ctx: int = 4096,
                  n_threads: int | None = None, n_batch: int = 512, vocab_only: bool = False,
                  engine: EngineOptions | None = None):
         import llama_cpp
+        from llama_cpp._internals import LlamaModel
 
         engine = engine or EngineOptions()
-        n_batch = engine.n_batch or n_batch
-
         _quiet_llama_logs()
         _one_blas_thread()
         self._lib = llama_cpp
+        self.decode_path = decode_path(engine, n_batch=engine.n_batch or n_batch)
         path = str(path)
-        threads = n_threads or os.cpu_count() or 1
+        self._threads = n_threads or os.cpu_count() or 1
         _log_lines.clear()
         try:
             with _stderr_silenced():
-                self._llm = llama_cpp.Llama(
-                    path, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_batch, n_threads=threads,
-                    n_threads_batch=threads, logits_all=False, verbose=False, swa_full=True,
-                    vocab_only=vocab_only, **_engine_kwargs(llama_cpp, engine),
-                )
-            self._load_log = [line for _, line in _log_lines]
-        except Exception as exc:  # noqa: BLE001 - Llama() also compiles the embedded template
+                self._model = LlamaModel(path_model=path, verbose=False,
+                                         params=_model_params(llama_cpp, self.decode_path, engine, vocab_only))
+        except Exception as exc:  # noqa: BLE001 - llama-cpp-python raises ValueError, ctypes others
             first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             said = _last_llama_error()
             if said and first.lower().startswith("failed to load model"):
                 first = said
             raise ModelError(f"llama.cpp could not load the model: {first}", where=path,
                              hint="check that the file is a complete GGUF llama.cpp supports") from None
-        model = self._llm._model
-        self._vocab = model.vocab
-        self._ctx = self._llm._ctx
-        self._batch = self._llm._batch
-        self._n_batch = n_batch
-        n_vocab = self._llm.n_vocab()
+        self._load_log = [line for _, line in _log_lines]
+        self._vocab = self._model.vocab
+        lib, vocab = llama_cpp, self._vocab
+        n_vocab = lib.llama_vocab_n_tokens(vocab)
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
-        is_eog = llama_cpp.llama_vocab_is_eog
-        eog = frozenset(i for i in range(n_vocab) if is_eog(self._vocab, i))
-        meta = self._llm.metadata
-        bos, eos = self._llm.token_bos(), self._llm.token_eos()
+        eog = frozenset(i for i in range(n_vocab) if lib.llama_vocab_is_eog(vocab, i))
+        meta = self._model.metadata()
+        bos, eos = lib.llama_vocab_bos(vocab), lib.llama_vocab_eos(vocab)
+        n_ctx_train = self._model.n_ctx_train()
         self.info = ModelInfo(
             name=name or Path(path).stem, path=path,
             architecture=meta.get("general.architecture", "?"), n_vocab=n_vocab,
-            n_ctx=self._llm.n_ctx(), n_ctx_train=model.n_ctx_train(), eog_ids=eog,
+            n_ctx=n_ctx, n_ctx_train=n_ctx_train, eog_ids=eog,
             bos_id=bos if bos >= 0 else None, eos_id=eos if eos >= 0 else None,
             bos_text=self.piece(bos).decode("utf-8", "replace") if bos >= 0 else "",
             eos_text=self.piece(eos).decode("utf-8", "replace") if eos >= 0 else "",
-            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+            add_bos=bool(lib.llama_vocab_get_add_bos(vocab)),
             chat_template=meta.get("tokenizer.chat_template") or None,
         )
-        self._n_past = 0
-        self._row_view: np.ndarray | None = None
-        self._threads = threads
         self._sequences: LlamaSequences | None = None
+        self._main: LlamaSequences | None = None
+        if not vocab_only:
+            self._main = LlamaSequences(self, 1, n_ctx)
+            self.info = replace(self.info, n_ctx=self._main.info.n_ctx)
+
+    def _context(self) -> LlamaSequences:
+        if self._main is None:
+            raise ModelError("this model was loaded for its vocabulary only", where=self.info.path)
+        return self._main
 
     @property
     def n_past(self) -> int:
-        return self._n_past
+        return self._main.n_past if self._main is not None else 0
+
+    @property
+    def threads(self) -> int:
+        return self._threads
 
     def context_report(self) -> dict[str, object]:
         """What llama.cpp says the context is: sizes read from the context, flash attention and
         KV cache types from its load log (the only place llama.cpp states them)."""
-        lib, ctx = self._lib, self._ctx.ctx
+        lib, ctx = self._lib, self._context()._ctx.ctx
         report: dict[str, object] = {"n_ctx": lib.llama_n_ctx(ctx), "n_batch": lib.llama_n_batch(ctx),
-                                     "n_seq_max": lib.llama_n_seq_max(ctx),
-                                     "n_gpu_layers": self._llm.model_params.n_gpu_layers,
-                                     "use_mmap": self._llm.model_params.load_mode != lib.LLAMA_LOAD_MODE_NONE}
-        for line in self._load_log:
+                                     "n_ubatch": lib.llama_n_ubatch(ctx), "n_seq_max": lib.llama_n_seq_max(ctx),
+                                     "n_gpu_layers": self._model.params.n_gpu_layers,
+                                     "use_mmap": self._model.params.load_mode != lib.LLAMA_LOAD_MODE_NONE,
+                                     "repack": bool(self._model.params.use_extra_bufts)}
+        for line in self._context().load_log:
             if "flash_attn" in line and "=" in line:
                 report["flash_attn"] = line.rsplit("=", 1)[1].strip()
             if " K (" in line and " V (" in line:
@@ -174,7 +232,7 @@ class LlamaCppBackend:
 
     @property
     def max_logit_rows(self) -> int:
-        return max(1, min(self._n_batch, LOGIT_BUDGET_BYTES // (4 * self.info.n_vocab)))
+        return self._context().max_logit_rows
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         # Sized by the text, not by the model's (possibly corrupt) training context length as
@@ -212,90 +270,66 @@ class LlamaCppBackend:
         return ids[0] if len(ids) == 1 else None
 
     def truncate(self, n_keep: int) -> int:
-        n_keep = max(0, min(n_keep, self._n_past))
-        if n_keep < self._n_past and not self._ctx.kv_cache_seq_rm(-1, n_keep, -1):
-            self._ctx.kv_cache_clear()
-            n_keep = 0
-        self._n_past = n_keep
-        return n_keep
+        return self._context().truncate(n_keep)
 
     def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
-        count = _decode_count(tokens, self.max_logit_rows if all_logits else self._n_batch)
-        if self._n_past + count > self.info.n_ctx:
-            raise ContextOverflowError(
-                f"{self._n_past + count} tokens do not fit the context of {self.info.n_ctx}",
-                hint="raise n_ctx (--n-ctx / /set n_ctx) or shorten the conversation")
-        self._batch.set_batch(tokens, self._n_past, all_logits)
-        try:
-            self._ctx.decode(self._batch)
-        except RuntimeError as exc:
-            raise ModelError(f"llama.cpp decode failed: {exc}", where=self.info.path) from None
-        self._n_past += count
-        if all_logits:
-            ptr = self._lib.llama_get_logits(self._ctx.ctx)
-            return np.ctypeslib.as_array(ptr, shape=(count, self.info.n_vocab))
-        ptr = self._lib.llama_get_logits_ith(self._ctx.ctx, -1)
-        return np.ctypeslib.as_array(ptr, shape=(self.info.n_vocab,))
+        return self._context().decode(tokens, all_logits=all_logits)
 
     def sequences(self, n_seq: int, n_ctx: int) -> LlamaSequences:
-        """A context of this model for `n_seq` sequences sharing `n_ctx` cells (kept while big
-        enough; a bigger request replaces it)."""
+        """A context of this model for `n_seq` sequences of up to `n_ctx` cells each (kept while
+        big enough; a bigger request replaces it)."""
         held = self._sequences
         if held is not None and held.n_seq_max >= n_seq and held.info.n_ctx >= n_ctx:
             return held
         if held is not None:
             held.close()
-        if n_ctx > self.info.n_ctx_train > 0:
-            n_ctx = max(self.info.n_ctx_train, self.info.n_ctx)
+            self._sequences = None
         self._sequences = LlamaSequences(self, n_seq, n_ctx)
         return self._sequences
 
     def close(self) -> None:
-        if self._sequences is not None:
-            self._sequences.close()
-            self._sequences = None
+        for held in (self._sequences, self._main):
+            if held is not None:
+                held.close()
+        self._sequences = self._main = None
         with contextlib.suppress(Exception):
-            self._llm.close()
+            self._model.close()
 
 
 class LlamaSequences:
-    """Several sequences over one llama.cpp context of a loaded model (see base.Sequences).
+    """One llama.cpp context of a loaded model for ``n_seq`` sequences (see base.Sequences).
 
-    The context is made from the backend's model with ``n_seq_max`` sequences and a unified KV
-    cache, so the prompt's cells are shared by every sequence after ``seq_cp`` (copying adds a
-    sequence id to a cell; no tensor is copied). A step is one ``llama_decode`` whose batch holds
-    one token per live sequence, each asking for logits; the rows come back in batch order.
+    The backend's own context is one of these with a single sequence; ``generate_many`` uses one
+    with several. Each sequence has a KV stream of ``info.n_ctx`` cells (unless engine options
+    unify them), so ``fork`` copies the prompt's cells from sequence 0 to the others. A step is
+    one ``llama_decode`` whose batch holds one token per live sequence, each asking for logits;
+    the rows come back in batch order.
     """
 
     def __init__(self, backend: LlamaCppBackend, n_seq: int, n_ctx: int):
-        from dataclasses import replace
-
         from llama_cpp._internals import LlamaContext
 
         lib = backend._lib
         self._lib = lib
-        self._backend = backend
-        params = lib.llama_context_default_params()
-        params.n_ctx = n_ctx
-        params.n_batch = params.n_ubatch = max(backend._n_batch, n_seq)
-        params.n_seq_max = n_seq
-        params.n_threads = params.n_threads_batch = backend._threads
-        params.swa_full = True
-        params.kv_unified = True
-        base = backend._llm.context_params
-        params.flash_attn_type = base.flash_attn_type
-        params.type_k, params.type_v = base.type_k, base.type_v
+        self._path = backend.decode_path
+        unified = self._path.kv_unified
+        total = n_ctx * n_seq  # unified: the sequences share the cells, n_ctx each at most
+        params = _context_params(lib, self._path, n_ctx=total, n_seq=n_seq, threads=backend._threads)
+        _log_lines.clear()
         try:
             with _stderr_silenced():
-                self._ctx = LlamaContext(model=backend._llm._model, params=params, verbose=False)
+                self._ctx = LlamaContext(model=backend._model, params=params, verbose=False)
         except ValueError as exc:
-            raise ModelError(f"llama.cpp could not make a context for {n_seq} sequences: "
-                             f"{_last_llama_error() or exc}", where=backend.info.path) from None
+            raise ModelError(f"llama.cpp could not make a context of {total} cells for {n_seq} "
+                             f"sequence(s): {_last_llama_error() or exc}", where=backend.info.path,
+                             hint="lower n_ctx or the batch size") from None
+        self.load_log = [line for _, line in _log_lines]
         self._mem = lib.llama_get_memory(self._ctx.ctx)
         self._n_batch = int(params.n_batch)
         self._batch = lib.llama_batch_init(self._n_batch, 0, 1)
         self.n_seq_max = n_seq
-        self.info = replace(backend.info, n_ctx=lib.llama_n_ctx(self._ctx.ctx))
+        per_sequence = lib.llama_n_ctx_seq(self._ctx.ctx) if not unified else n_ctx
+        self.info = replace(backend.info, n_ctx=int(per_sequence))
         self._pos = [0] * n_seq
 
     @property
@@ -321,6 +355,10 @@ class LlamaSequences:
     def decode(self, tokens: Sequence[int], *, all_logits: bool) -> np.ndarray:
         count = _decode_count(tokens, self.max_logit_rows if all_logits else self._n_batch)
         start = self._pos[0]
+        if start + count > self.info.n_ctx:
+            raise ContextOverflowError(
+                f"{start + count} tokens do not fit the context of {self.info.n_ctx}",
+                hint="raise n_ctx (--n-ctx / /set n_ctx) or shorten the conversation")
         self._run([0] * count, tokens, [start + i for i in range(count)], all_logits)
         self._pos[0] += count
         if all_logits:

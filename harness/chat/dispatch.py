@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from harness.chat import edit, files, inspector, replies, settings
+from harness.chat.commands import configure, edit, files, general, inspect, turns
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import Handler
 from harness.chat.session import Session
@@ -16,7 +16,8 @@ from harness.errors import CommandError, HarnessError
 from harness.prompt.conversation import USER, Message
 from harness.prompt.modes import REPLY
 
-TABLES = (replies.COMMANDS, edit.COMMANDS, inspector.COMMANDS, files.COMMANDS, settings.COMMANDS)
+TABLES = (general.COMMANDS, turns.COMMANDS, edit.COMMANDS, inspect.COMMANDS, files.COMMANDS,
+          configure.COMMANDS)
 
 
 def handler(name: str) -> Handler:
@@ -30,17 +31,16 @@ def handler(name: str) -> Handler:
 def handle(session: Session, line: str, emit: Emit, should_stop: Callable[[], bool] | None = None) -> None:
     """Act on one input line. Raises EOFError for /quit; reports errors as Notices."""
     name, arg = parse_line(line.rstrip("\n"))
-    before = (session.tree, list(session.undo_stack), list(session.redo_stack))
+    mark = session.trees.mark()
     try:
         if name is None:
             if arg.strip():
-                session.change(session.tree.append(Message(USER, arg)))
+                session.trees.change(session.tree.append(Message(USER, arg)))
                 session.generate(REPLY, "", emit, should_stop)
             return
         handler(resolve(name))(session, arg, emit, should_stop)
     except HarnessError as exc:
-        if session.tree is not before[0]:
-            session.tree, session.undo_stack, session.redo_stack = before
+        if session.trees.rollback(mark):
             exc_text = f"{exc} (the conversation is as it was" + ("; Up recalls the line)" if name is None else ")")
         else:
             exc_text = str(exc)

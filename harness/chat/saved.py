@@ -18,14 +18,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.atomic import save_json
 from harness.chat.session_check import check_session
+from harness.chat.transcript import Transcript
 from harness.chat.tree import Tree
+from harness.chat.tree_history import TreeHistory
+from harness.chat.turn_settings import TurnSettings
 from harness.errors import HarnessError, StorageError
 from harness.generation.records import Generation, TokenRecord, role_summaries
-from harness.generation.settings import SamplingParams
+from harness.generation.settings import OVERFLOW_ERROR, OVERFLOW_POLICIES, SamplingParams
 from harness.paths import data_dir, logs_dir
 from harness.stats.entropy import StepStats
-from harness.store import save_json
 
 if TYPE_CHECKING:
     from harness.chat.session import Session
@@ -52,7 +55,7 @@ class SessionFile:
         self.created = datetime.now().isoformat(timespec="seconds")
 
     def save(self, session: Session) -> None:
-        if not len(session.tree) and not session.history and not self.path.exists():
+        if not len(session.tree) and not len(session.transcript) and not self.path.exists():
             return  # nothing said yet: no empty session files
         save_json(self.path, {**session_state(session), "id": self.id, "created": self.created},
                   indent=None)
@@ -90,21 +93,15 @@ def generation_from(data: Mapping[str, Any]) -> Generation:
 
 def session_state(session: Session) -> dict[str, Any]:
     info = session.bench.info
+    log = session.io.log
     return {"format": FORMAT, "version": VERSION, "updated": datetime.now().isoformat(timespec="seconds"),
-            "model": info.name, "model_spec": session.model_spec, "template": session.bench.template.name,
-            "template_spec": session.template_spec, "profile": session.profile_name,
-            "settings": session.params.to_dict(), "ui": dict(session.ui), "engine": engine_state(session),
-            "log": str(session.log.path) if session.log is not None else None,
+            "model": info.name, "model_spec": session.engine.model_spec, "template": session.bench.template.name,
+            "template_spec": session.engine.template_spec, "profile": session.settings.profile,
+            "settings": session.params.to_dict(), "ui": dict(session.prefs),
+            "engine": {**session.engine.saved_state(), "context_overflow": session.settings.context_overflow},
+            "log": str(log.path) if log is not None else None,
             "messages": session.conversation.to_dicts(), "tree": session.tree.to_dict(),
-            "generations": [generation_state(g) for g in session.history]}
-
-
-def engine_state(session: Session) -> dict[str, Any]:
-    """What reopening this session's workbench needs besides model and template."""
-    bench = session.bench
-    return {"backend": getattr(bench.engine, "url", None),
-            "variables": dict(bench.overrides), "literal_content": bool(bench.literal_content),
-            "context_overflow": session.context_overflow}
+            "generations": [generation_state(g) for g in session.transcript.generations]}
 
 
 def saved_engine(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,7 +114,7 @@ def saved_engine(data: Mapping[str, Any]) -> dict[str, Any]:
             "backend": backend if isinstance(backend, str) and "://" in backend else None,
             "variables": variables if isinstance(variables, dict) else None,
             "literal_content": engine.get("literal_content") if isinstance(engine.get("literal_content"), bool) else None,
-            "context_overflow": overflow if overflow in ("error", "truncate-oldest") else None}
+            "context_overflow": overflow if overflow in OVERFLOW_POLICIES else None}
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -160,17 +157,29 @@ def read_session(path: Path) -> dict[str, Any]:
     return data
 
 
-def restore(session: Session, data: Mapping[str, Any]) -> None:
-    """Put a saved session's tree, turns and settings into `session` (model already chosen)."""
+@dataclass(frozen=True)
+class Restored:
+    """The parts of a saved session a new session is built from (the model is opened apart)."""
+
+    trees: TreeHistory
+    transcript: Transcript
+    settings: TurnSettings
+    ui: Mapping[str, Any]
+    notes: tuple[str, ...]  # what could not be restored
+
+
+def restore(data: Mapping[str, Any], *, context_overflow: str = OVERFLOW_ERROR) -> Restored:
+    """A saved session's tree, turns and settings (checked by :func:`read_session`)."""
     try:
-        session.tree = Tree.from_dict(data["tree"])
-        session.history = [generation_from(g) for g in data.get("generations", [])]
-        session.params, dropped = _settings(data.get("settings") or {})
+        tree = Tree.from_dict(data["tree"])
+        generations = [generation_from(g) for g in data.get("generations", [])]
+        params, dropped = _settings(data.get("settings") or {})
+        profile = data.get("profile")
+        settings = TurnSettings(params, context_overflow, profile if isinstance(profile, str) else None)
     except (KeyError, TypeError, ValueError, HarnessError) as exc:
         raise StorageError(f"the session file is damaged: {exc}") from None
-    session.restore_notes = [f"saved setting {d} is not valid; using the default" for d in dropped]
-    session.ui.update(data.get("ui") or {})
-    session.profile_name = data.get("profile")
+    notes = tuple(f"saved setting {d} is not valid; using the default" for d in dropped)
+    return Restored(TreeHistory(tree), Transcript(generations), settings, dict(data.get("ui") or {}), notes)
 
 
 def _settings(saved: Mapping[str, Any]) -> tuple[SamplingParams, list[str]]:
@@ -258,14 +267,14 @@ def export_markdown(session: Session) -> str:
         alt = f" (alternative {siblings.index(node.id) + 1} of {len(siblings)})" if len(siblings) > 1 else ""
         lines += [f"## {i} · {node.message.role}{alt}", "", node.message.text, ""]
         gen_index = node.meta.get("gen")
-        if isinstance(gen_index, int) and 0 <= gen_index < len(session.history):
-            gen = session.history[gen_index]
+        if isinstance(gen_index, int) and 0 <= gen_index < len(session.transcript):
+            gen = session.transcript[gen_index]
             lines += [f"> generated ({gen.mode}, {gen.stop_reason}, {len(gen.tokens)} tokens): "
                       f"{_stats_line(role_summaries(gen.tokens))}", ""]
     lines += ["## Per-role statistics (every generated token of the session)", "",
               "| role | tokens | mean entropy (bits) | mean surprisal (bits) | perplexity |",
               "|---|---|---|---|---|"]
-    for role, s in session.session_roles().items():
+    for role, s in session.transcript.roles().items():
         b = s.get("entropy_bounds_bits")
         within = f" in [{_f(b[0])}, {_f(b[1])}]" if b else ""
         lines.append(f"| {role} | {s['tokens']} | {_f(s['mean_entropy_bits'])}{within} | "

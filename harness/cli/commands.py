@@ -16,9 +16,8 @@ from harness.cli import lab
 from harness.cli.doctor import cmd_doctor
 from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
-from harness.generation.settings import SamplingParams
-from harness.inputs import parse_bias, parse_vars, read_messages
-from harness.untrusted import visible_line
+from harness.readers import parse_bias, parse_vars, read_messages
+from harness.untrusted import visible, visible_line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,20 +35,17 @@ def _profile(args: argparse.Namespace) -> Profile:
     return load_profile(spec) if spec else default_profile()
 
 
-def sampling_from_args(args: argparse.Namespace, base: SamplingParams) -> SamplingParams:
-    """The profile's sampling settings with the command line's flags over them."""
+def sampling_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The sampling settings the command line names (flags parsed through the settings schema;
+    --bias adds to the profile's biases)."""
     from harness.generation.settings import SETTINGS
 
-    changes: dict[str, Any] = {}
     given = vars(args)
-    for setting in SETTINGS:
-        if setting.flag and setting.name in given:
-            value = given[setting.name]
-            changes[setting.name] = tuple(value) if setting.name == "stop" else value
+    changes: dict[str, Any] = {s.name: given[s.name] for s in SETTINGS if s.flag and s.name in given}
     bias = parse_bias(getattr(args, "bias", []) or [])
     if bias:
-        changes["logit_bias"] = {**base.logit_bias, **bias}
-    return base.updated(**changes)
+        changes["logit_bias"] = bias
+    return changes
 
 
 def explicit_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,11 +81,14 @@ def _variables(args: argparse.Namespace) -> dict[str, Any]:
     return variables
 
 
-def open_workbench(args: argparse.Namespace, profile: Profile):
-    from harness.generation.open import open_workbench as open_bench
-    from harness.generation.open import workbench_options
+def open_model(args: argparse.Namespace, profile: Profile | None = None):
+    """The API's model for what the command line names, over `profile` (a harness.api.Model)."""
+    from harness.api import open as open_api
 
-    return open_bench(**workbench_options(explicit_options(args), profile))
+    options = explicit_options(args)
+    engine = options.pop("engine")
+    return open_api(**options, engine=engine.to_dict() if engine else None, profile=profile or default_profile(),
+                    **sampling_from_args(args))
 
 
 def _mode_text(args: argparse.Namespace) -> str:
@@ -99,26 +98,13 @@ def _mode_text(args: argparse.Namespace) -> str:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from harness.generation.workbench import choose_template
-    from harness.paths import user_templates_dir
-    from harness.prompt.modes import plan_prompt
+    from harness.api import render
 
     conversation = read_messages(args.messages)
-    variables: dict[str, Any] = {}
-    embedded, model_name = None, "model"
-    if args.model:
-        from harness.models.gguf import read_gguf_info
-        from harness.models.registry import resolve_model
-
-        model_name, path = resolve_model(args.model)
-        info = read_gguf_info(path)
-        embedded = info.chat_template
-        variables = {"bos_token": info.bos_token or "", "eos_token": info.eos_token or ""}
-    elif not args.template:
+    if not args.model and not args.template:
         raise CommandError("render needs --template (or --model to use its embedded template)")
-    variables.update(_variables(args))
-    template = choose_template(args.template, embedded, model_name, user_templates_dir())
-    plan = plan_prompt(conversation, template, args.mode, text=_mode_text(args), variables=variables)
+    plan = render(conversation, template=args.template, model=args.model, mode=args.mode,
+                  text=_mode_text(args), variables=_variables(args))
     if args.show or args.tokens:
         sys.stdout.write(lab.render_view(args, plan))
     elif args.json:
@@ -126,94 +112,80 @@ def cmd_render(args: argparse.Namespace) -> int:
                   sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
     else:
-        from harness.untrusted import visible
-
         sys.stdout.write(visible(plan.prompt) if sys.stdout.isatty() else plan.prompt)
     sys.stdout.flush()
     return 0
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from harness.generation.records import generation_json
+    """One turn through the API; tokens stream to stdout (or JSON at the end), notices to stderr."""
     from harness.interrupt import sigint_flag
 
-    profile = _profile(args)
-    params = sampling_from_args(args, profile.sampling)
     conversation = read_messages(args.messages)
     text = _mode_text(args)
-    bench = open_workbench(args, profile)
-    try:
-        plan, dropped = bench.fit_conversation(conversation, args.mode, text, getattr(args, "context_overflow", None) or profile.context_overflow)
-        warnings = _warn(bench, plan, dropped)
-        stream = None if args.json else _print_stream
-        with sigint_flag() as interrupted:
-            gen = bench.generate(plan, params, on_token=stream, should_stop=interrupted)
+    with open_model(args, _profile(args)) as model, sigint_flag() as interrupted:
+        result = model.generate(conversation, args.mode, text, on_token=None if args.json else _print_stream,
+                                should_stop=interrupted)
         if args.json:
-            json.dump(generation_json(gen, bench.piece_text) | {"warnings": warnings}, sys.stdout,
-                      ensure_ascii=False)
+            json.dump(result.to_dict(), sys.stdout, ensure_ascii=False)
         sys.stdout.write("\n")
-        if gen.stop_reason == "interrupted":
+        _notices(result.dropped, model.info.n_ctx, result.warnings, result.turn.prepared.decode_notice())
+        if result.stop_reason == "interrupted":
             print("[interrupted]", file=sys.stderr)
-    finally:
-        bench.close()
     return 0
 
 
-def _warn(bench, plan, dropped: int) -> list[str]:
-    """Print the notices of a prompt on stderr; the warnings, for --json."""
+def _notices(dropped: int, n_ctx: int, warnings: list[str], decode: str | None = None) -> None:
+    """A prompt's notices, on stderr."""
+    if decode:
+        print(f"harness: {decode}", file=sys.stderr)
     if dropped:
         print(f"harness: notice: dropped the {dropped} oldest message(s) to fit the context "
-              f"of {bench.info.n_ctx} tokens", file=sys.stderr)
-    warnings = [*bench.warnings, *(injection.describe() for injection in bench.injections(plan))]
+              f"of {n_ctx} tokens", file=sys.stderr)
     for warning in warnings:
         print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
-    return warnings
 
 
 def _print_stream(event) -> None:
-    from harness.untrusted import visible
-
     # a terminal gets control characters shown (a token can be a raw ESC); a pipe gets the bytes
     sys.stdout.write(visible(event.text) if sys.stdout.isatty() else event.text)
     sys.stdout.flush()
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from harness.cli.reference import merge_reference, print_reference, score_against_reference
-    from harness.generation.records import role_summary_lines, score_json
+    from harness.cli.score_reference import (
+        merge_reference,
+        print_reference,
+        score_against_reference,
+    )
+    from harness.generation.records import role_summary_lines
 
     if args.text:
         from harness.cli.experiments import cmd_score_text
 
         return cmd_score_text(args)
     conversation = read_messages(args.messages)
-    bench = open_workbench(args, default_profile())
-    try:
-        plan, tokens = bench.score(conversation)
-        warnings = [*bench.warnings, *(i.describe() for i in bench.injections(plan))]
+    with open_model(args) as model:
+        result = model.score(conversation)
         extra = {}
         if args.reference:
-            from harness.generation.evaluation import encode_prompt
-
             if args.backend:
                 raise CommandError("--reference needs a local --model (both models' full distributions)")
+            from harness.generation.evaluation import encode_prompt
+
+            bench, plan = model.bench, model.render(conversation, "as-is")
             bench.evaluator.forget()
             extra = score_against_reference(
-                args.reference, args.threads, bench.backend, tokens, text=plan.prompt, segments=plan.segments,
-                encode=lambda b: encode_prompt(b, plan.prompt, plan.segments,
-                                               literal_content=bench.literal_content))
-        if args.json:
-            data = score_json(plan.prompt, tokens, bench.piece_text) | {"warnings": warnings}
-            json.dump(merge_reference(data, extra), sys.stdout, ensure_ascii=False)
-            sys.stdout.write("\n")
-        else:
-            for warning in warnings:
-                print(f"harness: warning: {visible_line(warning)}", file=sys.stderr)
-            for line in role_summary_lines(tokens):
-                print(line)
-            print_reference(extra)
-    finally:
-        bench.close()
+                args.reference, args.threads, bench.backend, result.tokens, text=plan.prompt, segments=plan.segments,
+                encode=lambda b: encode_prompt(b, plan.prompt, plan.segments, literal_content=bench.literal_content))
+    if args.json:
+        json.dump(merge_reference(result.to_dict(), extra), sys.stdout, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        _notices(0, 0, result.warnings)
+        for line in role_summary_lines(result.tokens):
+            print(line)
+        print_reference(extra)
     return 0
 
 

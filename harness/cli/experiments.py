@@ -42,9 +42,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     urls = _backend_urls(args, exp)
     cells = expand(exp)
     db = Path(args.db).expanduser() if args.db else default_db(Path(args.experiment))
+    decode = {"servers": "decode path of the server (not controlled by harness)"} if urls else _decode(exp)
     conn = connect(db)
     try:
-        run_id, resumed = open_run(conn, exp, cells, force_new=args.force_new)
+        run_id, resumed = open_run(conn, exp, cells, force_new=args.force_new, decode=decode)
         info = run_info(conn, run_id)
         finished = info["cells"].get("done", 0) + info["cells"].get("error", 0)
         verb = f"resuming run {run_id} ({finished} of {len(cells)} cells finished)" if resumed \
@@ -72,6 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                            hint=f"free some space, then resume with: {_resume_command(args, db)}") from None
     finally:
         conn.close()
+
+
+def _decode(exp) -> dict:
+    from harness.experiment.run import decode_settings
+
+    return decode_settings(exp)
 
 
 def _backend_urls(args: argparse.Namespace, exp) -> list[str]:
@@ -104,9 +111,13 @@ def _execute(exp, conn, run_id: int, cells, urls: list[str], progress, parallel:
     with sigint_flag() as interrupted:
         if not urls:
             return run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
-                             on_error=_warn_once())
+                             on_error=_warn_once(), on_notice=_notice)
         return run_cells_remote(exp, conn, run_id, cells, urls, should_stop=interrupted, progress=progress,
                                 on_error=_warn_once(), on_notice=_server_notice, parallel=parallel)
+
+
+def _notice(message: str) -> None:
+    print(f"\nharness: {visible_line(message)}", file=sys.stderr)
 
 
 def _server_notice(url: str, message: str) -> None:
@@ -147,7 +158,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
         if args.compare:
             _print_comparison(conn, run_id, db, args)
         else:
-            _print_summary(conn, run_id, db, args.json, None)
+            _print_summary(conn, run_id, db, args.json, None, markdown=args.markdown)
     except sqlite3.Error as exc:
         raise read_error(exc, str(db)) from None
     finally:
@@ -157,9 +168,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Write the HTML report of a run (or a chat log); one line on stderr says where."""
+    from harness.atomic import write_text
     from harness.report.html import ReportOptions, render_report
     from harness.report.sources import load_report_input
-    from harness.store import write_text
 
     if args.max_turns < 0:
         raise CommandError("--max-turns must be 0 or more")
@@ -191,9 +202,20 @@ def _print_comparison(conn, run_id: int, db: Path, args: argparse.Namespace) -> 
         print(format_comparison(data))
 
 
-def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None) -> None:
+def _verdict(path: Any) -> str:
+    """How a stored decode path reads in the summary (the database is data: anything may be there)."""
+    verdict = path.get("invariant") if isinstance(path, dict) else None
+    if verdict is True:
+        return "batch-invariant"
+    if verdict is False:
+        return "NOT batch-invariant (values may depend on batching)"
+    return "invariance unknown"
+
+
+def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str, Any] | None,
+                   markdown: bool = False) -> None:
     from harness.experiment.db import choice_rows, run_info, summary
-    from harness.experiment.summary import format_table
+    from harness.experiment.summary_table import LEGEND, format_markdown, format_table
 
     info = run_info(conn, run_id)
     rows = summary(conn, run_id)
@@ -209,21 +231,24 @@ def _print_summary(conn, run_id: int, db: Path, as_json: bool, outcome: dict[str
         return
     cells = ", ".join(f"{n} {status}" for status, n in sorted(info["cells"].items()))
     print(visible_line(f"run {run_id} of {info['name']} ({info['status']}; {cells}) in {db}"))
-    print("model H = entropy of the model's distribution at T=1; sampled H = entropy of the distribution "
-          "drawn from (generated tokens only); intervals: 95% percentile bootstrap over conversations, "
-          "then turns; dist-2 = distinct word bigrams / bigrams across the seeds of a conversation")
-    print(visible(format_table(rows)))  # run, model and condition names come from the file
+    if info["decode"]:
+        paths = ", ".join(f"{label} {_verdict(path)}" for label, path in sorted(info["decode"].items()))
+        print(visible_line(f"decode path (batch {info['batch']}): {paths}"))
+    print(LEGEND)
+    print(visible(format_markdown(rows) if markdown else format_table(rows)))  # names come from the file
     for c in choices:
+        cal = c["calibration"]
         print(visible(f"multiple choice: {c['condition']}: {c['items']} items, accuracy {c['accuracy']:.3f}, "
-                      f"mean confidence {c['mean_confidence']:.3f}, ECE {c['calibration']['ece']:.3f}, "
-                      f"letters took {c['mean_letter_mass']:.3f} of the probability"))
+                      f"mean confidence {c['mean_confidence']:.3f}, ECE {cal['ece']:.3f} (a perfectly calibrated "
+                      f"model with these confidences: {cal['ece_null']:.3f}, 95th percentile "
+                      f"{cal['ece_null_p95']:.3f}), letters took {c['mean_letter_mass']:.3f} of the probability"))
     for err in info["errors"]:
         print(visible_line(f"error: {err['cell']}: {err['error']}"))
 
 
 def cmd_score_text(args: argparse.Namespace) -> int:
     """`score --text F`: raw text, no template; per-role lines (or JSON) and the perplexity."""
-    from harness.cli.reference import merge_reference, print_reference
+    from harness.cli.score_reference import merge_reference, print_reference
     from harness.generation.records import role_summary_lines, score_json
     from harness.generation.text_score import perplexity, score_text
     from harness.models.registry import open_backend
@@ -246,7 +271,7 @@ def cmd_score_text(args: argparse.Namespace) -> int:
         ppl = perplexity(tokens)
         extra = {}
         if args.reference:
-            from harness.cli.reference import score_against_reference
+            from harness.cli.score_reference import score_against_reference
             from harness.generation.text_score import TEXT, encode_text
 
             extra = score_against_reference(args.reference, args.threads, backend, tokens, text=text, segments=[],

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from harness.errors import CommandError
-from harness.inputs import parse_vars, read_messages
+from harness.readers import parse_vars, read_messages
 from harness.untrusted import visible_line
 
 
@@ -26,12 +26,11 @@ def _tokenizer_and_vars(model: str | None, var_items) -> tuple[Any, dict[str, An
 
 
 def _template(spec: str, backend) -> Any:
-    from harness.paths import user_templates_dir
-    from harness.prompt.templates import load_template
+    from harness.generation.open import choose_template
 
-    embedded = backend.info.chat_template if backend is not None else None
-    name = backend.info.name if backend is not None else "model"
-    return load_template(spec, embedded=embedded, model_name=name, user_dir=user_templates_dir())
+    if backend is None:
+        return choose_template(spec)
+    return choose_template(spec, backend.info.chat_template, backend.info.name)
 
 
 def cmd_lint(args: argparse.Namespace) -> int:
@@ -131,7 +130,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from harness.generation.workbench import Workbench
+    from harness.generation.open import local_workbench
     from harness.lab.fit import rank_templates
     from harness.models.registry import open_backend
     from harness.prompt.templates import list_library
@@ -143,7 +142,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         candidates = [_template(n, backend) for n in names]
         if args.templates == "all" and backend.info.chat_template:
             candidates.append(_template("gguf", backend))
-        bench = Workbench(backend, candidates[0])
+        bench = local_workbench(backend, names[0] if names else None)
         rows = rank_templates(bench, conversation, candidates)
     finally:
         backend.close()

@@ -29,19 +29,26 @@ def _add_model_args(p: argparse.ArgumentParser, required: bool = False) -> None:
     p.add_argument("--literal-content", action="store_true",
                    help="tokenize message content as plain text (no control tokens from content)")
     _add_engine_args(p)
-    p.add_argument("--context-overflow", choices=("error", "truncate-oldest"), default=None,
+    from harness.generation.settings import OVERFLOW_POLICIES
+
+    p.add_argument("--context-overflow", choices=OVERFLOW_POLICIES, default=None,
                    help="when the prompt does not fit n_ctx (default: error)")
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     """llama.cpp load options (harness.backends.base.EngineOptions; profile key engine:)."""
     p.add_argument("--n-gpu-layers", type=int, default=None, metavar="N", help="layers offloaded to the GPU (-1: all)")
-    p.add_argument("--flash-attn", choices=("on", "off"), default=None, help="flash attention")
+    p.add_argument("--flash-attn", choices=("on", "off"), default=None, help="flash attention (default on)")
     p.add_argument("--type-k", default=None, metavar="T", help="K cache type: f16 (default), q8_0, q4_0, ...")
-    p.add_argument("--type-v", default=None, metavar="T", help="V cache type (quantised needs --flash-attn on)")
+    p.add_argument("--type-v", default=None, metavar="T",
+                   help="V cache type: bf16 (default), f16, ... (quantised needs flash attention)")
     p.add_argument("--no-mmap", dest="use_mmap", action="store_const", const=False, default=None,
                    help="read the model into memory instead of mapping it")
     p.add_argument("--n-batch", type=int, default=None, metavar="N", help="llama.cpp batch size (default 512)")
+    p.add_argument("--repack", action="store_const", const=True, default=None,
+                   help="llama.cpp's repacked CPU weights (faster prompts; values then depend on batch shape)")
+    p.add_argument("--kv-unified", action="store_const", const=True, default=None,
+                   help="one KV stream for all sequences (values then depend on batch-mates)")
 
 
 def _add_backend_arg(p: argparse.ArgumentParser) -> None:
@@ -52,7 +59,8 @@ def _add_backend_arg(p: argparse.ArgumentParser) -> None:
 
 def _add_mode_args(p: argparse.ArgumentParser, default: str = REPLY) -> None:
     p.add_argument("--messages", required=True, metavar="F", help="YAML/JSON messages file")
-    p.add_argument("--mode", choices=MODES, default=default)
+    p.add_argument("--mode", choices=MODES, default=default,
+                   help=f"what the model is asked to write (default {default}; docs/templates.md#modes)")
     p.add_argument("--prefill", default="", metavar="TEXT",
                    help="start of the assistant turn (mode prefill) or of the user turn (impersonate)")
 
@@ -117,22 +125,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_backend_arg(p)
     _add_mode_args(p)
     _add_sampling_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the turn, its tokens and statistics as JSON")
 
     p = sub.add_parser("score", help="per-token statistics of the rendered conversation itself")
     _add_model_args(p)
     p.add_argument("--backend", metavar="URL",
                    help="score on a server that gives prompt logprobs (vLLM: openai+http://HOST:PORT)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--messages", metavar="F")
+    source.add_argument("--messages", metavar="F", help="YAML/JSON messages file, scored as the template renders it")
     source.add_argument("--text", metavar="F", help="score a raw text file (no template; llama.cpp perplexity)")
     p.add_argument("--reference", metavar="R",
                    help="teacher-force the same text through a second model (name or GGUF path): "
                         "KL and rank under one vocabulary, bits per byte per role always")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print every token's statistics as JSON")
 
     p = sub.add_parser("run", help="run an experiment matrix into a SQLite database (resumable)")
-    p.add_argument("experiment", metavar="EXPERIMENT.yaml")
+    p.add_argument("experiment", metavar="EXPERIMENT.yaml", help="the experiment file (docs/experiments.md)")
     p.add_argument("--db", metavar="PATH", help="SQLite database (default: in the data directory)")
     p.add_argument("--force-new", action="store_true", help="start a new run even if this one exists")
     p.add_argument("--backend", metavar="URL[,URL...]",
@@ -144,19 +152,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the run and its summary as JSON")
 
     p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")
-    p.add_argument("db", metavar="DB")
+    p.add_argument("db", metavar="DB", help="an experiment database written by `harness run`")
     p.add_argument("--run", type=int, default=None, metavar="ID", help="run id (default: the newest)")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"),
                    help="two conditions (a label or a part only one label contains): A - B per role")
     p.add_argument("--metric", default="entropy_bits",
                    help="with --compare: entropy_bits (default), surprisal_bits, sampling_entropy_bits, "
-                        "varentropy_bits2")
+                        "varentropy_bits2, typicality_bits")
     p.add_argument("--swapped", action="store_true",
                    help="with --compare: B's user/assistant tokens against A's assistant/user tokens "
                         "(a {score: swap_roles} condition against score)")
     p.add_argument("--first-k", type=int, default=8, metavar="K",
                    help="with --compare: position-matched means over the first K tokens of a turn")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--markdown", action="store_true", help="the summary table as Markdown")
 
     p = sub.add_parser("report", help="write a self-contained HTML report of a run or a chat log")
     p.add_argument("source", metavar="DB|LOG", help="experiment .sqlite or chat .jsonl log")
@@ -169,26 +178,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("template", help="gguf, a library name or a .jinja path")
     p.add_argument("--model", "-m", help="also check against this model's tokenizer")
     p.add_argument("--messages", metavar="F", help="also flag control-token strings in these messages")
-    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
+                   help="set or override a template variable (repeatable)")
+    p.add_argument("--json", action="store_true", help="print findings, markers and capabilities as JSON")
 
     p = sub.add_parser("diff", help="character and token differences of two templates' renderings")
-    p.add_argument("template_a")
-    p.add_argument("template_b", nargs="?", default=None)
+    p.add_argument("template_a", help="gguf, a library name or a .jinja path")
+    p.add_argument("template_b", nargs="?", default=None, help="the template to compare with (or --against)")
     p.add_argument("--against", metavar="URL",
                    help="compare with a server's rendering (llama-server's /apply-template)")
-    p.add_argument("--messages", required=True, metavar="F")
+    p.add_argument("--messages", required=True, metavar="F", help="YAML/JSON messages file")
     p.add_argument("--model", "-m", help="token-level diff with this model's tokenizer")
-    p.add_argument("--mode", choices=MODES, default=REPLY)
-    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--mode", choices=MODES, default=REPLY, help="the prompt mode both render (default reply)")
+    p.add_argument("--var", action="append", default=[], metavar="KEY=JSON",
+                   help="set or override a template variable (repeatable)")
+    p.add_argument("--json", action="store_true", help="print both renderings and their differences as JSON")
 
     p = sub.add_parser("fit", help="rank templates by how at home the model is in each")
-    p.add_argument("--model", "-m", required=True)
-    p.add_argument("--messages", required=True, metavar="F")
+    p.add_argument("--model", "-m", required=True, help="GGUF path, or smollm2 / gemma3-270m")
+    p.add_argument("--messages", required=True, metavar="F", help="YAML/JSON messages file")
     p.add_argument("--templates", default="all", help="all, or a comma-separated list")
-    p.add_argument("--n-ctx", type=int, default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--n-ctx", type=int, default=None, help="context window (default 4096)")
+    p.add_argument("--json", action="store_true", help="print the ranking as JSON")
 
     p = sub.add_parser("import", help="convert a SillyTavern preset, text-generation-webui template "
                                       "or tokenizer_config.json into a user template")
@@ -199,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing user template")
 
     p = sub.add_parser("models", help="list the known models")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
 
     p = sub.add_parser("doctor", help="the installed llama.cpp build against what this CPU grants")
     p.add_argument("--check", action="store_true", help="run a small batched decode (setup's check)")
@@ -208,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("templates", help="list templates with their derived turn markers")
     p.add_argument("--model", "-m", help="also show this model's embedded template")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
     return parser
 
 

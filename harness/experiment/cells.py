@@ -1,8 +1,8 @@
 """What running one cell means, the same for a model in this process and for servers.
 
 :class:`BenchCache` keeps one workbench per engine and switches its template as cells ask (a
-template that cannot be used is remembered, so its other cells fail at once); :func:`execute_cell`
-plans and generates one cell into a :class:`CellResult`; :class:`CellLedger` writes results to
+template that cannot be used is remembered, so its other cells fail at once); :func:`execute_cells`
+runs cells sharing a prompt as one turn (harness.generation.request) into :class:`CellResult` s; :class:`CellLedger` writes results to
 the database (one transaction per cell), counts them and advances the progress line;
 :func:`finish_run` sets the run's status and makes the outcome. The local runner
 (:mod:`harness.experiment.run`) and the server pool (:mod:`harness.experiment.pool`) differ only in
@@ -31,14 +31,13 @@ from harness.experiment.choice import choice_turn
 from harness.experiment.db import cell_status, commit_cell, fail_cell, set_run_status
 from harness.experiment.fixed_text import score_turn
 from harness.experiment.progress import Progress
-from harness.experiment.spec import CHOICE, SCORE, Cell, condition_label
-from harness.generation.records import tokens_json
-from harness.generation.turn import StopReason
+from harness.experiment.spec import CHOICE, Cell, condition_label
+from harness.generation.open import template_for
+from harness.generation.records import Generation, tokens_json
+from harness.generation.request import TurnRequest, run_turn
 from harness.generation.workbench import BaseWorkbench
 from harness.prompt.conversation import Conversation
-from harness.prompt.templates import ChatTemplate
 
-READ_ONLY_KINDS = (SCORE, CHOICE)  # cells that sample nothing
 CELL_ERRORS = (TemplateError, ModeError, ContextOverflowError, CommandError, MessagesError)
 
 E = TypeVar("E")  # an engine: a local Backend or a RemoteEngine
@@ -68,11 +67,11 @@ class RunOutcome:
 
 
 class BenchCache(Generic[E]):
-    """One workbench on `engine`, its template switched as cells need."""
+    """One workbench on `engine`, its template switched as cells need. `make_bench(engine, spec)`
+    is one of :mod:`harness.generation.open`'s builders."""
 
-    def __init__(self, engine: E, load_template: Callable[[str, E], ChatTemplate],
-                 make_bench: Callable[[E, ChatTemplate], BaseWorkbench]):
-        self.engine, self.load_template, self.make_bench = engine, load_template, make_bench
+    def __init__(self, engine: E, make_bench: Callable[[E, str], BaseWorkbench]):
+        self.engine, self.make_bench = engine, make_bench
         self.bench: BaseWorkbench | None = None
         self.current: str | None = None
         self.refused: dict[str, str] = {}  # template spec -> why it cannot be used
@@ -83,11 +82,10 @@ class BenchCache(Generic[E]):
             raise TemplateError(self.refused[spec])
         if spec != self.current or self.bench is None:
             try:
-                template = self.load_template(spec, self.engine)
                 if self.bench is None:
-                    self.bench = self.make_bench(self.engine, template)
+                    self.bench = self.make_bench(self.engine, spec)
                 else:
-                    self.bench.set_template(template)
+                    self.bench.set_template(template_for(spec, self.bench))
             except CELL_ERRORS as exc:
                 self.refused[spec] = str(exc)
                 raise
@@ -104,7 +102,7 @@ class CellResult:
     backend: str | None = None  # the server that ran it
 
 
-def cell_turn(bench: BaseWorkbench, cell: Cell, gen) -> dict[str, Any]:
+def cell_turn(bench: BaseWorkbench, cell: Cell, gen: Generation) -> dict[str, Any]:
     """What the database stores of one generation (token dicts exactly as the JSON gives them)."""
     return {"mode": cell.mode.label, "writer": gen.writer, "prompt": gen.prompt, "text": gen.text,
             "stop_reason": gen.stop_reason, "prompt_tokens": tokens_json(gen.prompt_tokens, bench.piece_text),
@@ -112,32 +110,14 @@ def cell_turn(bench: BaseWorkbench, cell: Cell, gen) -> dict[str, Any]:
             "seconds": gen.seconds}
 
 
-def execute_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
-                 should_stop: Callable[[], bool], backend: str | None = None) -> CellResult | None:
-    """Run one cell: its turn, or its error; None when it was cut short (dropped: a resume runs
-    it again)."""
-    started = time.perf_counter()
-    if cell.mode.kind in READ_ONLY_KINDS:
-        return _read_only_cell(benches, conversations, cell, backend)
-    try:
-        bench = benches.bench_for(cell.template)
-        plan = bench.plan(conversations[cell.conversation], cell.mode.plan_mode, cell.mode.text)
-        gen = bench.generate(plan, cell.params, should_stop=should_stop)
-    except CELL_ERRORS as exc:
-        return CellResult(cell, None, 0.0, str(exc), backend)
-    if gen.stop_reason == StopReason.INTERRUPTED:
-        return None
-    return CellResult(cell, cell_turn(bench, cell, gen), time.perf_counter() - started, backend=backend)
-
-
-def _read_only_cell(benches: BenchCache, conversations: Mapping[str, Conversation], cell: Cell,
+def _read_only_cell(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cell: Cell,
                     backend: str | None) -> CellResult:
     """A cell that samples nothing: a fixed text teacher-forced (harness.experiment.fixed_text)
     or a multiple-choice item read from the option letters (harness.experiment.choice)."""
     started = time.perf_counter()
     try:
         bench = benches.bench_for(cell.template)
-        conversation = conversations[cell.conversation]
+        conversation = conversations[cell.conversation_key]
         if cell.mode.kind == CHOICE:
             turn = choice_turn(bench, conversation, mode_label=cell.mode.label)
         else:
@@ -156,32 +136,34 @@ def prompt_batches(cells: Sequence[Cell], size: int) -> Iterator[list[Cell]]:
             yield same[start:start + size]
 
 
-def execute_batch(benches: BenchCache, conversations: Mapping[str, Conversation], cells: Sequence[Cell],
+def execute_cells(benches: BenchCache, conversations: Mapping[tuple[str, str], Conversation], cells: Sequence[Cell],
                   should_stop: Callable[[], bool], backend: str | None = None) -> list[CellResult | None]:
-    """Run cells sharing one prompt decoded together: one result per cell, None for a cell cut
+    """Run cells sharing one prompt (one cell, or a batch from :func:`prompt_batches`) as one
+    turn with a candidate per cell, decoded together: one result per cell, None for a cell cut
     short (dropped: a resume runs it again). A cell error (a template refusing the mode, a bad
-    bias) sends the cells through :func:`execute_cell` one by one, so each gets its own error.
-    Each cell's `seconds` is its share of the batch's wall time."""
-    if len(cells) == 1 or cells[0].mode.kind in READ_ONLY_KINDS:
-        return [execute_cell(benches, conversations, cell, should_stop, backend) for cell in cells]
+    bias) runs a batch's cells one by one, so each gets its own error. Each cell's `seconds` is
+    its share of the turn's wall time. Cells that sample nothing run one by one."""
+    if not cells[0].mode.samples:
+        return [_read_only_cell(benches, conversations, cell, backend) for cell in cells]
     started = time.perf_counter()
     first = cells[0]
     try:
         bench = benches.bench_for(first.template)
-        plan = bench.plan(conversations[first.conversation], first.mode.plan_mode, first.mode.text)
-        gens = bench.generate_many(plan, [c.params for c in cells], should_stop=should_stop)
-    except CELL_ERRORS:
+        request = TurnRequest(conversations[first.conversation_key], first.mode.plan_mode, first.mode.text)
+        results = run_turn(bench, request, candidates=[c.params for c in cells], should_stop=should_stop)
+    except CELL_ERRORS as exc:
+        if len(cells) == 1:
+            return [CellResult(cells[0], None, 0.0, str(exc), backend)]
         out: list[CellResult | None] = []
         for cell in cells:
-            result = execute_cell(benches, conversations, cell, should_stop, backend)
-            out.append(result)
-            if result is None:
+            out += execute_cells(benches, conversations, [cell], should_stop, backend)
+            if out[-1] is None:
                 break
         return out
     share = (time.perf_counter() - started) / len(cells)
-    return [None if gen.stop_reason == StopReason.INTERRUPTED
-            else CellResult(cell, cell_turn(bench, cell, gen), share, backend=backend)
-            for cell, gen in zip(cells, gens, strict=False)] + [None] * (len(cells) - len(gens))
+    return [None if result.interrupted else CellResult(cell, cell_turn(bench, cell, result.generation), share,
+                                                       backend=backend)
+            for cell, result in zip(cells, results, strict=False)] + [None] * (len(cells) - len(results))
 
 
 class CellLedger:

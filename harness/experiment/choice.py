@@ -7,7 +7,9 @@ Each letter's probability is the sum over its spellings (``B`` and `` B``); the 
 probabilities renormalised over the options give the chosen letter (the most probable), the
 confidence (its share) and whether it is right. ``letter_mass`` is how much of the whole
 distribution the letters took (low: the model wanted to say something else).
-Per condition: accuracy, ECE and reliability bins of (confidence, right) over the items.
+Per condition: accuracy, ECE and reliability bins of (confidence, right) over the items, with
+the floor for its item count (``ece_null``: a perfectly calibrated model answering these items
+with these confidences shows that ECE from chance alone) and intervals resampling items.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def choice_summary(rows: Sequence[tuple[str, float, bool, float]]) -> list[dict[
         by.setdefault(condition, []).append((conf, correct, mass))
     out = []
     for condition, items in by.items():
-        cal = calibration([c for c, _, _ in items], [k for _, k, _ in items]).to_dict()
+        cal = calibration([c for c, _, _ in items], [k for _, k, _ in items], units=range(len(items)),
+                          unit="items").to_dict()
         out.append({"condition": condition, "items": len(items),
                     "accuracy": sum(k for _, k, _ in items) / len(items),
                     "mean_confidence": sum(c for c, _, _ in items) / len(items),

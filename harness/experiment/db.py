@@ -26,7 +26,7 @@ from typing import Any
 
 from harness import __version__
 from harness.errors import StorageError
-from harness.experiment.past_eos import class_counts
+from harness.experiment.past_eos import class_counts, classify
 from harness.experiment.spec import PAST_EOS, Cell, Experiment, condition_label
 from harness.experiment.summary import (
     METRICS,
@@ -37,8 +37,8 @@ from harness.experiment.summary import (
     summarize_tokens,
 )
 
-SCHEMA_VERSION = 3  # 3: tokens' entropy and end-of-turn bounds (a server's top-k)
-READABLE_VERSIONS = (0, 1, 2, SCHEMA_VERSION)  # 0: a new file; 1, 2: upgraded in place
+SCHEMA_VERSION = 4  # 3: runs' decode path; 4: tokens' entropy and end-of-turn bounds (a server's top-k)
+READABLE_VERSIONS = (0, 1, 2, 3, SCHEMA_VERSION)  # 0: a new file; 1-3: upgraded in place
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    cells_total INTEGER NOT NULL
+    cells_total INTEGER NOT NULL,
+    decode TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_digest ON runs(digest);
 CREATE TABLE IF NOT EXISTS cells (
@@ -156,6 +157,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
     if "backend" not in columns:
         conn.execute("ALTER TABLE cells ADD COLUMN backend TEXT")
+    if "decode" not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
+        conn.execute("ALTER TABLE runs ADD COLUMN decode TEXT")
     columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
     for _, lo, hi in _BOUND_COLUMNS:
         for column in (lo, hi):
@@ -176,15 +179,15 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def open_run(conn: sqlite3.Connection, exp: Experiment, cells: Sequence[Cell], *,
-             force_new: bool = False) -> tuple[int, bool]:
-    """(run id, resumed): the newest run of this exact experiment, or a new one with every cell
-    pending."""
-    digest = exp.digest()
+             force_new: bool = False, decode: dict[str, Any] | None = None) -> tuple[int, bool]:
+    """(run id, resumed): the newest run of this exact experiment on these decode paths (`decode`:
+    model label -> settings, part of the digest), or a new one with every cell pending."""
+    digest = exp.digest(decode)
     if not force_new:
         row = conn.execute("SELECT id FROM runs WHERE digest = ? ORDER BY id DESC LIMIT 1", (digest,)).fetchone()
         if row is not None:
             return int(row[0]), True
-    spec = json.dumps(exp.canonical(), sort_keys=True, ensure_ascii=False)
+    spec = json.dumps(exp.canonical(decode), sort_keys=True, ensure_ascii=False)
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO runs (name, experiment_path, digest, spec, harness_version, status, created_at,"
@@ -197,6 +200,23 @@ def open_run(conn: sqlite3.Connection, exp: Experiment, cells: Sequence[Cell], *
             [(run_id, i, c.key, c.model, c.template, c.mode.label, c.eos, c.sampling, c.seed, c.conversation,
               json.dumps(c.params.to_dict(), sort_keys=True)) for i, c in enumerate(cells)])
     return run_id, False
+
+
+def record_decode_path(conn: sqlite3.Connection, run_id: int, label: str, path: dict[str, Any]) -> None:
+    """Remember a model's decode path with its invariance verdict (as found when it was loaded)."""
+    row = conn.execute("SELECT decode FROM runs WHERE id = ?", (run_id,)).fetchone()
+    held = _json_object(row[0] if row else None)
+    held[label] = path
+    with transaction(conn):
+        conn.execute("UPDATE runs SET decode = ? WHERE id = ?", (json.dumps(held, sort_keys=True), run_id))
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def cell_status(conn: sqlite3.Connection, run_id: int) -> dict[str, str]:
@@ -273,10 +293,13 @@ def resolve_run(conn: sqlite3.Connection, run_id: int | None, where: str) -> int
 
 def run_info(conn: sqlite3.Connection, run_id: int) -> dict[str, Any]:
     row = conn.execute("SELECT id, name, experiment_path, digest, status, created_at, updated_at, cells_total,"
-                       " harness_version FROM runs WHERE id = ?", (run_id,)).fetchone()
+                       " harness_version, decode, spec FROM runs WHERE id = ?", (run_id,)).fetchone()
     keys = ("id", "name", "experiment", "digest", "status", "created_at", "updated_at", "cells_total",
             "harness_version")
-    info = dict(zip(keys, row, strict=True))
+    info = dict(zip(keys, row[:-2], strict=True))
+    info["decode"] = _json_object(row[-2])  # model label -> decode path and its invariance verdict
+    batch = _json_object(row[-1]).get("batch")
+    info["batch"] = batch if isinstance(batch, int) and not isinstance(batch, bool) else None
     info["cells"] = dict(conn.execute("SELECT status, count(*) FROM cells WHERE run_id = ? GROUP BY status",
                                       (run_id,)).fetchall())
     info["errors"] = [{"cell": k, "error": e} for k, e in conn.execute(
@@ -333,24 +356,42 @@ def load_turns(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 
 def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
-    """Every stored token of a run's finished cells, reduced for the summary."""
-    turns: dict[int, tuple[str, str, str]] = {}
+    """Every stored token of a run's finished cells, reduced for the summary; a past-eos turn's
+    tokens carry its class (harness.experiment.past_eos)."""
+    turns: dict[int, tuple[str, str, str, bool]] = {}
     for row in conn.execute(f"SELECT t.id, t.prompt, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
                             " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,)):
         condition = _condition(row[2:])
         turns[row[0]] = (condition_label(condition, with_seed=False),
-                         hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"])
+                         hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"],
+                         condition["mode"] == PAST_EOS)
+    rows = conn.execute(
+        f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+        " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)).fetchall()
+    generated: dict[int, list[tuple[str, str]]] = {}
+    for row in rows:
+        if turns[row[0]][3] and row[1] == "generated":
+            generated.setdefault(row[0], []).append((row[2], row[-2]))
+    classes = {turn: classify(tokens) for turn, tokens in generated.items()}
     out = []
-    for row in conn.execute(
-            f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.entropy_lo,"
-            " k.entropy_hi, k.truncated, k.piece, k.top"
-            " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
-            " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)):
-        label, prompt_key, conversation = turns[row[0]]
+    rows = conn.execute(
+        f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.entropy_lo,"
+        " k.entropy_hi, k.truncated, k.piece, k.top"
+        " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
+        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)).fetchall()
+    generated: dict[int, list[tuple[str, str]]] = {}
+    for row in rows:
+        if turns[row[0]][3] and row[1] == "generated":
+            generated.setdefault(row[0], []).append((row[2], row[-2]))
+    classes = {turn: classify(tokens) for turn, tokens in generated.items()}
+    out = []
+    for row in rows:
+        label, prompt_key, conversation, _ = turns[row[0]]
         lo, hi, truncated = row[-5:-2]
         bounds = (lo, math.inf if hi is None else hi) if truncated and lo is not None else None
         out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-5]), conversation,
-                             _top1(row[-2], row[-1]), bounds))
+                             _top1(row[-2], row[-1]), classes.get(row[0], ""), bounds))
     return out
 
 
@@ -363,26 +404,11 @@ def _top1(piece: str, top: str) -> tuple[float, bool] | None:
     return float(first[0][1]), first[0][0] == piece
 
 
-def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[str, str, str]]:
-    """(condition label without seed, conversation, text) of every finished turn of a run."""
-    return [(condition_label(_condition(row[1:]), with_seed=False), row[7], row[0]) for row in conn.execute(
-        f"SELECT t.text, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
+def turn_texts(conn: sqlite3.Connection, run_id: int) -> list[tuple[int, str, str, str]]:
+    """(turn id, condition label without seed, conversation, text) of every finished turn of a run."""
+    return [(row[0], condition_label(_condition(row[2:]), with_seed=False), row[8], row[1]) for row in conn.execute(
+        f"SELECT t.id, t.text, {_CELL_FIELDS} FROM turns t JOIN cells c ON c.id = t.cell_id"
         " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx", (run_id,))]
-
-
-def past_eos_roles(conn: sqlite3.Connection, run_id: int) -> dict[str, list[list[tuple[str, str]]]]:
-    """Condition label (seed pooled) -> the generated tokens' (role, piece) of each past-eos turn."""
-    turns: dict[int, tuple[str, list[tuple[str, str]]]] = {}
-    for row in conn.execute(
-            f"SELECT t.id, k.role, k.piece, {_CELL_FIELDS} FROM tokens k JOIN turns t ON t.id = k.turn_id"
-            " JOIN cells c ON c.id = t.cell_id WHERE c.run_id = ? AND c.status = 'done' AND c.mode = ?"
-            " AND k.scope = 'generated' ORDER BY t.id, k.pos", (run_id, PAST_EOS)):
-        label = condition_label(_condition(row[3:]), with_seed=False)
-        turns.setdefault(row[0], (label, []))[1].append((row[1], row[2]))
-    out: dict[str, list[list[tuple[str, str]]]] = {}
-    for label, roles in turns.values():
-        out.setdefault(label, []).append(roles)
-    return out
 
 
 def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
@@ -398,13 +424,23 @@ def choice_rows(conn: sqlite3.Connection, run_id: int) -> list[dict[str, Any]]:
 
 def summary(conn: sqlite3.Connection, run_id: int) -> list[SummaryRow]:
     """The summary rows; generated rows carry their condition's diversity across seeds and, for
-    past-eos conditions, how many turns continued the conversation or started a new one."""
-    texts = turn_texts(conn, run_id)
+    past-eos conditions, how many turns continued the conversation or started a new one (each
+    class's own rows, ``CONDITION · CLASS``, carry the diversity of that class's texts)."""
+    stats = token_stats(conn, run_id)
+    classes: dict[str, dict[int, str]] = {}
+    for t in stats:
+        if t.subset:
+            classes.setdefault(t.condition, {})[t.turn] = t.subset
+    texts = []
+    for turn, label, conversation, text in turn_texts(conn, run_id):
+        texts.append((label, conversation, text))
+        if turn in classes.get(label, {}):
+            texts.append((f"{label} · {classes[label][turn]}", conversation, text))
     div, refusals = condition_diversity(texts), condition_refusals(texts)
-    past = {label: class_counts(roles) for label, roles in past_eos_roles(conn, run_id).items()}
+    past = {label: class_counts(turns.values()) for label, turns in classes.items()}
     return [replace(r, diversity=div.get(r.condition), past_eos=past.get(r.condition),
                     refusal=refusals.get(r.condition))
-            if r.scope == "generated" else r for r in summarize_tokens(token_stats(conn, run_id))]
+            if r.scope == "generated" else r for r in summarize_tokens(stats)]
 
 
 def _read(db_path: str | Path, run_id: int | None):
@@ -420,15 +456,5 @@ def report_turns(db_path: str | Path, run_id: int | None = None) -> list[dict[st
     conn, run = _read(db_path, run_id)
     try:
         return load_turns(conn, run)
-    finally:
-        conn.close()
-
-
-def report_summary(db_path: str | Path, run_id: int | None = None) -> list[dict[str, Any]]:
-    """Summary rows of a run (default: the newest): condition (pooled over seeds and
-    conversations), scope, role, tokens, means with 95% bootstrap intervals, perplexity."""
-    conn, run = _read(db_path, run_id)
-    try:
-        return [row.to_dict() for row in summary(conn, run)]
     finally:
         conn.close()

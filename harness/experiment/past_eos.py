@@ -46,7 +46,7 @@ def classify(tokens: Sequence[tuple[str, str]]) -> str:
     return CONTINUES
 
 
-def class_counts(turns: Iterable[Sequence[tuple[str, str]]]) -> dict[str, int]:
-    """Counts of each class over turns (every class present, zero or not)."""
-    counts = Counter(classify(tokens) for tokens in turns)
+def class_counts(classes: Iterable[str]) -> dict[str, int]:
+    """Counts of each class over turns' classes (every class present, zero or not)."""
+    counts = Counter(classes)
     return {c: counts.get(c, 0) for c in CLASSES}

@@ -37,20 +37,16 @@ from harness.experiment.cells import (
     CellLedger,
     CellResult,
     RunOutcome,
-    execute_cell,
+    execute_cells,
     finish_run,
     pending_cells,
     running,
 )
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, Experiment, ModelSpec
-from harness.generation.remote_workbench import RemoteWorkbench
-from harness.generation.workbench import choose_template
-from harness.paths import user_templates_dir
-from harness.prompt.templates import ChatTemplate
+from harness.experiment.spec import Cell, Experiment, ModelSpec, conversation_table
+from harness.generation.open import server_workbench
 
 OpenEngine = Callable[[str], RemoteEngine]
-LoadServerTemplate = Callable[[str, RemoteEngine], ChatTemplate]
 POLL_SECONDS = 0.2
 STOP_GRACE_SECONDS = 15.0  # after Ctrl-C, how long to wait for a server that does not answer
 
@@ -67,10 +63,6 @@ def pool_model(exp: Experiment) -> ModelSpec:
         raise CommandError("literal_content needs a local model: a server tokenizes the whole prompt",
                            where=exp.path, hint="remove literal_content, or run without --backend")
     return exp.models[0]
-
-
-def server_template(spec: str, engine: RemoteEngine) -> ChatTemplate:
-    return choose_template(spec, engine.info.chat_template, f"the server at {engine.url}", user_templates_dir())
 
 
 @dataclass(frozen=True)
@@ -92,12 +84,11 @@ class _Worker:
     """One server's thread: opens its engine, then runs the cells the queue hands it."""
 
     def __init__(self, url: str, exp: Experiment, tasks: CellQueue[Cell], results: queue.Queue,
-                 should_stop: Callable[[], bool], open_engine: OpenEngine, load_template: LoadServerTemplate,
-                 name: str = ""):
+                 should_stop: Callable[[], bool], open_engine: OpenEngine, name: str = ""):
         self.url, self.tasks, self.results, self.should_stop = url, tasks, results, should_stop
         self.name = name or url  # in the queue: one of the server's workers
-        self.open_engine, self.load_template = open_engine, load_template
-        self.conversations = {c.name: c.conversation for c in exp.conversations}
+        self.open_engine = open_engine
+        self.conversations = conversation_table(exp)
 
     def __call__(self) -> None:
         engine, end = None, _Exit(self.url, self.name)
@@ -116,12 +107,12 @@ class _Worker:
             self.results.put(end)
 
     def _loop(self, engine: RemoteEngine) -> _Exit:
-        benches = BenchCache(engine, self.load_template, RemoteWorkbench)
+        benches = BenchCache(engine, server_workbench)
         while not self.should_stop():
             cell = self.tasks.take(self.name)
             if cell is None:
                 return _Exit(self.url, self.name)
-            finished = execute_cell(benches, self.conversations, cell, self.should_stop, backend=self.url)
+            finished = execute_cells(benches, self.conversations, [cell], self.should_stop, backend=self.url)[0]
             if finished is None:
                 break
             self.results.put(finished)
@@ -136,10 +127,10 @@ class _Collector:
                  on_cell: Callable[[Cell, dict[str, Any]], None] | None,
                  on_error: Callable[[Cell, str], None] | None,
                  on_notice: Callable[[str, str], None] | None,
-                 open_engine: OpenEngine, load_template: LoadServerTemplate, parallel: int = 1):
+                 open_engine: OpenEngine, parallel: int = 1):
         self.exp, self.urls, self.parallel = exp, list(urls), parallel
         self.should_stop, self.on_notice = should_stop, on_notice
-        self.open_engine, self.load_template = open_engine, load_template
+        self.open_engine = open_engine
         self.ledger = CellLedger(conn, run_id, progress=progress, on_cell=on_cell, on_error=on_error)
         self.interrupted = False
         self.failed: dict[str, str] = {}
@@ -154,8 +145,8 @@ class _Collector:
 
         names = [(url, url if self.parallel == 1 else f"{url}#{i}") for url in self.urls
                  for i in range(self.parallel)]
-        threads = [threading.Thread(target=_Worker(url, self.exp, tasks, results, stop, self.open_engine,
-                                                   self.load_template, name), name=f"harness {name}", daemon=True)
+        threads = [threading.Thread(target=_Worker(url, self.exp, tasks, results, stop, self.open_engine, name),
+                                    name=f"harness {name}", daemon=True)
                    for url, name in names]
         for thread in threads:
             thread.start()
@@ -209,8 +200,7 @@ def run_cells_remote(exp: Experiment, conn: sqlite3.Connection, run_id: int, cel
                      on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
                      on_error: Callable[[Cell, str], None] | None = None,
                      on_notice: Callable[[str, str], None] | None = None,
-                     open_engine: OpenEngine = open_server,
-                     load_template: LoadServerTemplate = server_template, parallel: int = 1) -> RunOutcome:
+                     open_engine: OpenEngine = open_server, parallel: int = 1) -> RunOutcome:
     """Run every pending cell of `run_id` on the servers at `urls`, `parallel` cells at a time
     each; stop cleanly when `should_stop()` is true. `on_notice(url, text)`: a server's model name
     when it opens, why it was dropped when it fails."""
@@ -223,7 +213,7 @@ def run_cells_remote(exp: Experiment, conn: sqlite3.Connection, run_id: int, cel
     started = time.perf_counter()
     collector = _Collector(exp, conn, run_id, urls, should_stop=should_stop, progress=progress,
                            on_cell=on_cell, on_error=on_error, on_notice=on_notice,
-                           open_engine=open_engine, load_template=load_template, parallel=parallel)
+                           open_engine=open_engine, parallel=parallel)
     with running(conn, run_id, progress):
         if todo:
             collector.run(todo)

@@ -18,39 +18,40 @@ from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any
 
-from harness.backends.base import Backend
+from harness.backends.base import MultiSequenceBackend
 from harness.experiment.cells import (
     CELL_ERRORS,
     BenchCache,
     CellLedger,
     RunOutcome,
-    execute_batch,
+    execute_cells,
     finish_run,
     pending_cells,
     prompt_batches,
     running,
 )
+from harness.experiment.db import record_decode_path
 from harness.experiment.progress import Progress
-from harness.experiment.spec import Cell, Experiment, ModelSpec
-from harness.prompt.templates import ChatTemplate
+from harness.experiment.spec import Cell, Experiment, ModelSpec, conversation_table
+from harness.generation.workbench import BaseWorkbench
 
 __all__ = ["CELL_ERRORS", "RunOutcome", "run_cells"]
 
-OpenBackend = Callable[[ModelSpec, int | None], Backend]
-LoadTemplate = Callable[[str, Backend], ChatTemplate]
+OpenBackend = Callable[[ModelSpec, int | None], MultiSequenceBackend]
 
 
-def default_open_backend(model: ModelSpec, threads: int | None) -> Backend:
+def default_open_backend(model: ModelSpec, threads: int | None) -> MultiSequenceBackend:
     from harness.models.registry import open_backend
 
     return open_backend(model.source, n_ctx=model.n_ctx, n_threads=threads, engine=model.engine)
 
 
-def default_load_template(spec: str, backend: Backend) -> ChatTemplate:
-    from harness.generation.workbench import choose_template
-    from harness.paths import user_templates_dir
+def decode_settings(exp: Experiment) -> dict[str, Any]:
+    """Model label -> the decode path its engine options give with this llama.cpp build (part of
+    the run's digest: a run on another path, or another build, is another run)."""
+    from harness.backends.llama_cpp import decode_path
 
-    return choose_template(spec, backend.info.chat_template, backend.info.name, user_templates_dir())
+    return {m.label: decode_path(m.engine, n_batch=m.engine.n_batch or 512).settings() for m in exp.models}
 
 
 def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Sequence[Cell], *,
@@ -58,20 +59,19 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
               on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
               on_error: Callable[[Cell, str], None] | None = None,
               open_backend: OpenBackend = default_open_backend,
-              load_template: LoadTemplate = default_load_template) -> RunOutcome:
+              on_notice: Callable[[str], None] | None = None) -> RunOutcome:
     """Run every pending cell of `run_id` in order, each model loaded once; stop cleanly when
-    `should_stop()` is true."""
-    from harness.generation.workbench import Workbench
+    `should_stop()` is true. Each model's decode path (and its invariance verdict) is recorded
+    with the run as it loads; `on_notice` hears of a path that is not invariant."""
+    from harness.generation.open import local_workbench
 
-    def make_bench(backend: Backend, template: ChatTemplate) -> Workbench:
-        bench = Workbench(backend, template)
-        bench.literal_content = exp.literal_content
-        return bench
+    def make_bench(backend: MultiSequenceBackend, template: str) -> BaseWorkbench:
+        return local_workbench(backend, template, literal_content=exp.literal_content)
 
     todo = pending_cells(conn, run_id, cells)
     started = time.perf_counter()
     ledger = CellLedger(conn, run_id, progress=progress, on_cell=on_cell, on_error=on_error)
-    conversations = {c.name: c.conversation for c in exp.conversations}
+    conversations = conversation_table(exp)
     models = {m.label: m for m in exp.models}
     stopped = False
     with running(conn, run_id, progress):
@@ -81,12 +81,16 @@ def run_cells(exp: Experiment, conn: sqlite3.Connection, run_id: int, cells: Seq
                 break
             backend = open_backend(models[label], exp.threads)
             try:
-                benches = BenchCache(backend, load_template, make_bench)
+                record_decode_path(conn, run_id, label, backend.decode_path.to_dict())
+                notice = backend.decode_path.notice()
+                if notice and on_notice is not None:
+                    on_notice(f"{label}: {notice}")
+                benches = BenchCache(backend, make_bench)
                 for batch in prompt_batches(list(group), exp.batch):
                     if should_stop():
                         stopped = True
                         break
-                    results = execute_batch(benches, conversations, batch, should_stop)
+                    results = execute_cells(benches, conversations, batch, should_stop)
                     for result in results:
                         if result is not None:
                             ledger.record(result)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ import yaml
 
 from harness.backends.base import EngineOptions
 from harness.errors import ExperimentError, HarnessError
+from harness.experiment.conversations import ConversationSpec, parse_conversations, parse_items
+from harness.experiment.schema import Schema
 from harness.generation.settings import (
     EOS_CONTINUE,
     EOS_POLICIES,
@@ -35,7 +38,7 @@ from harness.generation.settings import (
     SETTINGS,
     SamplingParams,
 )
-from harness.prompt.conversation import Conversation, parse_messages
+from harness.prompt.conversation import Conversation
 from harness.prompt.mode_names import CONTINUE, IMPERSONATE, PREFILL, REPLY
 from harness.yamlio import error_location, field_lines, load_yaml
 
@@ -60,9 +63,6 @@ _MODEL: dict[str, tuple[type, ...]] = {"name": (str,), "label": (str,), "templat
                                        "engine": (dict,)}
 # a sampling set takes every setting but seed (an axis of its own) and eos (likewise)
 _SAMPLING: dict[str, tuple[type, ...]] = {s.name: s.types for s in SETTINGS if s.name not in ("seed", "eos")}
-_CONVERSATION: dict[str, tuple[type, ...]] = {"name": (str,), "messages": (list,), "file": (str,), "modes": (list,)}
-_ITEM: dict[str, tuple[type, ...]] = {"name": (str,), "question": (str,), "options": (list,), "answer": (str, int),
-                                      "file": (str,)}
 
 
 @dataclass(frozen=True)
@@ -101,14 +101,6 @@ class ModeSpec:
 
 
 @dataclass(frozen=True)
-class ConversationSpec:
-    name: str
-    conversation: Conversation
-    modes: tuple[str, ...] | None = None  # mode labels it is run in (None: every mode)
-    item: bool = False  # a multiple-choice item: run in mode choice only
-
-
-@dataclass(frozen=True)
 class Experiment:
     name: str
     path: str
@@ -121,11 +113,13 @@ class Experiment:
     conversations: tuple[ConversationSpec, ...]
     threads: int | None = None
     literal_content: bool = False
-    batch: int = DEFAULT_BATCH  # how many cells sharing a prompt decode together (not in the digest)
+    batch: int = DEFAULT_BATCH  # how many cells sharing a prompt decode together
 
-    def canonical(self) -> dict[str, Any]:
-        """Everything that decides the results (not the name, description, thread count or batch
-        size: batched and serial runs agree within llama.cpp's batch numerics)."""
+    def canonical(self, decode: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Everything that decides the results: the matrix, the batch size, and `decode` (model
+        label -> its engine's decode path settings and llama.cpp build), whatever can change a
+        number. Not the name, description or thread count (the decode path gives the same values
+        on any number of threads: harness.backends.invariance)."""
         return {
             "models": [[m.label, m.source, list(m.templates), m.n_ctx,
                         *([m.engine.to_dict()] if m.engine.to_dict() else [])] for m in self.models],
@@ -133,10 +127,11 @@ class Experiment:
             "sampling": {name: p.to_dict() for name, p in self.sampling},
             "seeds": list(self.seeds), "literal_content": self.literal_content,
             "conversations": [[c.name, c.conversation.to_dicts(), c.modes] for c in self.conversations],
+            "batch": self.batch, "decode": dict(decode or {}),
         }
 
-    def digest(self) -> str:
-        text = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False)
+    def digest(self, decode: Mapping[str, Any] | None = None) -> str:
+        text = json.dumps(self.canonical(decode), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -159,9 +154,21 @@ class Cell:
         return "|".join([self.model, self.template, self.mode.label, self.eos, self.sampling,
                          str(self.seed), self.conversation])
 
+    @property
+    def conversation_key(self) -> tuple[str, str]:
+        """(conversation name, mode label): a name may repeat across disjoint modes (one set of
+        conversations cut at the last user turn for reply, whole for impersonate)."""
+        return self.conversation, self.mode.label
+
     def condition(self) -> dict[str, Any]:
         return {"model": self.model, "template": self.template, "mode": self.mode.label, "eos": self.eos,
                 "sampling": self.sampling, "seed": self.seed, "conversation": self.conversation}
+
+
+def conversation_table(exp: Experiment) -> dict[tuple[str, str], Conversation]:
+    """Cell.conversation_key -> the conversation that cell runs."""
+    return {(c.name, m.label): c.conversation for c in exp.conversations for m in exp.modes
+            if c.modes is None or m.label in c.modes}
 
 
 def condition_label(condition: dict[str, Any], *, with_seed: bool = True) -> str:
@@ -194,51 +201,6 @@ def expand(exp: Experiment) -> list[Cell]:
     return out
 
 
-class _Schema:
-    """Field checks that fail with the file, the line and the field's path."""
-
-    def __init__(self, where: str, lines: dict[str, int]):
-        self.where = where
-        self.lines = lines
-
-    def fail(self, path: str, message: str) -> ExperimentError:
-        line = self.lines.get(path)
-        return ExperimentError(f"field '{path}': {message}",
-                               where=f"{self.where}:{line}" if line else self.where,
-                               hint="fix or remove the field")
-
-    def fields(self, data: Any, path: str, known: dict[str, tuple[type, ...]]) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(path, f"expected a mapping with fields {', '.join(known)}")
-        for key, value in data.items():
-            sub = f"{path}.{key}" if path else str(key)
-            if key not in known:
-                raise self.fail(sub, f"unknown field (known: {', '.join(known)})")
-            self.check(value, known[key], sub)
-        return data
-
-    def check(self, value: Any, types: tuple[type, ...], path: str) -> Any:
-        if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
-            raise self.fail(path, f"expected {_kind(types)}, got {value!r}")
-        return value
-
-    def items(self, data: dict[str, Any], key: str, types: tuple[type, ...], default: list[Any]) -> list[Any]:
-        values = data.get(key, default)
-        if not values:
-            raise self.fail(key, "must not be empty")
-        for i, value in enumerate(values):
-            self.check(value, types, f"{key}[{i}]")
-        if len(set(map(str, values))) != len(values):
-            raise self.fail(key, "lists the same value twice")
-        return values
-
-
-def _kind(types: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list",
-             dict: "a mapping", type(None): "null", bool: "a boolean"}
-    return " or ".join(dict.fromkeys(names[t] for t in types))
-
-
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     try:
@@ -254,7 +216,7 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
     except yaml.YAMLError as exc:
         at, problem = error_location(exc, where)
         raise ExperimentError(f"not valid YAML: {problem}", where=at, hint="fix the file's syntax") from None
-    schema = _Schema(where, field_lines(node) if node is not None else {})
+    schema = Schema(where, field_lines(node) if node is not None else {})
     if not isinstance(data, dict):
         raise ExperimentError("an experiment must be a mapping of fields", where=f"{where}:1")
     schema.fields(data, "", _TOP)
@@ -263,7 +225,7 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         modes += (ModeSpec(CHOICE),)
     for required in ("models", "conversations"):
         if required not in data and not (required == "conversations" and "items" in data):
-            raise ExperimentError(f"missing field '{required}'", where=where, hint="see README, Experiments")
+            raise ExperimentError(f"missing field '{required}'", where=where, hint="see docs/experiments.md")
     max_tokens = data.get("max_tokens", 96)
     n_ctx = data.get("n_ctx", 2048)
     batch = data.get("batch", DEFAULT_BATCH)
@@ -283,12 +245,12 @@ def parse_experiment(text: str, *, where: str, base: Path, default_name: str = "
         sampling=_sweep(schema, data.get("sweep", {}),
                         _sampling(schema, data.get("sampling", {"default": {}}), max_tokens)),
         seeds=tuple(seeds),
-        conversations=(_conversations(schema, data["conversations"], base, modes) if "conversations" in data else ())
-        + _items(schema, data.get("items", []), base),
+        conversations=(parse_conversations(schema, data["conversations"], base, tuple(m.label for m in modes))
+                       if "conversations" in data else ()) + parse_items(schema, data.get("items", []), base),
         threads=data.get("threads"), literal_content=data.get("literal_content", False), batch=batch)
 
 
-def _engine(schema: _Schema, data: dict[str, Any], path: str, base: EngineOptions | None = None) -> EngineOptions:
+def _engine(schema: Schema, data: dict[str, Any], path: str, base: EngineOptions | None = None) -> EngineOptions:
     """`engine:` options (llama.cpp load settings) over `base`."""
     key = path.rsplit(".", 1)[-1]
     try:
@@ -299,7 +261,7 @@ def _engine(schema: _Schema, data: dict[str, Any], path: str, base: EngineOption
     return (base or EngineOptions()).merged(own)
 
 
-def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx: int,
+def _models(schema: Schema, items: list[Any], templates: tuple[str, ...], n_ctx: int,
             engine: EngineOptions) -> tuple[ModelSpec, ...]:
     if not items:
         raise schema.fail("models", "must not be empty")
@@ -323,7 +285,7 @@ def _models(schema: _Schema, items: list[Any], templates: tuple[str, ...], n_ctx
     return tuple(out)
 
 
-def _modes(schema: _Schema, items: list[Any]) -> tuple[ModeSpec, ...]:
+def _modes(schema: Schema, items: list[Any]) -> tuple[ModeSpec, ...]:
     if not items:
         raise schema.fail("modes", "must not be empty")
     out = []
@@ -346,7 +308,7 @@ def _modes(schema: _Schema, items: list[Any]) -> tuple[ModeSpec, ...]:
     return tuple(out)
 
 
-def _sampling(schema: _Schema, sets: dict[str, Any], max_tokens: int) -> tuple[tuple[str, SamplingParams], ...]:
+def _sampling(schema: Schema, sets: dict[str, Any], max_tokens: int) -> tuple[tuple[str, SamplingParams], ...]:
     if not sets:
         raise schema.fail("sampling", "must name at least one sampling set")
     out = []
@@ -361,7 +323,7 @@ def _sampling(schema: _Schema, sets: dict[str, Any], max_tokens: int) -> tuple[t
     return tuple(out)
 
 
-def _sweep(schema: _Schema, sweep: dict[str, Any],
+def _sweep(schema: Schema, sweep: dict[str, Any],
            sets: tuple[tuple[str, SamplingParams], ...]) -> tuple[tuple[str, SamplingParams], ...]:
     """`sweep: {temperature: [0.3, 1.0]}` crosses every sampling set with every value: set `t`
     becomes `t T=0.3`, `t T=1.0` (the one default set becomes `T=0.3`, ...). Several settings
@@ -387,87 +349,3 @@ def _sweep(schema: _Schema, sweep: dict[str, Any],
     if len({name for name, _ in out}) != len(out):
         raise schema.fail("sweep", "lists the same value twice")
     return tuple(out)
-
-
-def _conversations(schema: _Schema, items: list[Any], base: Path,
-                   modes: tuple[ModeSpec, ...]) -> tuple[ConversationSpec, ...]:
-    if not items:
-        raise schema.fail("conversations", "must not be empty")
-    out = []
-    for i, item in enumerate(items):
-        path = f"conversations[{i}]"
-        if isinstance(item, str):
-            item = {"file": item}
-        entry = schema.fields(item, path, _CONVERSATION)
-        if ("messages" in entry) == ("file" in entry):
-            raise schema.fail(path, "give either 'messages' (inline) or 'file' (a messages file)")
-        if "file" in entry:
-            file = base / entry["file"]
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
-            conversation = parse_messages(text, where=str(file))
-            name = entry.get("name") or file.stem
-        else:
-            line = schema.lines.get(f"{path}.messages")
-            conversation = Conversation.from_dicts(entry["messages"], where=f"{schema.where}:{line}")
-            name = entry.get("name") or f"c{i + 1}"
-        if not len(conversation):
-            raise schema.fail(path, "the conversation has no messages")
-        out.append(ConversationSpec(name, conversation, _only_modes(schema, entry, path, modes)))
-    if len({c.name for c in out}) != len(out):
-        raise schema.fail("conversations", "two conversations share a name (set 'name')")
-    return tuple(out)
-
-
-def _items(schema: _Schema, items: list[Any], base: Path) -> tuple[ConversationSpec, ...]:
-    """`items:` entries ({question, options, answer} or {file: a YAML list of them}) as
-    conversations run in mode choice only."""
-    out = []
-    for i, entry in enumerate(items):
-        path = f"items[{i}]"
-        entry = schema.fields(entry, path, _ITEM)
-        if "file" in entry:
-            file = base / entry["file"]
-            try:
-                listed = yaml.safe_load(file.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-                raise schema.fail(f"{path}.file", f"cannot read {file}: {exc.__class__.__name__}") from None
-            inner = _Schema(str(file), {})
-            out += [_item(inner, item, f"{file.stem}[{k}]", f"{file.stem}-{k + 1}") for k, item in enumerate(listed or [])]
-        else:
-            out.append(_item(schema, entry, path, f"item-{i + 1}"))
-    if len({c.name for c in out}) != len(out):
-        raise schema.fail("items", "two items share a name (set 'name')")
-    return tuple(out)
-
-
-def _item(schema: _Schema, entry: Any, path: str, default_name: str) -> ConversationSpec:
-    from harness.experiment.choice import LETTERS, Item
-
-    entry = schema.fields(entry, path, _ITEM)
-    for key in ("question", "options", "answer"):
-        if key not in entry:
-            raise schema.fail(path, f"an item needs 'question', 'options' and 'answer' (missing '{key}')")
-    options = entry["options"]
-    if not 2 <= len(options) <= len(LETTERS) or not all(isinstance(o, str) for o in options):
-        raise schema.fail(f"{path}.options", f"expected 2 to {len(LETTERS)} option strings")
-    answer = entry["answer"]
-    index = LETTERS.find(answer) if isinstance(answer, str) else answer
-    if not (isinstance(index, int) and 0 <= index < len(options)) or (isinstance(answer, str) and len(answer) != 1):
-        raise schema.fail(f"{path}.answer", f"expected a letter A-{LETTERS[len(options) - 1]} or an option index")
-    name = entry.get("name", default_name)
-    item = Item(name, entry["question"], tuple(options), index)
-    return ConversationSpec(name, item.conversation(), None, item=True)
-
-
-def _only_modes(schema: _Schema, entry: dict[str, Any], path: str, modes: tuple[ModeSpec, ...]) -> tuple[str, ...] | None:
-    """A conversation's own `modes:` list (e.g. impersonate only after an assistant turn)."""
-    if "modes" not in entry:
-        return None
-    labels = [m.label for m in modes]
-    for i, label in enumerate(entry["modes"]):
-        if label not in labels:
-            raise schema.fail(f"{path}.modes[{i}]", f"not one of the experiment's modes ({', '.join(labels)})")
-    return tuple(entry["modes"])

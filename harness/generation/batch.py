@@ -8,8 +8,8 @@ its own row with its own :class:`~harness.generation.sequence.SequenceState` (se
 stops, turn). A sequence that ends leaves the batch; the others go on. A stop request ends every
 sequence still running as interrupted.
 
-Per-token values equal a serial run's within llama.cpp's batch numerics (bench/batch.py measures
-the difference on SmolLM2); on the fake backend they are identical.
+Per-token values equal a serial run's bit for bit on a batch-invariant decode path (the default;
+harness.backends.invariance measures it at load), and on the fake backend.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from harness.prompt.modes import PromptPlan
 from harness.prompt.turns import TurnParser
 
 
-def batch_cells(n_prompt: int, params: Sequence[SamplingParams], n_ctx: int) -> int:
-    """KV cells a batch needs: the prompt once, then each sequence's budget (each sequence is
-    limited to `n_ctx`, the single-sequence context, as a serial run would be)."""
-    return n_prompt + sum(max(0, min(p.max_tokens, n_ctx - n_prompt)) for p in params)
+def sequence_cells(n_prompt: int, params: Sequence[SamplingParams], n_ctx: int) -> int:
+    """KV cells one sequence of a batch needs: the prompt, then the largest budget (each sequence
+    is limited to `n_ctx`, the single-sequence context, as a serial run would be)."""
+    return n_prompt + max((max(0, min(p.max_tokens, n_ctx - n_prompt)) for p in params), default=0)
 
 
 def generate_batch(backend: Backend, seqs: Sequences, evaluator: PromptEvaluator, plan: PromptPlan,

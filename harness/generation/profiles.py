@@ -16,7 +16,13 @@ import yaml
 
 from harness.backends.base import EngineOptions
 from harness.errors import HarnessError, ProfileError
-from harness.generation.settings import SETTINGS, SamplingParams, describe_types
+from harness.generation.settings import (
+    OVERFLOW_ERROR,
+    OVERFLOW_POLICIES,
+    SETTINGS,
+    SamplingParams,
+    describe_types,
+)
 from harness.paths import data_dir, library_dir
 from harness.yamlio import error_location, load_yaml
 
@@ -29,7 +35,6 @@ _TOP_FIELDS: dict[str, tuple[type, ...]] = {
     "n_ctx": (int,), "eos": (str,), "sampling": (dict,), "logit_bias": (dict,), "vars": (dict,),
     "literal_content": (bool,), "context_overflow": (str,), "engine": (dict,),
 }
-OVERFLOW_POLICIES = ("error", "truncate-oldest")
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class Profile:
     vars: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     literal_content: bool = False
-    context_overflow: str = "error"
+    context_overflow: str = OVERFLOW_ERROR
     engine: EngineOptions = field(default_factory=EngineOptions)  # llama.cpp load options
 
 
@@ -108,7 +113,7 @@ def parse_profile(text: str, *, name: str, where: str) -> Profile:
     except ValueError as exc:
         key, _, message = str(exc).partition(": ")
         raise fail(f"engine.{key}", message) from None
-    overflow = data.get("context_overflow", "error")
+    overflow = data.get("context_overflow", OVERFLOW_ERROR)
     if overflow not in OVERFLOW_POLICIES:
         raise fail("context_overflow", f"must be one of {', '.join(OVERFLOW_POLICIES)}")
     return Profile(name=name, model=data.get("model"), template=data.get("template"),

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.prompt.conversation import ATTRIBUTION_ROLES
+from harness.prompt.conversation import ATTRIBUTION_ROLES, Message
+from harness.prompt.roundtrip import TurnMessage
 from harness.stats.calibration import Calibration, calibration
 from harness.stats.entropy import StepStats, summarize
 
@@ -116,6 +117,16 @@ class Generation:
     prompt_tokens: list[TokenRecord] = field(default_factory=list)
     seconds: float = 0.0
     prompt_seconds: float = 0.0
+    turn: TurnMessage | None = None  # the writer's turn as a message, and whether it round-trips
+
+    @property
+    def message(self) -> Message | None:
+        """The generated turn as the message to store (what re-renders as the model wrote it)."""
+        return self.turn.message if self.turn is not None else None
+
+    @property
+    def round_trip(self) -> bool | None:
+        return self.turn.round_trip if self.turn is not None else None
 
     @property
     def tokens_per_second(self) -> float:
@@ -137,12 +148,13 @@ def generation_json(gen: Generation, name_of: Callable[[int], str]) -> dict[str,
         "prompt_roles": role_summaries(gen.prompt_tokens),
         "timing": {"prompt_seconds": round(gen.prompt_seconds, 4), "seconds": round(gen.seconds, 4),
                    "tokens_per_second": round(gen.tokens_per_second, 2)},
-    }
+    } | (gen.turn.to_dict() if gen.turn is not None else {})
 
 
 def token_calibration(tokens: Sequence[TokenRecord]) -> Calibration:
     """Calibration of the distributions that predicted `tokens`: confidence = top-1
-    probability, correct = the token that came was the top-1 (tokens without statistics skipped)."""
+    probability, correct = the token that came was the top-1 (tokens without statistics skipped);
+    intervals resample blocks of 16 consecutive tokens (one text has no larger unit)."""
     scored = [t for t in tokens if t.stats is not None and t.stats.top_ids]
     return calibration([t.stats.top_probs[0] for t in scored if t.stats],
                        [t.id == t.stats.top_ids[0] for t in scored if t.stats])
@@ -150,10 +162,12 @@ def token_calibration(tokens: Sequence[TokenRecord]) -> Calibration:
 
 def score_json(prompt: str, tokens: Sequence[TokenRecord], name_of: Callable[[int], str]) -> dict[str, Any]:
     """The `score --json` contract: the first token has no statistics and is left out of means.
-    `calibration` covers every scored token; each role in `roles` carries its own `ece`."""
+    `calibration` covers every scored token; each role in `roles` carries its own `ece`, with
+    `ece_null` (a perfectly calibrated model's expected ECE at these confidences) and `ece_ci95`."""
     roles = role_summaries(tokens)
     for role, summary in roles.items():
-        summary["ece"] = token_calibration([t for t in tokens if t.role == role]).to_dict()["ece"]
+        cal = token_calibration([t for t in tokens if t.role == role]).to_dict()
+        summary |= {key: cal[key] for key in ("ece", "ece_null", "ece_ci95")}
     return {"prompt": prompt, "tokens": tokens_json(tokens, name_of), "roles": roles,
             "calibration": token_calibration(tokens).to_dict()}
 

@@ -57,21 +57,31 @@ def end_of_generation_ids(server_eog: frozenset[int], engine: RemoteEngine,
 class RemoteWorkbench(BaseWorkbench):
     """A model behind a server: the server samples, harness renders and keeps statistics."""
 
+    engine: RemoteEngine
+    is_remote = True
+
     def __init__(self, engine: RemoteEngine, template: ChatTemplate,
                  variables: Mapping[str, Any] | None = None, n_probs: int = DEFAULT_N_PROBS):
         # n_probs: the top-k of `score` (prompt logprobs); generation asks for SamplingParams.n_probs
         self.server_eog = frozenset(engine.info.eog_ids)  # what the server itself names
         self.n_probs = n_probs
-        super().__init__(engine, template, variables)
-        self._learn_eog()
+        super().__init__(engine, template, variables)  # learns the end-of-generation ids
+
+    @property
+    def backend_url(self) -> str | None:
+        return self.engine.url
+
+    @property
+    def model_label(self) -> str:
+        return f"the server at {self.engine.url}"
 
     def _learn_eog(self) -> None:
         eog = end_of_generation_ids(self.server_eog, self.engine, self.markers)
         self.engine.info = replace(self.engine.info, eog_ids=eog)
 
-    def set_template(self, template: ChatTemplate) -> None:
-        super().set_template(template)
-        self._learn_eog()
+    def _derive(self, template: ChatTemplate, overrides: Mapping[str, Any]) -> None:
+        super()._derive(template, overrides)
+        self._learn_eog()  # the close marker may have changed
 
     def count_tokens(self, plan: PromptPlan) -> int:
         return len(self.engine.tokenize(plan.prompt))
@@ -81,9 +91,9 @@ class RemoteWorkbench(BaseWorkbench):
         if forced:
             raise CommandError("branching at a token needs a local model: a server cannot be "
                                "given tokens to force", hint="use /retry, or chat with --model")
-        return generate_remote(self.engine, plan, self.markers, params, eog_ids=self.eog_ids,
-                               parser=self.turn_parser(), on_token=on_token,
-                               should_stop=should_stop)
+        return self.with_message(plan, generate_remote(
+            self.engine, plan, self.markers, params, eog_ids=self.eog_ids, parser=self.turn_parser(),
+            on_token=on_token, should_stop=should_stop))
 
     def generate_many(self, plan: PromptPlan, params: Sequence[SamplingParams], *,
                       on_token: Sequence[OnToken | None] | None = None,

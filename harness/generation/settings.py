@@ -27,6 +27,11 @@ RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
 DEFAULT_N_PROBS = 200
 MAX_N_PROBS = 10_000
 
+# What a prompt longer than the context does (profiles, /set, --context-overflow, the API).
+OVERFLOW_ERROR = "error"
+OVERFLOW_TRUNCATE = "truncate-oldest"  # drop the oldest non-system messages until it fits
+OVERFLOW_POLICIES = (OVERFLOW_ERROR, OVERFLOW_TRUNCATE)
+
 
 def parse_seed(word: str) -> int | None:
     """A seed as typed: a number >= 0, or -1 / random / none for a random one."""
@@ -114,7 +119,7 @@ def coerce(name: str, value: Any) -> Any:
     if name == "logit_bias":
         for key, bias in value.items():
             if isinstance(bias, bool) or not isinstance(bias, int | float):
-                raise CommandError(f"expected a number, got {bias!r}", field=f"logit_bias.{key}")
+                raise CommandError(f"logit_bias.{key}: expected a number, got {bias!r}", field=f"logit_bias.{key}")
         return {str(k): float(v) for k, v in value.items()}
     return value
 
@@ -131,8 +136,19 @@ def parse(name: str, word: str) -> Any:
     return coerce(name, value)
 
 
+def check_overflow(value: Any, field: str = "context_overflow") -> str:
+    """A context-overflow policy, or an error naming `field`."""
+    if not isinstance(value, str) or value not in OVERFLOW_POLICIES:
+        raise CommandError(f"{field} must be one of {', '.join(OVERFLOW_POLICIES)}, got {value!r}",
+                           field=field)
+    return value
+
+
 @dataclass(frozen=True)
 class SamplingParams:
+    """One value per entry of :data:`SETTINGS`, in its order (tests/test_profiles.py holds the two
+    together)."""
+
     temperature: float = 0.8
     top_k: int = 40
     top_p: float = 0.95
@@ -166,3 +182,20 @@ class SamplingParams:
             value = getattr(self, setting.name)
             if not setting.valid(value):
                 raise _fail(setting.name, setting.rule)
+
+
+def merged_sampling(defaults: SamplingParams, settings: Mapping[str, Any]) -> SamplingParams:
+    """`settings` (keyword values) over `defaults`, checked through the settings schema."""
+    values = dict(settings)
+    if isinstance(values.get("stop"), str):
+        values["stop"] = [values["stop"]]
+    if isinstance(values.get("logit_bias"), Mapping):
+        values["logit_bias"] = {**defaults.logit_bias, **values["logit_bias"]}
+    if "seed" in values and values["seed"] is None:
+        values["seed"] = -1  # None asks for a random seed, as -1 does
+    known = list(BY_NAME)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise CommandError(f"unknown sampling setting(s): {', '.join(unknown)}", field=unknown[0],
+                           hint=f"known: {', '.join(known)}")
+    return defaults.with_values(values)

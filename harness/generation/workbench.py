@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from harness.backends.base import Backend, ModelInfo
-from harness.errors import ContextOverflowError, MessagesError
-from harness.generation.batch import batch_cells, generate_batch
+from harness.backends.base import DecodePath, ModelInfo, MultiSequenceBackend
+from harness.errors import CommandError, ContextOverflowError, MessagesError
+from harness.generation.batch import generate_batch, sequence_cells
 from harness.generation.evaluation import (
     FieldInjection,
     Injection,
@@ -29,29 +28,20 @@ from harness.generation.evaluation import (
 from harness.generation.loop import generate
 from harness.generation.records import Generation, TokenRecord
 from harness.generation.roles import turn_parser
-from harness.generation.settings import SamplingParams
+from harness.generation.settings import OVERFLOW_ERROR, OVERFLOW_TRUNCATE, SamplingParams
 from harness.generation.turn import OnToken, eog_texts
-from harness.prompt.blocks import BlockMarkers, derive_blocks
-from harness.prompt.conversation import SYSTEM, Conversation
-from harness.prompt.markers import TurnMarkers, derive_markers
+from harness.prompt.blocks import derive_blocks
+from harness.prompt.conversation import REASONING, SYSTEM, Conversation
+from harness.prompt.markers import derive_markers
 from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
-from harness.prompt.templates import GGUF, ChatTemplate, load_template
-from harness.prompt.turns import TurnParser
+from harness.prompt.roundtrip import turn_message
+from harness.prompt.templates import ChatTemplate
+from harness.prompt.turns import TurnParser, writer_turn
 from harness.stats.entropy import StatsWorkspace
-
-OVERFLOW_ERROR = "error"
-OVERFLOW_TRUNCATE = "truncate-oldest"
-OVERFLOW_POLICIES = (OVERFLOW_ERROR, OVERFLOW_TRUNCATE)
 
 
 def model_variables(info: ModelInfo) -> dict[str, Any]:
     return {"bos_token": info.bos_text, "eos_token": info.eos_text}
-
-
-def choose_template(spec: str | None, embedded: str | None, model_name: str,
-                    user_dir: Path | None = None) -> ChatTemplate:
-    """`spec`, or the model's embedded template, or an error that names --template."""
-    return load_template(spec or GGUF, embedded=embedded, model_name=model_name, user_dir=user_dir)
 
 
 def fit_plan(conversation: Conversation, plan_of: Callable[[Conversation], PromptPlan],
@@ -79,17 +69,45 @@ def fit_plan(conversation: Conversation, plan_of: Callable[[Conversation], Promp
 
 class BaseWorkbench:
     """What a workbench is, whatever runs the model: template, markers, variables, planning and
-    fitting the context. Subclasses give the engine, count tokens and generate."""
+    fitting the context. Subclasses give the engine, count tokens and generate.
+
+    The template, its markers and blocks and the variables change together, only through
+    :meth:`set_template` and :meth:`set_variables` (markers and blocks are derived again from
+    both); literal content through :meth:`set_literal_content`."""
 
     engine: Any  # a Backend or a RemoteEngine: tokenize, token_id, piece, is_special, info, close
-    literal_content = False  # tokenize message content as plain text
+    is_remote = False  # a server tokenizes and samples (no literal content, no forced tokens)
 
-    def __init__(self, engine: Any, template: ChatTemplate, variables: Mapping[str, Any] | None):
+    def __init__(self, engine: Any, template: ChatTemplate, variables: Mapping[str, Any] | None,
+                 *, literal_content: bool = False):
         self.engine = engine
-        self.overrides = dict(variables or {})
-        self.template = template
-        self.markers: TurnMarkers = derive_markers(template, self.variables)
-        self.blocks: BlockMarkers = derive_blocks(template, self.variables, self.markers.generation_prompt)
+        self._overrides = dict(variables or {})
+        self._derive(template, self._overrides)
+        self._literal_content = False
+        self.set_literal_content(literal_content)
+
+    def _derive(self, template: ChatTemplate, overrides: Mapping[str, Any]) -> None:
+        """Template, variables, markers and blocks as one change (raises before anything changes)."""
+        variables = {**model_variables(self.info), **overrides}
+        markers = derive_markers(template, variables)
+        blocks = derive_blocks(template, variables, markers.generation_prompt)
+        self.template, self.markers, self.blocks = template, markers, blocks
+        self._overrides = dict(overrides)
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The template variables set over the model's own (a copy)."""
+        return dict(self._overrides)
+
+    @property
+    def literal_content(self) -> bool:
+        """Message content is tokenized as plain text (control-token strings stay text)."""
+        return self._literal_content
+
+    @property
+    def backend_url(self) -> str | None:
+        """The server's URL (None: a model in this process)."""
+        return None
 
     @property
     def info(self) -> ModelInfo:
@@ -100,13 +118,32 @@ class BaseWorkbench:
         return self.info.eog_ids
 
     @property
+    def decode_path(self) -> DecodePath | None:
+        """How the engine computes logits, with its invariance verdict (None: a server, whose
+        decode path harness neither controls nor measures)."""
+        return None
+
+    @property
     def variables(self) -> dict[str, Any]:
-        return {**model_variables(self.info), **self.overrides}
+        return {**model_variables(self.info), **self._overrides}
+
+    @property
+    def model_label(self) -> str:
+        """How errors name the model (a template named gguf is its embedded one)."""
+        return self.info.name
 
     def set_template(self, template: ChatTemplate) -> None:
-        markers = derive_markers(template, self.variables)  # raises before anything changes
-        self.template, self.markers = template, markers
-        self.blocks = derive_blocks(template, self.variables, markers.generation_prompt)
+        self._derive(template, self._overrides)
+
+    def set_variables(self, overrides: Mapping[str, Any]) -> None:
+        """Replace the template variables set over the model's own; markers and blocks follow."""
+        self._derive(self.template, overrides)
+
+    def set_literal_content(self, on: bool) -> None:
+        if on and self.is_remote:
+            raise CommandError("a server tokenizes the whole prompt: literal content needs a local model",
+                               field="literal_content")
+        self._literal_content = bool(on)
 
     def turn_parser(self) -> TurnParser:
         """The parser of generated text under this template (the model's end-of-generation
@@ -159,6 +196,19 @@ class BaseWorkbench:
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         raise NotImplementedError
 
+    def with_message(self, plan: PromptPlan, gen: Generation) -> Generation:
+        """`gen` with its writer's turn as a message (harness.prompt.roundtrip): what a
+        conversation stores so that the next prompt shows what the model wrote."""
+        if plan.writer is None or plan.before is None:
+            return gen
+        parser = self.turn_parser()
+        full = plan.opened + gen.text
+        start = parser.start_role(plan.writer, plan.mode)
+        turn, went_past = writer_turn(parser.parse(full, start), full, plan.writer)
+        gen.turn = turn_message(self.template, self.variables, plan.before, plan.prompt, plan.opened, turn,
+                                plan.writer, self.blocks, closed=went_past, in_reasoning=start == REASONING)
+        return gen
+
     def prompt_records(self, plan: PromptPlan) -> list[TokenRecord]:
         """The prompt's tokens as the model is given them (content literal or not), with roles."""
         return encode_prompt(self.engine, plan.prompt, plan.segments, literal_content=self.literal_content)
@@ -178,6 +228,14 @@ class BaseWorkbench:
     def piece_text(self, token: int) -> str:
         return self.engine.piece(token).decode("utf-8", "replace")
 
+    def uncached_prompt_tokens(self, plan: PromptPlan) -> int:
+        """Prompt tokens the model has yet to evaluate for `plan` (0: not known here)."""
+        return 0
+
+    def context_used(self) -> int:
+        """Tokens the model holds in its context now (0: not known here)."""
+        return 0
+
     def close(self) -> None:
         self.engine.close()
 
@@ -185,24 +243,42 @@ class BaseWorkbench:
 class Workbench(BaseWorkbench):
     """A model loaded in this process."""
 
-    def __init__(self, backend: Backend, template: ChatTemplate,
-                 variables: Mapping[str, Any] | None = None):
+    engine: MultiSequenceBackend
+
+    def __init__(self, backend: MultiSequenceBackend, template: ChatTemplate,
+                 variables: Mapping[str, Any] | None = None, *, literal_content: bool = False):
         self.evaluator = PromptEvaluator(backend, StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids))
         self._batch_evaluator: PromptEvaluator | None = None  # over the backend's multi-sequence context
-        super().__init__(backend, template, variables)
+        super().__init__(backend, template, variables, literal_content=literal_content)
 
     @property
-    def backend(self) -> Backend:
+    def backend(self) -> MultiSequenceBackend:
         return self.engine
+
+    @property
+    def decode_path(self) -> DecodePath:
+        return self.engine.decode_path
 
     def count_tokens(self, plan: PromptPlan) -> int:
         return len(self.prompt_records(plan))
 
+    def uncached_prompt_tokens(self, plan: PromptPlan) -> int:
+        """Prompt tokens beyond the prefix the evaluator's KV cache already holds."""
+        cached = self.evaluator.tokens
+        ids = [r.id for r in self.prompt_records(plan)]
+        shared = 0
+        while shared < min(len(cached), len(ids)) and cached[shared] == ids[shared]:
+            shared += 1
+        return len(ids) - shared
+
+    def context_used(self) -> int:
+        return len(self.evaluator.tokens)
+
     def generate(self, plan: PromptPlan, params: SamplingParams, *, on_token: OnToken | None = None,
                  should_stop: Callable[[], bool] | None = None, forced: Sequence[int] = ()) -> Generation:
-        return generate(self.engine, self.evaluator, plan, self.markers, params, forced=forced,
-                        parser=self.turn_parser(), prompt_records=self.prompt_records(plan),
-                        on_token=on_token, should_stop=should_stop)
+        return self.with_message(plan, generate(
+            self.engine, self.evaluator, plan, self.markers, params, forced=forced, parser=self.turn_parser(),
+            prompt_records=self.prompt_records(plan), on_token=on_token, should_stop=should_stop))
 
     def generate_many(self, plan: PromptPlan, params: Sequence[SamplingParams], *,
                       on_token: Sequence[OnToken | None] | None = None,
@@ -210,18 +286,17 @@ class Workbench(BaseWorkbench):
         """One generation per entry of `params` after the same plan, decoded together in one
         multi-sequence context of the model (its own prompt evaluator and KV prefix reuse). A
         stop ends every unfinished one as interrupted."""
-        sequences = getattr(self.engine, "sequences", None)
-        if len(params) <= 1 or sequences is None:
+        if len(params) <= 1:
             return super().generate_many(plan, params, on_token=on_token, should_stop=should_stop)
         records = self.prompt_records(plan)
         n_ctx = self.info.n_ctx
-        cells = batch_cells(len(records), params, n_ctx)
-        seqs = sequences(len(params), max(n_ctx, -(-cells // 256) * 256))
+        cells = sequence_cells(len(records), params, n_ctx)
+        seqs = self.engine.sequences(len(params), -(-cells // 256) * 256)
         if self._batch_evaluator is None or self._batch_evaluator.backend is not seqs:
             self._batch_evaluator = PromptEvaluator(seqs, self.evaluator.workspace)
-        return generate_batch(self.engine, seqs, self._batch_evaluator, plan, self.markers, params,
-                              parser=self.turn_parser(), prompt_records=records, n_ctx=n_ctx,
-                              on_token=on_token, should_stop=should_stop)
+        return [self.with_message(plan, gen) for gen in generate_batch(
+            self.engine, seqs, self._batch_evaluator, plan, self.markers, params, parser=self.turn_parser(),
+            prompt_records=records, n_ctx=n_ctx, on_token=on_token, should_stop=should_stop)]
 
     def score(self, conversation: Conversation) -> tuple[PromptPlan, list[TokenRecord]]:
         """Teacher-forced statistics of the conversation exactly as rendered (mode as-is)."""

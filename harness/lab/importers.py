@@ -20,10 +20,10 @@ from typing import Any
 
 import yaml
 
+from harness.atomic import write_text
 from harness.errors import CommandError, StorageError, TemplateError
 from harness.paths import user_templates_dir
 from harness.prompt.templates import ChatTemplate, list_library
-from harness.store import write_text
 from harness.untrusted import check_text
 from harness.yamlio import error_location, load_yaml
 

@@ -80,12 +80,21 @@ def open_backend(spec: str | None, *, n_ctx: int = 4096, n_threads: int | None =
                  vocab_only: bool = False, engine=None):
     """Validate the GGUF header, then load it in llama.cpp (`vocab_only`: tokenizer only;
     `engine`: EngineOptions, GPU layers, flash attention, KV cache types, mmap, batch size)."""
+    from harness.backends.base import EngineOptions
     from harness.backends.llama_cpp import LlamaCppBackend
     from harness.models.gguf import read_gguf_info
-    from harness.models.probe import probe_model
+    from harness.models.probe import probe_decode_path, probe_model
 
     name, path = resolve_model(spec)
     read_gguf_info(path)  # refuses broken files before llama.cpp parses them
     probe_model(path)  # a file that crashes llama.cpp crashes a child process, not harness
-    return LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads, vocab_only=vocab_only,
-                           engine=engine)
+    backend = LlamaCppBackend(path, name=name, n_ctx=n_ctx, n_threads=n_threads, vocab_only=vocab_only,
+                              engine=engine)
+    if not vocab_only:
+        try:
+            backend.decode_path = probe_decode_path(path, backend.decode_path, engine or EngineOptions(),
+                                                    backend.threads)
+        except BaseException:
+            backend.close()
+            raise
+    return backend

@@ -37,12 +37,16 @@ class PromptPlan:
     # (what, text) of every non-content string of the messages the template may print (roles,
     # names, extra keys): checked for control-token text like content (Workbench.plan)
     fields: tuple[tuple[str, str], ...] = ()
+    # the messages before the turn generated after this prompt (a continued message excluded:
+    # the turn replaces it)
+    before: Conversation | None = None
 
 
 def plan_prompt(conversation: Conversation, template: ChatTemplate, mode: str = REPLY, *,
                 text: str = "", variables: Mapping[str, Any] | None = None) -> PromptPlan:
     plan = _plan(conversation, template, mode, text, variables)
-    return replace(plan, segments=tuple(split_reasoning(plan.prompt, plan.segments)))
+    before = Conversation(conversation.messages[:-1]) if mode == CONTINUE else conversation
+    return replace(plan, segments=tuple(split_reasoning(plan.prompt, plan.segments)), before=before)
 
 
 def _plan(conversation: Conversation, template: ChatTemplate, mode: str, text: str,

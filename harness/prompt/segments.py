@@ -80,10 +80,6 @@ class _Field:
     text: str
 
 
-def with_sentinels(messages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return _marked(messages)[0]
-
-
 def _marked(messages: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[_Field]]:
     """Messages with every text field a sentinel: string content and text parts (the message's
     role), ``reasoning_content``/``thinking`` (reasoning), string tool-call arguments (tool_call).

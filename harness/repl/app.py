@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -20,10 +21,10 @@ from prompt_toolkit.filters import Condition, is_searching
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings
 
+from harness.chat.commands.edit import set_content
 from harness.chat.dispatch import handle as handle_line
-from harness.chat.edit import set_content
-from harness.chat.events import EditRequest
-from harness.chat.session import Notice, Session
+from harness.chat.events import EditRequest, Notice
+from harness.chat.session import Session
 from harness.interrupt import sigint_flag
 from harness.repl.completer import HarnessCompleter
 from harness.repl.display import Display
@@ -34,7 +35,7 @@ from harness.repl.typeahead import held_keys, next_input
 USER_PROMPT = [("ansigreen bold", "user> ")]
 
 
-def make_key_bindings(ui: dict[str, Any]) -> KeyBindings:
+def make_key_bindings(ui: Mapping[str, Any]) -> KeyBindings:
     """Enter / Alt-Enter: send or newline, as the `multiline` setting says."""
     bindings = KeyBindings()
     handle = bindings.add
@@ -69,7 +70,7 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
     history = TolerantFileHistory(history_path, history_failed) if history_path else InMemoryHistory()
     return PromptSession(
         message=USER_PROMPT, bottom_toolbar=lambda: toolbar_fragments(session),
-        key_bindings=make_key_bindings(session.ui), history=history, input=input, output=output,
+        key_bindings=make_key_bindings(session.prefs), history=history, input=input, output=output,
         multiline=True, completer=HarnessCompleter(), complete_while_typing=False,
         enable_history_search=False,
     )
@@ -77,7 +78,7 @@ def build_prompt_session(session: Session, *, input: Any = None, output: Any = N
 
 def run_repl(session: Session, *, input: Any = None, output: Any = None,
              history_path: str | None = None, display: Display | None = None) -> int:
-    display = display or Display(output, session.ui)
+    display = display or Display(output, session.prefs)
     prompt = build_prompt_session(session, input=input, output=output, history_path=history_path,
                                   emit=display.emit)
     terminal = sys.stdin.fileno() if input is None and sys.stdin.isatty() else None
@@ -87,7 +88,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
             text, send, typed = next_input(typed)
             try:  # the label every time: an /edit prompt must not leave its label behind
                 line = prompt.prompt(USER_PROMPT, default=text, accept_default=send,
-                                     vi_mode=bool(session.ui.get("vi")))
+                                     vi_mode=bool(session.prefs.get("vi")))
             except KeyboardInterrupt:
                 typed = ""
                 continue  # Ctrl-C at the prompt: the line is cleared
@@ -108,7 +109,7 @@ def run_repl(session: Session, *, input: Any = None, output: Any = None,
 
 
 def _say_where_saved(session: Session, display: Display) -> None:
-    saved = session.autosave
+    saved = session.io.autosave
     if saved is not None and saved.path.exists():
         display.emit(Notice(f"session saved to {saved.path}; resume: harness chat --resume {saved.id}"))
 
@@ -120,7 +121,7 @@ def _answer_edits(session: Session, prompt: PromptSession, display: Display) -> 
         try:
             text = _in_editor(request) if request.editor else prompt.prompt(
                 [("ansiyellow bold", f"edit {request.index}> ")], default=request.content,
-                vi_mode=bool(session.ui.get("vi")))
+                vi_mode=bool(session.prefs.get("vi")))
         except (KeyboardInterrupt, EOFError):
             display.emit(Notice("edit cancelled"))
             continue

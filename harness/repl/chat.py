@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.chat.session import Notice, Session
+from harness.chat.events import Notice
+from harness.chat.session import Session
+from harness.prompt.conversation import Conversation
 from harness.repl.app import run_repl
 from harness.repl.display import Display
 
@@ -12,7 +14,7 @@ from harness.repl.display import Display
 def _open_log(path: Any, display: Display):
     """The turn log, or None (with a visible notice) when it cannot be written."""
     from harness.errors import StorageError
-    from harness.store import TurnLog, default_log_path
+    from harness.turn_log import TurnLog, default_log_path
 
     try:
         log = TurnLog(path or default_log_path())
@@ -40,7 +42,7 @@ def _resume_target(spec: str | None) -> tuple[str, Any]:
     """("log", path) for a .jsonl chat log, ("session", path) for a saved session. With no spec,
     the newest session, or the newest log when no session was ever saved."""
     from harness.chat.saved import find_session, list_sessions
-    from harness.store import latest_log
+    from harness.turn_log import latest_log
 
     if spec and spec.endswith(".jsonl"):
         return "log", spec
@@ -71,7 +73,7 @@ def _read_resume(spec: str | None):
     """(target, saved engine options, saved session or None, log path or None, conversation from
     a log or None). A log resumes with its own model and template."""
     from harness.chat.saved import read_session, saved_engine
-    from harness.store import read_log, resume_messages
+    from harness.turn_log import read_log, resume_messages
 
     if spec is None:
         return None, {}, None, None, None
@@ -88,43 +90,52 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
              system: str | None = None) -> int:
     """The REPL on a workbench opened from `explicit` options (what the command line said, None
     where it said nothing) over a resumed session's over the profile's."""
+    from harness.chat.engine_handle import EngineHandle
     from harness.chat.saved import SessionFile, restore, safe_log_path, saved_id
+    from harness.chat.session_io import SessionIO
+    from harness.chat.tree_history import TreeHistory
+    from harness.chat.turn_settings import TurnSettings
     from harness.generation.open import open_workbench, workbench_options
+    from harness.repl.prefs import repl_prefs
 
     display = Display()
-    target, engine, saved, resumed_log, resumed = _read_resume(resume)
-    options = workbench_options(explicit, profile, engine)
+    target, engine_options, saved, resumed_log, resumed = _read_resume(resume)
+    options = workbench_options(explicit, profile, engine_options)
+    overflow = explicit.get("context_overflow") or engine_options.get("context_overflow") or profile.context_overflow
     bench = open_workbench(**options)
 
     def loader(model: str | None, template: str | None, **changes: Any):
         return open_workbench(**{**options, "model": model, "template": template, **changes})
 
-    overflow = explicit.get("context_overflow") or engine.get("context_overflow") or profile.context_overflow
-    session = Session(bench, params=profile.sampling, loader=loader,
-                      template_spec=options["template"], model_spec=options["model"],
-                      context_overflow=overflow, profile_name=profile.name)
-    system = system if system is not None else profile.system
+    engine = EngineHandle(bench, model_spec=options["model"], template_spec=options["template"], loader=loader,
+                          options={"threads": options["threads"]})
+    prefs = repl_prefs()
     if saved is not None:
-        restore(session, saved)
-        session.autosave = SessionFile(saved_id(saved, target), target)
-    elif resumed is not None:
-        session.conversation = resumed
-    elif system:
-        session.conversation = session.conversation.with_system(system)
-    session.undo_stack.clear()
-    session.autosave = session.autosave or SessionFile()
+        restored = restore(saved, context_overflow=overflow)
+        prefs.restore(restored.ui)
+        session = Session(engine=engine, settings=restored.settings, trees=restored.trees,
+                          transcript=restored.transcript, prefs=prefs,
+                          io=SessionIO(autosave=SessionFile(saved_id(saved, target), target)))
+        notes = restored.notes
+    else:
+        system = system if system is not None else profile.system
+        conversation = resumed if resumed is not None else Conversation().with_system(system)
+        session = Session(engine=engine, settings=TurnSettings(profile.sampling, overflow, profile.name),
+                          trees=TreeHistory.of(conversation), prefs=prefs, io=SessionIO(autosave=SessionFile()))
+        notes = ()
     info = bench.info
     display.emit(Notice(f"harness chat — {info.name} ({info.architecture}, n_ctx {info.n_ctx}), "
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
         display.emit(Notice(f"resumed {len(session.conversation)} messages from {target}"))
-    for note in [*session.restore_notes, *bench.warnings]:
+    for note in [*notes, *bench.warnings]:
         display.emit(Notice(note, "warning"))
-    display.emit(Notice(f"session: {session.autosave.id}"))
-    session.log = _open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display)
+    if bench.decode_path is not None and bench.decode_path.notice():
+        display.emit(Notice(bench.decode_path.notice(), "warning"))
+    display.emit(Notice(f"session: {session.io.autosave.id}"))  # type: ignore[union-attr]
+    session.io.attach_log(_open_log(log or resumed_log or safe_log_path((saved or {}).get("log")), display))
     try:
         return run_repl(session, history_path=_history_path())
     finally:
-        if session.log is not None:
-            session.log.close()
-        session.bench.close()
+        session.io.close()
+        session.engine.close()

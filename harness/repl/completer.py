@@ -9,6 +9,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion, Path
 from prompt_toolkit.document import Document
 
 from harness.chat.slash import COMMANDS
+from harness.generation.settings import EOS_POLICIES
 
 
 def _templates() -> list[str]:
@@ -32,14 +33,15 @@ def _models() -> list[str]:
 
 
 def _settings() -> list[str]:
-    from harness.chat.settings import SETTING_KEYS
+    from harness.chat.commands.configure import settings_rows
+    from harness.repl.prefs import SWITCHES
 
-    return [k.replace("NAME", "") for k in SETTING_KEYS]
+    return [k.replace("NAME", "") for k, _ in settings_rows({s.name: s.help for s in SWITCHES})]
 
 
 WORDS: dict[str, Callable[[], Iterable[str]]] = {
     "template": _templates, "profile": _profiles, "model": _models, "set": _settings,
-    "help": lambda: [c.name for c in COMMANDS], "eos": lambda: ["stop", "continue", "ban"],
+    "help": lambda: [c.name for c in COMMANDS], "eos": lambda: list(EOS_POLICIES),
     "swipe": lambda: ["next", "prev"], "shade": lambda: ["on", "off"],
     "raw": lambda: ["as-is", "impersonate"],
 }

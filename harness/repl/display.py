@@ -9,6 +9,7 @@ or 16, and the legend names what is drawn.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from typing import Any
 
 from prompt_toolkit import print_formatted_text
@@ -16,7 +17,7 @@ from prompt_toolkit.application.current import get_app_session
 from prompt_toolkit.formatted_text import FormattedText
 from prompt_toolkit.output import ColorDepth
 
-from harness.chat.session import (
+from harness.chat.events import (
     Alternatives,
     EditRequest,
     EntropyReport,
@@ -69,7 +70,7 @@ def _visible(text: str) -> str:
 
 
 class Display:
-    def __init__(self, output: Any = None, ui: dict[str, Any] | None = None):
+    def __init__(self, output: Any = None, ui: Mapping[str, Any] | None = None):
         self.output = output
         self.ui = ui if ui is not None else {"shade": True}
         self._role: str | None = None

@@ -14,18 +14,18 @@ ROLE_STYLES = {
 
 def toolbar_fragments(session: Session) -> list[tuple[str, str]]:
     info = session.bench.info
-    mode, text = session.last_request
+    mode, text = session.transcript.last_request
     parts: list[tuple[str, str]] = [
         ("bold", f" {info.name} "), ("", f"| template {session.bench.template.name} "),
         ("", f"| last mode {mode}{' ' + repr(text) if text else ''} "),
         ("bold" if session.params.eos != "stop" else "", f"| eos {session.params.eos} "),
         ("", f"| T {session.params.temperature:g} "),
     ]
-    if session.history:
-        parts.append(("", f"| {session.history[-1].tokens_per_second:.0f} tok/s "))
-    used = len(session.bench.evaluator.tokens)
+    if len(session.transcript):
+        parts.append(("", f"| {session.transcript[-1].tokens_per_second:.0f} tok/s "))
+    used = session.bench.context_used()
     parts.append(("bold" if used > 0.9 * info.n_ctx else "", f"| ctx {used}/{info.n_ctx} "))
-    roles = session.session_roles()
+    roles = session.transcript.roles()
     if roles:
         parts.append(("", "| H̄ bits:"))
         for role, summary in roles.items():

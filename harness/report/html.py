@@ -35,6 +35,7 @@ from harness.report.charts import (
     shade_bin,
 )
 from harness.report.study_charts import calibration_section, choice_section, sweep_chart
+from harness.stats.intervals import FEW_CONVERSATIONS
 from harness.stats.quadrants import quadrant
 
 MAX_TURNS = 50
@@ -163,9 +164,9 @@ def _legend(roles: Sequence[str]) -> str:
             "hover a token for details, click to pin</span></section>")
 
 
-_COLUMNS = (("condition", "l"), ("scope", "l"), ("role", "l"), ("turns", ""), ("tokens", ""),
+_COLUMNS = (("condition", "l"), ("scope", "l"), ("role", "l"), ("conversations", ""), ("turns", ""), ("tokens", ""),
             ("model H bits", ""), ("95% CI", ""), ("surprisal", ""), ("ppl", ""), ("sampled H", ""),
-            ("varentropy", ""), ("ECE", ""), ("distinct-2", ""), ("past EOS cont/new", ""))
+            ("varentropy", ""), ("ECE (null)", ""), ("distinct-2", ""), ("past EOS cont/new", ""))
 
 
 def _summary_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -185,12 +186,12 @@ def _summary_row(r: dict[str, Any]) -> str:
     cells = [
         f'<td class="l">{escape(str(r["condition"]))}</td><td class="l">{escape(str(r.get("scope", "")))}</td>',
         f'<td class="l"><span class="chip" style="background:{role_colour(role)}"></span>{escape(role)}</td>',
-        f'<td>{r.get("turns", "–")}</td><td>{r.get("tokens", "–")}</td>',
+        f'<td>{_conversations(r)}</td><td>{r.get("turns", "–")}</td><td>{r.get("tokens", "–")}</td>',
         f'<td class="{"hn" if shade_i is None else f"h{shade_i}"}">{_num(ent)}{_within(r.get("entropy_bounds_bits"))}</td>',
         f"<td>{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '–'}</td>",
         f'<td>{_num(r.get("mean_surprisal_bits"))}</td><td>{_num(r.get("perplexity"), 2)}</td>',
         f'<td>{_num(r.get("mean_sampling_entropy_bits"))}</td><td>{_num(r.get("mean_varentropy_bits2"))}</td>',
-        f'<td>{_num((r.get("calibration") or {}).get("ece"))}</td>',
+        f'<td>{_ece(r.get("calibration"))}</td>',
         f'<td>{_num((r.get("diversity") or {}).get("distinct_2"))}</td>',
         f'<td>{_past_eos(r.get("past_eos"))}</td>',
     ]
@@ -202,6 +203,20 @@ def _within(bounds: list[float | None] | None) -> str:
     if not bounds:
         return ""
     return f'<br><small title="bounds from the top-k">in [{_num(bounds[0], 2)}, {_num(bounds[1], 2)}]</small>'
+
+
+def _conversations(r: dict[str, Any]) -> str:
+    """`12`, or `3*` below FEW_CONVERSATIONS (the interval is honest and wide)."""
+    n = r.get("conversations")
+    return "–" if n is None else f"{n}{'*' if n < FEW_CONVERSATIONS else ''}"
+
+
+def _ece(cal: dict[str, Any] | None) -> str:
+    """ECE and a perfectly calibrated model's at the same confidences; generated tokens' is the
+    sampler's (not shown)."""
+    if not cal or cal.get("ece") is None or cal.get("measures") == "sampler":
+        return "–"
+    return f"{cal['ece']:.3f} ({_num(cal.get('ece_null'))})"
 
 
 def _past_eos(counts: dict[str, int] | None) -> str:

@@ -80,7 +80,7 @@ def _from_database(source: Path, run_id: int | None) -> ReportInput:
 
 
 def _from_log(source: Path) -> ReportInput:
-    from harness.store import read_log
+    from harness.turn_log import read_log
 
     try:
         records = [r for r in read_log(source) if isinstance(r, dict) and isinstance(r.get("tokens"), list)]

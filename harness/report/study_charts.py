@@ -17,7 +17,8 @@ _SWEPT = re.compile(r"^(?P<base>.*?)(?: ?)T=(?P<t>[0-9.]+)$")  # the sampling-se
 
 def reliability_diagram(row: dict[str, Any], *, size: int = 150) -> str:
     """One row's calibration: per confidence bin a bar of accuracy (the role's colour), a tick at
-    the mean confidence, the diagonal of perfect calibration; ECE and n in the caption."""
+    the mean confidence, the diagonal of perfect calibration; ECE, a perfectly calibrated model's
+    ECE at the same confidences and n in the caption (generated rows: the sampler's)."""
     cal = row["calibration"]
     pad, bottom = 18, 30
     plot = size - pad - 6
@@ -37,8 +38,11 @@ def reliability_diagram(row: dict[str, Any], *, size: int = 150) -> str:
                      f'accuracy {b["accuracy"]:.3f}, mean confidence {b["confidence"]:.3f}</title></rect>')
         cy = 6 + plot - plot * b["confidence"]
         parts.append(f'<line x1="{_f(x)}" x2="{_f(x + w)}" y1="{_f(cy)}" y2="{_f(cy)}" stroke="#222"/>')
-    ece = cal.get("ece")
-    caption = f"{row.get('scope', '')} {row['role']}: ECE {ece:.3f}, n {cal['n']}" if ece is not None else "no tokens"
+    ece, null = cal.get("ece"), cal.get("ece_null")
+    floor = f" (perfect: {null:.3f})" if null is not None else ""
+    whose = " (sampler)" if cal.get("measures") == "sampler" else ""
+    caption = (f"{row.get('scope', '')} {row['role']}{whose}: ECE {ece:.3f}{floor}, n {cal['n']}"
+               if ece is not None else "no tokens")
     parts.append(f'<text x="{pad}" y="{size + bottom - pad - 14}" font-size="9">{escape(caption)}</text>'
                  f'<text x="{pad}" y="{size + bottom - pad - 3}" font-size="8" fill="#555">'
                  "x: top-1 probability · y: accuracy</text></svg>")

@@ -14,7 +14,7 @@ from harness.repl.display import Display
 
 class Recorder(Display):
     def __init__(self, session: Session):
-        super().__init__(DummyOutput(), session.ui)
+        super().__init__(DummyOutput(), session.prefs)
         self.events: list = []
 
     def emit(self, event) -> None:

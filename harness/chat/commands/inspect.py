@@ -33,9 +33,10 @@ COMMANDS = CommandTable()
 
 
 def _inspected(session: Session) -> tuple[int, Generation]:
-    if session.inspected is not None and session.inspected < len(session.tree):
+    inspected = session.transcript.inspected
+    if inspected is not None and inspected < len(session.tree):
         try:
-            return session.generation_at(session.inspected)
+            return session.generation_at(inspected)
         except CommandError:
             pass
     return session.generation_at(-1)
@@ -47,7 +48,7 @@ def cmd_tokens(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if len(words) > 1 or words and not words[0].lstrip("-").isdigit():
         raise CommandError("usage: /tokens [N]", hint="N is a message number from /messages")
     index, gen = session.generation_at(int(words[0]) if words else -1)
-    session.inspected = index
+    session.transcript.inspect(index)
     special = session.bench.engine.is_special
     rows = tuple(TokenRow(shown_piece(t.piece, t.raw or session.bench.engine.piece(t.id)), t.role, t.stats.entropy_bits if t.stats else None,
                           2.0 ** -t.stats.surprisal_bits if t.stats else None, special(t.id))
@@ -115,7 +116,7 @@ def resolve_alternative(session: Session, gen: Generation, k: int, alt: str) -> 
 
 @COMMANDS.command("branch")
 def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    from harness.chat.replies import regenerate
+    from harness.chat.commands.turns import regenerate
 
     words = split_words(arg)
     index, gen = _inspected(session)
@@ -126,7 +127,7 @@ def cmd_branch(session: Session, arg: str, emit: Emit, should_stop) -> None:
     forced = [t.id for t in gen.tokens[:k]] + [token]
     later = len(session.tree) - index - 1
     regenerate(session, index, emit, should_stop, forced=forced)
-    session.inspected = index
+    session.transcript.inspect(index)
     if later:
         emit(Notice(f"the branch is a new candidate of message {index}; the {later} message(s) after "
                     f"it stay with the old one (/swipe prev --at {index} goes back)", "warning"))
@@ -146,13 +147,9 @@ def cmd_raw(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("entropy")
 def cmd_entropy(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    if not session.history:
+    if not len(session.transcript):
         raise CommandError("no turn generated yet")
-    last = session.history[-1]
-    every = [t for g in session.history for t in g.tokens]
+    last = session.transcript[-1]
     emit(EntropyReport({"last turn (generated)": role_summaries(last.tokens),
                         "last turn (prompt)": role_summaries(last.prompt_tokens),
-                        "session (generated)": role_summaries(every)}))
-
-
-HANDLERS = COMMANDS.handlers
+                        "session (generated)": session.transcript.roles()}))

@@ -66,7 +66,7 @@ def cmd_edit(session: Session, arg: str, emit: Emit, should_stop) -> None:
         return
     if text.lstrip().startswith("{"):
         replacement = json_message(text)
-        session.change(session.tree.replace_message(index, replacement))
+        session.trees.change(session.tree.replace_message(index, replacement))
         emit(Notice(f"message {index} replaced ({replacement.role})"))
         return
     set_content(session, index, text, emit)
@@ -77,7 +77,7 @@ def set_content(session: Session, index: int, text: str, emit: Emit) -> None:
     if session.tree.node_at(index).message.content == text:  # type: ignore[union-attr]
         emit(Notice(f"message {index} unchanged"))
         return
-    session.change(session.tree.edit(index, text))
+    session.trees.change(session.tree.edit(index, text))
     emit(Notice(f"message {index} edited"))
 
 
@@ -86,7 +86,7 @@ def cmd_delete(session: Session, arg: str, emit: Emit, should_stop) -> None:
     words = split_words(arg)
     index = _index(words[0] if len(words) == 1 else "", "/delete N")
     role = session.tree.node_at(index).message.role  # type: ignore[union-attr]
-    session.change(session.tree.delete(index))
+    session.trees.change(session.tree.delete(index))
     emit(Notice(f"deleted message {index} ({role}); /undo brings it back"))
 
 
@@ -96,7 +96,7 @@ def cmd_role(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if len(words) != 2 or not words[1].strip():
         raise CommandError("usage: /role N ROLE")
     index, role = _index(words[0], "/role N ROLE"), words[1]
-    session.change(session.tree.edit(index, role=role))
+    session.trees.change(session.tree.edit(index, role=role))
     emit(Notice(f"message {index} is now {role}"))
 
 
@@ -111,7 +111,7 @@ def cmd_insert(session: Session, arg: str, emit: Emit, should_stop) -> None:
     else:
         role, text = take_words(rest, 1)
         message = Message(role[0], text)
-    session.change(session.tree.insert(index, message))
+    session.trees.change(session.tree.insert(index, message))
     emit(Notice(f"inserted a {message.role} message at {index}"))
 
 
@@ -131,20 +131,11 @@ def json_message(text: str) -> Message:
 
 @COMMANDS.command("undo")
 def cmd_undo(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    if not session.undo_stack:
-        raise CommandError("nothing to undo")
-    session.redo_stack.append(session.tree)
-    session.tree = session.undo_stack.pop()
+    session.trees.undo()
     emit(Notice(f"undone; {len(session.tree)} messages"))
 
 
 @COMMANDS.command("redo")
 def cmd_redo(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    if not session.redo_stack:
-        raise CommandError("nothing to redo")
-    session.undo_stack.append(session.tree)
-    session.tree = session.redo_stack.pop()
+    session.trees.redo()
     emit(Notice(f"redone; {len(session.tree)} messages"))
-
-
-HANDLERS = COMMANDS.handlers

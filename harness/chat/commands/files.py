@@ -25,7 +25,7 @@ def _file(arg: str, usage: str) -> str:
 
 @COMMANDS.command("save")
 def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    from harness.store import save_json
+    from harness.atomic import save_json
 
     arg = _file(arg, "/save FILE")
     save_json(arg, {"messages": session.conversation.to_dicts(), "settings": session.params.to_dict(),
@@ -35,17 +35,19 @@ def cmd_save(session: Session, arg: str, emit: Emit, should_stop) -> None:
 
 @COMMANDS.command("load")
 def cmd_load(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    from harness.inputs import read_messages
+    from harness.readers import read_messages
 
     arg = _file(arg, "/load FILE")
-    session.conversation = read_messages(arg)
+    from harness.chat.tree import Tree
+
+    session.trees.change(Tree.from_conversation(read_messages(arg)))
     emit(Notice(f"loaded {len(session.conversation)} messages from {arg} (/undo goes back)"))
 
 
 @COMMANDS.command("export")
 def cmd_export(session: Session, arg: str, emit: Emit, should_stop) -> None:
+    from harness.atomic import write_text
     from harness.chat.saved import export_json, export_markdown
-    from harness.store import write_text
 
     arg = _file(arg, "/export FILE.md|FILE.json")
     if not arg.lower().endswith((".md", ".json")):
@@ -68,11 +70,9 @@ def cmd_sessions(session: Session, arg: str, emit: Emit, should_stop) -> None:
     if not rows:
         emit(Notice("no saved sessions yet"))
         return
-    current = session.autosave.id if session.autosave is not None else None
+    current = session.io.autosave.id if session.io.autosave is not None else None
     lines = [f"{'*' if r.id == current else ' '} {r.id}  {r.when}  {r.messages:3d} msgs  {r.title}"
              for r in rows[-int(words[0] if words else 20):]]
     lines.append("harness chat --resume ID continues one")
     emit(Notice("\n".join(lines)))
 
-
-HANDLERS = COMMANDS.handlers

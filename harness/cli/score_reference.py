@@ -15,7 +15,7 @@ def score_against_reference(spec: str, threads: int | None, model: Backend, toke
                             encode: Callable[[Backend], list[TokenRecord]],
                             default_role: str = "template") -> dict[str, Any]:
     """`--reference R`: the reference's comparison of the scored text (empty without one)."""
-    from harness.generation.reference import reference_json, score_reference, token_fields
+    from harness.generation.reference_model import reference_json, score_reference, token_fields
     from harness.models.registry import open_backend
 
     reference = open_backend(spec, n_ctx=model.info.n_ctx, n_threads=threads)
@@ -39,7 +39,7 @@ def merge_reference(data: dict[str, Any], extra: dict[str, Any]) -> dict[str, An
 
 def print_reference(extra: dict[str, Any]) -> None:
     if extra:
-        from harness.generation.reference import reference_lines
+        from harness.generation.reference_model import reference_lines
 
         for line in reference_lines(extra["reference"]):
             print(line)

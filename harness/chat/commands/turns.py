@@ -1,5 +1,5 @@
-"""Commands that generate turns or choose among them: reply modes, /adopt, /retry and /swipe,
-and the session-level /help, /new and /quit.
+"""Commands that generate turns or choose among them: the reply modes, /adopt, /retry and
+/swipe.
 
 A retry under a fixed seed derives a new seed (shown) so each candidate differs; ``/retry same``
 repeats the turn's own seed. A swipe acts on the last message, or on message N with ``--at N``.
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from harness.chat.events import Emit, Notice
 from harness.chat.registry import CommandTable
-from harness.chat.slash import help_text, options, resolve, split_words, take_words
+from harness.chat.slash import options, split_words, take_words
 from harness.errors import CommandError
 from harness.prompt.conversation import USER, Conversation
 from harness.prompt.modes import CONTINUE, IMPERSONATE, PREFILL, REPLY
@@ -21,32 +21,6 @@ if TYPE_CHECKING:
 
 
 COMMANDS = CommandTable()
-
-
-@COMMANDS.command("help")
-def cmd_help(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    words = split_words(arg)
-    if not words:
-        emit(Notice(help_text()))
-        return
-    name = resolve(words[0].lstrip("/").lower())
-    text = help_text(name)
-    if name == "set":
-        from harness.chat.settings import settings_help
-
-        text += "\n" + settings_help()
-    emit(Notice(text))
-
-
-@COMMANDS.command("quit")
-def cmd_quit(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    raise EOFError
-
-
-@COMMANDS.command("new")
-def cmd_new(session: Session, arg: str, emit: Emit, should_stop) -> None:
-    session.reset()
-    emit(Notice("a fresh conversation (settings kept); /undo brings the old one back"))
 
 
 @COMMANDS.command("reply")
@@ -76,12 +50,8 @@ def cmd_continue(session: Session, arg: str, emit: Emit, should_stop) -> None:
 def cmd_adopt(session: Session, arg: str, emit: Emit, should_stop) -> None:
     """The turn the model wrote past its own becomes the next message (as the model wrote it)."""
     last = session.tree.node_at(-1).id if len(session.tree) else None
-    if session.beyond is None or session.beyond[0] != last:
-        raise CommandError("nothing to adopt: the last message is not a turn that ran past its end",
-                           hint="/eos continue lets the model write the next turn too")
-    beyond = session.beyond[1]
-    session.change(session.tree.append(beyond, {"adopted": True}))
-    session.beyond = None
+    beyond = session.transcript.take_beyond(last)
+    session.trees.change(session.tree.append(beyond, {"adopted": True}))
     what = "user message" if beyond.role == USER else f"{beyond.role} message"
     emit(Notice(f"adopted the model's {what} as message {len(session.tree) - 1}; "
                 "send a line, or /reply, for the next turn"))
@@ -177,7 +147,7 @@ def cmd_swipe(session: Session, arg: str, emit: Emit, should_stop) -> None:
     else:
         raise CommandError("usage: /swipe next|prev|K [--at N]")
     length = len(session.tree)
-    session.change(session.tree.choose(index, target))
+    session.trees.change(session.tree.choose(index, target))
     note = f" (the conversation now has {len(session.tree)} messages, was {length})" \
         if len(session.tree) != length else ""
     emit(Notice(_candidates(session, index) + ": " + _preview(session.conversation.messages[index].text)
@@ -188,5 +158,3 @@ def _preview(text: str, width: int = 70) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
-
-HANDLERS = COMMANDS.handlers

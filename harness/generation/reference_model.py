@@ -25,7 +25,13 @@ from harness.prompt.conversation import ATTRIBUTION_ROLES, TEMPLATE
 from harness.prompt.segments import Segment
 from harness.stats.bootstrap import cluster_mean_ci
 from harness.stats.entropy import StatsWorkspace
-from harness.stats.reference import RefStep, bits_on_bytes, byte_spans, compare_row, role_runs
+from harness.stats.model_comparison import (
+    RefStep,
+    bits_on_bytes,
+    byte_spans,
+    compare_row,
+    role_runs,
+)
 
 Encode = Callable[[Backend], list[TokenRecord]]
 
