@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -52,9 +53,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def openai_server_options(path) -> tuple[list[str], dict[str, str]]:
+    """llama-cpp-python's server flags and environment for the local backend's decode path
+    (harness.backends.llama_cpp): flash attention, the K/V cache types, batch = ubatch, and
+    GGML_CPU_TILED_MM. Its single sequence makes the KV layout moot; it cannot turn weight
+    repacking off, which leaves SmolLM2's Q4_1 weights as they are on this CPU either way."""
+    from harness.backends.llama_cpp import GGML_TYPES, TILED_MATMUL_ENV
+
+    options = ["--flash_attn", str(path.flash_attn == "on"), "--type_k", str(GGML_TYPES[path.type_k]),
+               "--type_v", str(GGML_TYPES[path.type_v]), "--n_batch", str(path.n_batch),
+               "--n_ubatch", str(path.n_batch)]
+    return options, {TILED_MATMUL_ENV: "1" if path.tiled_matmul else "0"}
+
+
 @pytest.fixture(scope="session")
-def openai_server(tmp_path_factory):
-    """llama-cpp-python's server on SmolLM2 (n_ctx 1024, one thread), shut down at the end."""
+def openai_server(tmp_path_factory, smollm2_backend):
+    """llama-cpp-python's server on SmolLM2 (n_ctx 1024, one thread) on the local decode path,
+    shut down at the end."""
     missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"llama-cpp-python's server extras are not installed ({', '.join(missing)}): "
@@ -62,13 +77,14 @@ def openai_server(tmp_path_factory):
     from harness.models.registry import resolve_model
 
     _, path = resolve_model("smollm2")
+    options, env = openai_server_options(smollm2_backend.decode_path)
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"  # a file: llama.cpp's load chatter
     err = log.open("wb")                                    # would fill a pipe and block it
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1"],
-        stdout=subprocess.DEVNULL, stderr=err)
+         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1", *options],
+        stdout=subprocess.DEVNULL, stderr=err, env=os.environ | env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -101,7 +117,7 @@ def test_openai_greedy_matches_local_loop(openai_server, smollm2):
     served = remote.generate(remote.plan(HELLO), GREEDY)
     assert served.prompt == local.prompt
     assert local.stop_reason == "eos" and local.tokens[-1].id in remote.engine.info.eog_ids
-    worst = compare_to_server(local, served)
+    worst = compare_to_server(local, served, by_id=False)
     print(f"\n{len(local.tokens)} tokens identical; max top-k probability difference {worst:.2e}")
     assert worst < PROB_TOLERANCE
 
