@@ -57,7 +57,8 @@ def openai_server_options(path) -> tuple[list[str], dict[str, str]]:
     """llama-cpp-python's server flags and environment for the local backend's decode path
     (harness.backends.llama_cpp): flash attention, the K/V cache types, batch = ubatch, and
     GGML_CPU_TILED_MM. Its single sequence makes the KV layout moot; it cannot turn weight
-    repacking off, which leaves SmolLM2's Q4_1 weights as they are on this CPU either way."""
+    repacking off, but llama.cpp repacks none of SmolLM2's Q4_1/Q8_0 tensors on x86 (its load
+    log: "cannot be used with preferred buffer type CPU_REPACK")."""
     from harness.backends.llama_cpp import GGML_TYPES, TILED_MATMUL_ENV
 
     options = ["--flash_attn", str(path.flash_attn == "on"), "--type_k", str(GGML_TYPES[path.type_k]),
