@@ -81,7 +81,9 @@ def test_the_installed_build_uses_every_extension_this_machine_grants():
     """The installed llama.cpp reports (llama_print_system_info) every SIMD extension the CPU
     grants here, unless setup installed another flag set (CMAKE_ARGS, or the fallback after a
     build of this machine's died)."""
-    report = build_report()
+    from harness.backends.llama_cpp import system_info
+
+    report = build_report(system_info())
     print(f"\n{report.system_info}\ngranted: {' '.join(report.granted)}")
     chosen_here = report.cmake_args is None or report.cmake_args == cmake_args(probe())
     if chosen_here:

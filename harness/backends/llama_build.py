@@ -175,35 +175,6 @@ def parse_system_info(text: str) -> dict[str, str]:
     return out
 
 
-def system_info() -> str:
-    """The installed llama.cpp's own report of what it was built with."""
-    import llama_cpp
-
-    return llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
-
-
-def check_decode(model_path: str, n_prompt: int = 64, n_decode: int = 8) -> float:
-    """Run the code paths a build's instruction sets reach: load `model_path` with llama.cpp's
-    default options (weight repacking and its extra buffers on, as llama-server runs), decode
-    `n_prompt` tokens as one batch, then `n_decode` one at a time. Returns seconds taken. A build
-    using an instruction the OS does not grant kills the process here (SIGILL); run it in a child."""
-    import time
-
-    import llama_cpp
-
-    t0 = time.perf_counter()
-    llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_prompt + n_decode + 8, n_batch=n_prompt,
-                          n_threads=2, verbose=False)
-    try:
-        tokens = llm.tokenize(b"The quick brown fox jumps over the lazy dog. " * 8)[:n_prompt]
-        llm.eval(tokens)
-        for token in tokens[:n_decode]:
-            llm.eval([token])
-    finally:
-        llm.close()
-    return time.perf_counter() - t0
-
-
 @dataclass(frozen=True)
 class BuildReport:
     """The installed build against this machine: what `harness doctor` prints."""
@@ -236,14 +207,14 @@ class BuildReport:
                 "refused": list(self.refused), "unused": list(self.unused), "cmake_args": self.cmake_args}
 
 
-def build_report(args_file: Path | None = None) -> BuildReport:
-    """The installed llama.cpp's report against this machine's grants."""
+def build_report(info: str, args_file: Path | None = None) -> BuildReport:
+    """The installed llama.cpp's report (`info`: its ``llama_print_system_info`` line) against
+    this machine's grants."""
     args_file = args_file or Path(sys.prefix) / ".harness-llama-args"
     try:
         args: str | None = args_file.read_text(encoding="utf-8").strip()
     except OSError:
         args = None
-    info = system_info()
     reported = tuple(k for k, v in parse_system_info(info).items() if v == "1")
     grants = probe()
     return BuildReport(info, reported, tuple(expected_features(grants)),
