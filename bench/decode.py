@@ -13,6 +13,7 @@ statistics), ``Llama.eval`` (last row's logits only) and a bare all-logits decod
 batch size, which separates what scoring must pay llama.cpp from what harness adds in Python.
 
     python bench/decode.py [--model smollm2|gemma3-270m] [--tokens 200] [--reps 5] [--threads 2]
+                           [--score-only]
 """
 
 from __future__ import annotations
@@ -255,11 +256,11 @@ def score_rows(rig: Rig, reps: int) -> list[Row]:
     ]
 
 
-def bench_model(name: str, n: int, reps: int, threads: int) -> None:
+def bench_model(name: str, n: int, reps: int, threads: int, score_only: bool = False) -> None:
     rig = open_rig(name, threads)
     info = rig.bench.info
     load_start = os.getloadavg()[0]
-    rows = decode_rows(rig, n, reps) + score_rows(rig, reps)
+    rows = ([] if score_only else decode_rows(rig, n, reps)) + score_rows(rig, reps)
     rows.append(("peak RSS MB", f"{peak_rss_mb():.0f}", ""))
     rows.append(("1-min load average, start / end", f"{load_start:.2f} / {os.getloadavg()[0]:.2f}", ""))
     print_table(f"{name}: {n} tokens x {reps} reps, {threads} threads, prompt {len(rig.ids)} tokens, "
@@ -295,6 +296,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true",
                         help="instead: cProfile one harness generate and one score, top 25 by cumtime")
+    parser.add_argument("--score-only", action="store_true", help="time scoring only (no generation)")
     return parser.parse_args(argv)
 
 
@@ -303,8 +305,7 @@ def each_model_in_a_child(args: argparse.Namespace) -> int:
     for name in TEMPLATES:
         cmd = [sys.executable, __file__, "--model", name, "--tokens", str(args.tokens),
                "--reps", str(args.reps), "--threads", str(args.threads)]
-        if args.profile:
-            cmd.append("--profile")
+        cmd += ["--profile"] * args.profile + ["--score-only"] * args.score_only
         status = max(status, subprocess.run(cmd, check=False).returncode)
     return status
 
@@ -316,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         profile_model(args.model, args.tokens, args.threads)
     else:
-        bench_model(args.model, args.tokens, args.reps, args.threads)
+        bench_model(args.model, args.tokens, args.reps, args.threads, args.score_only)
     return 0
 
 
