@@ -366,16 +366,6 @@ def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
                          hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"],
                          condition["mode"] == PAST_EOS)
     rows = conn.execute(
-        f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
-        " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
-        " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos", (run_id,)).fetchall()
-    generated: dict[int, list[tuple[str, str]]] = {}
-    for row in rows:
-        if turns[row[0]][3] and row[1] == "generated":
-            generated.setdefault(row[0], []).append((row[2], row[-2]))
-    classes = {turn: classify(tokens) for turn, tokens in generated.items()}
-    out = []
-    rows = conn.execute(
         f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.entropy_lo,"
         " k.entropy_hi, k.truncated, k.piece, k.top"
         " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
