@@ -5,7 +5,10 @@ Each build is a llama-cpp-python wheel from ./dev's machine-wide cache (built th
 ``./dev wheel``), unpacked into a temporary folder; each measurement is a child process importing
 llama_cpp from one of them (PYTHONPATH), loading the model, then timing a 256-token prompt as one
 batch (pp) and 64 tokens decoded one at a time (tg). Builds are interleaved round by round; the
-figures are medians, the ratios medians of per-round ratios.
+figures are medians, the ratios medians of per-round ratios. Speeds are given per second of the
+child's CPU time (``time.process_time``; with one thread llama.cpp computes on the calling thread)
+as well as per wall second: on a machine shared with other jobs the wall clock counts the time
+spent waiting for a core, which the CPU clock does not.
 
     python bench/llama_build.py [--rounds 5] [--threads 1] [--models smollm2,gemma3-270m]
 """
@@ -37,15 +40,15 @@ def child(model: str, threads: int) -> None:
     tokens = llm.tokenize(text)[:N_PROMPT]
     llm.eval(tokens[:32])  # warm-up: weights paged in, buffers allocated
     llm.reset()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     llm.eval(tokens)
-    pp = len(tokens) / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     for token in tokens[:N_DECODE]:
         llm.eval([token])
-    tg = N_DECODE / (time.perf_counter() - t0)
+    t2, c2 = time.perf_counter(), time.process_time()
     info = llama_cpp.llama_print_system_info().decode()
-    print(json.dumps({"pp": pp, "tg": tg, "info": info}))
+    print(json.dumps({"pp": len(tokens) / (t1 - t0), "tg": N_DECODE / (t2 - t1),
+                      "pp_cpu": len(tokens) / (c1 - c0), "tg_cpu": N_DECODE / (c2 - c1), "info": info}))
 
 
 def wheel(args: str | None) -> Path:
@@ -100,13 +103,14 @@ def main() -> None:
             for name in builds:
                 simd = [k for k, v in (p.split("=") for p in runs[name][0]["info"].split("|")[1:] if "=" in p)
                         if k.strip().startswith("AVX") and v.strip() == "1"]
-                print(f"  {name:9} pp {statistics.median(r['pp'] for r in runs[name]):7.1f} tok/s  "
-                      f"tg {statistics.median(r['tg'] for r in runs[name]):6.1f} tok/s  "
-                      f"({' '.join(s.strip() for s in simd)})")
+                med = {k: statistics.median(r[k] for r in runs[name]) for k in ("pp", "tg", "pp_cpu", "tg_cpu")}
+                print(f"  {name:9} per CPU s: pp {med['pp_cpu']:7.1f}  tg {med['tg_cpu']:6.1f} tok/s   "
+                      f"per wall s: pp {med['pp']:7.1f}  tg {med['tg']:6.1f} tok/s  ({' '.join(s.strip() for s in simd)})")
             for other in [b for b in builds if b != "chosen"]:
-                pp = statistics.median(a["pp"] / b["pp"] for a, b in zip(runs["chosen"], runs[other], strict=True))
-                tg = statistics.median(a["tg"] / b["tg"] for a, b in zip(runs["chosen"], runs[other], strict=True))
-                print(f"  chosen / {other:8}: pp {pp:.3f}  tg {tg:.3f}")
+                r = {k: statistics.median(a[k] / b[k] for a, b in zip(runs["chosen"], runs[other], strict=True))
+                     for k in ("pp", "tg", "pp_cpu", "tg_cpu")}
+                print(f"  chosen / {other:8}: per CPU s pp {r['pp_cpu']:.3f}  tg {r['tg_cpu']:.3f}   "
+                      f"per wall s pp {r['pp']:.3f}  tg {r['tg']:.3f}")
 
 
 if __name__ == "__main__":
