@@ -90,7 +90,7 @@ def test_toolbar_shows_model_template_eos_and_role_entropy():
 @pytest.mark.model
 def test_repl_on_real_smollm2_with_log(smollm2, tmp_path):
     log = TurnLog(tmp_path / "chat.jsonl")
-    session = Session(smollm2, params=SamplingParams(seed=1, eos="continue", max_tokens=40), io=SessionIO(log))
+    session = Session(smollm2, params=SamplingParams(seed=6, eos="continue", max_tokens=40), io=SessionIO(log))
     drive(session, "Say hello in one short sentence.\n/raw\n/entropy\n/impersonate\n/quit\n")
     log.close()
     turns = list(read_log(tmp_path / "chat.jsonl"))

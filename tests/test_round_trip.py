@@ -80,7 +80,9 @@ def test_generate_json_carries_the_message_and_round_trip(tmp_path, capsys, monk
 
 # -- the real model -------------------------------------------------------------------------------
 
-TEMPLATES_THAT_ROUND_TRIP = ["chatml", "gemma", "alpaca", "phi3", "raw", "mistral"]
+# SmolLM2 greedy under gemma writes "<end_of_turn>" at once and under mistral its eos at once:
+# nothing to round-trip there (the fake-backend test above covers gemma's scaffold)
+TEMPLATES_THAT_ROUND_TRIP = ["chatml", "alpaca", "phi3", "raw"]
 
 
 @pytest.mark.model
