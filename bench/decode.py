@@ -13,6 +13,7 @@ statistics), ``Llama.eval`` (last row's logits only) and a bare all-logits decod
 batch size, which separates what scoring must pay llama.cpp from what harness adds in Python.
 
     python bench/decode.py [--model smollm2|gemma3-270m] [--tokens 200] [--reps 5] [--threads 2]
+                           [--score-only] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -161,10 +162,10 @@ def conversation_ids(rig: Rig, conv: Conversation) -> list[int]:
     return [r.id for r in encode_prompt(rig.bench.engine, plan.prompt, plan.segments)]
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t0 = time.perf_counter()
+def timed(fn: Callable[[], object], clock: Callable[[], float] = time.perf_counter) -> float:
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 def decode_all_logits(rig: Rig, ids: Sequence[int]) -> None:
@@ -175,15 +176,17 @@ def decode_all_logits(rig: Rig, ids: Sequence[int]) -> None:
         backend.decode(ids[start:start + step], all_logits=True)
 
 
-def score_bench(rig: Rig, reps: int) -> tuple[int, list[list[float]]]:
-    """(tokens, seconds per rep of: bench.score, llm.eval, all-logits decode) on ~1,500 tokens."""
+def score_bench(rig: Rig, reps: int, clock: Callable[[], float] = time.perf_counter) -> tuple[int, list[list[float]]]:
+    """(tokens, seconds per rep of: bench.score, llm.eval, all-logits decode) on ~1,500 tokens,
+    by `clock` (time.process_time with one thread: CPU seconds, which waits for a core on a
+    shared machine do not inflate)."""
     conv = long_conversation(rig, SCORE_TARGET_TOKENS)
     ids = conversation_ids(rig, conv)
 
     def side(fn: Callable[[], object]) -> Callable[[int], float]:
         def run(_: int) -> float:
             clear_kv(rig)
-            return timed(fn)
+            return timed(fn, clock)
         return run
 
     sides = [side(lambda: rig.bench.score(conv)), side(lambda: rig.llm.eval(ids)),
@@ -244,22 +247,23 @@ def decode_rows(rig: Rig, n: int, reps: int) -> list[Row]:
     ]
 
 
-def score_rows(rig: Rig, reps: int) -> list[Row]:
-    n, (score_s, eval_s, logits_s) = score_bench(rig, reps)
+def score_rows(rig: Rig, reps: int, cpu: bool = False) -> list[Row]:
+    n, (score_s, eval_s, logits_s) = score_bench(rig, reps, time.process_time if cpu else time.perf_counter)
+    unit = "tok per CPU s" if cpu else "tok/s"
     return [
-        row(f"harness score tok/s ({n} tokens)", [n / s for s in score_s], ".0f"),
-        row(f"llm.eval tok/s ({n} tokens)", [n / s for s in eval_s], ".0f"),
-        row("all-logits decode tok/s (harness batches)", [n / s for s in logits_s], ".0f"),
+        row(f"harness score {unit} ({n} tokens)", [n / s for s in score_s], ".0f"),
+        row(f"llm.eval {unit} ({n} tokens)", [n / s for s in eval_s], ".0f"),
+        row(f"all-logits decode {unit} (harness batches)", [n / s for s in logits_s], ".0f"),
         row("ratio score/eval (tok/s)", ratios(eval_s, score_s), ".2f"),
         row("ratio score/all-logits decode (tok/s)", ratios(logits_s, score_s), ".2f"),
     ]
 
 
-def bench_model(name: str, n: int, reps: int, threads: int) -> None:
+def bench_model(name: str, n: int, reps: int, threads: int, score_only: bool = False, cpu: bool = False) -> None:
     rig = open_rig(name, threads)
     info = rig.bench.info
     load_start = os.getloadavg()[0]
-    rows = decode_rows(rig, n, reps) + score_rows(rig, reps)
+    rows = ([] if score_only else decode_rows(rig, n, reps)) + score_rows(rig, reps, cpu)
     rows.append(("peak RSS MB", f"{peak_rss_mb():.0f}", ""))
     rows.append(("1-min load average, start / end", f"{load_start:.2f} / {os.getloadavg()[0]:.2f}", ""))
     print_table(f"{name}: {n} tokens x {reps} reps, {threads} threads, prompt {len(rig.ids)} tokens, "
@@ -295,6 +299,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true",
                         help="instead: cProfile one harness generate and one score, top 25 by cumtime")
+    parser.add_argument("--score-only", action="store_true", help="time scoring only (no generation)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time scoring in CPU seconds (process_time; use with --threads 1 on a shared machine)")
     return parser.parse_args(argv)
 
 
@@ -303,8 +310,7 @@ def each_model_in_a_child(args: argparse.Namespace) -> int:
     for name in TEMPLATES:
         cmd = [sys.executable, __file__, "--model", name, "--tokens", str(args.tokens),
                "--reps", str(args.reps), "--threads", str(args.threads)]
-        if args.profile:
-            cmd.append("--profile")
+        cmd += ["--profile"] * args.profile + ["--score-only"] * args.score_only + ["--cpu-time"] * args.cpu_time
         status = max(status, subprocess.run(cmd, check=False).returncode)
     return status
 
@@ -316,7 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile:
         profile_model(args.model, args.tokens, args.threads)
     else:
-        bench_model(args.model, args.tokens, args.reps, args.threads)
+        if args.cpu_time and args.threads != 1:
+            print("note: --cpu-time with more than one thread counts every thread's CPU time", file=sys.stderr)
+        bench_model(args.model, args.tokens, args.reps, args.threads, args.score_only, args.cpu_time)
     return 0
 
 

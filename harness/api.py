@@ -190,7 +190,7 @@ class Model:
         with self._lock:
             self._check_open()
             plan, tokens = self.bench.score(conversation)
-            warnings = [i.describe() for i in self.bench.injections(plan)]
+            warnings = [*self.bench.warnings, *(i.describe() for i in self.bench.injections(plan))]
             names = token_names(self.bench, tokens)
         return ScoreResult(plan.prompt, tokens, warnings, names, self.bench.decode_path)
 

@@ -85,9 +85,11 @@ class StorageError(HarnessError):
 class RemoteError(HarnessError):
     """An inference server (llama-server, an OpenAI-compatible server) could not be reached,
     answered with an HTTP error, or sent something that is not the documented format.
-    `unreachable` is true when no connection could be made at all."""
+    `unreachable` is true when no connection could be made at all; `status` is the HTTP status
+    of an error answer."""
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None,
-                 unreachable: bool = False):
+                 unreachable: bool = False, status: int | None = None):
         super().__init__(message, where=where, hint=hint)
         self.unreachable = unreachable
+        self.status = status

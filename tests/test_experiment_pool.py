@@ -26,7 +26,7 @@ from harness.cli.main import main
 from harness.errors import RemoteError
 from harness.experiment import pool as experiment_pool
 from harness.experiment.cell_queue import CellQueue, prefix_groups
-from harness.experiment.db import SCHEMA, connect, open_run
+from harness.experiment.db import SCHEMA, SCHEMA_VERSION, connect, open_run
 from harness.experiment.pool import run_cells_remote
 from harness.experiment.spec import expand, parse_experiment
 from tests.support.llama_server_stub import StubServer
@@ -238,7 +238,55 @@ def test_a_schema_1_database_gains_the_backend_and_decode_columns(tmp_path):
     run_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     conn.close()
-    assert "backend" in columns and "decode" in run_columns and version == 3
+    assert "backend" in columns and "decode" in run_columns and version == SCHEMA_VERSION == 4
+
+
+_BOUNDS = "    entropy_lo REAL,\n    entropy_hi REAL,\n    eot_prob_lo REAL,\n    eot_prob_hi REAL,\n"
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_database_gains_the_bounds_columns_and_keeps_its_tokens(tmp_path, version):
+    # 3 is main's schema with the runs' decode column and no bounds; 2 has neither
+    db = tmp_path / "old.sqlite"
+    assert _BOUNDS in SCHEMA
+    old_schema = SCHEMA.replace(_BOUNDS, "")
+    if version == 2:
+        assert ",\n    decode TEXT\n" in old_schema
+        old_schema = old_schema.replace(",\n    decode TEXT\n", "\n")
+    with sqlite3.connect(db) as old:
+        old.executescript(old_schema)
+        old.execute("INSERT INTO tokens (turn_id, scope, pos, token_id, piece, role, entropy_bits, top)"
+                    " VALUES (1, 'generated', 0, 42, 'hi', 'assistant', 1.5, '[]')")
+        old.execute(f"PRAGMA user_version={version}")
+    conn = connect(db)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+    run_columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    kept = conn.execute("SELECT token_id, entropy_bits, entropy_lo FROM tokens").fetchall()
+    new_version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert {"entropy_lo", "entropy_hi", "eot_prob_lo", "eot_prob_hi"} <= columns and "decode" in run_columns
+    assert kept == [(42, 1.5, None)] and new_version == 4
+
+
+def test_a_server_run_stores_bounds_that_summary_and_report_carry(exp_file, tmp_path, capsys):
+    db = exp_file.with_suffix(".sqlite")
+    with StubServer(SCRIPT) as a:
+        assert main(["run", str(exp_file), "--db", str(db), "--backend", a.url]) == 0
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT entropy_bits, entropy_lo, entropy_hi, eot_prob, eot_prob_lo, eot_prob_hi"
+                            " FROM tokens WHERE scope = 'generated'").fetchall()
+    assert rows and all(lo <= h <= hi and elo == e <= ehi for h, lo, hi, e, elo, ehi in rows)
+    capsys.readouterr()
+    assert main(["summary", str(db), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    generated = [r for r in summary if r["scope"] == "generated"]
+    assert generated and all(r["entropy_bounds_bits"][0] <= r["mean_entropy_bits"] <= r["entropy_bounds_bits"][1]
+                             for r in generated)
+    assert main(["summary", str(db)]) == 0
+    assert "model H from a server's top-k" in capsys.readouterr().out
+    page = tmp_path / "report.html"
+    assert main(["report", str(db), "--html", str(page)]) == 0
+    assert "bounds from the top-k" in page.read_text()
 
 
 def test_a_stop_does_not_wait_forever_for_a_server_that_hangs(exp_file, monkeypatch):
@@ -295,3 +343,33 @@ def test_ctrl_c_drops_cells_in_flight_and_prints_the_resume_command(exp_file):
         assert main(["run", str(exp_file), "--db", str(db), "--backend", urls]) == 0
     cells = _cells_by_status(db)
     assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS and all(t == 1 for _, _, t in cells["done"])
+
+
+def _generated_tokens(db: Path) -> dict[str, list[tuple]]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT c.key, k.pos, k.token_id, k.entropy_bits, k.surprisal_bits, k.entropy_lo,"
+                            " k.entropy_hi FROM tokens k JOIN turns t ON t.id = k.turn_id"
+                            " JOIN cells c ON c.id = t.cell_id WHERE k.scope = 'generated' ORDER BY c.key, k.pos")
+        out: dict[str, list[tuple]] = {}
+        for key, *rest in rows:
+            out.setdefault(key, []).append(tuple(rest))
+    return out
+
+
+def test_parallel_cells_on_one_server_run_at_once_with_the_serial_statistics(exp_file, tmp_path):
+    serial_file = tmp_path / "serial.yaml"
+    serial_file.write_text(EXPERIMENT)
+    with StubServer(SCRIPT, slots=3, token_seconds=0.03) as a:
+        _run(serial_file, [a.url])
+        assert a.model.most_in_flight == 1
+        outcome = _run(exp_file, [a.url], parallel=3)
+        assert a.model.most_in_flight >= 2  # 3 when the machine is idle
+    cells = _cells_by_status(exp_file.with_suffix(".sqlite"))
+    assert set(cells) == {"done"} and len(cells["done"]) == N_CELLS and all(t == 1 for _, _, t in cells["done"])
+    assert {b for _, b, _ in cells["done"]} == {a.url} and outcome.backends == {a.url: N_CELLS}
+    assert _generated_tokens(exp_file.with_suffix(".sqlite")) == _generated_tokens(serial_file.with_suffix(".sqlite"))
+
+
+def test_parallel_needs_a_backend(exp_file, capsys):
+    assert main(["run", str(exp_file), "--parallel", "2"]) == 1
+    assert "--backend" in capsys.readouterr().err

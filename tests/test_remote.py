@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import sqlite3
 import subprocess
@@ -52,9 +53,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def openai_server_options(path) -> tuple[list[str], dict[str, str]]:
+    """llama-cpp-python's server flags and environment for the local backend's decode path
+    (harness.backends.llama_cpp): flash attention, the K/V cache types, batch = ubatch, and
+    GGML_CPU_TILED_MM. Its single sequence makes the KV layout moot; it cannot turn weight
+    repacking off, but llama.cpp repacks none of SmolLM2's Q4_1/Q8_0 tensors on x86 (its load
+    log: "cannot be used with preferred buffer type CPU_REPACK")."""
+    from harness.backends.llama_cpp import GGML_TYPES, TILED_MATMUL_ENV
+
+    options = ["--flash_attn", str(path.flash_attn == "on"), "--type_k", str(GGML_TYPES[path.type_k]),
+               "--type_v", str(GGML_TYPES[path.type_v]), "--n_batch", str(path.n_batch),
+               "--n_ubatch", str(path.n_batch)]
+    return options, {TILED_MATMUL_ENV: "1" if path.tiled_matmul else "0"}
+
+
 @pytest.fixture(scope="session")
-def openai_server(tmp_path_factory):
-    """llama-cpp-python's server on SmolLM2 (n_ctx 1024, one thread), shut down at the end."""
+def openai_server(tmp_path_factory, smollm2_backend):
+    """llama-cpp-python's server on SmolLM2 (n_ctx 1024, one thread) on the local decode path,
+    shut down at the end."""
     missing = [m for m in SERVER_MODULES if importlib.util.find_spec(m) is None]
     if missing:
         pytest.skip(f"llama-cpp-python's server extras are not installed ({', '.join(missing)}): "
@@ -62,13 +78,14 @@ def openai_server(tmp_path_factory):
     from harness.models.registry import resolve_model
 
     _, path = resolve_model("smollm2")
+    options, env = openai_server_options(smollm2_backend.decode_path)
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"  # a file: llama.cpp's load chatter
     err = log.open("wb")                                    # would fill a pipe and block it
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1"],
-        stdout=subprocess.DEVNULL, stderr=err)
+         "--port", str(port), "--n_ctx", "1024", "--n_threads", "1", "--n_threads_batch", "1", *options],
+        stdout=subprocess.DEVNULL, stderr=err, env=os.environ | env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -101,7 +118,7 @@ def test_openai_greedy_matches_local_loop(openai_server, smollm2):
     served = remote.generate(remote.plan(HELLO), GREEDY)
     assert served.prompt == local.prompt
     assert local.stop_reason == "eos" and local.tokens[-1].id in remote.engine.info.eog_ids
-    worst = compare_to_server(local, served)
+    worst = compare_to_server(local, served, by_id=False)
     print(f"\n{len(local.tokens)} tokens identical; max top-k probability difference {worst:.2e}")
     assert worst < PROB_TOLERANCE
 
@@ -128,6 +145,27 @@ def test_generate_json_marks_truncation(openai_server, tmp_path, capsys):
     for token in out["tokens"]:
         assert token["truncated"] is True and 0.0 <= token["tail_mass"] <= 1.0
         assert len(token["top"]) == 10 and token["role"] == "assistant"
+        lo, hi = token["entropy_bounds_bits"]
+        assert hi is None and lo == token["entropy_bits"]  # no vocabulary size: [lumped, inf)
+    assert out["roles"]["assistant"]["entropy_bounds_bits"][1] is None
+
+
+def test_generate_json_carries_bounds_and_asks_for_n_probs(tmp_path, capsys):
+    messages = tmp_path / "m.yaml"
+    messages.write_text("- role: user\n  content: Say hi.\n")
+    with StubServer(SCRIPT) as stub:
+        code = main(["generate", "--backend", stub.url, "--messages", str(messages), "--temperature", "0",
+                     "--max-tokens", "6", "--n-probs", "7", "--json"])
+        asked = {r.get("n_probs") for r in stub.model.requests if "n_probs" in r}
+    assert code == 0 and asked == {7}
+    out = json.loads(capsys.readouterr().out)
+    for token in out["tokens"]:
+        lo, hi = token["entropy_bounds_bits"]
+        assert lo <= token["entropy_bits"] <= hi and len(token["top"]) == 7
+        eot_lo, eot_hi = token["eot_prob_bounds"]
+        assert eot_lo == token["eot_prob"] <= eot_hi
+    lo, hi = out["roles"]["assistant"]["entropy_bounds_bits"]
+    assert lo <= out["roles"]["assistant"]["mean_entropy_bits"] <= hi
 
 
 @pytest.mark.model
@@ -324,3 +362,50 @@ def test_interrupt_closes_the_stream():
                               should_stop=lambda: len(seen) >= 3)
     assert gen.stop_reason == "interrupted" and len(gen.tokens) == 3 and gen.text == "Hi "
     assert [e.role for e in seen] == ["assistant"] * 3
+
+
+def test_llama_server_candidates_decode_at_once_with_the_serial_statistics():
+    """generate_many on a server with 4 slots: 4 requests in flight together, each candidate
+    token for token and value for value what it is alone (the seed moves each one)."""
+    script = "Hello there, my friend. How are you today?<|im_end|>"
+    params = [SamplingParams(temperature=0.0, max_tokens=12, seed=s) for s in range(4)]
+    with StubServer(script, slots=4, token_seconds=0.01) as stub:
+        remote = open_server_workbench(stub.url, None)
+        assert remote.engine.slots == 4
+        plan = remote.plan(HELLO)
+        serial = [remote.generate(plan, p) for p in params]
+        assert stub.model.most_in_flight == 1
+        together = remote.generate_many(plan, params)
+        assert stub.model.most_in_flight == 4
+    assert len(together) == 4
+    for one, alone in zip(together, serial, strict=True):
+        assert [t.id for t in one.tokens] == [t.id for t in alone.tokens]
+        assert [t.stats for t in one.tokens] == [t.stats for t in alone.tokens]
+
+
+def test_llama_server_candidates_stop_together():
+    script = "Hello there, my friend. How are you today? " * 4
+    with StubServer(script, slots=3, token_seconds=0.02) as stub:
+        remote = open_server_workbench(stub.url, None)
+        seen = []
+        gens = remote.generate_many(remote.plan(HELLO), [SamplingParams(temperature=0.0, max_tokens=60)] * 3,
+                                    on_token=[seen.append] * 3, should_stop=lambda: len(seen) >= 6)
+    assert [g.stop_reason for g in gens] == ["interrupted"] * 3
+    assert 6 <= sum(len(g.tokens) for g in gens) < 3 * 60
+
+
+@pytest.mark.parametrize("mode", ["raw", "processed"])
+def test_a_server_reporting_processed_logprobs_is_named_in_a_warning(mode):
+    from tests.support.vllm_stub import VllmStub, serve
+
+    server, url = serve(VllmStub(FakeBackend(SCRIPT), prompt_logprobs=False, logprobs_mode=mode))
+    try:
+        remote = RemoteWorkbench(open_engine(f"openai+{url}"), load_template("chatml"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert remote.engine.slots > 1  # vLLM (owned_by) takes candidates at once
+    if mode == "raw":
+        assert remote.warnings == []
+    else:
+        assert len(remote.warnings) == 1 and url in remote.warnings[0] and "processed" in remote.warnings[0]

@@ -27,8 +27,8 @@ def _errors(events) -> list[str]:
 
 
 def test_bias_by_id_and_by_text_works_on_a_server():
-    """A server reports no vocabulary size (n_vocab 0); an id must still be a valid bias."""
-    with StubServer(SCRIPT) as stub:
+    """A server that reports no vocabulary size (n_vocab 0): an id must still be a valid bias."""
+    with StubServer(SCRIPT, reports_vocab=False) as stub:
         bench = open_server_workbench(stub.url, None)
         assert bench.info.n_vocab == 0
         session = Session(bench, params=SamplingParams(temperature=0.0, max_tokens=5))

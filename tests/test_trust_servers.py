@@ -204,3 +204,33 @@ def test_the_api_key_does_follow_a_redirect_within_the_origin():
         HttpClient(server.url, api_key="sekrit").get("/props")
         headers = {k.lower(): v for k, v in server.handler.seen[-1][1].items()}
     assert headers.get("authorization") == "Bearer sekrit"
+
+
+class TooManyLogprobs(Hostile):
+    """vLLM's answer to more top logprobs than its --max-logprobs."""
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        if self.path == "/tokenize":
+            return self._json({"tokens": [ord(c) for c in body.get("prompt", "")[:1]]})
+        if body.get("logprobs", 0) > 20:
+            return self._json({"error": {"message": "Requested sample logprobs of 200, which is greater "
+                                                    "than max allowed: 20"}}, 400)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.event(self.token("Hi"))
+        self.event({"choices": [{"text": "", "finish_reason": "length"}]})
+        self.close_connection = True
+
+
+def test_vllm_refusing_many_logprobs_says_what_to_do():
+    with Serve(TooManyLogprobs) as server:
+        bench = _bench(server.url)
+        with pytest.raises(RemoteError) as caught:
+            bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=2))
+        assert caught.value.status == 400 and "--max-logprobs 200" in caught.value.hint
+        gen = bench.generate(bench.plan(HELLO), SamplingParams(max_tokens=2, n_probs=20))
+    assert gen.text == "Hi"

@@ -143,7 +143,7 @@ class HttpClient:
             return _OPENER.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
             raise RemoteError(f"HTTP {exc.code} from the server: {_server_message(exc)}", where=url,
-                              hint=_status_hint(exc.code)) from None
+                              hint=_status_hint(exc.code), status=exc.code) from None
         except (OSError, http.client.HTTPException) as exc:  # URLError, refused, timeouts
             if time.monotonic() >= ends:
                 raise RemoteError(f"the request took longer than {self.deadline:g} s (no answer yet)",

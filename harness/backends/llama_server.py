@@ -34,6 +34,7 @@ EOG_TEXTS = ("<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<
 
 class LlamaServerEngine:
     kind = "llama-server"
+    top_by_id = True
 
     def __init__(self, base_url: str, *, client: HttpClient | None = None):
         self.url = base_url.rstrip("/")
@@ -49,17 +50,31 @@ class LlamaServerEngine:
         if not isinstance(n_ctx, int) or isinstance(n_ctx, bool) or n_ctx < 0:
             raise RemoteError(f"/props gives n_ctx {n_ctx!r:.40}, not a count", where=self.url + "/props",
                               hint="is this a llama-server?")
+        slots = props.get("total_slots")
+        self.slots = slots if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0 else 1
         bos_text, eos_text = str(props.get("bos_token") or ""), str(props.get("eos_token") or "")
         bos_id = self.token_id(bos_text) if bos_text else None
         eos_id = self.token_id(eos_text) if eos_text else None
         path = str(props.get("model_path") or props.get("model_alias") or self.url)
         self.info = ModelInfo(
             name=path.rsplit("/", 1)[-1].removesuffix(".gguf"), path=self.url,
-            architecture="remote (llama-server)", n_vocab=0, n_ctx=n_ctx, n_ctx_train=n_ctx,
+            architecture="remote (llama-server)", n_vocab=self._n_vocab(), n_ctx=n_ctx, n_ctx_train=n_ctx,
             eog_ids=self._named_eog_ids() | ({eos_id} if eos_id is not None else set()),
             bos_id=bos_id, eos_id=eos_id,
             bos_text=bos_text, eos_text=eos_text, add_bos=False,  # the server adds it to text prompts
             chat_template=props.get("chat_template") or None)
+
+    def _n_vocab(self) -> int:
+        """The vocabulary size ``/v1/models`` reports (``meta.n_vocab``; 0 when it does not): the
+        upper entropy bound of a top-k list spreads the tail over it."""
+        try:
+            models = self.http.get("/v1/models")
+        except RemoteError:
+            return 0
+        data = models.get("data") if isinstance(models, dict) else None
+        meta = data[0].get("meta") if isinstance(data, list) and data and isinstance(data[0], dict) else None
+        n_vocab = meta.get("n_vocab") if isinstance(meta, dict) else None
+        return n_vocab if isinstance(n_vocab, int) and not isinstance(n_vocab, bool) and n_vocab > 0 else 0
 
     def _named_eog_ids(self) -> frozenset[int]:
         """The ids of EOG_TEXTS that are single special tokens of the served vocabulary."""

@@ -20,6 +20,9 @@ What the API gives and what it does not:
 
 from __future__ import annotations
 
+import itertools
+import math
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,6 +33,11 @@ from harness.backends.remote import CompletionRequest, RemoteFinish, RemoteStep,
 from harness.errors import CommandError, RemoteError
 
 BAN_BIAS = -100.0
+VLLM_CONCURRENCY = 8  # candidates sent to a vLLM server at once
+VLLM_MAX_LOGPROBS = 20  # vLLM's default --max-logprobs
+_END = object()
+PROBE_PROMPT, PROBE_K = "The", 5  # the raw-or-processed logprobs check
+PROCESSED_LOGPROB_GAP = 0.01  # nats: raw logprobs agree far closer than this across settings
 MAX_RESOLVE = 4096  # distinct token texts resolved through /tokenize, per engine
 PROVISIONAL_BASE = -1_000_000  # ids below this are texts seen while streaming, resolved later
 _TOKENIZE_ROUTES = (("/tokenize", "prompt", "tokens"), ("/extras/tokenize", "input", "tokens"))
@@ -38,6 +46,7 @@ _DETOKENIZE_ROUTES = (("/detokenize", "prompt"), ("/extras/detokenize", "text"))
 
 class OpenAICompatEngine:
     kind = "openai"
+    top_by_id = False  # top_logprobs is keyed by token text
 
     def __init__(self, base_url: str, *, client: HttpClient | None = None):
         self.url = base_url.rstrip("/")
@@ -48,7 +57,12 @@ class OpenAICompatEngine:
             raise RemoteError("/v1/models lists no model", where=self.url + "/v1/models",
                               hint="is this an OpenAI-compatible completion server?")
         self.model = str(data[0].get("id", ""))
+        # vLLM batches whatever requests arrive; llama-cpp-python's server cancels a running
+        # completion when another request comes, so others get one request at a time
+        self.vllm = data[0].get("owned_by") == "vllm"
+        self.slots = VLLM_CONCURRENCY if self.vllm else 1
         self._route: tuple[str, str, str] | None = None
+        self._lock = threading.RLock()  # the token maps below, when candidates stream at once
         self._texts: dict[str, int] = {}  # token text -> id (negative: not one token)
         self._provisional: dict[str, int] = {}  # texts seen while streaming, not resolved yet
         self._provisional_text: dict[int, str] = {}
@@ -64,6 +78,35 @@ class OpenAICompatEngine:
         self.info = ModelInfo(name=name, path=self.url, architecture="remote (openai)", n_vocab=0,
                               n_ctx=n_ctx, n_ctx_train=n_ctx, eog_ids=frozenset(), bos_id=None,
                               eos_id=None, bos_text="", eos_text="", add_bos=False, chat_template=None)
+        self.warnings: list[str] = []
+        if self.vllm and self.logprobs_processed():  # llama-cpp-python's are the raw logits
+            self.warnings.append(
+                f"the server at {self.url} reports processed logprobs (after temperature and "
+                "truncation): entropy and surprisal describe what it sampled from, not the model "
+                "(vLLM: start it with --logprobs-mode raw_logprobs)")
+
+    # -- what the logprobs are -----------------------------------------------------------------
+    def _first_top(self, temperature: float, top_k: int) -> dict[str, float]:
+        body = {"model": self.model, "prompt": PROBE_PROMPT, "max_tokens": 1, "logprobs": PROBE_K,
+                "temperature": temperature, "top_k": top_k, "top_p": 1.0, "min_p": 0.0, "seed": 0,
+                "stream": False}
+        logprobs = _first_choice(self.http.post("/v1/completions", body), self.url).get("logprobs")
+        tops = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+        first = tops[0] if isinstance(tops, list) and tops and isinstance(tops[0], dict) else {}
+        return {str(t): float(v) for t, v in first.items() if isinstance(v, int | float)}
+
+    def logprobs_processed(self) -> bool:
+        """Whether the server's logprobs depend on the sampling settings (vLLM's
+        ``--logprobs-mode processed_logprobs``): the first token's top-k asked at temperature 1
+        and again at 0.25 with top-k 2 must agree when they are the model's own. Asked of vLLM
+        (whose ``--logprobs-mode`` decides it) once, when the engine opens; a server that answers
+        without logprobs counts as raw."""
+        try:
+            raw, sharp = self._first_top(1.0, -1), self._first_top(0.25, 2)
+        except (RemoteError, TypeError, ValueError, AttributeError):
+            return False
+        shared = raw.keys() & sharp.keys()
+        return bool(shared) and max(abs(raw[t] - sharp[t]) for t in shared) > PROCESSED_LOGPROB_GAP
 
     # -- vocabulary --------------------------------------------------------------------------
     def _tokenize_raw(self, text: str) -> list[int]:
@@ -96,6 +139,10 @@ class OpenAICompatEngine:
         """The id of a token named by its text; a negative id of its own if it is not one token.
         At most MAX_RESOLVE texts are ever asked of the server (one request each); texts past
         that (a server streaming ever new strings) keep a negative id."""
+        with self._lock:
+            return self._resolve(text)
+
+    def _resolve(self, text: str) -> int:
         found = self._texts.get(text)
         if found is None:
             ids: list[int] = []
@@ -116,6 +163,10 @@ class OpenAICompatEngine:
         known = self._texts.get(text)
         if known is not None:
             return known
+        with self._lock:
+            return self._provisional_id(text)
+
+    def _provisional_id(self, text: str) -> int:
         if text not in self._provisional:
             token = PROVISIONAL_BASE - len(self._provisional)
             self._provisional[text] = token
@@ -189,17 +240,25 @@ class OpenAICompatEngine:
     def complete(self, request: CompletionRequest,
                  should_stop: Callable[[], bool] | None = None) -> Iterator[RemoteStep | RemoteFinish]:
         finish = "length"
-        for chunk in self.http.stream("/v1/completions", self.request_body(request), should_stop):
-            choice = _first_choice(chunk, self.url)
-            try:
-                steps = list(self._steps(choice.get("logprobs")))
-            except (TypeError, ValueError, AttributeError) as exc:
-                raise RemoteError(f"a malformed completion chunk ({exc.__class__.__name__}: {exc})",
-                                  where=self.url + "/v1/completions",
-                                  hint="is this an OpenAI-compatible completion server?") from None
-            yield from steps
-            if choice.get("finish_reason"):
-                finish = "eos" if choice["finish_reason"] == "stop" else "length"
+        chunks = self.http.stream("/v1/completions", self.request_body(request), should_stop)
+        try:
+            first = next(chunks, _END)
+        except RemoteError as exc:
+            raise _logprobs_refused(exc, request.n_probs) from None
+        try:
+            for chunk in itertools.chain([first] if first is not _END else [], chunks):
+                choice = _first_choice(chunk, self.url)
+                try:
+                    steps = list(self._steps(choice.get("logprobs")))
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise RemoteError(f"a malformed completion chunk ({exc.__class__.__name__}: {exc})",
+                                      where=self.url + "/v1/completions",
+                                      hint="is this an OpenAI-compatible completion server?") from None
+                yield from steps
+                if choice.get("finish_reason"):
+                    finish = "eos" if choice["finish_reason"] == "stop" else "length"
+        finally:
+            chunks.close()
         yield RemoteFinish(finish)
 
     def _steps(self, logprobs: Any) -> Iterator[RemoteStep]:
@@ -247,6 +306,23 @@ class OpenAICompatEngine:
 
     def close(self) -> None:
         pass
+
+
+def _logprobs_refused(exc: RemoteError, n_probs: int) -> RemoteError:
+    """A refused completion, with what to do when it is vLLM's cap on top logprobs."""
+    if exc.status != 400 or n_probs <= VLLM_MAX_LOGPROBS:
+        return exc
+    return RemoteError(exc.message, where=exc.where, status=exc.status, hint=(
+        f"vLLM gives at most --max-logprobs top logprobs ({VLLM_MAX_LOGPROBS} unless started with "
+        f"more): start it with --max-logprobs {n_probs}, or set n_probs {VLLM_MAX_LOGPROBS} (wider "
+        "entropy bounds)"))
+
+
+def _prob(logprob: Any) -> float:
+    try:
+        return math.exp(float(logprob))
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
 
 
 def _first_choice(chunk: Any, url: str) -> dict[str, Any]:

@@ -77,6 +77,11 @@ class RemoteEngine(Protocol):
     info: ModelInfo  # path = the server URL; n_vocab 0 when unknown
     url: str
     kind: str  # "llama-server" or "openai"
+    # top-k lists name tokens by id, each token once (llama-server); False: by text, where tokens
+    # sharing a text may merge (OpenAI-compatible logprobs): only the looser entropy bound holds
+    top_by_id: bool
+    # completions the server decodes at once (llama-server's slots; 1: one after another)
+    slots: int
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         """Token ids of `text`, no BOS added; `special`: control-token strings are parsed (an

@@ -250,7 +250,9 @@ def _stats_line(roles: Mapping[str, Mapping[str, Any]]) -> str:
     parts = []
     for role, s in roles.items():
         h = s.get("mean_entropy_bits")
-        parts.append(f"{role} {s['tokens']} tok" + (f", H̄ {h:.2f} bits" if h is not None else ""))
+        b = s.get("entropy_bounds_bits")
+        within = f" in [{_f(b[0])}, {_f(b[1])}]" if b else ""
+        parts.append(f"{role} {s['tokens']} tok" + (f", H̄ {h:.2f}{within} bits" if h is not None else ""))
     return "; ".join(parts)
 
 
@@ -273,7 +275,9 @@ def export_markdown(session: Session) -> str:
               "| role | tokens | mean entropy (bits) | mean surprisal (bits) | perplexity |",
               "|---|---|---|---|---|"]
     for role, s in session.transcript.roles().items():
-        lines.append(f"| {role} | {s['tokens']} | {_f(s['mean_entropy_bits'])} | "
+        b = s.get("entropy_bounds_bits")
+        within = f" in [{_f(b[0])}, {_f(b[1])}]" if b else ""
+        lines.append(f"| {role} | {s['tokens']} | {_f(s['mean_entropy_bits'])}{within} | "
                      f"{_f(s['mean_surprisal_bits'])} | {_f(s['perplexity'])} |")
     return "\n".join(lines) + "\n"
 

@@ -6,5 +6,6 @@
     lab.py              lint, diff, fit, render --show/--tokens
     experiments.py      run, summary, report, score --text
     score_reference.py  score --reference
+    doctor.py           doctor: the installed llama.cpp build against what this CPU grants
     docs.py             the generated parts of docs/ (python -m harness.cli.docs)
 """

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.cli import lab
+from harness.cli.doctor import cmd_doctor
 from harness.errors import CommandError
 from harness.generation.profiles import Profile, default_profile, load_profile
 from harness.readers import parse_bias, parse_vars, read_messages
@@ -22,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
         "render": cmd_render, "generate": cmd_generate, "score": cmd_score,
         "models": cmd_models, "templates": cmd_templates, "chat": cmd_chat,
         "lint": lab.cmd_lint, "diff": lab.cmd_diff, "fit": lab.cmd_fit, "import": cmd_import,
-        "run": cmd_run, "summary": cmd_summary, "report": cmd_report,
+        "run": cmd_run, "summary": cmd_summary, "report": cmd_report, "doctor": cmd_doctor,
     }
     return handlers[args.command](args)
 

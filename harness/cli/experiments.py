@@ -26,6 +26,8 @@ def default_db(experiment: Path) -> Path:
 
 def _resume_command(args: argparse.Namespace, db: Path) -> str:
     backend = f" --backend {shlex.quote(args.backend)}" if getattr(args, "backend", None) else ""
+    if getattr(args, "parallel", 1) != 1:
+        backend += f" --parallel {args.parallel}"
     folders = "".join(f" --files-from {shlex.quote(d)}" for d in getattr(args, "files_from", []))
     return f"harness run {shlex.quote(args.experiment)} --db {shlex.quote(str(db))}{backend}{folders}"
 
@@ -50,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         where = f" on {len(urls)} server{'s' * (len(urls) > 1)}" if urls else ""
         message(f"{exp.name}: {verb}{where} -> {db}")
         progress = Progress(len(cells), finished, stderr())
-        outcome = _execute(exp, conn, run_id, cells, urls, progress)
+        outcome = _execute(exp, conn, run_id, cells, urls, progress, getattr(args, "parallel", 1))
         done = outcome.already + outcome.ran + outcome.errors
         if outcome.interrupted:
             message(f"interrupted after {done} of {outcome.total} cells; resume with: {_resume_command(args, db)}")
@@ -82,7 +84,13 @@ def _backend_urls(args: argparse.Namespace, exp) -> list[str]:
     from harness.backends.servers import parse_backend, split_backends
     from harness.experiment.pool import pool_model
 
+    parallel = getattr(args, "parallel", 1)
+    if parallel < 1:
+        raise CommandError("--parallel must be at least 1")
     if not getattr(args, "backend", None):
+        if parallel != 1:
+            raise CommandError("--parallel runs cells at once on servers: give --backend URL",
+                               hint="a local run decodes cells sharing a prompt together (the experiment's batch:)")
         return []
     pool_model(exp)
     urls = split_backends(args.backend)
@@ -93,7 +101,7 @@ def _backend_urls(args: argparse.Namespace, exp) -> list[str]:
     return urls
 
 
-def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
+def _execute(exp, conn, run_id: int, cells, urls: list[str], progress, parallel: int = 1):
     from harness.experiment.pool import run_cells_remote
     from harness.experiment.run import run_cells
     from harness.interrupt import sigint_flag
@@ -103,7 +111,7 @@ def _execute(exp, conn, run_id: int, cells, urls: list[str], progress):
             return run_cells(exp, conn, run_id, cells, should_stop=interrupted, progress=progress,
                              on_error=_warn_once(), on_notice=_notice)
         return run_cells_remote(exp, conn, run_id, cells, urls, should_stop=interrupted, progress=progress,
-                                on_error=_warn_once(), on_notice=_server_notice)
+                                on_error=_warn_once(), on_notice=_server_notice, parallel=parallel)
 
 
 def _notice(text: str) -> None:

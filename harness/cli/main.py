@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "model; several comma-separated URLs share the cells")
     p.add_argument("--files-from", action="append", default=[], metavar="DIR",
                    help="a folder besides the experiment's own that its file: entries may name (repeatable)")
+    p.add_argument("--parallel", type=int, default=1, metavar="K",
+                   help="with --backend: cells each server runs at once (llama-server: start it with "
+                        "--parallel K or more slots)")
     p.add_argument("--json", action="store_true", help="print the run and its summary as JSON")
 
     p = sub.add_parser("summary", help="print the per-condition, per-role summary of a run")
@@ -235,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the known models")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+    p = sub.add_parser("doctor", help="the installed llama.cpp build against what this CPU grants")
+    p.add_argument("--check", action="store_true", help="run a small batched decode (setup's check)")
+    p.add_argument("--brief", action="store_true", help="one line")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("templates", help="list templates with their derived turn markers")
     p.add_argument("--model", "-m", help="also show this model's embedded template")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
@@ -36,8 +37,8 @@ from harness.experiment.summary import (
     summarize_tokens,
 )
 
-SCHEMA_VERSION = 3
-READABLE_VERSIONS = (0, 1, 2, SCHEMA_VERSION)  # 0: a new file; 1, 2: upgraded in place
+SCHEMA_VERSION = 4  # 3: runs' decode path; 4: tokens' entropy and end-of-turn bounds (a server's top-k)
+READABLE_VERSIONS = (0, 1, 2, 3, SCHEMA_VERSION)  # 0: a new file; 1-3: upgraded in place
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
@@ -100,6 +101,10 @@ CREATE TABLE IF NOT EXISTS tokens (
     truncated INTEGER NOT NULL DEFAULT 0,
     tail_mass REAL,
     top TEXT NOT NULL,
+    entropy_lo REAL,
+    entropy_hi REAL,
+    eot_prob_lo REAL,
+    eot_prob_hi REAL,
     PRIMARY KEY (turn_id, scope, pos)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS choices (
@@ -115,7 +120,10 @@ CREATE INDEX IF NOT EXISTS tokens_role ON tokens(role);
 CREATE INDEX IF NOT EXISTS tokens_scope_role ON tokens(scope, role);
 """
 _TOKEN_COLUMNS = ("turn_id, scope, pos, token_id, piece, bytes, role, entropy_bits, surprisal_bits, "
-                  "eot_prob, varentropy_bits2, sampling_entropy_bits, truncated, tail_mass, top")
+                  "eot_prob, varentropy_bits2, sampling_entropy_bits, truncated, tail_mass, top, "
+                  "entropy_lo, entropy_hi, eot_prob_lo, eot_prob_hi")
+# a truncated token's bounds (harness.stats.topk); entropy_hi NULL: unbounded (vocabulary unknown)
+_BOUND_COLUMNS = (("entropy_bounds_bits", "entropy_lo", "entropy_hi"), ("eot_prob_bounds", "eot_prob_lo", "eot_prob_hi"))
 
 
 def _now() -> str:
@@ -151,6 +159,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE cells ADD COLUMN backend TEXT")
     if "decode" not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
         conn.execute("ALTER TABLE runs ADD COLUMN decode TEXT")
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+    for _, lo, hi in _BOUND_COLUMNS:
+        for column in (lo, hi):
+            if column not in columns:
+                conn.execute(f"ALTER TABLE tokens ADD COLUMN {column} REAL")
 
 
 @contextlib.contextmanager
@@ -218,7 +231,8 @@ def set_run_status(conn: sqlite3.Connection, run_id: int, status: str) -> None:
 def _token_row(turn_id: int, scope: str, pos: int, d: dict[str, Any]) -> tuple[Any, ...]:
     return (turn_id, scope, pos, d["id"], d["piece"], d.get("bytes"), d["role"], d["entropy_bits"],
             d["surprisal_bits"], d["eot_prob"], d.get("varentropy_bits2"), d.get("sampling_entropy_bits"),
-            1 if d.get("truncated") else 0, d.get("tail_mass"), json.dumps(d["top"], ensure_ascii=False))
+            1 if d.get("truncated") else 0, d.get("tail_mass"), json.dumps(d["top"], ensure_ascii=False),
+            *(b for key, _, _ in _BOUND_COLUMNS for b in (d.get(key) or (None, None))))
 
 
 def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str, Any],
@@ -245,7 +259,7 @@ def commit_cell(conn: sqlite3.Connection, run_id: int, key: str, turn: dict[str,
         turn_id = int(cur.lastrowid or 0)
         rows = [_token_row(turn_id, "prompt", i, d) for i, d in enumerate(turn["prompt_tokens"])]
         rows += [_token_row(turn_id, "generated", i, d) for i, d in enumerate(turn["tokens"])]
-        conn.executemany(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({', '.join('?' * 15)})", rows)
+        conn.executemany(f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES ({', '.join('?' * 19)})", rows)
         if "choice" in turn:
             c = turn["choice"]
             conn.execute("INSERT INTO choices (turn_id, answer, chosen, confidence, correct, letter_mass, probs)"
@@ -304,7 +318,7 @@ _CELL_FIELDS = "c.model, c.template, c.mode, c.eos, c.sampling, c.seed, c.conver
 
 def _token_dict(row: Sequence[Any]) -> dict[str, Any]:
     """A stored token back in ``TokenRecord.to_dict`` shape (same keys, same order)."""
-    (token_id, piece, raw, role, ent, sur, eot, var, samp, truncated, tail, top) = row
+    (token_id, piece, raw, role, ent, sur, eot, var, samp, truncated, tail, top, *bounds) = row
     out: dict[str, Any] = {"id": token_id, "piece": piece, "role": role}
     if raw is not None:
         out["bytes"] = raw
@@ -315,6 +329,9 @@ def _token_dict(row: Sequence[Any]) -> dict[str, Any]:
     if truncated:
         out["truncated"] = True
         out["tail_mass"] = tail
+        for (key, _, _), lo, hi in zip(_BOUND_COLUMNS, bounds[::2], bounds[1::2], strict=True):
+            if lo is not None:
+                out[key] = [lo, hi]
     return out
 
 
@@ -346,7 +363,8 @@ def load_turns(conn: sqlite3.Connection, run_id: int, *, shown: int | None = Non
                 ("generated", "tokens", 0, turn["generated_total"] if generated_cap is None else generated_cap)):
             turn[key] = [_token_dict(row) for row in conn.execute(
                 "SELECT token_id, piece, bytes, role, entropy_bits, surprisal_bits, eot_prob, varentropy_bits2,"
-                " sampling_entropy_bits, truncated, tail_mass, top FROM tokens"
+                " sampling_entropy_bits, truncated, tail_mass, top, entropy_lo, entropy_hi, eot_prob_lo, eot_prob_hi"
+                " FROM tokens"
                 " WHERE turn_id = ? AND scope = ? AND pos >= ? AND pos < ? ORDER BY pos",
                 (turn_id, scope, low, high))]
     return list(turns.values())
@@ -366,7 +384,8 @@ def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
         turns[row[0]] = (condition_label(condition, with_seed=False),
                          hashlib.sha256(row[1].encode("utf-8")).hexdigest(), condition["conversation"],
                          condition["mode"] == PAST_EOS)
-    query = (f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.piece, k.top"
+    query = (f"SELECT k.turn_id, k.scope, k.role, {', '.join('k.' + m for m in METRICS)}, k.entropy_lo,"
+             " k.entropy_hi, k.truncated, k.piece, k.top"
              " FROM tokens k JOIN turns t ON t.id = k.turn_id JOIN cells c ON c.id = t.cell_id"
              " WHERE c.run_id = ? AND c.status = 'done' ORDER BY c.ord, t.idx, k.scope, k.pos")
     generated: dict[int, list[tuple[str, str]]] = {}
@@ -379,8 +398,10 @@ def token_stats(conn: sqlite3.Connection, run_id: int) -> list[TokenStat]:
     out = []
     for row in conn.execute(query, (run_id,)):  # streamed: a token's top list is read and let go
         label, prompt_key, conversation, _ = turns[row[0]]
-        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-2]), conversation,
-                             _top1(row[-2], row[-1]), classes.get(row[0], "")))
+        lo, hi, truncated = row[-5:-2]
+        bounds = (lo, math.inf if hi is None else hi) if truncated and lo is not None else None
+        out.append(TokenStat(label, row[0], prompt_key, row[1], row[2], tuple(row[3:-5]), conversation,
+                             _top1(row[-2], row[-1]), classes.get(row[0], ""), bounds))
     return out
 
 

@@ -46,7 +46,7 @@ def check_schema(conn: sqlite3.Connection, where: str) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version != SCHEMA_VERSION:
         raise refuse(f"schema version {version}, this harness reads {SCHEMA_VERSION}"
-                     + (" (run it once with harness run to upgrade it)" if version == 1 else ""))
+                     + (" (run it once with harness run to upgrade it)" if 0 < version < SCHEMA_VERSION else ""))
     expected = _expected()
     for kind, name in conn.execute("SELECT type, name FROM sqlite_master"):
         if kind not in ("table", "index"):

@@ -5,9 +5,11 @@ A server serves one model, so the experiment must name exactly one; its label is
 of the server that ran a cell in ``cells.backend``. Templates render here; ``gguf`` means the
 server's own template (llama-server's ``/props``).
 
-Each server gets a worker thread with its own engine and RemoteWorkbench and runs one cell at a
-time, taking cells from a :class:`~harness.experiment.cell_queue.CellQueue` (groups sharing a prompt
-prefix stay on one server). Workers never touch the database: they send each finished cell to
+Each server gets `parallel` worker threads (``--parallel K``; 1 by default), each with its own engine
+and RemoteWorkbench, each running one cell at a time, so a llama-server with K slots decodes K cells
+together; workers take cells from a :class:`~harness.experiment.cell_queue.CellQueue` (groups sharing
+a prompt prefix stay on one worker). Each cell is its own request, so its statistics are what a
+serial run gives. Workers never touch the database: they send each finished cell to
 the calling thread, which commits it in one transaction, so the sqlite3 connection stays in one
 thread. As for a local run, finished cells are skipped, a cell cut short by `should_stop` is
 dropped (it runs again on resume) and a cell that cannot run is stored as an error. A server
@@ -72,6 +74,7 @@ class _Notice:
 @dataclass(frozen=True)
 class _Exit:
     url: str
+    worker: str  # its name in the queue
     interrupted: bool = False
     lost: str = ""  # why the server was dropped
     crash: BaseException | None = None  # a bug: re-raised by the calling thread
@@ -81,21 +84,23 @@ class _Worker:
     """One server's thread: opens its engine, then runs the cells the queue hands it."""
 
     def __init__(self, url: str, exp: Experiment, tasks: CellQueue[Cell], results: queue.Queue,
-                 should_stop: Callable[[], bool], open_engine: OpenEngine):
+                 should_stop: Callable[[], bool], open_engine: OpenEngine, name: str = ""):
         self.url, self.tasks, self.results, self.should_stop = url, tasks, results, should_stop
+        self.name = name or url  # in the queue: one of the server's workers
         self.open_engine = open_engine
         self.conversations = conversation_table(exp)
 
     def __call__(self) -> None:
-        engine, end = None, _Exit(self.url)
+        engine, end = None, _Exit(self.url, self.name)
         try:
             engine = self.open_engine(self.url)
-            self.results.put(_Notice(self.url, f"serving {engine.info.name}"))
+            if self.name == self.url or self.name.endswith("#0"):
+                self.results.put(_Notice(self.url, f"serving {engine.info.name}"))
             end = self._loop(engine)
         except (RemoteError, OSError) as exc:
-            end = _Exit(self.url, lost=str(exc))
+            end = _Exit(self.url, self.name, lost=str(exc))
         except BaseException as exc:  # handed to the calling thread, which re-raises it
-            end = _Exit(self.url, crash=exc)
+            end = _Exit(self.url, self.name, crash=exc)
         finally:
             if engine is not None:
                 engine.close()
@@ -104,14 +109,14 @@ class _Worker:
     def _loop(self, engine: RemoteEngine) -> _Exit:
         benches = BenchCache(engine, server_workbench)
         while not self.should_stop():
-            cell = self.tasks.take(self.url)
+            cell = self.tasks.take(self.name)
             if cell is None:
-                return _Exit(self.url)
+                return _Exit(self.url, self.name)
             finished = execute_cells(benches, self.conversations, [cell], self.should_stop, backend=self.url)[0]
             if finished is None:
                 break
             self.results.put(finished)
-        return _Exit(self.url, interrupted=True)
+        return _Exit(self.url, self.name, interrupted=True)
 
 
 class _Collector:
@@ -122,8 +127,8 @@ class _Collector:
                  on_cell: Callable[[Cell, dict[str, Any]], None] | None,
                  on_error: Callable[[Cell, str], None] | None,
                  on_notice: Callable[[str, str], None] | None,
-                 open_engine: OpenEngine):
-        self.exp, self.urls = exp, list(urls)
+                 open_engine: OpenEngine, parallel: int = 1):
+        self.exp, self.urls, self.parallel = exp, list(urls), parallel
         self.should_stop, self.on_notice = should_stop, on_notice
         self.open_engine = open_engine
         self.ledger = CellLedger(conn, run_id, progress=progress, on_cell=on_cell, on_error=on_error)
@@ -138,9 +143,11 @@ class _Collector:
         def stop() -> bool:
             return abort.is_set() or self.should_stop()
 
-        threads = [threading.Thread(target=_Worker(url, self.exp, tasks, results, stop, self.open_engine),
-                                    name=f"harness {url}", daemon=True)
-                   for url in self.urls]
+        names = [(url, url if self.parallel == 1 else f"{url}#{i}") for url in self.urls
+                 for i in range(self.parallel)]
+        threads = [threading.Thread(target=_Worker(url, self.exp, tasks, results, stop, self.open_engine, name),
+                                    name=f"harness {name}", daemon=True)
+                   for url, name in names]
         for thread in threads:
             thread.start()
         crash: BaseException | None = None
@@ -181,7 +188,7 @@ class _Collector:
     def _exit(self, message: _Exit, tasks: CellQueue[Cell]) -> None:
         self.interrupted = self.interrupted or message.interrupted
         if message.lost:
-            tasks.release(message.url)
+            tasks.release(message.worker)
             self.failed[message.url] = message.lost
             if self.on_notice is not None:
                 self.on_notice(message.url, f"dropped: {message.lost}")
@@ -193,18 +200,20 @@ def run_cells_remote(exp: Experiment, conn: sqlite3.Connection, run_id: int, cel
                      on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
                      on_error: Callable[[Cell, str], None] | None = None,
                      on_notice: Callable[[str, str], None] | None = None,
-                     open_engine: OpenEngine = open_server) -> RunOutcome:
-    """Run every pending cell of `run_id` on the servers at `urls`, one cell at a time each;
-    stop cleanly when `should_stop()` is true. `on_notice(url, text)`: a server's model name
+                     open_engine: OpenEngine = open_server, parallel: int = 1) -> RunOutcome:
+    """Run every pending cell of `run_id` on the servers at `urls`, `parallel` cells at a time
+    each; stop cleanly when `should_stop()` is true. `on_notice(url, text)`: a server's model name
     when it opens, why it was dropped when it fails."""
     pool_model(exp)
     if not urls:
         raise CommandError("--backend: no URL given")
+    if parallel < 1:
+        raise CommandError("--parallel must be at least 1", hint="the cells run at once on each server")
     todo = pending_cells(conn, run_id, cells)
     started = time.perf_counter()
     collector = _Collector(exp, conn, run_id, urls, should_stop=should_stop, progress=progress,
                            on_cell=on_cell, on_error=on_error, on_notice=on_notice,
-                           open_engine=open_engine)
+                           open_engine=open_engine, parallel=parallel)
     with running(conn, run_id, progress):
         if todo:
             collector.run(todo)

@@ -24,6 +24,7 @@ summarised per class, as conditions of their own labelled ``CONDITION · CLASS``
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ class TokenStat:
     group: str = ""  # the conversation: the unit the intervals rest on
     top1: tuple[float, bool] | None = None  # (top-1 probability, the token was the top-1): calibration
     subset: str = ""  # the turn's past-eos class ("" for other turns)
+    entropy_bounds: tuple[float, float] | None = None  # a truncated token's [lo, hi] (hi may be inf)
 
 
 def metric_values(t: TokenStat) -> tuple[float | None, ...]:
@@ -82,6 +84,7 @@ class SummaryRow:
     past_eos: dict[str, int] | None = None  # past-eos conditions: turns per class (generated rows)
     refusal: dict[str, Any] | None = None  # the condition's refusal rate (generated rows)
     past_eos_class: str = ""  # a past-eos class's own row (its tokens are also in the condition's rows)
+    entropy_bounds: tuple[float, float] | None = None  # mean of the tokens' [lo, hi] (truncated rows)
 
     def mean(self, metric: str) -> float | None:
         ci = self.intervals.get(metric)
@@ -114,7 +117,9 @@ class SummaryRow:
           | ({"calibration": self.calibration} if self.calibration is not None else {}) \
           | ({"past_eos": self.past_eos} if self.past_eos is not None else {}) \
           | ({"refusal": self.refusal} if self.refusal is not None and self.scope == "generated" else {}) \
-          | ({"past_eos_class": self.past_eos_class} if self.past_eos_class else {})
+          | ({"past_eos_class": self.past_eos_class} if self.past_eos_class else {}) \
+          | ({"entropy_bounds_bits": [_r(b) if math.isfinite(b) else None for b in self.entropy_bounds]}
+             if self.entropy_bounds is not None else {})
 
 
 def _r(x: float) -> float:
@@ -138,6 +143,8 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
     group_of: dict[int, str] = {}
     top1: dict[tuple[str, str, str], list[tuple[float, bool, int]]] = defaultdict(list)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    # per row: [Σ lo, Σ hi, tokens, truncated tokens] over tokens with an entropy (exact: lo = hi)
+    bounds: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0, 0.0, 0, 0])
     owner: dict[tuple[str, str], int] = {}  # (condition, prompt_key) -> the turn that counts
     order: dict[str, tuple[int, int]] = {}  # label -> (its condition's rank, 1 for a class row)
     classes: dict[str, str] = {}  # class row label -> its class
@@ -146,6 +153,7 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
         if t.scope == "prompt" and owner.setdefault((t.condition, t.prompt_key), t.turn) != t.turn:
             continue
         values = metric_values(t)
+        entropy = t.values[0]
         for k, label in enumerate(labels_of(t)):
             rank = order.setdefault(t.condition, (len(order), 0))[0]
             order.setdefault(label, (rank, k))
@@ -155,6 +163,8 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
             counts[key] += 1
             if t.top1 is not None:
                 top1[key].append((*t.top1, t.turn))
+            if entropy is not None:
+                _add_bounds(bounds[key], entropy, t.entropy_bounds)
             sums = acc[key].setdefault(t.turn, [[0.0, 0.0] for _ in ALL_METRICS])
             for slot, value in zip(sums, values, strict=True):
                 if value is not None:
@@ -169,10 +179,18 @@ def summarize_tokens(tokens: Iterable[TokenStat]) -> list[SummaryRow]:
                                              [acc[key][t][i][1] for t in turns])
                      for i, m in enumerate(ALL_METRICS)}
         cal = _calibration(top1[key], group_of, key[1]) if top1[key] else None
+        b = bounds[key]
+        within = (b[0] / b[2], b[1] / b[2]) if b[3] else None  # a role mean's interval: the mean bounds
         rows.append(SummaryRow(key[0], key[1], key[2], len(turns), counts[key], intervals,
                                conversations=len(set(groups)), calibration=cal,
-                               past_eos_class=classes.get(key[0], "")))
+                               past_eos_class=classes.get(key[0], ""), entropy_bounds=within))
     return rows
+
+
+def _add_bounds(b: list[float], entropy: float, bounds: tuple[float, float] | None) -> None:
+    """Add a token to a row's [Σ lo, Σ hi, tokens, truncated tokens] (an exact one: lo = hi)."""
+    lo, hi = bounds or (entropy, entropy)
+    b[0], b[1], b[2], b[3] = b[0] + lo, b[1] + hi, b[2] + 1, b[3] + (bounds is not None)
 
 
 def _calibration(pairs: list[tuple[float, bool, int]], group_of: dict[int, str], scope: str) -> dict[str, Any]:

@@ -75,6 +75,11 @@ def format_table(rows: list[SummaryRow]) -> str:
             f"{_cell(r.intervals['sampling_entropy_bits'])}  {_mean(r, 'typicality_bits', '5.2f'):>5}  "
             f"{_mean(r, 'varentropy_bits2', '6.2f'):>6}  {_ece(r):>13}  {_diversity(r, 'distinct_2'):>6}  "
             f"{_diversity(r, 'ead_2'):>6}  {_past_eos(r):>13}")
+    bounded = [r for r in rows if r.entropy_bounds is not None]
+    if bounded:  # a server's top-k statistics: the model H above is a point estimate inside these
+        lines += ["", "model H from a server's top-k: each mean lies within the mean of its tokens' bounds"]
+        lines += [f"{r.condition:{width}}  {r.scope:9} {r.role:9} [{r.entropy_bounds[0]:.3f}, "
+                  f"{r.entropy_bounds[1]:.3f}] bits" for r in bounded if r.entropy_bounds is not None]
     return "\n".join(lines)
 
 

@@ -56,6 +56,10 @@ def _optional(s: StepStats | None) -> dict[str, Any]:
     if s is not None and s.truncated:
         out["truncated"] = True
         out["tail_mass"] = _r(s.tail_mass) if s.tail_mass is not None else None
+        if s.entropy_bounds_bits is not None:
+            out["entropy_bounds_bits"] = [_r(x) for x in s.entropy_bounds_bits]
+        if s.eot_prob_bounds is not None:
+            out["eot_prob_bounds"] = [_r(x) for x in s.eot_prob_bounds]
     return out
 
 
@@ -68,8 +72,18 @@ def _is_utf8(data: bytes) -> bool:
 
 
 def _r(x: float) -> float | None:
-    """Six significant digits; NaN (a probability a server did not report) becomes null."""
-    return None if math.isnan(x) else float(f"{x:.6g}")
+    """Six significant digits; NaN (a probability a server did not report) and an unbounded
+    upper bound (+inf: the vocabulary size unknown) become null."""
+    return None if math.isnan(x) or math.isinf(x) else float(f"{x:.6g}")
+
+
+def mean_bounds(bounds: Sequence[tuple[float, float] | None]) -> list[float | None] | None:
+    """A mean's interval from per-token [lo, hi]: [mean lo, mean hi] over the tokens that have
+    statistics (None when none is truncated: their means are exact)."""
+    given = [b for b in bounds if b is not None]
+    if not given:
+        return None
+    return [_r(math.fsum(b[0] for b in given) / len(given)), _r(math.fsum(b[1] for b in given) / len(given))]
 
 
 def role_summaries(tokens: Sequence[TokenRecord]) -> dict[str, dict[str, Any]]:
@@ -83,6 +97,10 @@ def role_summaries(tokens: Sequence[TokenRecord]) -> dict[str, dict[str, Any]]:
         summary = summarize([t.stats.entropy_bits if t.stats else None for t in mine],
                             [t.stats.surprisal_bits if t.stats else None for t in mine])
         out[role] = summary.to_dict()
+        scored = [t.stats for t in mine if t.stats is not None]
+        if any(s.truncated for s in scored):  # exact tokens count as [h, h]
+            out[role]["entropy_bounds_bits"] = mean_bounds(
+                [s.entropy_bounds_bits or (s.entropy_bits, s.entropy_bits) for s in scored])
     return out
 
 
@@ -159,6 +177,10 @@ def role_summary_lines(tokens: Sequence[TokenRecord]) -> list[str]:
     def f(x: float | None) -> str:
         return "   -  " if x is None else f"{x:6.3f}"
 
-    return [f"{role:10} {s['tokens']:6d} tokens  entropy {f(s['mean_entropy_bits'])} bits  "
+    def bounds(s: dict[str, Any]) -> str:
+        b = s.get("entropy_bounds_bits")
+        return "" if not b else f" [{f(b[0]).strip()}, {'inf' if b[1] is None else f(b[1]).strip()}]"
+
+    return [f"{role:10} {s['tokens']:6d} tokens  entropy {f(s['mean_entropy_bits'])}{bounds(s)} bits  "
             f"surprisal {f(s['mean_surprisal_bits'])} bits  perplexity {f(s['perplexity'])}"
             for role, s in role_summaries(tokens).items()]

@@ -36,7 +36,7 @@ from harness.prompt.modes import PromptPlan
 from harness.prompt.turns import TurnParser
 from harness.stats.topk import truncated_stats
 
-DEFAULT_N_PROBS = 10
+TEXT_PROBE_N_PROBS = 10  # the EOS probe's top-k on a server that lists tokens by text
 
 
 def final_ids(engine: RemoteEngine, step: RemoteStep) -> RemoteStep:
@@ -67,28 +67,28 @@ class RemoteGeneration:
     """One generated turn over a server (state of the loop; :func:`generate_remote` runs it)."""
 
     def __init__(self, engine: RemoteEngine, plan: PromptPlan, markers: TurnMarkers,
-                 params: SamplingParams, eog_ids: frozenset[int], n_probs: int, parser: TurnParser,
+                 params: SamplingParams, eog_ids: frozenset[int], parser: TurnParser,
                  on_token: OnToken | None):
         self.engine, self.plan, self.params, self.eog = engine, plan, params, eog_ids
-        self.n_probs = n_probs
         self.bias = resolve_bias(engine, params.logit_bias, engine.info.n_vocab)
         self.turn = GeneratedTurn(plan, markers, params, parser, on_token)
         self.steps: list[RemoteStep] = []
         self.ids: list[int] = []
         self.raw = b""
 
-    def request(self, max_tokens: int, *, ban_eos: bool = False) -> CompletionRequest:
+    def request(self, max_tokens: int, *, ban_eos: bool = False, n_probs: int | None = None) -> CompletionRequest:
         p = self.params
         ban = tuple(sorted(self.eog)) if (p.eos == EOS_BAN or ban_eos) else ()
         return CompletionRequest(
             prompt=self.plan.prompt, max_tokens=max_tokens, temperature=p.temperature, top_k=p.top_k,
             top_p=p.top_p, min_p=p.min_p, repeat_penalty=p.repeat_penalty, repeat_last_n=p.repeat_last_n,
-            seed=p.seed, n_probs=self.n_probs, generated_ids=tuple(self.ids),
+            seed=p.seed, n_probs=n_probs or p.n_probs, generated_ids=tuple(self.ids),
             generated_text=self.raw.decode("utf-8", "replace"), bias=self.bias, ban=ban,
             samplers={name: getattr(p, name) for name in EXTRA_SAMPLERS} if p.extra_samplers else {})
 
     def record(self, step: RemoteStep) -> TokenRecord:
-        stats = truncated_stats([(e.id, e.prob) for e in step.top], step.prob, self.eog)
+        stats = truncated_stats([(e.id, e.prob) for e in step.top], step.prob, self.eog,
+                                self.engine.info.n_vocab or None, by_id=self.engine.top_by_id)
         return TokenRecord(step.id, step.raw.decode("utf-8", "replace"), "", stats, raw=step.raw)
 
     def settle(self) -> None:
@@ -128,7 +128,10 @@ class RemoteGeneration:
     def eos_step(self, finish: RemoteFinish) -> RemoteStep:
         if finish.eos_step is not None:
             return finish.eos_step
-        items = list(self.engine.complete(self.request(1, ban_eos=True)))
+        # a list keyed by text merges every control token into one "" entry holding the *last*
+        # (least likely) one's probability; a short list rarely holds more than the EOS
+        k = None if self.engine.top_by_id else min(self.params.n_probs, TEXT_PROBE_N_PROBS)
+        items = list(self.engine.complete(self.request(1, ban_eos=True, n_probs=k)))
         probe = next((s for s in items if isinstance(s, RemoteStep)), None)
         if probe is None:
             return RemoteStep(self.engine.info.eos_id or -1, b"", None, ())
@@ -137,11 +140,11 @@ class RemoteGeneration:
 
 def generate_remote(engine: RemoteEngine, plan: PromptPlan, markers: TurnMarkers,
                     params: SamplingParams, *, eog_ids: frozenset[int], parser: TurnParser,
-                    n_probs: int = DEFAULT_N_PROBS, on_token: OnToken | None = None,
+                    on_token: OnToken | None = None,
                     should_stop: Callable[[], bool] | None = None) -> Generation:
     params.validate()
     t0 = time.perf_counter()
-    run = RemoteGeneration(engine, plan, markers, params, eog_ids, n_probs, parser, on_token)
+    run = RemoteGeneration(engine, plan, markers, params, eog_ids, parser, on_token)
     reason: StopReason | None = None
     eos: RemoteStep | None = None
     while reason is None and len(run.ids) < params.max_tokens:

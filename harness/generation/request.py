@@ -58,10 +58,11 @@ class PreparedTurn:
     injections: tuple[Injection | FieldInjection, ...]
     n_ctx: int
     decode_path: DecodePath | None = None  # the engine's, with its invariance verdict (None: a server)
+    engine_warnings: tuple[str, ...] = ()  # what the engine said of itself (a server's processed logprobs)
 
     @property
     def warnings(self) -> list[str]:
-        return [i.describe() for i in self.injections]
+        return [*self.engine_warnings, *(i.describe() for i in self.injections)]
 
     def decode_notice(self) -> str | None:
         """One line when the engine's decode path is not batch-invariant."""
@@ -116,7 +117,8 @@ class TurnResult:
 def prepare_turn(bench: BaseWorkbench, request: TurnRequest) -> PreparedTurn:
     """Fit the request's conversation to the context and find its injections."""
     plan, dropped = bench.fit_conversation(request.conversation, request.mode, request.text, request.overflow)
-    return PreparedTurn(plan, dropped, tuple(bench.injections(plan)), bench.info.n_ctx, bench.decode_path)
+    return PreparedTurn(plan, dropped, tuple(bench.injections(plan)), bench.info.n_ctx, bench.decode_path,
+                        tuple(bench.warnings))
 
 
 def run_turn(bench: BaseWorkbench, request: TurnRequest, *, n: int = 1,

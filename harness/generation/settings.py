@@ -23,6 +23,11 @@ EOS_BAN = "ban"
 EOS_POLICIES = (EOS_STOP, EOS_CONTINUE, EOS_BAN)
 RANDOM_SEED = -1  # as llama.cpp: -1 asks for a random seed
 MIROSTAT_MODES = (0, 2)  # off, or mirostat 2 (mirostat 1 needs the vocabulary size: not offered)
+# Top-k probabilities a server is asked for per token (llama-server n_probs, OpenAI logprobs): the
+# smallest k whose entropy bounds average at most 0.5 bits wide on the bundled models
+# (bench/topk_bounds.py; bench/README.md has the figures and the cost per request).
+DEFAULT_N_PROBS = 200
+MAX_N_PROBS = 10_000
 
 # What a prompt longer than the context does (profiles, /set, --context-overflow, the API).
 OVERFLOW_ERROR = "error"
@@ -128,6 +133,8 @@ SETTINGS: tuple[Setting, ...] = (
             "must be a list of strings", "stop string (repeatable)"),
     Setting("eos", (str,), str, lambda v: v in EOS_POLICIES, f"must be one of {', '.join(EOS_POLICIES)}",
             "stop at end of turn, continue past it, or ban it"),
+    Setting("n_probs", (int,), int, lambda v: 1 <= v <= MAX_N_PROBS, f"must be between 1 and {MAX_N_PROBS}",
+            "servers: top-k probabilities asked per token (how tight the entropy bounds are)"),
     Setting("logit_bias", (dict,), _no_word, lambda v: all(_bias_ok(x) for x in v.values()),
             f"must map token texts or #ids to numbers ({BIAS_RULE})", "token text (or #id) -> added logit",
             flag=False),
@@ -218,6 +225,7 @@ class SamplingParams:
     max_tokens: int = 256
     stop: tuple[str, ...] = ()
     eos: str = EOS_STOP
+    n_probs: int = DEFAULT_N_PROBS  # servers only: a local model's statistics use every token
     logit_bias: Mapping[str, float] = field(default_factory=dict)  # token text or "#id" -> bias
 
     def to_dict(self) -> dict[str, Any]:

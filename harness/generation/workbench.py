@@ -220,6 +220,11 @@ class BaseWorkbench:
         return [*find_injections(self.engine, plan.prompt, plan.segments),
                 *find_field_injections(self.engine, plan.fields)]
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the engine found wrong with itself when it opened (a server's processed logprobs)."""
+        return list(getattr(self.engine, "warnings", ()))
+
     def piece_text(self, token: int) -> str:
         return self.engine.piece(token).decode("utf-8", "replace")
 

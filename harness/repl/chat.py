@@ -131,7 +131,7 @@ def run_chat(explicit: dict[str, Any], profile, *, resume: str | None = None, lo
                         f"template {bench.template.name}; /help for commands"))
     if target is not None:
         display.emit(Notice(f"resumed {plural(len(session.conversation), 'message')} from {target}"))
-    for note in notes:
+    for note in [*notes, *bench.warnings]:
         display.emit(Notice(note, "warning"))
     if bench.decode_path is not None and bench.decode_path.notice():
         display.emit(Notice(bench.decode_path.notice(), "warning"))

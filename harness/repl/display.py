@@ -255,7 +255,9 @@ class Display:
             self._print([("bold", scope)], end="\n")
             for role, s in roles.items():
                 ent, sur, ppl = s["mean_entropy_bits"], s["mean_surprisal_bits"], s["perplexity"]
-                text = (f"  {role:10} {s['tokens']:5d} tok  H {_n(ent)}  surprisal {_n(sur)}  ppl {_n(ppl)}")
+                bounds = s.get("entropy_bounds_bits")  # a server's top-k: what H may be
+                within = "" if not bounds else f" in [{_n(bounds[0]).strip()}, {_n(bounds[1]).strip()}]"
+                text = (f"  {role:10} {s['tokens']:5d} tok  H {_n(ent)}{within}  surprisal {_n(sur)}  ppl {_n(ppl)}")
                 self._print([(role_style(role), text)], end="\n")
 
 

@@ -75,6 +75,8 @@ function fill(d){tip.textContent='';
  if(d[12])row(t,'H \\u00d7 V',d[12]);
  if(d[7]!==null)row(t,'sampling entropy',num(d[7],3)+' bits');
  if(d[9])row(t,'truncated','tail mass '+num(d[10],4));
+ if(d[13])row(t,'entropy in','['+num(d[13][0],3)+', '+(d[13][1]===null?'\u221e':num(d[13][1],3))+'] bits');
+ if(d[14])row(t,'end-of-turn in','['+num(d[14][0],4)+', '+num(d[14][1],4)+']');
  if(d[11])row(t,'bytes',d[11]);
  tip.appendChild(t);
  if(d[8].length){var a=document.createElement('table');a.className='alts';

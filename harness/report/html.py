@@ -178,7 +178,7 @@ def _summary_row(r: dict[str, Any]) -> str:
         f'<td class="l">{escape(str(r["condition"]))}</td><td class="l">{escape(str(r.get("scope", "")))}</td>',
         f'<td class="l"><span class="chip" style="background:{role_colour(role)}"></span>{escape(role)}</td>',
         f'<td>{_conversations(r)}</td><td>{r.get("turns", "–")}</td><td>{r.get("tokens", "–")}</td>',
-        f'<td class="{"hn" if shade_i is None else f"h{shade_i}"}">{_num(ent)}</td>',
+        f'<td class="{"hn" if shade_i is None else f"h{shade_i}"}">{_num(ent)}{_within(r.get("entropy_bounds_bits"))}</td>',
         f"<td>{f'[{ci[0]:.2f}, {ci[1]:.2f}]' if ci else '–'}</td>",
         f'<td>{_num(r.get("mean_surprisal_bits"))}</td><td>{_num(r.get("perplexity"), 2)}</td>',
         f'<td>{_num(r.get("mean_sampling_entropy_bits"))}</td><td>{_num(r.get("mean_varentropy_bits2"))}</td>',
@@ -187,6 +187,13 @@ def _summary_row(r: dict[str, Any]) -> str:
         f'<td>{_past_eos(r.get("past_eos"))}</td>',
     ]
     return f"<tr>{''.join(cells)}</tr>"
+
+
+def _within(bounds: list[float | None] | None) -> str:
+    """A server's top-k row: the interval its point estimate lies in (mean of the tokens' bounds)."""
+    if not bounds:
+        return ""
+    return f'<br><small title="bounds from the top-k">in [{_num(bounds[0], 2)}, {_num(bounds[1], 2)}]</small>'
 
 
 def _conversations(r: dict[str, Any]) -> str:
@@ -251,4 +258,5 @@ def _details(t: dict[str, Any]) -> list[Any]:
     return [t["piece"], t["role"], t.get("id"), t.get("entropy_bits"), t.get("surprisal_bits"),
             t.get("eot_prob"), t.get("varentropy_bits2"), t.get("sampling_entropy_bits"),
             t.get("top") or [], 1 if t.get("truncated") else 0, t.get("tail_mass"), t.get("bytes"),
-            quadrant(t.get("entropy_bits"), t.get("varentropy_bits2"))]
+            quadrant(t.get("entropy_bits"), t.get("varentropy_bits2")),
+            t.get("entropy_bounds_bits"), t.get("eot_prob_bounds")]

@@ -11,6 +11,7 @@ covers generated tokens only (one condition per model · template · mode · EOS
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,15 @@ def log_turn(index: int, record: dict[str, Any], name: str) -> dict[str, Any]:
             "prompt": record.get("prompt", ""), "prompt_tokens": [], "tokens": record["tokens"]}
 
 
+def _bounds(token: dict[str, Any]) -> tuple[float, float] | None:
+    """A logged truncated token's entropy bounds (null hi: unbounded), if well formed."""
+    b = token.get("entropy_bounds_bits")
+    if not (token.get("truncated") and isinstance(b, list) and len(b) == 2 and isinstance(b[0], int | float)):
+        return None
+    hi = b[1] if isinstance(b[1], int | float) else math.inf
+    return float(b[0]), float(hi)
+
+
 def log_summary(turns: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per condition (seed pooled) × role summary rows of generated tokens, with the same
     turn-resampling intervals as an experiment's summary."""
@@ -138,5 +148,5 @@ def log_summary(turns: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         label = condition_label(turn["condition"], with_seed=False)
         prompt_key = hashlib.sha256(turn.get("prompt", "").encode("utf-8")).hexdigest()
         stats += [TokenStat(label, n, prompt_key, "generated", str(t.get("role", "?")),
-                            tuple(t.get(m) for m in METRICS)) for t in turn["tokens"]]
+                            tuple(t.get(m) for m in METRICS), entropy_bounds=_bounds(t)) for t in turn["tokens"]]
     return [row.to_dict() for row in summarize_tokens(stats)]

@@ -45,6 +45,11 @@ class StepStats:
     sampling_entropy_bits: float | None = None  # of the distribution actually drawn from
     truncated: bool = False  # statistics from a top-k list only (remote backends)
     tail_mass: float | None = None  # probability outside that list, when truncated
+    # when truncated: what the top-k allows the full distribution's values to be (stats.topk);
+    # entropy_bits and eot_prob are then point estimates inside them. hi may be +inf (vocabulary
+    # size unknown)
+    entropy_bounds_bits: tuple[float, float] | None = None
+    eot_prob_bounds: tuple[float, float] | None = None
 
 
 _NEAR_NATS = (6.0, 12.0, 24.0)  # cuts tried in turn below the maximum, in nats

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -23,8 +24,14 @@ from harness.backends.fake import FakeBackend
 
 class StubModel:
     def __init__(self, script: str, *, eos_probs_in_final: bool, eos_streamed: bool = False,
-                 specials: tuple[str, ...] | None = None):
+                 specials: tuple[str, ...] | None = None, slots: int = 1, token_seconds: float = 0.0,
+                 reports_vocab: bool = True):
         self.fake = FakeBackend(script, **({"specials": specials} if specials else {}))
+        self.reports_vocab = reports_vocab  # /v1/models with meta.n_vocab (older servers: none)
+        self.slots = slots  # /props total_slots
+        self.token_seconds = token_seconds  # a pause per streamed token, to see requests overlap
+        self.lock, self.compute = threading.Lock(), threading.Lock()
+        self.in_flight = self.most_in_flight = 0
         self.eos_probs_in_final = eos_probs_in_final
         self.eos_streamed = eos_streamed  # as the llama-server build of llama-cpp-python 0.3.36 does
         self.requests: list[dict[str, Any]] = []
@@ -60,14 +67,25 @@ class StubModel:
         return ids
 
     def completion(self, body: dict[str, Any]):
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield from self._completion(body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def _completion(self, body: dict[str, Any]):
         self.requests.append(body)
         context = self.prompt_ids(body["prompt"])
         banned = {int(i) for i, v in body.get("logit_bias", []) if v is False}
         n_probs = int(body.get("n_probs", 0))
         eog = self.fake.info.eog_ids
         for _ in range(int(body.get("n_predict", 16))):
-            self.fake.truncate(0)
-            logits = self.fake.decode(context, all_logits=True)[-1].astype(np.float64)
+            with self.compute:  # one model, several requests at once
+                self.fake.truncate(0)
+                logits = self.fake.decode(context, all_logits=True)[-1].astype(np.float64)
             logprobs = logits - (logits.max() + math.log(np.exp(logits - logits.max()).sum()))
             allowed = logits.copy()
             allowed[list(banned)] = -np.inf
@@ -85,6 +103,7 @@ class StubModel:
                        "completion_probabilities": probs}
                 return
             context.append(token)
+            time.sleep(self.token_seconds)
             yield {"content": entry["token"], "tokens": [token], "stop": False,
                    "completion_probabilities": [entry]}
         yield {"content": "", "tokens": [], "stop": True, "stop_type": "limit"}
@@ -108,7 +127,11 @@ def _handler(model: StubModel):
                 fake = model.fake
                 self._json({"default_generation_settings": {"n_ctx": fake.info.n_ctx},
                             "model_path": "/models/fake.gguf", "chat_template": fake.info.chat_template,
-                            "bos_token": "<s>", "eos_token": "</s>", "build_info": "stub"})
+                            "bos_token": "<s>", "eos_token": "</s>", "build_info": "stub",
+                            "total_slots": model.slots})
+            elif self.path == "/v1/models" and model.reports_vocab:
+                self._json({"object": "list", "data": [{"id": "fake.gguf", "object": "model",
+                                                        "meta": {"n_vocab": model.fake.info.n_vocab}}]})
             else:
                 self.send_error(404)
 
@@ -138,9 +161,11 @@ def _handler(model: StubModel):
 
 class StubServer:
     def __init__(self, script: str, *, eos_probs_in_final: bool = True, eos_streamed: bool = False,
-                 specials: tuple[str, ...] | None = None):
+                 specials: tuple[str, ...] | None = None, slots: int = 1, token_seconds: float = 0.0,
+                 reports_vocab: bool = True):
         self.model = StubModel(script, eos_probs_in_final=eos_probs_in_final, eos_streamed=eos_streamed,
-                               specials=specials)
+                               specials=specials, slots=slots, token_seconds=token_seconds,
+                               reports_vocab=reports_vocab)
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.model))
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

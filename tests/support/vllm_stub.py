@@ -5,7 +5,10 @@ It is a stub, not vLLM: it speaks the documented formats of ``GET /v1/models`` (
 ``prompt_logprobs`` (``choices[0].prompt_logprobs``: None for the first prompt token, then per
 position ``{"<id>": {"logprob", "rank", "decoded_token"}}`` holding the top-k and the token that
 came), answered from a local backend's logits. ``prompt_logprobs=False`` makes it a server that
-ignores the parameter (as llama-cpp-python's does).
+ignores the parameter (as llama-cpp-python's does). ``logprobs_mode`` "raw" or "processed" answers
+a completion's ``logprobs`` with the next token's top-k (``choices[0].logprobs``), of the model's own
+distribution or — as vLLM's ``--logprobs-mode processed_logprobs`` — after the request's
+temperature and top-k.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import numpy as np
 
 
 class VllmStub:
-    def __init__(self, backend, *, prompt_logprobs: bool = True):
+    def __init__(self, backend, *, prompt_logprobs: bool = True, logprobs_mode: str | None = None):
         self.backend = backend
         self.prompt_logprobs = prompt_logprobs
+        self.logprobs_mode = logprobs_mode
         self.requests: list[dict[str, Any]] = []
 
     def text(self, token: int) -> str:
@@ -48,9 +52,26 @@ class VllmStub:
             out.append(entry)
         return out
 
+    def next_logprobs(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The first generated token's logprobs (greedy), raw or processed."""
+        self.backend.truncate(0)
+        z = np.array(self.backend.decode(self.backend.tokenize(body["prompt"]), all_logits=True)[-1],
+                     dtype=np.float64)
+        self.backend.truncate(0)
+        if self.logprobs_mode == "processed":
+            z = z / max(float(body.get("temperature", 1.0)), 1e-6)
+            if int(body.get("top_k", -1)) > 0:
+                z[np.argsort(-z)[int(body["top_k"]):]] = -np.inf
+        logprobs = z - z.max() - math.log(np.exp(z - z.max()).sum())
+        order = [int(t) for t in np.argsort(-logprobs, kind="stable")[:int(body["logprobs"])]]
+        top = {self.text(t): float(logprobs[t]) for t in order if np.isfinite(logprobs[t])}
+        return {"tokens": [self.text(order[0])], "token_logprobs": [float(logprobs[order[0]])],
+                "top_logprobs": [top], "text_offset": [0]}
+
     def answer(self, path: str, body: dict[str, Any] | None) -> Any:
         if path == "/v1/models":
-            return {"object": "list", "data": [{"id": "stub/smollm2", "object": "model", "max_model_len": 1024}]}
+            return {"object": "list", "data": [{"id": "stub/smollm2", "object": "model", "max_model_len": 1024,
+                                                "owned_by": "vllm"}]}
         assert body is not None
         self.requests.append({"path": path, **body})
         if path == "/tokenize":
@@ -59,6 +80,8 @@ class VllmStub:
             return {"prompt": "".join(self.text(t) for t in body["tokens"])}
         if path == "/v1/completions":
             choice: dict[str, Any] = {"index": 0, "text": "", "logprobs": None, "finish_reason": "length"}
+            if self.logprobs_mode and body.get("logprobs"):
+                choice["logprobs"] = self.next_logprobs(body)
             if self.prompt_logprobs and body.get("prompt_logprobs"):
                 choice["prompt_logprobs"] = self.scored([int(t) for t in body["prompt"]], int(body["prompt_logprobs"]))
             return {"id": "cmpl-stub", "object": "text_completion", "model": "stub/smollm2", "choices": [choice]}
