@@ -24,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.untrusted.terminal import stderr, write
+
 PORTABLE_X86 = "-DGGML_NATIVE=OFF"  # ggml's default x86 set: SSE4.2, AVX, AVX2, FMA, F16C, BMI2
 
 # XCR0 state components (Intel SDM vol. 1, 13.1)
@@ -223,9 +225,9 @@ def build_report(info: str, args_file: Path | None = None) -> BuildReport:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["cmake-args"]:
-        print(cmake_args(probe()))
+        write(cmake_args(probe()), exact=True)
         return 0
-    print("usage: python -m harness.backends.llama_build cmake-args", file=sys.stderr)
+    write("usage: python -m harness.backends.llama_build cmake-args", stream=stderr())
     return 2
 
 

@@ -9,8 +9,8 @@ one line setup shows.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+
+from harness.untrusted.terminal import write, write_json
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -21,24 +21,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
         _, path = resolve_model(None)
         seconds = check_decode(str(path))
-        print(f"batched decode of {path.name}: ok ({seconds:.2f} s)")
+        write(f"batched decode of {path.name}: ok ({seconds:.2f} s)")
         return 0
     from harness.backends.llama_cpp import system_info
 
     report = build_report(system_info())
     if args.brief:
-        print(report.brief())
+        write(report.brief())
         return 0
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        write_json(report.to_dict(), indent=2)
         return 0
-    print(f"llama.cpp     {report.system_info}")
-    print(f"CPU grants    {' '.join(report.granted) or '(not an x86-64 Linux machine: not probed)'}")
+    write(f"llama.cpp     {report.system_info}")
+    write(f"CPU grants    {' '.join(report.granted) or '(not an x86-64 Linux machine: not probed)'}")
     if report.refused:
-        print(f"not granted   {' '.join(report.refused)} (advertised by CPUID; the OS does not grant it)")
-    print(f"build uses    {report.brief()}")
-    print(f"CMAKE_ARGS    {report.cmake_args if report.cmake_args is not None else '(not installed by ./dev)'}")
+        write(f"not granted   {' '.join(report.refused)} (advertised by CPUID; the OS does not grant it)")
+    write(f"build uses    {report.brief()}")
+    write(f"CMAKE_ARGS    {report.cmake_args if report.cmake_args is not None else '(not installed by ./dev)'}")
     return 0
 
 
