@@ -130,10 +130,11 @@ def test_the_pre_commit_hook_lints_a_template_folder(tmp_path):
     """`pre-commit try-repo` installs this repository's hook the way a user's config does and runs it."""
     project = tmp_path / "project"
     project.mkdir()
-    shutil.copytree(REPO, tmp_path / "harness-repo", ignore=shutil.ignore_patterns(".venv", ".cache", "__pycache__"))
+    # the working tree without its git data (a clone's .git would hold HEAD already: nothing to
+    # commit; a worktree's .git is a file pointing elsewhere): a repository of its own
+    shutil.copytree(REPO, tmp_path / "harness-repo",
+                    ignore=shutil.ignore_patterns(".git", ".venv", ".cache", "__pycache__"))
     hook_repo = tmp_path / "harness-repo"
-    if (hook_repo / ".git").is_file():  # a git worktree: make the copy a repository of its own
-        (hook_repo / ".git").unlink()
     _git(hook_repo, "init", "-q")
     _git(hook_repo, "add", "-A")
     _git(hook_repo, "commit", "-qm", "snapshot")

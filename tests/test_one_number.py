@@ -148,8 +148,13 @@ def test_scoring_a_generated_reply_gives_the_values_generation_gave(which, param
     plan, scored = bench.score(Conversation(QUESTION.messages + (gen.message,)))
     prompt_len = len(gen.prompt_tokens)
     tail = scored[prompt_len:prompt_len + len(text_tokens)]
-    assert [t.id for t in tail] == [t.id for t in text_tokens]  # the text tokenizes back the same
-    for got, want in zip(tail, text_tokens, strict=True):
+    # A sampled reply may hold a token sequence its text does not tokenize back to (Gemma's
+    # vocabulary has several spellings of some pieces): from there on the tokens differ, and so
+    # may their values. Up to there the tokens are the same, and so must every value be.
+    same = next((i for i, (a, b) in enumerate(zip(tail, text_tokens, strict=False)) if a.id != b.id),
+                min(len(tail), len(text_tokens)))
+    assert same >= min(12, len(text_tokens)), (same, [t.id for t in tail], [t.id for t in text_tokens])
+    for got, want in zip(tail[:same], text_tokens[:same], strict=True):
         assert abs(got.stats.entropy_bits - want.stats.entropy_bits) <= 1e-4
         assert abs(got.stats.surprisal_bits - want.stats.surprisal_bits) <= 1e-4
         assert got.stats.top_ids == want.stats.top_ids

@@ -6,12 +6,11 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
-import sys
 
 import pytest
 
 from harness.cli.main import main
-from tests.support.measured import run_measured
+from tests.support.measured import run_python
 from tests.support.runs import make_db, swell_turn
 
 
@@ -76,11 +75,11 @@ def test_code_in_the_schema_is_refused(db, tmp_path, statements, said):
     path = _hostile(db, tmp_path, statements)
     code = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({2**30 + 2**29}, -1));"
             "from harness.cli.main import main; sys.exit(main(['summary', sys.argv[1]]))")
-    proc = run_measured([sys.executable, "-c", code, str(path)], timeout=120)
+    proc = run_python(code, [str(path)], timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "not a harness experiment database" in proc.stderr and said in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert proc.maxrss_kib < 1024 * 1024  # this child's own peak, KiB: < 1 GB
+    assert proc.peak_kib is not None and proc.peak_kib < 1024 * 1024  # this child's own peak, KiB: < 1 GB
 
 
 def test_names_from_the_database_reach_the_terminal_visibly(db, tmp_path, capsys):
@@ -106,8 +105,8 @@ def test_a_report_reads_what_it_shows_of_a_huge_turn(db, tmp_path):
     assert len(first["prompt_tokens"]) <= 10 and all(not t["tokens"] for t in turns[1:])
     code = ("import sys; from harness.cli.main import main; "
             "sys.exit(main(['report', sys.argv[1], '--html', sys.argv[2]]))")
-    plain = run_measured([sys.executable, "-c", code, str(db), str(tmp_path / "a.html")], timeout=300)
-    huge = run_measured([sys.executable, "-c", code, str(path), str(tmp_path / "b.html")], timeout=300)
+    plain = run_python(code, [str(db), str(tmp_path / "a.html")], timeout=300)
+    huge = run_python(code, [str(path), str(tmp_path / "b.html")], timeout=300)
     assert (plain.returncode, huge.returncode) == (0, 0), huge.stderr
     assert "later generated tokens not shown" in (tmp_path / "b.html").read_text(encoding="utf-8")
-    assert (huge.maxrss_kib - plain.maxrss_kib) / 1024 < 400  # MiB; every token loaded: well over 1 GB
+    assert (huge.peak_kib - plain.peak_kib) / 1024 < 400  # MiB; every token loaded: well over 1 GB

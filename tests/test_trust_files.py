@@ -33,7 +33,7 @@ from harness.models.gguf import read_gguf_info
 from harness.paths import logs_dir
 from harness.prompt.conversation import Conversation
 from harness.prompt.templates import load_template
-from tests.support.measured import Measured, run_measured
+from tests.support.measured import Measured, run_python
 from tests.support.replkit import drive
 
 HELLO = Conversation.of(("user", "hello"), ("assistant", "hi"))
@@ -144,7 +144,7 @@ def _run_limited(args: list[str], tmp_path) -> Measured:
             "resource.setrlimit(resource.RLIMIT_CPU, (60, 60));"
             "from harness.cli.main import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "HARNESS_HOME": str(tmp_path / "home")}
-    return run_measured([sys.executable, "-c", code, *args], timeout=120, env=env)
+    return run_python(code, args, timeout=120, env=env)
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -179,7 +179,7 @@ def test_hostile_inputs_are_one_line_errors_in_bounded_memory(what, tmp_path):
     proc = _run_limited(args, tmp_path)
     assert proc.returncode == 1, proc.stderr  # SIGXCPU past 60 s of CPU
     assert proc.stderr.startswith("harness: error: ") and proc.stderr.count("\n") == 1, proc.stderr
-    assert proc.maxrss_kib < 1024 * 1024  # this child's own peak, KiB
+    assert proc.peak_kib is not None and proc.peak_kib < 1024 * 1024  # this child's own peak, KiB
 
 
 def _gguf(entries: list[tuple[str, str]]) -> bytes:
