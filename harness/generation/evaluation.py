@@ -138,6 +138,14 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
+def workspace_for(backend: Backend | Sequences) -> StatsWorkspace:
+    """Statistics scratch for `backend`'s rows: its vocabulary and end-of-generation tokens, and
+    as many threads as llama.cpp decodes with (a backend that does not say: one)."""
+    threads = getattr(backend, "threads", 1)
+    return StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids,
+                          threads=threads if isinstance(threads, int) else 1)
+
+
 class PromptEvaluator:
     """Feeds token sequences to a backend, reusing the cached prefix and its statistics."""
 

@@ -19,12 +19,11 @@ import numpy as np
 
 from harness.backends.base import Backend
 from harness.errors import CommandError
-from harness.generation.evaluation import PromptEvaluator
+from harness.generation.evaluation import PromptEvaluator, workspace_for
 from harness.generation.records import TokenRecord
 from harness.prompt.conversation import ATTRIBUTION_ROLES, TEMPLATE
 from harness.prompt.segments import Segment
 from harness.stats.bootstrap import cluster_mean_ci
-from harness.stats.entropy import StatsWorkspace
 from harness.stats.model_comparison import (
     RefStep,
     bits_on_bytes,
@@ -89,8 +88,7 @@ def score_reference(model: Backend, records: Sequence[TokenRecord], reference: B
     else:
         steps = []
         reference.truncate(0)
-        stats, _ = PromptEvaluator(reference, StatsWorkspace(reference.info.n_vocab, reference.info.eog_ids)
-                                   ).evaluate([r.id for r in ref_records])
+        stats, _ = PromptEvaluator(reference, workspace_for(reference)).evaluate([r.id for r in ref_records])
         reference.truncate(0)
         ref_scored = list(ref_records)
         ref_bits_src = [s.surprisal_bits if s else None for s in stats]

@@ -16,10 +16,10 @@ from typing import Any
 
 from harness.backends.base import Backend
 from harness.errors import CommandError
-from harness.generation.evaluation import PromptEvaluator
+from harness.generation.evaluation import PromptEvaluator, workspace_for
 from harness.generation.records import TokenRecord
 from harness.prompt.conversation import TEMPLATE
-from harness.stats.entropy import LN2, StatsWorkspace
+from harness.stats.entropy import LN2
 
 TEXT = "text"
 
@@ -40,7 +40,7 @@ def score_text(backend: Backend, text: str) -> list[TokenRecord]:
     records = encode_text(backend, text)
     if len(records) < 2:
         raise CommandError("the text is shorter than two tokens; there is nothing to score")
-    evaluator = PromptEvaluator(backend, StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids))
+    evaluator = PromptEvaluator(backend, workspace_for(backend))
     stats, _ = evaluator.evaluate([r.id for r in records])
     return [replace(r, stats=s) for r, s in zip(records, stats, strict=True)]
 

@@ -24,6 +24,7 @@ from harness.generation.evaluation import (
     find_field_injections,
     find_injections,
     message_fields,
+    workspace_for,
 )
 from harness.generation.loop import generate
 from harness.generation.records import Generation, TokenRecord
@@ -37,7 +38,6 @@ from harness.prompt.modes import AS_IS, REPLY, PromptPlan, plan_prompt
 from harness.prompt.roundtrip import turn_message
 from harness.prompt.templates import ChatTemplate
 from harness.prompt.turns import TurnParser, writer_turn
-from harness.stats.entropy import StatsWorkspace
 
 
 def model_variables(info: ModelInfo) -> dict[str, Any]:
@@ -247,7 +247,7 @@ class Workbench(BaseWorkbench):
 
     def __init__(self, backend: MultiSequenceBackend, template: ChatTemplate,
                  variables: Mapping[str, Any] | None = None, *, literal_content: bool = False):
-        self.evaluator = PromptEvaluator(backend, StatsWorkspace(backend.info.n_vocab, backend.info.eog_ids))
+        self.evaluator = PromptEvaluator(backend, workspace_for(backend))
         self._batch_evaluator: PromptEvaluator | None = None  # over the backend's multi-sequence context
         super().__init__(backend, template, variables, literal_content=literal_content)
 

@@ -10,12 +10,22 @@ statistic depends only on its row of logits: never on the rows computed beside i
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
+try:
+    from harness.stats import _rowstats
+except ImportError as exc:  # a checkout used without installing it
+    raise ImportError("harness's statistics kernel (harness/stats/_rowstats.c) is not compiled: "
+                      "install harness (./dev setup, or pip install -e .)") from exc
+
 LN2 = math.log(2.0)
+BLOCK = _rowstats.BLOCK  # entries per block maximum
+_IN_BLOCK = np.arange(BLOCK)
+_ROWS_PER_THREAD = 2  # fewer rows than this per thread are computed in the caller's thread
 
 
 def entropy_bits(logits: np.ndarray) -> float:
@@ -52,81 +62,88 @@ class StepStats:
     eot_prob_bounds: tuple[float, float] | None = None
 
 
-_NEAR_NATS = (6.0, 12.0, 24.0)  # cuts tried in turn below the maximum, in nats
+def top_indices(z: np.ndarray, k: int, block_max: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k largest entries of `z`, largest first, ties by lowest index.
 
-
-def top_indices(z: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest entries of `z` (max already subtracted), largest first.
-
-    Exact: the entries within a few nats of the maximum are taken first (one comparison over the
-    vocabulary; usually tens to hundreds survive) and partially sorted; a wider cut, and at last
-    the whole vector, is used only when fewer than k survive.
+    Exact. With `block_max` (the maximum of each run of BLOCK entries, as the kernel leaves it),
+    only the blocks whose maximum reaches the k-th largest block maximum are searched: an entry
+    outside them is below k block maxima, so it cannot be among the k largest.
     """
-    k = min(k, z.shape[0])
-    for cut in _NEAR_NATS:
-        near = np.flatnonzero(z > -cut)
-        if near.size >= k:
-            part = near[np.argpartition(z[near], -k)[-k:]] if near.size > k else near
-            break
+    n = z.shape[0]
+    k = min(k, n)
+    if block_max is not None and 1 <= k <= _rowstats.TOP_MAX and 4 * k <= block_max.shape[0]:
+        return np.array(_rowstats.top(z, block_max, k), dtype=np.intp)
+    if block_max is not None and 4 * k <= block_max.shape[0]:
+        kth = np.partition(block_max, -k)[-k]
+        blocks = np.flatnonzero(block_max >= kth)
+        idx = (blocks[:, None] * BLOCK + _IN_BLOCK).ravel()
+        idx = idx[idx < n]
     else:
-        part = np.argpartition(z, -k)[-k:]
-    return part[np.argsort(-z[part], kind="stable")]
+        idx = np.argpartition(z, -k)[-k:] if k < n else np.arange(n)
+        # every entry equal to the k-th largest, so that ties go to the lowest index
+        idx = np.flatnonzero(z >= z[idx].min()) if k < n else idx
+    return idx[np.argsort(-z[idx], kind="stable")[:k]]
 
 
 class StatsWorkspace:
     """Per-token statistics of logits rows, with preallocated scratch (one per vocabulary size).
 
     Every row, whether it comes alone (a generation step), in a prompt's batch or in a block of
-    sequences decoded together, goes through the same one-row kernel (:meth:`_row`), so a
-    token's statistics cannot depend on how many rows were computed with it. Sums over the
-    vocabulary are numpy's pairwise float32 reductions: within 1e-6 bits of a float64
-    recomputation on Gemma-3's 262k vocabulary (BLAS ``sdot``, used before, drifted ~1e-4), at
-    the speed of the dot products they replace (bench/score.py).
+    sequences decoded together, goes through the same one-row kernel (:meth:`_row`, the compiled
+    ``_rowstats.row``), so a token's statistics cannot depend on how many rows were computed with
+    it. The kernel makes two passes over the row: block maxima, then logits - max, exp and the sums
+    of e, e*z and e*z*z, added in a fixed order (16 lanes of single-precision partial sums per block
+    of 128, double across blocks): within 2e-7 bits of a float64 recomputation on Gemma-3's 262k
+    vocabulary (bench/stats_kernel.py).
+
+    Rows computed together (a prompt's batch, a block of sequences) are shared among `threads`
+    threads, each with its own scratch: the kernel releases the GIL, so scoring uses the cores
+    llama.cpp used for the decode. Which thread computes a row changes none of its numbers.
     """
 
-    def __init__(self, n_vocab: int, eog_ids: Iterable[int], top_k: int = 5):
+    def __init__(self, n_vocab: int, eog_ids: Iterable[int], top_k: int = 5, threads: int = 1):
         self.n_vocab = n_vocab
         self.eog = np.array(sorted(set(eog_ids)), dtype=np.intp)
         self.top_k = top_k
+        self.threads = max(1, threads)
+        self._pool: ThreadPoolExecutor | None = None
+        self._blocks = -(-n_vocab // BLOCK)
         self._z = np.empty((1, n_vocab), dtype=np.float32)  # logits - max, one row per block row
-        self._e = np.empty(n_vocab, dtype=np.float32)
+        self._block_max = np.empty((1, self._blocks), dtype=np.float32)
         self._log_total = np.zeros(1)
 
     def _scratch(self, n: int) -> None:
         if self._z.shape[0] < n:
             self._z = np.empty((n, self.n_vocab), dtype=np.float32)
+            self._block_max = np.empty((n, self._blocks), dtype=np.float32)
             self._log_total = np.zeros(n)
 
-    def _row(self, logits: np.ndarray, slot: int) -> StepStats:
-        """The statistics of one row (its surprisal NaN), leaving logits - max in scratch `slot`."""
-        z, e = self._z[slot], self._e
-        np.subtract(logits, logits.max(), out=z)
-        np.exp(z, out=e)
-        total = float(e.sum())  # pairwise (numpy's add.reduce over a contiguous row)
+    def _row(self, logits: np.ndarray, slot: int, token: int | None = None) -> StepStats:
+        """The statistics of one row followed by `token` (None: not known yet, surprisal NaN),
+        leaving logits - max in scratch `slot`."""
+        z, block_max = self._z[slot], self._block_max[slot]
+        row = np.ascontiguousarray(logits, dtype=np.float32)
+        _, total, sum_ez, sum_ez2 = _rowstats.row(row, z, block_max)
         log_total = math.log(total)
         self._log_total[slot] = log_total
-        eot = float(e[self.eog].sum(dtype=np.float64)) / total if self.eog.size else 0.0
-        top = top_indices(z, self.top_k)
-        top_p = tuple(float(e[i]) / total for i in top)
-        np.multiply(e, z, out=e)
-        mean_z = float(e.sum()) / total  # E[z] in nats
-        np.multiply(e, z, out=e)
-        var_z = max(float(e.sum()) / total - mean_z * mean_z, 0.0)  # nats squared
+        eot = float(np.exp(z[self.eog].astype(np.float64)).sum()) / total if self.eog.size else 0.0
+        top = top_indices(z, self.top_k, block_max)
+        top_p = tuple(math.exp(float(z[i])) / total for i in top)
+        mean_z = sum_ez / total  # E[z] in nats
+        var_z = max(sum_ez2 / total - mean_z * mean_z, 0.0)  # nats squared
         entropy = (log_total - mean_z) / LN2
-        return StepStats(max(entropy, 0.0), math.nan, eot, tuple(int(i) for i in top), top_p,
+        surprisal = math.nan if token is None else (log_total - float(z[token])) / LN2
+        return StepStats(max(entropy, 0.0), surprisal, eot, tuple(int(i) for i in top), top_p,
                          var_z / (LN2 * LN2))
 
     def step(self, logits: np.ndarray, token: int | None) -> StepStats:
         """Stats of one row of logits; `token` is the one that followed (None: not yet known).
         Until the next call, :meth:`raw_top` and :meth:`surprisal_after_step` read this row."""
-        stats = self._row(logits, 0)
-        if token is None:
-            return stats
-        return replace(stats, surprisal_bits=self.surprisal_after_step(token))
+        return self._row(logits, 0, token)
 
     def raw_top(self, k: int) -> np.ndarray:
         """The k most likely tokens of the row last passed to :meth:`step` (for the sampler)."""
-        return top_indices(self._z[0], k)
+        return top_indices(self._z[0], k, self._block_max[0])
 
     def surprisal_after_step(self, token: int) -> float:
         """Surprisal (bits) of `token` under the row most recently passed to :meth:`step`."""
@@ -134,7 +151,13 @@ class StatsWorkspace:
 
     def rows(self, logits: np.ndarray, following: Sequence[int]) -> list[StepStats]:
         """Stats of each row of a (rows, vocab) matrix; row i is followed by following[i]."""
-        return [self.step(row, token) for row, token in zip(logits, following, strict=True)]
+        if len(following) != logits.shape[0]:
+            raise ValueError(f"{logits.shape[0]} rows but {len(following)} following tokens")
+
+        def part(start: int, stop: int, worker: int) -> list[StepStats]:
+            return [self._row(logits[i], worker, following[i]) for i in range(start, stop)]
+
+        return self._shared(len(following), part, slots=False)
 
     def block(self, logits: np.ndarray) -> list[StepStats]:
         """Stats of each row of a (B, vocab) block, the following tokens not known yet (surprisal
@@ -142,11 +165,28 @@ class StatsWorkspace:
         and :meth:`block_surprisal` read the same rows (for each sequence's sampler, and its
         surprisal once it has drawn)."""
         self._scratch(logits.shape[0])
-        return [self._row(row, i) for i, row in enumerate(logits)]
+        return self._shared(logits.shape[0],
+                            lambda start, stop, _: [self._row(logits[i], i) for i in range(start, stop)],
+                            slots=True)
+
+    def _shared(self, count: int, part: Callable[[int, int, int], list[StepStats]], *,
+                slots: bool) -> list[StepStats]:
+        """part(start, stop, worker) over `count` rows, in contiguous shares among the threads
+        (`slots`: each row has its own scratch already; else worker w uses scratch w)."""
+        workers = min(self.threads, count // _ROWS_PER_THREAD) or 1
+        if workers == 1:
+            return part(0, count, 0)
+        if not slots:
+            self._scratch(workers)
+        if self._pool is None:  # kept for the workspace's life: a step must not start threads
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="harness-stats")
+        bounds = [count * w // workers for w in range(workers + 1)]
+        shares = list(self._pool.map(part, bounds[:-1], bounds[1:], range(workers)))
+        return [stats for share in shares for stats in share]
 
     def block_top(self, row: int, k: int) -> np.ndarray:
         """The k most likely tokens of row `row` of the last :meth:`block`."""
-        return top_indices(self._z[row], k)
+        return top_indices(self._z[row], k, self._block_max[row])
 
     def block_surprisal(self, row: int, token: int) -> float:
         """Surprisal (bits) of `token` under row `row` of the last :meth:`block`."""
