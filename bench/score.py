@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -55,10 +54,12 @@ def open_rig(name: str, threads: int) -> Rig:
     return decode.open_rig(name, threads)
 
 
-def rss_mb() -> float:
+def status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process, from /proc (a forked child's ru_maxrss keeps
+    its parent's peak across exec; VmHWM belongs to the address space made at exec)."""
     with open("/proc/self/status") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -95,9 +96,9 @@ def memory_child(name: str, target: int, threads: int) -> None:
     conv = long_conversation(rig, target)
     n = len(conversation_ids(rig, conv))
     clear_kv(rig)
-    loaded = rss_mb()
+    loaded = status_mb("VmRSS")
     rig.bench.score(conv)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = status_mb("VmHWM")
     info = rig.bench.info
     kv = _kv_mb(rig)
     print(json.dumps({"tokens": n, "rss_after_load_mb": loaded, "peak_mb": peak,
