@@ -27,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -43,6 +44,8 @@ from decode import (  # noqa: E402  (bench scripts share helpers by path)
     row,
     timed,
 )
+
+from harness.generation.workbench import Workbench  # noqa: E402
 
 N_CTX = 8192
 
@@ -90,12 +93,23 @@ def timing(name: str, target: int, reps: int, threads: int) -> None:
     ])
 
 
+def harness_only(name: str, threads: int) -> SimpleNamespace:
+    """What long_conversation and conversation_ids need of a Rig (its Workbench), without the
+    llama-cpp-python ``Llama`` a Rig also loads: that second context is not harness's memory."""
+    from harness.models.registry import open_backend
+    from harness.prompt.templates import load_template
+
+    backend = open_backend(name, n_ctx=N_CTX, n_threads=threads)
+    template = load_template(TEMPLATES[name], embedded=backend.info.chat_template, model_name=name)
+    return SimpleNamespace(bench=Workbench(backend, template))
+
+
 def memory_child(name: str, target: int, threads: int) -> None:
-    """Runs in a fresh process: load, score once, print JSON with the RSS figures."""
-    rig = open_rig(name, threads)
+    """Runs in a fresh process: load harness alone, score once, print JSON with the RSS figures."""
+    rig = harness_only(name, threads)
     conv = long_conversation(rig, target)
     n = len(conversation_ids(rig, conv))
-    clear_kv(rig)
+    rig.bench.evaluator.forget()
     loaded = status_mb("VmRSS")
     rig.bench.score(conv)
     peak = status_mb("VmHWM")
@@ -106,7 +120,7 @@ def memory_child(name: str, target: int, threads: int) -> None:
                       "naive_all_logits_mb": N_CTX * info.n_vocab * 4 / 2**20}))
 
 
-def _kv_mb(rig: Rig) -> float:
+def _kv_mb(rig: SimpleNamespace) -> float:
     """KV cache bytes as llama.cpp reports them (state size of a full context minus logits)."""
     from harness.models.gguf import read_gguf_info
 
@@ -139,6 +153,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=6000, help="conversation length to reach")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-only", action="store_true", help="peak memory, no timing")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -151,7 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     for name in names:
         memory(name, args.tokens, args.threads)
-        timing(name, args.tokens, args.reps, args.threads)
+        if not args.memory_only:
+            timing(name, args.tokens, args.reps, args.threads)
     return 0
 
 
