@@ -60,6 +60,20 @@ def wheel(args: str | None) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
+def cpu_identity() -> str:
+    """A short hash of this CPU's model name and flags. ./dev caches a wheel by its flag set; a
+    native build's flags do not say which CPU it was built for, so the bench adds this (CMake
+    ignores the unused variable) rather than run a native build made on another host."""
+    import hashlib
+
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    keep = sorted({line for line in lines if line.startswith(("model name", "flags"))})
+    return hashlib.sha256("\n".join(keep).encode()).hexdigest()[:12]
+
+
 def measure(folder: Path, model: str, threads: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(folder))
     out = subprocess.run([sys.executable, __file__, "--child", model, "--threads", str(threads)],
@@ -84,7 +98,8 @@ def main() -> None:
 
     chosen = (ROOT / ".venv" / ".harness-llama-args").read_text().strip() \
         if (ROOT / ".venv" / ".harness-llama-args").exists() else cmake_args(probe())
-    builds = {"chosen": chosen, "native": "-DGGML_NATIVE=ON", "portable": PORTABLE_X86}
+    builds = {"chosen": chosen, "native": f"-DGGML_NATIVE=ON -DHARNESS_CPU={cpu_identity()}",
+              "portable": PORTABLE_X86}
     builds |= dict(item.split("=", 1) for item in args.also)
     print(f"chosen: CMAKE_ARGS='{chosen}'")
     with tempfile.TemporaryDirectory() as tmp:
