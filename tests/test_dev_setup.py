@@ -115,3 +115,23 @@ def test_cmake_args_win(sandbox):
     assert (repo / ".venv" / ".harness-llama-args").read_text().strip() == env["CMAKE_ARGS"]
     wheels = [line for line in (repo / ".venv" / "pip.log").read_text().splitlines() if ".whl" in line]
     assert len(wheels) == 1 and "mine" in wheels[0]
+
+
+NO_HEADERS = """#!/bin/sh
+# a Python without its development headers: the header check fails, everything else is real
+case "$2" in *Python.h*) exit 1;; esac
+exec {python} "$@"
+"""
+
+
+def test_a_python_without_headers_is_named_in_one_line_before_anything_is_installed(sandbox, tmp_path):
+    repo, env = sandbox
+    python = tmp_path / "python-no-headers"
+    python.write_text(NO_HEADERS.format(python=sys.executable))
+    python.chmod(0o755)
+    env["PYTHON"] = str(python)
+    done = _setup(repo, env)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Python's headers" in lines[0] and "python3-dev" in lines[0]
+    assert not (repo / ".venv" / "pip.log").exists()
