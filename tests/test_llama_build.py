@@ -35,6 +35,9 @@ def test_every_granted_extension_is_on_and_nothing_else():
     assert _on(cmake_args(grants)) == {"GGML_SSE42", "GGML_F16C", "GGML_FMA", "GGML_BMI2", "GGML_AVX",
                                        "GGML_AVX2", "GGML_AVX512", "GGML_AVX512_VBMI", "GGML_AVX512_VNNI"}
     assert "-DGGML_NATIVE=OFF" in cmake_args(grants) and "-DGGML_AMX_INT8=OFF" in cmake_args(grants)
+    # tuned for this CPU, but never -march=native (instructions the OS may not grant)
+    assert cmake_args(grants).endswith("-DCMAKE_C_FLAGS=-mtune=native -DCMAKE_CXX_FLAGS=-mtune=native")
+    assert "-march" not in cmake_args(grants)
     assert expected_features(grants) == ["F16C", "FMA", "BMI2", "AVX", "AVX2", "AVX512", "AVX512_VBMI",
                                          "AVX512_VNNI"]
 
