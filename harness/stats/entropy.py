@@ -1,4 +1,5 @@
-"""Entropy math over next-token distributions (numpy; units in every name).
+"""Entropy math over next-token distributions (numpy, and the compiled per-row kernel
+harness/stats/_rowstats.c; units in every name).
 
 All statistics describe the model's own distribution at temperature 1, before any sampling
 setting or bias: entropy of the full next-token distribution, surprisal of the token that came,
