@@ -23,25 +23,26 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from harness.generation.settings import EOS_BAN, SamplingParams
 from harness.generation.workbench import Workbench
-from harness.models.registry import open_backend
 from harness.prompt.conversation import Conversation
-from harness.prompt.modes import REPLY
-from harness.prompt.templates import load_template
+from harness.prompt.modes import REPLY, PromptPlan
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from decode import workbench  # noqa: E402  (bench scripts share helpers by path)
 
 PROMPT = "Tell me a long story about a dragon who learns to sing."
 
 
-def bench_for(threads: int) -> tuple[Workbench, object]:
-    backend = open_backend("smollm2", n_ctx=2048, n_threads=threads)
-    template = load_template("chatml", embedded=backend.info.chat_template, model_name="smollm2")
-    bench = Workbench(backend, template)
+def bench_for(threads: int) -> tuple[Workbench, PromptPlan]:
+    bench = workbench("smollm2", 2048, threads)
     return bench, bench.plan(Conversation.of(("user", PROMPT)), REPLY)
 
 
-def tok_per_s(bench: Workbench, plan: object, tokens: int) -> float:
+def tok_per_s(bench: Workbench, plan: PromptPlan, tokens: int) -> float:
     bench.evaluator.forget()
     params = SamplingParams(temperature=0.0, eos=EOS_BAN, max_tokens=tokens)
     t0 = time.perf_counter()

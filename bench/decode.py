@@ -72,11 +72,17 @@ class Run:
     tokens: int
 
 
-def open_rig(name: str, threads: int) -> Rig:
-    backend = open_backend(name, n_ctx=N_CTX, n_threads=threads)
+def workbench(name: str, n_ctx: int, threads: int) -> Workbench:
+    """Harness alone on a bundled model, with the template this bench uses for it."""
+    backend = open_backend(name, n_ctx=n_ctx, n_threads=threads)
     assert isinstance(backend, LlamaCppBackend)
     template = load_template(TEMPLATES[name], embedded=backend.info.chat_template, model_name=name)
-    bench = Workbench(backend, template)
+    return Workbench(backend, template)
+
+
+def open_rig(name: str, threads: int) -> Rig:
+    bench = workbench(name, N_CTX, threads)
+    backend = bench.engine
     plan = bench.plan(Conversation.of(("user", PROMPT)), REPLY)
     ids = [r.id for r in encode_prompt(backend, plan.prompt, plan.segments)]
     ban = {i: float("-inf") for i in backend.info.eog_ids}

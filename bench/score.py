@@ -43,9 +43,8 @@ from decode import (  # noqa: E402  (bench scripts share helpers by path)
     ratios,
     row,
     timed,
+    workbench,
 )
-
-from harness.generation.workbench import Workbench  # noqa: E402
 
 N_CTX = 8192
 
@@ -96,12 +95,7 @@ def timing(name: str, target: int, reps: int, threads: int) -> None:
 def harness_only(name: str, threads: int) -> SimpleNamespace:
     """What long_conversation and conversation_ids need of a Rig (its Workbench), without the
     llama-cpp-python ``Llama`` a Rig also loads: that second context is not harness's memory."""
-    from harness.models.registry import open_backend
-    from harness.prompt.templates import load_template
-
-    backend = open_backend(name, n_ctx=N_CTX, n_threads=threads)
-    template = load_template(TEMPLATES[name], embedded=backend.info.chat_template, model_name=name)
-    return SimpleNamespace(bench=Workbench(backend, template))
+    return SimpleNamespace(bench=workbench(name, N_CTX, threads))
 
 
 def memory_child(name: str, target: int, threads: int) -> None:
