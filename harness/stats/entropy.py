@@ -72,18 +72,19 @@ def top_indices(z: np.ndarray, k: int, block_max: np.ndarray | None = None) -> n
     """
     n = z.shape[0]
     k = min(k, n)
-    if block_max is not None and 1 <= k <= _rowstats.TOP_MAX and 4 * k <= block_max.shape[0]:
-        return np.array(_rowstats.top(z, block_max, k), dtype=np.intp)
     if block_max is not None and 4 * k <= block_max.shape[0]:
-        kth = np.partition(block_max, -k)[-k]
-        blocks = np.flatnonzero(block_max >= kth)
+        if 1 <= k <= _rowstats.TOP_MAX:
+            return np.array(_rowstats.top(z, block_max, k), dtype=np.intp)
+        blocks = np.flatnonzero(block_max >= np.partition(block_max, -k)[-k])
         idx = (blocks[:, None] * BLOCK + _IN_BLOCK).ravel()
         idx = idx[idx < n]
     else:
-        idx = np.argpartition(z, -k)[-k:] if k < n else np.arange(n)
-        # every entry equal to the k-th largest, so that ties go to the lowest index
-        idx = np.flatnonzero(z >= z[idx].min()) if k < n else idx
-    return idx[np.argsort(-z[idx], kind="stable")[:k]]
+        idx = np.arange(n)
+    values = z[idx]
+    if k < idx.size:  # keep every entry equal to the k-th largest, so that ties go to the lowest index
+        keep = values >= values[np.argpartition(values, -k)[-k:]].min()
+        idx, values = idx[keep], values[keep]
+    return idx[np.argsort(-values, kind="stable")[:k]]
 
 
 class StatsWorkspace:
